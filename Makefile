@@ -1,0 +1,20 @@
+.PHONY: setup demo test lint bench
+PY := .venv/bin/python
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	$(PY) -m ruff check autoscaler scalers provisioner tests bench
+	$(PY) -m mypy
+	$(PY) -m pytest --compat-report docs/compatibility-counts.json
+
+lint: setup
+	$(PY) -m ruff check autoscaler scalers provisioner tests bench
+	$(PY) -m mypy
+
+bench: setup
+	$(PY) bench/scalers.py

@@ -1,0 +1,46 @@
+"""Trigger type name → scaler class. A new scaler is one module and one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from scalers.base import Scaler, Trigger
+from scalers.errors import ConfigError, FieldError
+
+# "module:Class", imported on first use so one broken client library cannot break every trigger.
+SCALERS: dict[str, str] = {
+    "kafka": "scalers.kafka:KafkaScaler",
+    "redis": "scalers.redis_lists:RedisListScaler",
+    "redis-cluster": "scalers.redis_lists:RedisListScaler",
+    "redis-sentinel": "scalers.redis_lists:RedisListScaler",
+    "redis-streams": "scalers.redis_streams:RedisStreamsScaler",
+    "redis-cluster-streams": "scalers.redis_streams:RedisStreamsScaler",
+    "redis-sentinel-streams": "scalers.redis_streams:RedisStreamsScaler",
+    "prometheus": "scalers.prometheus:PrometheusScaler",
+    "aws-sqs-queue": "scalers.aws_sqs:SqsQueueScaler",
+    "cron": "scalers.cron:CronScaler",
+}
+
+
+def known_types() -> list[str]:
+    return sorted(SCALERS)
+
+
+def scaler_class(type_name: str) -> type[Scaler] | None:
+    target = SCALERS.get(type_name)
+    if target is None:
+        return None
+    module_name, _, class_name = target.partition(":")
+    cls: type[Scaler] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def build_scaler(trigger: Trigger) -> Scaler:
+    """Parse and build the scaler for `trigger` without I/O; unknown type → ConfigError on `type`."""
+    cls = scaler_class(trigger.type)
+    if cls is None:
+        raise ConfigError(
+            trigger.label,
+            [FieldError("type", f"unsupported trigger type {trigger.type!r}; surge implements {known_types()}")],
+        )
+    return cls(trigger)  # type: ignore[call-arg]
