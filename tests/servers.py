@@ -53,7 +53,9 @@ def require_binary(name: str) -> str:
 
 
 @contextlib.contextmanager
-def run_server(argv: Sequence[str], port: int, *, timeout_s: float = 20.0, workdir: Path | None = None) -> Iterator[Server]:
+def run_server(
+    argv: Sequence[str], port: int, *, timeout_s: float = 20.0, workdir: Path | None = None
+) -> Iterator[Server]:
     """Run `argv` until the port accepts connections; kill the process group on exit."""
     own_dir = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="surge-srv-")) if workdir is None else workdir
