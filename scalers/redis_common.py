@@ -1,0 +1,198 @@
+"""Connection settings shared by the Redis list and stream triggers (plain, cluster, sentinel).
+
+KEDA reads each connection key from the trigger metadata, the scale target's env (`<key>FromEnv`)
+or the TriggerAuthentication, and accepts the singular and plural spellings (`address` and
+`addresses`, `host`/`hosts`, `port`/`ports`) for every flavour. TLS can be switched on either by
+metadata `enableTLS` or by auth param `tls: enable|disable`, never by both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalers.config import TriggerInput, parse_config, param
+from scalers.errors import ConfigError
+from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, ScalerError, UnreachableError
+
+CONN_ORDER = ("triggerMetadata", "authParams", "resolvedEnv")
+
+# Upstream error texts; the conformance tables match on them.
+ERR_NO_ADDRESSES = (
+    "no addresses or hosts given. address should be a comma separated list of host:port or set the host/port values"
+)
+ERR_UNEQUAL_HOSTS_PORTS = "not enough hosts or ports given. number of hosts should be equal to the number of ports"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RawConnection:
+    address: list[str] = param("address", CONN_ORDER, optional=True)
+    addresses: list[str] = param("addresses", CONN_ORDER, optional=True)
+    host: list[str] = param("host", CONN_ORDER, optional=True)
+    hosts: list[str] = param("hosts", CONN_ORDER, optional=True)
+    port: list[str] = param("port", CONN_ORDER, optional=True)
+    ports: list[str] = param("ports", CONN_ORDER, optional=True)
+    username: str = param("username", CONN_ORDER, optional=True)
+    password: str = param("password", CONN_ORDER, optional=True)
+    sentinel_username: str = param("sentinelUsername", CONN_ORDER, optional=True)
+    sentinel_password: str = param("sentinelPassword", CONN_ORDER, optional=True)
+    sentinel_master: str = param("sentinelMaster", CONN_ORDER, optional=True)
+    enable_tls: str = param("enableTLS", optional=True)
+    tls: str = param("tls", ("authParams",), optional=True)
+    unsafe_ssl: bool = param("unsafeSsl", default=False)
+    ca: str = param("ca", ("authParams",), optional=True)
+    cert: str = param("cert", ("authParams",), optional=True)
+    key: str = param("key", ("authParams",), optional=True)
+    key_password: str = param("keyPassword", ("authParams",), optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionInfo:
+    """Where and how to connect; `addresses` is always filled (host:port pairs joined)."""
+
+    addresses: list[str]
+    hosts: list[str]
+    ports: list[str]
+    username: str = ""
+    password: str = ""
+    sentinel_username: str = ""
+    sentinel_password: str = ""
+    sentinel_master: str = ""
+    enable_tls: bool = False
+    unsafe_ssl: bool = False
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    key_password: str = ""
+
+
+def parse_connection(source: TriggerInput) -> tuple[ConnectionInfo | None, list[FieldError]]:
+    """Parse connection keys; returns (info, errors) so callers can merge errors with their own."""
+    try:
+        raw = parse_config(_RawConnection, source)
+    except ConfigError as exc:
+        return None, exc.errors
+    errors: list[FieldError] = []
+    addresses = raw.address or raw.addresses
+    hosts = raw.host or raw.hosts
+    ports = raw.port or raw.ports
+    if not addresses and (hosts or ports):
+        if len(hosts) != len(ports):
+            errors.append(FieldError("hosts", ERR_UNEQUAL_HOSTS_PORTS))
+        else:
+            addresses = [f"{h}:{p}" for h, p in zip(hosts, ports, strict=True)]
+    if not addresses and not errors:
+        errors.append(FieldError("address", ERR_NO_ADDRESSES))
+    enable_tls = False
+    if raw.enable_tls:
+        if raw.enable_tls not in ("true", "false"):
+            errors.append(FieldError("enableTLS", f"got {raw.enable_tls!r}, expected a boolean (true or false)"))
+        enable_tls = raw.enable_tls == "true"
+    if raw.tls:
+        if raw.enable_tls:
+            errors.append(FieldError("tls", "may not be set in both the ScaledObject (enableTLS) and the authentication (tls)"))
+        elif raw.tls not in ("enable", "disable"):
+            errors.append(FieldError("tls", f"got {raw.tls!r}, expected 'enable' or 'disable'"))
+        enable_tls = raw.tls == "enable"
+    if enable_tls and bool(raw.cert) != bool(raw.key):
+        errors.append(FieldError("cert", "cert and key must be given together"))
+    if errors:
+        return None, errors
+    return (
+        ConnectionInfo(
+            addresses=addresses,
+            hosts=hosts,
+            ports=ports,
+            username=raw.username,
+            password=raw.password,
+            sentinel_username=raw.sentinel_username,
+            sentinel_password=raw.sentinel_password,
+            sentinel_master=raw.sentinel_master,
+            enable_tls=enable_tls,
+            unsafe_ssl=raw.unsafe_ssl,
+            ca=raw.ca,
+            cert=raw.cert,
+            key=raw.key,
+            key_password=raw.key_password,
+        ),
+        [],
+    )
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port or 6379)
+
+
+def tls_kwargs(conn: ConnectionInfo, workdir: str) -> dict[str, Any]:
+    """redis-py TLS settings as KEDA configures TLS: optional CA, optional client cert, unsafeSsl."""
+    if not conn.enable_tls:
+        return {}
+    kwargs: dict[str, Any] = {"ssl": True}
+    if conn.ca:
+        kwargs["ssl_ca_data"] = conn.ca
+    if conn.cert and conn.key:
+        # redis-py reads client certificates from files only.
+        cert, key = Path(workdir, "cert.pem"), Path(workdir, "key.pem")
+        cert.write_text(conn.cert)
+        key.write_text(conn.key)
+        kwargs.update(ssl_certfile=str(cert), ssl_keyfile=str(key), ssl_password=conn.key_password or None)
+    if conn.unsafe_ssl:
+        kwargs.update(ssl_cert_reqs="none", ssl_check_hostname=False)
+    return kwargs
+
+
+def make_client(kind: str, conn: ConnectionInfo, db: int, timeout_s: float, workdir: str) -> Any:
+    """A redis.asyncio client for `kind` (plain, cluster or sentinel); connects lazily."""
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.sentinel import Sentinel
+
+    common: dict[str, Any] = {
+        "username": conn.username or None,
+        "password": conn.password or None,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        **tls_kwargs(conn, workdir),
+    }
+    if kind == "cluster":
+        nodes = [ClusterNode(*split_address(a)) for a in conn.addresses]
+        return RedisCluster(startup_nodes=nodes, require_full_coverage=False, **common)
+    if kind == "sentinel":
+        sentinel_kwargs = {
+            "username": conn.sentinel_username or None,
+            "password": conn.sentinel_password or None,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+        }
+        sentinels = [split_address(a) for a in conn.addresses]
+        sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **common)
+        return sentinel.master_for(conn.sentinel_master, db=db)
+    host, port = split_address(conn.addresses[0])
+    return Redis(host=host, port=port, db=db, **common)
+
+
+def flavour(trigger_type: str) -> str:
+    if trigger_type.startswith("redis-cluster"):
+        return "cluster"
+    if trigger_type.startswith("redis-sentinel"):
+        return "sentinel"
+    return "plain"
+
+
+def translate_error(label: str, exc: BaseException) -> ScalerError:
+    """Map redis-py failures to surge's typed errors, keeping Redis's own words."""
+    from redis import exceptions as rexc
+
+    if isinstance(exc, rexc.AuthenticationError | rexc.AuthenticationWrongNumberOfArgsError):
+        return AuthError(label, f"redis refused the credentials: {exc}")
+    if isinstance(exc, rexc.ResponseError) and ("NOAUTH" in str(exc) or "WRONGPASS" in str(exc)):
+        return AuthError(label, f"redis refused the credentials: {exc}")
+    if isinstance(exc, rexc.ResponseError) and ("NOGROUP" in str(exc) or "no such key" in str(exc)):
+        return NotFoundError(label, str(exc))
+    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError | TimeoutError):
+        return UnreachableError(label, f"redis unreachable: {exc}")
+    if isinstance(exc, rexc.RedisError):
+        return QueryError(label, f"redis error: {exc}")
+    return QueryError(label, f"{type(exc).__name__}: {exc}")

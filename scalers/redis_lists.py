@@ -1,0 +1,111 @@
+"""`redis`, `redis-cluster`, `redis-sentinel`: scale on the length of a Redis list (LLEN).
+
+A missing list has length 0, as in Redis itself, so an idle queue that was never created
+reads as empty rather than as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
+from scalers.config import parse_config, param
+from scalers.errors import ConfigError, FieldError
+from scalers.redis_common import ConnectionInfo, flavour, make_client, parse_connection, translate_error
+
+ERR_NO_LIST_NAME = "no list name given"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ListSettings:
+    list_length: int = param("listLength", default=5)
+    activation_list_length: int = param("activationListLength", default=0)
+    list_name: str = param("listName", optional=True)
+    database_index: int = param("databaseIndex", default=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisListConfig:
+    list_length: int
+    activation_list_length: int
+    list_name: str
+    database_index: int
+    connection: ConnectionInfo
+
+
+def parse_list_config(trigger: Trigger) -> RedisListConfig:
+    errors: list[FieldError] = []
+    settings: _ListSettings | None = None
+    try:
+        settings = parse_config(_ListSettings, trigger.input)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    if settings is not None and not settings.list_name:
+        errors.append(FieldError("listName", ERR_NO_LIST_NAME))
+    connection, conn_errors = parse_connection(trigger.input)
+    errors.extend(conn_errors)
+    if errors or settings is None or connection is None:
+        raise ConfigError(trigger.label, errors)
+    return RedisListConfig(
+        list_length=settings.list_length,
+        activation_list_length=settings.activation_list_length,
+        list_name=settings.list_name,
+        database_index=settings.database_index,
+        connection=connection,
+    )
+
+
+async def read_list_lengths(client: Any, keys: Sequence[str]) -> list[int]:
+    """LLEN of many keys in one pipelined round trip (what one polling cycle needs per server)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.llen(key)
+        results: list[int] = await pipe.execute()
+    return results
+
+
+class RedisListScaler:
+    def __init__(self, trigger: Trigger) -> None:
+        self.trigger = trigger
+        self.config = parse_list_config(trigger)
+        self._client: Any = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def metric_specs(self) -> list[MetricSpec]:
+        name = metric_name(self.trigger, normalize_name(f"redis-{self.config.list_name}"))
+        return [MetricSpec(name, float(self.config.list_length), self.trigger.metric_type)]
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="surge-redis-")
+            self._client = make_client(
+                flavour(self.trigger.type),
+                self.config.connection,
+                self.config.database_index,
+                self.trigger.timeout_s,
+                self._workdir.name,
+            )
+        return self._client
+
+    async def list_length(self) -> int:
+        client = self._connect()
+        try:
+            return int(await asyncio.wait_for(client.llen(self.config.list_name), self.trigger.timeout_s * 2))
+        except Exception as exc:
+            raise translate_error(self.trigger.label, exc) from exc
+
+    async def metrics(self) -> Reading:
+        length = sanitize(float(await self.list_length()))
+        return Reading({self.metric_specs()[0].name: length}, active=length > self.config.activation_list_length)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
