@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalers.config import TriggerInput, parse_config, param
-from scalers.errors import ConfigError
-from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, ScalerError, UnreachableError
+from scalers.config import Source, TriggerInput, param, parse_config
+from scalers.errors import AuthError, ConfigError, FieldError, NotFoundError, QueryError, ScalerError, UnreachableError
 
-CONN_ORDER = ("triggerMetadata", "authParams", "resolvedEnv")
+CONN_ORDER: tuple[Source, ...] = ("triggerMetadata", "authParams", "resolvedEnv")
 
 # Upstream error texts; the conformance tables match on them.
 ERR_NO_ADDRESSES = (
@@ -91,7 +90,7 @@ def parse_connection(source: TriggerInput) -> tuple[ConnectionInfo | None, list[
         enable_tls = raw.enable_tls == "true"
     if raw.tls:
         if raw.enable_tls:
-            errors.append(FieldError("tls", "may not be set in both the ScaledObject (enableTLS) and the authentication (tls)"))
+            errors.append(FieldError("tls", "may not be set in both ScaledObject (enableTLS) and authentication (tls)"))
         elif raw.tls not in ("enable", "disable"):
             errors.append(FieldError("tls", f"got {raw.tls!r}, expected 'enable' or 'disable'"))
         enable_tls = raw.tls == "enable"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
-from scalers.config import parse_config, param
+from scalers.config import param, parse_config
 from scalers.errors import ConfigError, FieldError
 from scalers.redis_common import ConnectionInfo, flavour, make_client, parse_connection, translate_error
 

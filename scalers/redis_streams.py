@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
-from scalers.config import _json_int, parse_config, param
+from scalers.config import _json_int, param, parse_config
 from scalers.errors import ConfigError, FieldError, NotFoundError
 from scalers.redis_common import ConnectionInfo, flavour, make_client, parse_connection, translate_error
 
@@ -109,6 +109,11 @@ def parse_streams_config(trigger: Trigger) -> RedisStreamsConfig:
     )
 
 
+def is_active(config: RedisStreamsConfig, value: float) -> bool:
+    """Every mode activates above activationLagCount (0 unless lag mode sets it)."""
+    return value > config.activation_lag_count
+
+
 async def group_lag(client: Any, stream: str, group: str) -> int:
     """The group's lag from XINFO GROUPS. Redis leaves it nil when it cannot tell (after
     deletions or trimming); then every entry the group has not yet been delivered counts,
@@ -122,7 +127,8 @@ async def group_lag(client: Any, stream: str, group: str) -> int:
             if lag is not None:
                 return int(lag)
             stream_info = await client.xinfo_stream(stream)
-            return max(0, int(stream_info.get("entries-added", stream_info.get("length", 0))) - int(info.get("entries-read") or 0))
+            added = int(stream_info.get("entries-added", stream_info.get("length", 0)))
+            return max(0, added - int(info.get("entries-read") or 0))
     raise NotFoundError("", f"consumer group {group!r} does not exist on stream {stream!r}")
 
 
@@ -169,7 +175,7 @@ class RedisStreamsScaler:
 
     async def metrics(self) -> Reading:
         value = sanitize(float(await self.value()))
-        return Reading({self.metric_specs()[0].name: value}, active=value > self.config.activation_lag_count)
+        return Reading({self.metric_specs()[0].name: value}, active=is_active(self.config, value))
 
     async def close(self) -> None:
         if self._client is not None:

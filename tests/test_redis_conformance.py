@@ -16,7 +16,7 @@ import pytest
 from scalers.base import Trigger
 from scalers.errors import ConfigError
 from scalers.redis_lists import RedisListScaler, parse_list_config
-from scalers.redis_streams import RedisStreamsScaler, ScaleFactor, parse_streams_config
+from scalers.redis_streams import RedisStreamsScaler, ScaleFactor, is_active, parse_streams_config
 from tests.fixtures.conformance import vector_cases, vector_file
 
 REDIS = vector_file("redis.json")
@@ -131,4 +131,4 @@ def test_streams_activity_count() -> None:
     cfg = scaler.config
     assert (cfg.target_lag, cfg.activation_lag_count, cfg.target_pending_entries_count) == (7, 3, 0)
     assert cfg.scale_factor is ScaleFactor.LAG
-    assert not (0 > cfg.activation_lag_count) and (4 > cfg.activation_lag_count)
+    assert not is_active(cfg, 0) and is_active(cfg, 4)
