@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="surge: pod autoscaling and node provisioning.")
 
 
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
 @app.callback()
 def main() -> None:
     """surge: event-driven pod autoscaling and cost-aware node provisioning for Kubernetes."""
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(..., help="manifest files or directories"),  # noqa: B008
+    format: Format = typer.Option(Format.text, "--format", help="text or json"),  # noqa: B008
+) -> None:
+    """Check KEDA / HTTP add-on manifests; exit status 1 when any object is invalid."""
+    from autoscaler.validate import validate_paths
+
+    results = validate_paths(paths)
+    if format is Format.json:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        for r in results:
+            label = f"{r.kind or '?'}/{r.name or '?'}"
+            typer.echo(f"{'OK     ' if r.ok else 'INVALID'} {r.file}: {label}")
+            for e in r.errors:
+                typer.echo(f"    error   {e.field}: {e.message}")
+            for w in r.warnings:
+                typer.echo(f"    warning {w}")
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,175 @@
+"""The KEDA HTTP add-on's kinds: HTTPScaledObject (http.keda.sh/v1alpha1) and its successor
+InterceptorRoute (http.keda.sh/v1beta1), with the add-on's defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from autoscaler.manifests.common import Model, ObjectMeta
+from autoscaler.manifests.keda import duration_seconds
+
+
+class Header(Model):
+    name: str
+    value: str | None = None
+
+
+class HTTPScaleTargetRef(Model):
+    name: str
+    kind: str = "Deployment"
+    api_version: str = "apps/v1"
+    service: str
+    port: int | None = Field(default=None, gt=0, le=65535)
+    port_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_port(self) -> HTTPScaleTargetRef:
+        if (self.port is None) == (self.port_name is None):
+            raise ValueError("scaleTargetRef: give exactly one of port and portName")
+        return self
+
+
+class ColdStartTimeoutFailoverRef(Model):
+    service: str
+    port: int | None = Field(default=None, gt=0, le=65535)
+    port_name: str | None = None
+    timeout_seconds: int = Field(default=30, gt=0)
+
+
+class ReplicaStruct(Model):
+    min: int = Field(default=0, ge=0)
+    max: int = Field(default=100, ge=0)
+
+
+class Concurrency(Model):
+    target_value: int = Field(default=100, gt=0)
+
+
+class RequestRate(Model):
+    granularity: str = "1s"
+    target_value: int = Field(default=100, gt=0)
+    window: str = "1m"
+
+    @model_validator(mode="after")
+    def _durations(self) -> RequestRate:
+        duration_seconds(self.granularity)
+        duration_seconds(self.window)
+        return self
+
+
+class ScalingMetric(Model):
+    concurrency: Concurrency | None = None
+    request_rate: RequestRate | None = None
+
+    @model_validator(mode="after")
+    def _one_metric(self) -> ScalingMetric:
+        if self.concurrency is not None and self.request_rate is not None:
+            raise ValueError("scalingMetric: give concurrency or requestRate, not both")
+        return self
+
+
+class HTTPTimeouts(Model):
+    condition_wait: str | None = None
+    response_header: str | None = None
+
+    @model_validator(mode="after")
+    def _durations(self) -> HTTPTimeouts:
+        for value in (self.condition_wait, self.response_header):
+            if value is not None:
+                duration_seconds(value)
+        return self
+
+
+class HTTPScaledObjectSpec(Model):
+    hosts: list[str] = Field(default_factory=list)
+    path_prefixes: list[str] = Field(default_factory=list)
+    headers: list[Header] = Field(default_factory=list)
+    scale_target_ref: HTTPScaleTargetRef
+    cold_start_timeout_failover_ref: ColdStartTimeoutFailoverRef | None = None
+    replicas: ReplicaStruct = Field(default_factory=ReplicaStruct)
+    target_pending_requests: int | None = Field(default=None, gt=0)
+    scaledown_period: int = Field(default=300, ge=0)
+    initial_cooldown_period: int = Field(default=0, ge=0)
+    scaling_metric: ScalingMetric | None = None
+    timeouts: HTTPTimeouts | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> HTTPScaledObjectSpec:
+        if self.replicas.min > self.replicas.max:
+            raise ValueError(f"replicas.min={self.replicas.min} must not exceed replicas.max={self.replicas.max}")
+        return self
+
+    @property
+    def metric(self) -> ScalingMetric:
+        """The scaling metric with the add-on's default (concurrency 100, or targetPendingRequests)."""
+        if self.scaling_metric is not None and (self.scaling_metric.concurrency or self.scaling_metric.request_rate):
+            return self.scaling_metric
+        return ScalingMetric(concurrency=Concurrency(target_value=self.target_pending_requests or 100))
+
+
+class HTTPScaledObject(Model):
+    api_version: Literal["http.keda.sh/v1alpha1"]
+    kind: Literal["HTTPScaledObject"]
+    metadata: ObjectMeta
+    spec: HTTPScaledObjectSpec
+    status: dict[str, Any] | None = None
+
+
+class RouteTarget(Model):
+    service: str
+    port: int | None = Field(default=None, gt=0, le=65535)
+    port_name: str | None = None
+
+
+class FallbackService(Model):
+    name: str
+    port: int | None = Field(default=None, gt=0, le=65535)
+    port_name: str | None = None
+
+
+class ColdStartFallback(Model):
+    service: FallbackService
+
+
+class ColdStart(Model):
+    fallback: ColdStartFallback | None = None
+
+
+class PathMatch(Model):
+    value: str
+
+
+class RouteRule(Model):
+    hosts: list[str] = Field(default_factory=list)
+    paths: list[PathMatch] = Field(default_factory=list)
+    headers: list[Header] = Field(default_factory=list)
+
+
+class RouteTimeouts(Model):
+    readiness: str | None = None
+    response_header: str | None = None
+
+    @model_validator(mode="after")
+    def _durations(self) -> RouteTimeouts:
+        for value in (self.readiness, self.response_header):
+            if value is not None:
+                duration_seconds(value)
+        return self
+
+
+class InterceptorRouteSpec(Model):
+    target: RouteTarget
+    cold_start: ColdStart | None = None
+    rules: list[RouteRule] = Field(default_factory=list)
+    scaling_metric: ScalingMetric | None = None
+    timeouts: RouteTimeouts | None = None
+
+
+class InterceptorRoute(Model):
+    api_version: Literal["http.keda.sh/v1beta1"]
+    kind: Literal["InterceptorRoute"]
+    metadata: ObjectMeta
+    spec: InterceptorRouteSpec
+    status: dict[str, Any] | None = None

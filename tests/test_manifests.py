@@ -1,0 +1,166 @@
+"""Manifest models: KEDA's defaults and validation rules, and the real manifests from KEDA's docs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from autoscaler.manifests.http import HTTPScaledObject
+from autoscaler.manifests.keda import ScaledObject, duration_seconds, formula_identifiers
+from autoscaler.manifests.loader import Document
+from autoscaler.validate import validate_documents, validate_paths
+from tests.fixtures.conformance import MANIFESTS
+
+# 03 is a template too: its name `{cluster-trigger-authentication-name}` is a YAML mapping, which
+# Kubernetes itself rejects (metadata.name must be a string). See docs/compatibility.md.
+TEMPLATES = {"01-scaledobject-spec-reference.yaml", "02-triggerauthentication-spec-reference.yaml",
+             "03-clustertriggerauthentication.yaml"}
+
+BASE: dict[str, Any] = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "ScaledObject",
+    "metadata": {"name": "worker", "namespace": "jobs"},
+    "spec": {"scaleTargetRef": {"name": "worker"},
+             "triggers": [{"type": "redis", "name": "q", "metadata": {"address": "r:6379", "listName": "jobs"}}]},
+}
+
+
+def so(**spec: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    doc["spec"].update(spec)
+    return doc
+
+
+def errors_of(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    [result] = validate_documents([Document("x.yaml", 0, doc)])
+    return [(e.field, e.message) for e in result.errors]
+
+
+@pytest.mark.parametrize("path", sorted(MANIFESTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_documented_manifests(path: Path) -> None:
+    results = validate_paths([path])
+    assert results, "no objects read"
+    ok = all(r.ok for r in results)
+    assert ok is (path.name not in TEMPLATES), [(r.kind, r.errors) for r in results]
+    if not ok:
+        assert all(e.field and e.field != "(document)" for r in results for e in r.errors)
+        assert any(e.field == "metadata.name" for r in results for e in r.errors)
+
+
+def test_defaults_are_kedas() -> None:
+    obj = ScaledObject.model_validate(so())
+    s = obj.spec
+    assert (s.polling_interval, s.cooldown_period, s.initial_cooldown_period) == (30, 300, 0)
+    assert (s.min_replica_count, s.max_replica_count, s.idle_replica_count) == (0, 100, None)
+    assert (s.scale_target_ref.api_version, s.scale_target_ref.kind) == ("apps/v1", "Deployment")
+    assert s.triggers[0].metric_type is None and s.advanced is None
+    # round trip keeps KEDA's spelling
+    assert obj.model_dump(by_alias=True, exclude_none=True)["spec"]["scaleTargetRef"]["name"] == "worker"
+
+
+@pytest.mark.parametrize(("spec", "field", "fragment"), [
+    ({"minReplicaCount": 5, "maxReplicaCount": 2}, "spec", "minReplicaCount=5 must be less than or equal"),
+    ({"minReplicaCount": 1, "idleReplicaCount": 1}, "spec", "idleReplicaCount=1 must be less than"),
+    ({"triggers": [{"type": "redis", "name": "a", "metadata": {}}, {"type": "cron", "name": "a", "metadata": {}}]},
+     "spec.triggers", "repeated: ['a']"),
+    ({"triggers": []}, "spec.triggers", "at least 1"),
+    ({"pollingInterval": 0}, "spec.pollingInterval", "greater than or equal to 1"),
+    ({"fallback": {"failureThreshold": 3, "replicas": 2},
+      "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}},
+                   {"type": "redis", "metadata": {"address": "r:1", "listName": "l"}}]},
+     "spec.fallback", "not supported with cpu"),
+    ({"fallback": {"failureThreshold": 3, "replicas": 2},
+      "triggers": [{"type": "redis", "metricType": "Value", "metadata": {"address": "r:1", "listName": "l"}}]},
+     "spec.fallback", "AverageValue"),
+    ({"triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}]},
+     "spec.minReplicaCount", "scale to zero"),
+    ({"triggers": [{"type": "redis", "metadata": {"listLength": 5}}]}, "spec.triggers[0].metadata.listLength",
+     "quote it in YAML"),
+    ({"advanced": {"scalingModifiers": {"formula": "q + other", "target": "2"}}},
+     "spec.advanced.scalingModifiers.formula", "['other']"),
+    ({"advanced": {"scalingModifiers": {"formula": "q * 2"}}}, "spec.advanced.scalingModifiers.target",
+     "is required"),
+    ({"advanced": {"predictive": {"mode": "on", "quantile": 1.5}}}, "spec.advanced.predictive.quantile", "less than 1"),
+    ({"advanced": {"predictive": {"mode": "on", "horizon": "soon"}}}, "spec.advanced.predictive.horizon",
+     "duration"),
+    ({"advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"selectPolicy": "Avg"}}}}},
+     "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.selectPolicy", "'Max', 'Min' or 'Disabled'"),
+])
+def test_rules_name_the_field(spec: dict[str, Any], field: str, fragment: str) -> None:
+    errs = errors_of(so(**spec))
+    assert any(f == field and fragment in m for f, m in errs), errs
+
+
+def test_pause_annotations() -> None:
+    doc = so()
+    doc["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": "3",
+                                      "autoscaling.keda.sh/paused-scale-in": "true"}
+    obj = ScaledObject.model_validate(doc)
+    assert (obj.paused_replicas, obj.paused_scale_in, obj.paused_scale_out, obj.paused) == (3, True, False, False)
+    doc["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": "three"}
+    assert any("paused-replicas" in f or "paused-replicas" in m for f, m in errors_of(doc))
+
+
+def test_trigger_metadata_is_checked_by_the_scaler() -> None:
+    doc = so(triggers=[{"type": "kafka", "metadata": {"bootstrapServers": "k:9092", "consumerGroup": "g",
+                                                      "lagThreshold": "0"}}])
+    assert errors_of(doc) == [("spec.triggers[0].metadata.lagThreshold", "got 0, expected a positive number")]
+
+
+def test_values_from_env_and_unseen_auth_are_assumed_supplied() -> None:
+    doc = so(triggers=[{"type": "redis", "metadata": {"addressFromEnv": "REDIS_ADDR", "listName": "l"}},
+                       {"type": "prometheus", "authenticationRef": {"name": "elsewhere"},
+                        "metadata": {"serverAddress": "http://p:9090", "query": "up", "threshold": "1",
+                                     "authModes": "bearer"}}])
+    [result] = validate_documents([Document("x.yaml", 0, doc)])
+    assert result.ok, result.errors
+    assert any("'elsewhere'" in w for w in result.warnings)
+
+
+def test_auth_values_come_from_secrets_in_the_same_files() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "jobs"},
+              "stringData": {"mode": "sideways"}}
+    auth = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+            "metadata": {"name": "a", "namespace": "jobs"},
+            "spec": {"secretTargetRef": [{"parameter": "sasl", "name": "s", "key": "mode"}]}}
+    doc = so(triggers=[{"type": "kafka", "authenticationRef": {"name": "a"},
+                        "metadata": {"bootstrapServers": "k:9092", "consumerGroup": "g"}}])
+    results = validate_documents([Document("x.yaml", i, d) for i, d in enumerate((secret, auth, doc))])
+    assert [r.ok for r in results] == [True, True, False]
+    assert results[2].errors[0].field == "spec.triggers[0].authentication.sasl"
+
+
+def test_unknown_trigger_type_and_unknown_fields_are_warnings() -> None:
+    doc = so(triggers=[{"type": "rabbitmq", "metadata": {"queueName": "q"}}], surprise=True)
+    [result] = validate_documents([Document("x.yaml", 0, doc)])
+    assert result.ok
+    assert any("'rabbitmq' is not implemented" in w for w in result.warnings)
+    assert any(w.startswith("spec.surprise: unknown field") for w in result.warnings)
+
+
+def test_http_scaled_object_defaults_and_rules() -> None:
+    raw = yaml.safe_load((MANIFESTS / "17-httpscaledobject-reference.yaml").read_text())
+    obj = HTTPScaledObject.model_validate(raw)
+    assert (obj.spec.replicas.min, obj.spec.replicas.max, obj.spec.scaledown_period) == (0, 10, 300)
+    assert obj.spec.metric.concurrency is not None and obj.spec.metric.concurrency.target_value == 100
+    raw["spec"]["replicas"] = {"min": 5, "max": 1}
+    with pytest.raises(ValidationError, match=r"replicas\.min=5"):
+        HTTPScaledObject.model_validate(raw)
+
+
+def test_helpers() -> None:
+    assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25
+    assert formula_identifiers("min(queue_a, 2) + (b ?? 0) > 3 ? ceil(c / 2) : \"x\"") == ["queue_a", "b", "c"]
+
+
+@given(st.integers(0, 1000), st.integers(0, 1000))
+def test_min_max_property(low: int, high: int) -> None:
+    ok = not errors_of(so(minReplicaCount=low, maxReplicaCount=high))
+    assert ok is (low <= high)

@@ -1,0 +1,44 @@
+"""`surge validate`: exit status and the JSON others rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from autoscaler.cli import app
+from tests.fixtures.conformance import MANIFESTS
+
+runner = CliRunner()
+
+
+def test_json_shape_and_success_exit() -> None:
+    result = runner.invoke(app, ["validate", str(MANIFESTS / "05-kafka-sasl-tls-auth.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    objects = json.loads(result.output)
+    assert [(o["kind"], o["ok"]) for o in objects] == [("Secret", True), ("TriggerAuthentication", True),
+                                                       ("ScaledObject", True)]
+    assert set(objects[0]) == {"file", "kind", "name", "ok", "errors", "warnings"}
+
+
+def test_invalid_object_exits_1_and_names_fields(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: w}\n"
+                   "spec:\n  scaleTargetRef: {name: w}\n  minReplicaCount: 3\n  maxReplicaCount: 1\n"
+                   "  triggers: [{type: redis, metadata: {address: 'r:1', listName: l}}]\n")
+    result = runner.invoke(app, ["validate", str(bad), "--format", "json"])
+    assert result.exit_code == 1
+    [obj] = json.loads(result.output)
+    assert obj["ok"] is False and obj["errors"][0]["field"] == "spec"
+    assert "minReplicaCount=3" in obj["errors"][0]["message"]
+    text = runner.invoke(app, ["validate", str(bad)])
+    assert text.exit_code == 1 and "INVALID" in text.output and "minReplicaCount=3" in text.output
+
+
+def test_unreadable_yaml_is_an_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: [unclosed\n")
+    result = runner.invoke(app, ["validate", str(broken), "--format", "json"])
+    assert result.exit_code == 1
+    assert "not valid YAML" in json.loads(result.output)[0]["errors"][0]["message"]
