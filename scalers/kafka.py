@@ -462,8 +462,9 @@ class KafkaConnection:
                 raise
             self._admin, self._consumer = admin, consumer
 
-    async def topic_partitions(self, topics: list[str] | None) -> dict[str, list[int]]:
-        """Partitions per topic (all topics when None), read from cluster metadata."""
+    async def topic_partitions(self, topics: list[str] | None, strict: bool = True) -> dict[str, list[int]]:
+        """Partitions per topic (all topics when None), read from cluster metadata; a missing topic
+        raises NotFoundError, or is left out when not `strict`."""
         from aiokafka.protocol.metadata import MetadataRequest
 
         # Never auto-create: a scaler asking about a topic must not bring it into existence
@@ -472,6 +473,8 @@ class KafkaConnection:
         out: dict[str, list[int]] = {}
         for item in response.to_object()["topics"]:
             if item.get("error_code") and topics is not None:
+                if not strict:
+                    continue
                 raise NotFoundError("", f"topic {item.get('topic')!r} does not exist (error {item['error_code']})")
             if item.get("is_internal"):
                 continue

@@ -1,0 +1,111 @@
+"""One polling cycle over many triggers: share round trips between triggers on the same server.
+
+A cycle reads every trigger once. Triggers that read the same Redis server are answered by one
+pipelined round trip; Kafka triggers on the same brokers share one metadata and one end-offset
+request, and only the committed offsets are asked per consumer group. Results are the same
+`Reading`s each scaler's own `metrics()` would give (tests check that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+
+from scalers.base import Reading, Scaler
+from scalers.errors import NotFoundError, ScalerError
+from scalers.kafka import KafkaScaler, limit_partitions, shared_connection, total_lag
+from scalers.kafka import translate_error as kafka_error
+from scalers.redis_common import translate_error as redis_error
+from scalers.redis_lists import RedisListScaler, read_list_lengths
+
+Outcome = Reading | ScalerError
+
+
+async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
+    """Read every scaler once; a failing trigger yields its error, never stops the others."""
+    results: dict[int, Outcome] = {}
+    redis = [(i, s) for i, s in enumerate(scalers) if isinstance(s, RedisListScaler)]
+    kafka = [(i, s) for i, s in enumerate(scalers) if isinstance(s, KafkaScaler)]
+    others = [(i, s) for i, s in enumerate(scalers) if not isinstance(s, RedisListScaler | KafkaScaler)]
+
+    async def one(i: int, s: Scaler) -> None:
+        try:
+            results[i] = await s.metrics()
+        except ScalerError as exc:
+            results[i] = exc
+
+    await asyncio.gather(_redis_lists(redis, results), _kafka_groups(kafka, results), *(one(i, s) for i, s in others))
+    return [results[i] for i in range(len(scalers))]
+
+
+async def _redis_lists(items: list[tuple[int, RedisListScaler]], results: dict[int, Outcome]) -> None:
+    groups: dict[str, list[tuple[int, RedisListScaler]]] = defaultdict(list)
+    for i, s in items:
+        c = s.config
+        groups[repr((s.trigger.type, c.connection, c.database_index))].append((i, s))
+
+    async def read(group: list[tuple[int, RedisListScaler]]) -> None:
+        owner = group[0][1]
+        try:
+            lengths = await asyncio.wait_for(
+                read_list_lengths(owner._connect(), [s.config.list_name for _, s in group]),
+                owner.trigger.timeout_s * 2,
+            )
+        except Exception as exc:
+            for i, s in group:
+                results[i] = redis_error(s.trigger.label, exc)
+            return
+        for (i, s), length in zip(group, lengths, strict=True):
+            results[i] = Reading({s.metric_specs()[0].name: float(length)},
+                                 active=length > s.config.activation_list_length)
+
+    await asyncio.gather(*(read(g) for g in groups.values()))
+
+
+async def _kafka_groups(items: list[tuple[int, KafkaScaler]], results: dict[int, Outcome]) -> None:
+    by_conn: dict[int, list[tuple[int, KafkaScaler]]] = defaultdict(list)
+    for i, s in items:
+        if s._conn is None:
+            s._conn = shared_connection(s.config, s.trigger.timeout_s)
+        by_conn[id(s._conn)].append((i, s))
+
+    async def read(group: list[tuple[int, KafkaScaler]]) -> None:
+        conn = group[0][1]._conn
+        assert conn is not None
+        topics = sorted({s.config.topic for _, s in group if s.config.topic})
+        try:
+            await conn.start()
+            found = await conn.topic_partitions(topics, strict=False) if topics else {}
+            latest_all = await conn.latest(found)
+        except Exception as exc:
+            for i, s in group:
+                results[i] = kafka_error(s.trigger.label, exc)
+            return
+
+        async def per_group(i: int, s: KafkaScaler) -> None:
+            if not s.config.topic:  # all-topics triggers need their own discovery
+                try:
+                    results[i] = await s.metrics()
+                except ScalerError as exc:
+                    results[i] = exc
+                return
+            md = s.config
+            if md.topic not in found:
+                results[i] = NotFoundError(s.trigger.label, f"topic {md.topic!r} does not exist")
+                return
+            partitions = {md.topic: limit_partitions(md, md.topic, found.get(md.topic, []))}
+            try:
+                committed = await conn.committed(md.group, partitions)
+            except Exception as exc:
+                results[i] = kafka_error(s.trigger.label, exc)
+                return
+            latest = {md.topic: {p: latest_all[md.topic][p] for p in partitions[md.topic]}}
+            totals = total_lag(md, committed, latest, s._previous)
+            s._previous = {t: dict(ps) for t, ps in committed.items()}
+            results[i] = Reading({s.metric_specs()[0].name: float(totals.lag)},
+                                 active=totals.lag_with_persistent > md.activation_lag_threshold)
+
+        await asyncio.gather(*(per_group(i, s) for i, s in group))
+
+    await asyncio.gather(*(read(g) for g in by_conn.values()))
