@@ -43,5 +43,36 @@ def validate(
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
+@app.command()
+def read(
+    paths: list[Path] = typer.Argument(..., help="files with ScaledObjects (and their auth/Secrets)"),  # noqa: B008
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE for <key>FromEnv lookups (the target's env)"),  # noqa: B008
+    format: Format = typer.Option(Format.text, "--format", help="text or json"),  # noqa: B008
+) -> None:
+    """Read every trigger once against its real server; exit status 1 when any read fails."""
+    import asyncio
+    from dataclasses import asdict
+
+    from autoscaler.read import read_once
+
+    pairs = dict(item.split("=", 1) for item in env)
+    reports = asyncio.run(read_once(paths, pairs))
+    if format is Format.json:
+        typer.echo(json.dumps([asdict(r) for r in reports], indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="trigger readings")
+        for col in ("ScaledObject", "trigger", "value", "target", "active", "replicas asked", "error"):
+            table.add_column(col)
+        for r in reports:
+            table.add_row(r.scaled_object, r.trigger, "" if r.value is None else f"{r.value:g}",
+                          "" if r.target is None else f"{r.target:g}", "yes" if r.active else "no",
+                          "" if r.replicas_for_metric is None else str(r.replicas_for_metric), r.error or "")
+        Console().print(table)
+    raise typer.Exit(1 if any(r.error for r in reports) else 0)
+
+
 if __name__ == "__main__":
     app()
