@@ -148,7 +148,13 @@ def make_client(kind: str, conn: ConnectionInfo, db: int, timeout_s: float, work
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.sentinel import Sentinel
 
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
     common: dict[str, Any] = {
+        # redis-py's default retries 3× with up to 10 s backoff, and counts a refused password as
+        # retryable: one quick retry keeps a poll inside KEDA's timeout.
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
         "username": conn.username or None,
         "password": conn.password or None,
         "socket_timeout": timeout_s,
