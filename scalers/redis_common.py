@@ -146,9 +146,8 @@ def make_client(kind: str, conn: ConnectionInfo, db: int, timeout_s: float, work
     """A redis.asyncio client for `kind` (plain, cluster or sentinel); connects lazily."""
     from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.sentinel import Sentinel
-
     from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel
     from redis.backoff import ExponentialBackoff
 
     common: dict[str, Any] = {
