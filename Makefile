@@ -8,12 +8,12 @@ demo: setup
 	@bash scripts/demo.sh
 
 test: setup
-	$(PY) -m ruff check autoscaler scalers provisioner tests bench
+	$(PY) -m ruff check autoscaler scalers provisioner tests bench conftest.py
 	$(PY) -m mypy
-	$(PY) -m pytest --compat-report docs/compatibility-counts.json
+	$(PY) -m pytest --compat-report=docs/compatibility-counts.json
 
 lint: setup
-	$(PY) -m ruff check autoscaler scalers provisioner tests bench
+	$(PY) -m ruff check autoscaler scalers provisioner tests bench conftest.py
 	$(PY) -m mypy
 
 bench: setup

@@ -1,4 +1,5 @@
-"""Fixtures: each real server has its own plugin module under tests/fixtures/."""
+"""Test plugins, registered at the root so their command-line options exist before collection:
+each real server has its own fixture module under tests/fixtures/."""
 
 pytest_plugins = [
     "tests.fixtures.kafka",
