@@ -48,17 +48,22 @@ def read(
     paths: list[Path] = typer.Argument(..., help="files with ScaledObjects (and their auth/Secrets)"),  # noqa: B008
     env: list[str] = typer.Option([], "--env", help="KEY=VALUE for <key>FromEnv lookups (the target's env)"),  # noqa: B008
     format: Format = typer.Option(Format.text, "--format", help="text or json"),  # noqa: B008
+    current: int | None = typer.Option(None, "--current", help="the target's replicas now: also decide"),
 ) -> None:
-    """Read every trigger once against its real server; exit status 1 when any read fails."""
+    """Read every trigger once against its real server; exit status 1 when any read fails.
+    With --current, also print what the replica engine would set the target to."""
     import asyncio
     from dataclasses import asdict
 
-    from autoscaler.read import read_once
+    from autoscaler.read import read_and_decide
 
     pairs = dict(item.split("=", 1) for item in env)
-    reports = asyncio.run(read_once(paths, pairs))
+    reports, verdicts = asyncio.run(read_and_decide(paths, pairs, current))
     if format is Format.json:
-        typer.echo(json.dumps([asdict(r) for r in reports], indent=2))
+        payload: object = [asdict(r) for r in reports]
+        if current is not None:
+            payload = {"triggers": payload, "decisions": [asdict(v) for v in verdicts]}
+        typer.echo(json.dumps(payload, indent=2))
     else:
         from rich.console import Console
         from rich.table import Table
@@ -70,7 +75,10 @@ def read(
             table.add_row(r.scaled_object, r.trigger, "" if r.value is None else f"{r.value:g}",
                           "" if r.target is None else f"{r.target:g}", "yes" if r.active else "no",
                           "" if r.replicas_for_metric is None else str(r.replicas_for_metric), r.error or "")
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        for v in verdicts:
+            console.print(f"[bold]{v.scaled_object}[/bold]: {v.current} → {v.desired} replicas ({v.reason})")
     raise typer.Exit(1 if any(r.error for r in reports) else 0)
 
 

@@ -14,6 +14,16 @@ from autoscaler.validate import AuthIndex
 
 
 @dataclass
+class Verdict:
+    """What the replica engine would do right now for one ScaledObject (fresh state)."""
+
+    scaled_object: str
+    current: int
+    desired: int
+    reason: str
+
+
+@dataclass
 class TriggerReport:
     scaled_object: str
     trigger: str
@@ -26,12 +36,21 @@ class TriggerReport:
 
 
 async def read_once(paths: Iterable[str | Path], env: Mapping[str, str]) -> list[TriggerReport]:
+    reports, _ = await read_and_decide(paths, env, current=None)
+    return reports
+
+
+async def read_and_decide(
+    paths: Iterable[str | Path], env: Mapping[str, str], current: int | None
+) -> tuple[list[TriggerReport], list[Verdict]]:
+    """Read the triggers; with `current` replicas given, also run the replica engine on them."""
     from scalers.base import Trigger
     from scalers.batch import poll_cycle
     from scalers.errors import ScalerError
     from scalers.registry import build_scaler
 
     docs = load_documents(paths)
+    objects: list[ScaledObject] = []
     auth = AuthIndex(docs)
     reports: list[TriggerReport] = []
     pending = []
@@ -39,6 +58,7 @@ async def read_once(paths: Iterable[str | Path], env: Mapping[str, str]) -> list
         if doc.kind != "ScaledObject" or doc.raw is None:
             continue
         so = ScaledObject.model_validate(doc.raw)
+        objects.append(so)
         for i, trig in enumerate(so.spec.triggers):
             label = trig.name or f"{trig.type}#{i}"
             params, assumed, provider, warning = auth.resolve(so, i)
@@ -64,4 +84,23 @@ async def read_once(paths: Iterable[str | Path], env: Mapping[str, str]) -> list
             reports.append(TriggerReport(so_name, label, spec.name, value, spec.target, outcome.active,
                                          math.ceil(value / spec.target) if spec.target else None))
         await scaler.close()
-    return reports
+    verdicts = [] if current is None else [decide_now(so, reports, current) for so in objects]
+    return reports, verdicts
+
+
+def decide_now(so: ScaledObject, reports: list[TriggerReport], current: int) -> Verdict:
+    import time
+
+    from autoscaler.engine.decide import EngineState, TriggerReading, decide
+    from autoscaler.engine.spec import scaling_spec, trigger_key
+
+    mine = [r for r in reports if r.scaled_object == so.metadata.name]
+    by_label = {r.trigger: r for r in mine}
+    keys = {trigger_key(so, i): (t.name or f"{t.type}#{i}") for i, t in enumerate(so.spec.triggers)}
+    targets = {k: by_label[v].target or 1.0 for k, v in keys.items() if v in by_label and by_label[v].target}
+    readings = {k: (TriggerReading(by_label[v].value, by_label[v].active) if by_label.get(v) and not by_label[v].error
+                    else TriggerReading(error=by_label[v].error if v in by_label else "not read"))
+                for k, v in keys.items()}
+    now = time.time()
+    d = decide(scaling_spec(so, targets), readings, current, current, EngineState(created_at=now - 86400), now)
+    return Verdict(so.metadata.name, current, current if d.replicas is None else d.replicas, d.reason)

@@ -19,5 +19,8 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 echo
 echo "== 42 image jobs arrive on redis 127.0.0.1:$port (list jobs:images)"
 redis-cli -p "$port" RPUSH jobs:images $(seq 1 42) >/dev/null
-echo "== surge read examples/redis-queue.yaml"
-.venv/bin/surge read examples/redis-queue.yaml --env "REDIS_ADDRESS=127.0.0.1:$port"
+echo "== surge read examples/redis-queue.yaml --current 0   (the worker is scaled to zero)"
+.venv/bin/surge read examples/redis-queue.yaml --env "REDIS_ADDRESS=127.0.0.1:$port" --current 0
+echo
+echo "== a minute later the workload runs 1 replica; what next?"
+.venv/bin/surge read examples/redis-queue.yaml --env "REDIS_ADDRESS=127.0.0.1:$port" --current 1 | tail -n 1
