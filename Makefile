@@ -18,3 +18,4 @@ lint: setup
 
 bench: setup
 	$(PY) bench/scalers.py
+	$(PY) bench/engine.py
