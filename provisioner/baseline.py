@@ -1,0 +1,80 @@
+"""The Karpenter-style packer, as Karpenter documents its scheduler, for comparison.
+
+Pods are queued by CPU, then memory, largest first. Each pod goes to the first in-flight node
+that can still take it; a new in-flight node starts out allowing every compatible instance type
+(of the highest-weight NodePool) and the set narrows as pods are added; at launch a node becomes
+the cheapest type left in its set. Identical pods are placed in bulk, which gives the same result
+as placing them one by one in queue order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from provisioner.packing import OpenNode, preferred_pool_mask
+from provisioner.problem import Problem
+
+
+@dataclass
+class _InFlight:
+    mask: np.ndarray  # candidates still possible
+    used: np.ndarray  # (4,)
+    pods: dict[int, int]
+    existing: int = -1
+
+
+def baseline_pack(p: Problem) -> tuple[list[OpenNode], dict[int, int]]:
+    remaining = p.count.copy()
+    remaining[~p.compat.any(axis=1)] = 0
+    allowed = preferred_pool_mask(p, set())
+    existing = [i for i, c in enumerate(p.candidates) if c.existing]
+    nodes: list[_InFlight] = []
+    for c in existing:
+        mask = np.zeros(len(p.candidates), dtype=bool)
+        mask[c] = True
+        nodes.append(_InFlight(mask, np.zeros(4, dtype=np.int64), {}, c))
+    queue = sorted(range(len(p.groups)), key=lambda g: (-p.req[g, 0], -p.req[g, 1], g))
+    for g in queue:
+        need = p.req[g]
+        usable = allowed[g] | (p.compat[g] & np.array([bool(c.existing) for c in p.candidates]))
+        for node in nodes:
+            if remaining[g] <= 0:
+                break
+            _place(p, node, g, need, usable, remaining)
+        while remaining[g] > 0:
+            node = _InFlight(usable.copy(), np.zeros(4, dtype=np.int64), {})
+            node.mask &= np.array([not c.existing for c in p.candidates])
+            if not node.mask.any() or not _place(p, node, g, need, usable, remaining):
+                break
+            nodes.append(node)
+    out = []
+    for node in nodes:
+        if not node.pods:
+            continue
+        options = np.nonzero(node.mask)[0]
+        cheapest = options[np.lexsort((options, p.price[options]))][0]
+        out.append(OpenNode(int(cheapest), dict(node.pods)))
+    return out, {g: int(n) for g, n in enumerate(remaining) if n > 0}
+
+
+def _place(p: Problem, node: _InFlight, g: int, need: np.ndarray, usable: np.ndarray, remaining: np.ndarray) -> bool:
+    mask = node.mask & usable
+    if not mask.any():
+        return False
+    room = p.cap[mask] - node.used
+    per = np.full(len(room), remaining[g], dtype=np.int64)
+    for d in range(4):
+        if need[d] > 0:
+            per = np.minimum(per, room[:, d] // need[d])
+    if p.groups[g].one_per_node:
+        per = np.minimum(per, 1 - node.pods.get(g, 0))
+    k = int(per.max()) if len(per) else 0
+    if k <= 0:
+        return False
+    node.used = node.used + need * k
+    node.pods[g] = node.pods.get(g, 0) + k
+    remaining[g] -= k
+    node.mask = mask & np.all(p.cap >= node.used, axis=1)
+    return True
