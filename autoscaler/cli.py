@@ -82,5 +82,10 @@ def read(
     raise typer.Exit(1 if any(r.error for r in reports) else 0)
 
 
+from autoscaler.plan_cli import plan  # noqa: E402
+
+app.command("plan")(plan)
+
+
 if __name__ == "__main__":
     app()

@@ -95,10 +95,11 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
     demand = remaining.copy()
     seed = best[1][len(nodes):]
     start = [(n.candidate, tuple(n.pods.get(g, 0) for g in range(len(p.groups)))) for n in seed]
-    if start:
+    allowed = preferred_pool_mask(p, set())
+    # only when every greedy node sits in its pods' preferred NodePool (weights honoured, no limit hit)
+    if start and all(allowed[g, c] for c, counts in start for g, k in enumerate(counts) if k):
         from provisioner.patterns import generate, solve_integer
 
-        allowed = preferred_pool_mask(p, set())
         columns = generate(p, list(dict.fromkeys(start)), demand, allowed)
         chosen = solve_integer(p, columns, demand)
         if chosen is not None:
@@ -128,6 +129,18 @@ def _trim(p: Problem, chosen: list[tuple[tuple[int, tuple[int, ...]], int]], dem
     return out
 
 
+def _within_limits(p: Problem, cands: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Which candidates still fit under their NodePool's limits (cpu, memory, GPU)."""
+    ok = np.ones(len(cands), dtype=bool)
+    for pi, limit in enumerate(p.pool_limits):
+        if limit is None:
+            continue
+        left = np.array(limit.as_tuple()[:3]) - used[pi, :3]
+        in_pool = p.pool_of[cands] == pi
+        ok &= ~in_pool | np.all(p.cap[cands, :3] <= left, axis=1)
+    return ok
+
+
 def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNode], remaining: np.ndarray,
             used: np.ndarray) -> None:
     orders = [order] + [np.lexsort((np.arange(len(value)), -value / np.maximum(p.req[:, d], 1))) for d in range(3)
@@ -137,8 +150,15 @@ def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNo
     while remaining.sum() > 0 and len(new):
         allowed = preferred_pool_mask(p, exhausted)
         live = new[allowed[:, new].any(axis=0) & np.array([int(p.pool_of[c]) not in exhausted for c in new])]
+        live = live[_within_limits(p, live, used)]
         if not len(live):
-            break
+            newly = {int(p.pool_of[c]) for c in new if int(p.pool_of[c]) not in exhausted}
+            if not newly:
+                break
+            exhausted |= {pi for pi in newly if p.pool_limits[pi] is not None}  # no type fits what is left
+            if not exhausted & newly:
+                break
+            continue
         # several fill orders (value, value per cpu / memory / GPU): each candidate keeps its best
         fills = [_fill(p, live, remaining, o, allowed, p.cap[live]) for o in orders]
         worths = np.stack([f @ value for f in fills])
@@ -157,9 +177,6 @@ def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNo
         if limit is not None:
             left = np.array(limit.as_tuple()) - used[pi]
             fit = min((left[d] // p.cap[c, d] for d in range(3) if p.cap[c, d] > 0), default=reps)
-            if fit < 1:
-                exhausted.add(pi)
-                continue
             reps = int(min(reps, fit))
         reps = max(reps, 1)
         for _ in range(reps):
