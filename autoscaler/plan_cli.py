@@ -47,9 +47,10 @@ def plan(
     for d in _docs([existing]) if existing else []:
         if d.get("kind") != "Node":
             continue
-        status = d.get("status") or {}
-        free = Resources.from_requests(status.get("allocatable"), pods=int(status.get("allocatable", {}).get("pods", 110)))
-        taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in (d.get("spec") or {}).get("taints", []))
+        allocatable = (d.get("status") or {}).get("allocatable") or {}
+        free = Resources.from_requests(allocatable, pods=int(allocatable.get("pods", 110)))
+        spec_taints = (d.get("spec") or {}).get("taints") or []
+        taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec_taints)
         nodes.append(ExistingNode(d["metadata"]["name"], d["metadata"].get("labels") or {}, free, taints))
     result = make_plan(groups, pools, load_catalog(spot_prices=spot), nodes,
                        algorithm="karpenter" if algorithm == "karpenter" else "surge")
@@ -67,25 +68,29 @@ def plan(
     table = Table(title=f"node plan ({result.algorithm})")
     for col in ("instance type", "capacity", "zone", "nodes", "$/h each", "pods", "cpu use", "mem use"):
         table.add_column(col)
-    kinds: Counter[tuple[str, str, str, float]] = Counter()
-    pods_on: Counter[tuple[str, str, str, float]] = Counter()
-    use: dict[tuple[str, str, str, float], list[float]] = {}
+    Key = tuple[str, str, str, float]
+    kinds: Counter[Key] = Counter()
+    pods_on: Counter[Key] = Counter()
+    cpu_use: dict[Key, list[float]] = {}
+    mem_use: dict[Key, list[float]] = {}
     for n in result.nodes:
-        key = (n.instance_type + (f" (existing {n.existing})" if n.existing else ""), n.capacity_type, n.zone,
-               n.price_per_hour)
+        name = n.instance_type + (f" (existing {n.existing})" if n.existing else "")
+        key = (name, n.capacity_type, n.zone, n.price_per_hour)
         kinds[key] += 1
         pods_on[key] += len(n.pods)
-        use.setdefault(key, []).append(n.cpu_utilization)
-        use.setdefault(key + ("mem",), []).append(n.memory_utilization)  # type: ignore[operator]
+        cpu_use.setdefault(key, []).append(n.cpu_utilization)
+        mem_use.setdefault(key, []).append(n.memory_utilization)
     for key, count in sorted(kinds.items(), key=lambda kv: -kv[0][3] * kv[1]):
-        cpu = sum(use[key]) / len(use[key])
-        mem = sum(use[key + ("mem",)]) / len(use[key + ("mem",)])  # type: ignore[operator]
-        table.add_row(key[0], key[1], key[2], str(count), f"{key[3]:.4f}", str(pods_on[key]), f"{cpu:.0%}", f"{mem:.0%}")
+        cpu = sum(cpu_use[key]) / count
+        mem = sum(mem_use[key]) / count
+        table.add_row(key[0], key[1], key[2], str(count), f"{key[3]:.4f}", str(pods_on[key]), f"{cpu:.0%}",
+                      f"{mem:.0%}")
     console = Console(width=max(Console().width, 110))
     console.print(table)
-    ratio = result.cost_per_hour / result.lower_bound_per_hour if result.lower_bound_per_hour else float("nan")
+    bound = result.lower_bound_per_hour
+    ratio = result.cost_per_hour / bound if bound else float("nan")
     console.print(f"total ${result.cost_per_hour:.4f}/h for {len(result.new_nodes)} new nodes; LP lower bound "
-                  f"${result.lower_bound_per_hour:.4f}/h (cost/bound {ratio:.3f}); solved in {result.solve_seconds:.2f}s")
+                  f"${bound:.4f}/h (cost/bound {ratio:.3f}); solved in {result.solve_seconds:.2f}s")
     for u in result.unschedulable:
         console.print(f"[red]unschedulable[/red] {u['pod']}: {u['reason']}")
     for w in warnings:
