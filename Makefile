@@ -19,3 +19,4 @@ lint: setup
 bench: setup
 	$(PY) bench/scalers.py
 	$(PY) bench/engine.py
+	$(PY) bench/packing.py

@@ -105,7 +105,9 @@ def load_catalog(
             family=s["family"], category=s["category"], generation=s["generation"] or 0,
             gpu_count=s["gpu_count"] or 0, gpu_name=s["gpu_name"] or "", gpu_memory_mib=s["gpu_memory_mib"] or 0,
             max_pods=max_pods,
-            allocatable=allocatable(s["vcpu"], s["memory_mib"], s["architecture"], max_pods, s["gpu_count"] or 0),
+            # the GPU resource pods ask for is nvidia.com/gpu; AMD GPUs are amd.com/gpu and do not count
+            allocatable=allocatable(s["vcpu"], s["memory_mib"], s["architecture"], max_pods,
+                                    (s["gpu_count"] or 0) if s.get("gpu_manufacturer") == "nvidia" else 0),
             labels=dict(s["labels"]), offerings=tuple(offerings),
         ))
     return out

@@ -64,7 +64,7 @@ def generate(p: Problem, start: Sequence[Pattern], demand: np.ndarray, allowed: 
 
 
 
-def solve_integer(p: Problem, columns: Sequence[Pattern], demand: np.ndarray, time_limit: float = 2.0
+def solve_integer(p: Problem, columns: Sequence[Pattern], demand: np.ndarray, time_limit: float = 0.5
                   ) -> list[tuple[Pattern, int]] | None:
     """Fewest dollars of whole nodes over the generated patterns covering every pod (HiGHS MIP)."""
     rows = np.nonzero(demand > 0)[0]

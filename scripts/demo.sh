@@ -24,3 +24,9 @@ echo "== surge read examples/redis-queue.yaml --current 0   (the worker is scale
 echo
 echo "== a minute later the workload runs 1 replica; what next?"
 .venv/bin/surge read examples/redis-queue.yaml --env "REDIS_ADDRESS=127.0.0.1:$port" --current 1 | tail -n 1
+
+echo
+echo "== surge plan examples/pods.yaml --nodepool examples/nodepools.yaml   (nodes for the pending pods)"
+.venv/bin/surge plan examples/pods.yaml --nodepool examples/nodepools.yaml
+echo "== the same pods with the Karpenter-style packer"
+.venv/bin/surge plan examples/pods.yaml --nodepool examples/nodepools.yaml --algorithm karpenter | tail -n 1

@@ -38,3 +38,4 @@ def test_offerings_and_gpu_facts() -> None:
     assert m5.offerings[0].price == 0.096 and m5.allocatable == Resources(1930, 6903, 0, 29)
     p4 = catalog["p4d.24xlarge"]
     assert (p4.gpu_count, p4.gpu_name, p4.allocatable.gpu) == (8, "a100", 8)
+    assert catalog["g4ad.2xlarge"].allocatable.gpu == 0  # AMD: amd.com/gpu, not nvidia.com/gpu
