@@ -8,6 +8,7 @@ metadata `enableTLS` or by auth param `tls: enable|disable`, never by both.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,28 @@ def translate_error(label: str, exc: BaseException) -> ScalerError:
     if isinstance(exc, rexc.RedisError):
         return QueryError(label, f"redis error: {exc}")
     return QueryError(label, f"{type(exc).__name__}: {exc}")
+
+
+class RedisClientOwner:
+    """Lazily opened redis.asyncio client of one trigger, kept between polls, closed with it.
+    Subclasses set `trigger` and a `config` with `connection` and `database_index`."""
+
+    trigger: Any
+    config: Any
+    _client: Any = None
+    _workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="surge-redis-")
+            self._client = make_client(flavour(self.trigger.type), self.config.connection,
+                                       self.config.database_index, self.trigger.timeout_s, self._workdir.name)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None

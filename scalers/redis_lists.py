@@ -7,7 +7,6 @@ reads as empty rather than as an error.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,12 @@ from typing import Any
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
 from scalers.config import param, parse_config
 from scalers.errors import ConfigError, FieldError
-from scalers.redis_common import ConnectionInfo, flavour, make_client, parse_connection, translate_error
+from scalers.redis_common import (
+    ConnectionInfo,
+    RedisClientOwner,
+    parse_connection,
+    translate_error,
+)
 
 ERR_NO_LIST_NAME = "no list name given"
 
@@ -68,28 +72,15 @@ async def read_list_lengths(client: Any, keys: Sequence[str]) -> list[int]:
     return results
 
 
-class RedisListScaler:
+class RedisListScaler(RedisClientOwner):
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_list_config(trigger)
-        self._client: Any = None
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
     def metric_specs(self) -> list[MetricSpec]:
         name = metric_name(self.trigger, normalize_name(f"redis-{self.config.list_name}"))
         return [MetricSpec(name, float(self.config.list_length), self.trigger.metric_type)]
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="surge-redis-")
-            self._client = make_client(
-                flavour(self.trigger.type),
-                self.config.connection,
-                self.config.database_index,
-                self.trigger.timeout_s,
-                self._workdir.name,
-            )
-        return self._client
 
     async def list_length(self) -> int:
         client = self._connect()
@@ -102,10 +93,3 @@ class RedisListScaler:
         length = sanitize(float(await self.list_length()))
         return Reading({self.metric_specs()[0].name: length}, active=length > self.config.activation_list_length)
 
-    async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None

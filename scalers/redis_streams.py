@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
 from scalers.config import _json_int, param, parse_config
 from scalers.errors import ConfigError, FieldError, NotFoundError
-from scalers.redis_common import ConnectionInfo, flavour, make_client, parse_connection, translate_error
+from scalers.redis_common import (
+    ConnectionInfo,
+    RedisClientOwner,
+    parse_connection,
+    translate_error,
+)
 
 ERR_MISSING_STREAM_NAME = "missing redis stream name"
 
@@ -132,28 +136,15 @@ async def group_lag(client: Any, stream: str, group: str) -> int:
     raise NotFoundError("", f"consumer group {group!r} does not exist on stream {stream!r}")
 
 
-class RedisStreamsScaler:
+class RedisStreamsScaler(RedisClientOwner):
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_streams_config(trigger)
-        self._client: Any = None
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
     def metric_specs(self) -> list[MetricSpec]:
         name = metric_name(self.trigger, normalize_name(f"redis-streams-{self.config.stream_name}"))
         return [MetricSpec(name, float(self.config.target), self.trigger.metric_type)]
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="surge-redis-")
-            self._client = make_client(
-                flavour(self.trigger.type),
-                self.config.connection,
-                self.config.database_index,
-                self.trigger.timeout_s,
-                self._workdir.name,
-            )
-        return self._client
 
     async def _read(self) -> int:
         client = self._connect()
@@ -177,10 +168,3 @@ class RedisStreamsScaler:
         value = sanitize(float(await self.value()))
         return Reading({self.metric_specs()[0].name: value}, active=is_active(self.config, value))
 
-    async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None

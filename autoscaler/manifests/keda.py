@@ -308,9 +308,8 @@ class TriggerAuthenticationSpec(Model):
         return params
 
 
-class TriggerAuthentication(Model):
+class _AuthenticationBase(Model):
     api_version: Literal["keda.sh/v1alpha1"]
-    kind: Literal["TriggerAuthentication"]
     metadata: ObjectMeta
     spec: TriggerAuthenticationSpec = Field(default_factory=TriggerAuthenticationSpec)
 
@@ -318,6 +317,10 @@ class TriggerAuthentication(Model):
     @classmethod
     def _empty_spec(cls, value: Any) -> Any:
         return {} if value is None else value
+
+
+class TriggerAuthentication(_AuthenticationBase):
+    kind: Literal["TriggerAuthentication"]
 
     @model_validator(mode="after")
     def _no_file_path(self) -> TriggerAuthentication:
@@ -326,13 +329,5 @@ class TriggerAuthentication(Model):
         return self
 
 
-class ClusterTriggerAuthentication(Model):
-    api_version: Literal["keda.sh/v1alpha1"]
+class ClusterTriggerAuthentication(_AuthenticationBase):
     kind: Literal["ClusterTriggerAuthentication"]
-    metadata: ObjectMeta
-    spec: TriggerAuthenticationSpec = Field(default_factory=TriggerAuthenticationSpec)
-
-    @field_validator("spec", mode="before")
-    @classmethod
-    def _empty_spec(cls, value: Any) -> Any:
-        return {} if value is None else value
