@@ -32,12 +32,14 @@ def plan(
     from provisioner.catalog import load_catalog
     from provisioner.nodepool import NodePool, default_nodepool
     from provisioner.plan import make_plan
-    from provisioner.pods import groups_from_manifests
+    from provisioner.pods import daemonset_overhead, groups_from_manifests
     from provisioner.problem import ExistingNode
     from provisioner.requirements import Taint
     from provisioner.resources import Resources
 
-    groups = groups_from_manifests(_docs(pods))
+    docs = _docs(pods)
+    groups = groups_from_manifests(docs)
+    overhead = daemonset_overhead(docs)
     pools = [NodePool.model_validate(d) for d in _docs(nodepool) if d.get("kind") == "NodePool"] or [default_nodepool()]
     spot: dict[tuple[str, str], float] = {}
     if spot_prices is not None:
@@ -52,7 +54,7 @@ def plan(
         spec_taints = (d.get("spec") or {}).get("taints") or []
         taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec_taints)
         nodes.append(ExistingNode(d["metadata"]["name"], d["metadata"].get("labels") or {}, free, taints))
-    result = make_plan(groups, pools, load_catalog(spot_prices=spot), nodes,
+    result = make_plan(groups, pools, load_catalog(spot_prices=spot), nodes, overhead,
                        algorithm="karpenter" if algorithm == "karpenter" else "surge")
     warnings = [f"NodePool {p.name}: {f} is not used by planning" for p in pools for f in p.unsupported_fields()]
     if format == "json":

@@ -92,3 +92,14 @@ def groups_from_manifests(docs: Iterable[Mapping[str, Any]]) -> list[PodGroup]:
                 groups.append(group_from_pod_spec(meta.get("name", kind.lower()), count, template.get("spec") or {},
                                                   (template.get("metadata") or {}).get("labels") or {}))
     return groups
+
+
+def daemonset_overhead(docs: Iterable[Mapping[str, Any]]) -> Resources:
+    """Requests every new node pays for DaemonSet pods (those that tolerate everything or have no
+    node selector are assumed to land on every node — the common case for agents)."""
+    total = Resources()
+    for doc in docs:
+        if doc.get("kind") == "DaemonSet":
+            spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+            total = total + _requests(spec)
+    return total

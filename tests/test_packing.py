@@ -141,3 +141,20 @@ def test_existing_nodes_are_used_first() -> None:
                                   "node.kubernetes.io/instance-type": "m5.2xlarge"}, Resources(3000, 6000, 0, 20))
     plan = make_plan([PodGroup("a", 4, Resources(500, 1000, 0, 1))], [pool()], catalog(), existing=[node])
     assert [n.existing for n in plan.nodes] == ["old-1"] and plan.cost_per_hour == 0
+
+
+def test_daemonset_overhead_is_reserved_on_every_node() -> None:
+    from provisioner.pods import daemonset_overhead
+
+    docs = [{"kind": "DaemonSet", "spec": {"template": {"spec": {"containers": [
+        {"name": "agent", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}]}}}}]
+    overhead = daemonset_overhead(docs)
+    assert overhead == Resources(250, 256, 0, 1)
+    groups = [PodGroup("w", 8, Resources(900, 1024, 0, 1))]
+    plain = make_plan(groups, [pool()], catalog())
+    loaded = make_plan(groups, [pool()], catalog(), daemonset_overhead=overhead)
+    by_type = {t.name: t for t in catalog()}
+    for n in loaded.nodes:
+        room = by_type[n.instance_type].allocatable - overhead
+        assert Resources(900, 1024, 0, 1).times(len(n.pods)).fits_in(room)
+    assert loaded.cost_per_hour >= plain.cost_per_hour
