@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.prometheus",
     "tests.fixtures.conformance",
+    "tests.k8s.fixture",
 ]
