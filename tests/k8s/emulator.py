@@ -166,7 +166,8 @@ class Emulator:
                 return status_error(422, "Invalid", "scale.spec.replicas is required")
             new["spec"]["replicas"] = int(replicas)
         elif sub == "status":
-            new["status"] = body.get("status") if req.method == "PUT" else merge_patch(obj.get("status"), body.get("status"))
+            patch = body.get("status")
+            new["status"] = patch if req.method == "PUT" else merge_patch(obj.get("status"), patch)
         elif req.method == "PUT":
             body["metadata"] = merge_patch(obj["metadata"], body.get("metadata") or {})
             body["status"] = obj.get("status")
