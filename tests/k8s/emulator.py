@@ -207,6 +207,8 @@ class Emulator:
         cond = self.store.changed
         assert cond is not None
         while loop.time() < deadline:
+            if req.transport is None or req.transport.is_closing():
+                break  # the client went away
             for rv, k, kind, obj in self.store.events:
                 if rv > since and k == key and _matches(obj, req.query.get("labelSelector"), ns):
                     await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")

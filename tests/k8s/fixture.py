@@ -23,7 +23,7 @@ class K8s:
 @pytest.fixture
 async def k8s_api() -> AsyncIterator[K8s]:
     emulator = Emulator()
-    runner = web.AppRunner(emulator.app)
+    runner = web.AppRunner(emulator.app, shutdown_timeout=1.0)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -1,0 +1,105 @@
+"""The Kubernetes calls the ScaledObject controller makes, and nothing else (RBAC follows from here)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+KEDA = ("keda.sh", "v1alpha1")
+APPS_SCALE = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
+
+    async def watch_scaled_objects(self, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+        w = watch.Watch()
+        async for event in w.stream(self.custom.list_cluster_custom_object, *KEDA, "scaledobjects",
+                                    timeout_seconds=timeout_s):
+            yield event
+
+    async def scaled_object(self, ns: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(*KEDA, ns, "scaledobjects", name)
+        return obj
+
+    async def trigger_auth(self, ns: str, kind: str, name: str) -> dict[str, Any] | None:
+        try:
+            if kind == "ClusterTriggerAuthentication":
+                obj: dict[str, Any] = await self.custom.get_cluster_custom_object(
+                    *KEDA, "clustertriggerauthentications", name)
+            else:
+                obj = await self.custom.get_namespaced_custom_object(*KEDA, ns, "triggerauthentications", name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def secret_data(self, ns: str, name: str) -> dict[str, str] | None:
+        try:
+            secret = await self.core.read_namespaced_secret(name, ns)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        data.update(secret.string_data or {})
+        return data
+
+    async def target_env(self, ns: str, kind: str, name: str, container: str | None) -> dict[str, str]:
+        """Plain `value` env of the target's container (KEDA's resolvedEnv for <key>FromEnv)."""
+        if kind not in APPS_SCALE:
+            return {}
+        read = getattr(self.apps, f"read_namespaced_{APPS_SCALE[kind]}")
+        obj = await read(name, ns)
+        containers = obj.spec.template.spec.containers or [] if obj.spec.template.spec else []
+        chosen = next((c for c in containers if c.name == container), containers[0] if containers else None)
+        return {e.name: e.value for e in (chosen.env or [])} if chosen is not None and chosen.env else {}
+
+    async def get_scale(self, ns: str, api_version: str, kind: str, name: str) -> tuple[int, int]:
+        """(spec.replicas, status.replicas) from the target's scale subresource."""
+        if kind in APPS_SCALE and api_version == "apps/v1":
+            scale = await getattr(self.apps, f"read_namespaced_{APPS_SCALE[kind]}_scale")(name, ns)
+            return int(scale.spec.replicas or 0), int(scale.status.replicas or 0)
+        group, _, version = api_version.rpartition("/")
+        raw = await self.custom.get_namespaced_custom_object_scale(group, version, ns, plural(kind), name)
+        return int(raw["spec"].get("replicas", 0)), int(raw.get("status", {}).get("replicas", 0))
+
+    async def set_scale(self, ns: str, api_version: str, kind: str, name: str, replicas: int) -> None:
+        body = {"spec": {"replicas": replicas}}
+        if kind in APPS_SCALE and api_version == "apps/v1":
+            await getattr(self.apps, f"patch_namespaced_{APPS_SCALE[kind]}_scale")(name, ns, body)
+            return
+        group, _, version = api_version.rpartition("/")
+        await self.custom.patch_namespaced_custom_object_scale(group, version, ns, plural(kind), name, body)
+
+    async def patch_status(self, ns: str, name: str, status: dict[str, Any]) -> None:
+        await self.custom.patch_namespaced_custom_object_status(*KEDA, ns, "scaledobjects", name, {"status": status})
+
+    async def event(self, ns: str, obj: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        now = datetime.now(UTC)
+        meta = obj.get("metadata", {})
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'surge')}.", namespace=ns),
+            involved_object=client.V1ObjectReference(api_version=obj.get("apiVersion"), kind=obj.get("kind"),
+                                                     name=meta.get("name"), namespace=ns, uid=meta.get("uid")),
+            reason=reason, message=message, type="Warning" if warning else "Normal",
+            first_timestamp=now, last_timestamp=now, count=1,
+            source=client.V1EventSource(component="surge-operator"))
+        await self.core.create_namespaced_event(ns, body)
+
+
+def plural(kind: str) -> str:
+    """Lower-case plural of a kind, as CRDs conventionally name their resources."""
+    lower = kind.lower()
+    return lower + ("es" if lower.endswith(("s", "x", "ch")) else "s")

@@ -1,0 +1,25 @@
+"""Prometheus metrics under KEDA's names (dashboards keep working) plus surge's own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+TRIGGER_LABELS = ("namespace", "scaledObject", "scaler", "triggerIndex", "metric")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.value = Gauge("keda_scaler_metrics_value", "Current value of a trigger's metric", TRIGGER_LABELS,
+                           registry=r)
+        self.active = Gauge("keda_scaler_active", "1 when the trigger is active", TRIGGER_LABELS, registry=r)
+        self.scaler_errors = Counter("keda_scaler_errors", "Errors reading a trigger", TRIGGER_LABELS, registry=r)
+        self.object_errors = Counter("keda_scaled_object_errors", "Errors of a ScaledObject",
+                                     ("namespace", "scaledObject"), registry=r)
+        self.latency = Histogram("keda_scaler_metrics_latency_seconds", "Time to read a polling cycle",
+                                 ("namespace", "scaledObject"), registry=r)
+        self.desired = Gauge("surge_desired_replicas", "Replicas the engine wants", ("namespace", "scaledObject"),
+                             registry=r)
+        self.scales = Counter("surge_scale_writes", "Replica counts written to targets",
+                              ("namespace", "scaledObject"), registry=r)

@@ -1,0 +1,86 @@
+"""End to end: the operator against the API emulator and a real redis-server.
+
+A Deployment at 0 replicas and a ScaledObject with a Redis list trigger: items arrive → the
+target goes 0 → 1 → N; the list drains → back to 0 after the cooldown. A broken ScaledObject
+next to it gets Ready=False with the field named and an event, and does not disturb the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+
+from kubernetes_asyncio import client
+
+from autoscaler.operator.controller import ScaledObjectController
+from autoscaler.operator.kube import Kube
+from tests.fixtures.redis import cli
+from tests.k8s.fixture import K8s
+from tests.servers import Server
+
+
+def deployment(name: str, replicas: int = 0) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "jobs"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"spec": {"containers": [{"name": "w", "image": "w",
+                                                           "env": [{"name": "REDIS", "value": "set-below"}]}]}}}}
+
+
+def scaled_object(name: str, target: str, metadata: dict, **spec: object) -> dict:
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name, "namespace": "jobs"},
+            "spec": {"scaleTargetRef": {"name": target}, "pollingInterval": 1, "cooldownPeriod": 2,
+                     "maxReplicaCount": 10, "triggers": [{"type": "redis", "name": "q", "metadata": metadata}],
+                     **spec}}
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = asyncio.get_event_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_event_loop().time() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.1)
+
+
+async def test_scale_from_zero_to_n_and_back(k8s_api: K8s, redis_plain: Server) -> None:
+    em = k8s_api.emulator
+    queue = f"jobs-{uuid.uuid4().hex[:6]}"
+    dep = deployment("worker")
+    dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = redis_plain.address
+    em.put("apps/v1", "deployments", dep)
+    em.put("apps/v1", "deployments", deployment("other"))
+    em.put("keda.sh/v1alpha1", "scaledobjects", scaled_object(
+        "worker", "worker", {"addressFromEnv": "REDIS", "listName": queue, "listLength": "5"}))
+    em.put("keda.sh/v1alpha1", "scaledobjects", scaled_object(
+        "broken", "other", {"address": redis_plain.address, "listName": "x", "listLength": "lots"}))
+
+    def replicas() -> int:
+        return int(em.get("apps/v1", "deployments", "jobs", "worker")["spec"]["replicas"])
+
+    async with client.ApiClient(k8s_api.configuration) as api:
+        controller = ScaledObjectController(Kube(api))
+        task = asyncio.create_task(controller.run())
+        try:
+            await asyncio.sleep(1.5)
+            assert replicas() == 0  # empty list: stays at zero
+            cli(redis_plain.port, "RPUSH", queue, *["x"] * 23)
+            await until(lambda: replicas() == 5)  # 0 → 1 (activation), then ceil(23/5) = 5
+            status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "worker")["status"]
+            ready = {c["type"]: c for c in status["conditions"]}
+            assert ready["Active"]["status"] == "True" and status["originalReplicaCount"] == 0
+            assert json.loads(status["surge"]["engineState"])["last_active_at"] is not None
+            cli(redis_plain.port, "DEL", queue)
+            await until(lambda: replicas() == 0, timeout=30)  # drained: back to zero after the 2 s cooldown
+
+            broken = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "broken")["status"]["conditions"][0]
+            assert (broken["type"], broken["status"]) == ("Ready", "False")
+            assert "listLength" in broken["message"]
+            events = [e for e in em.all("v1", "events")]
+            reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}
+            assert ("worker", "KEDAScaleTargetActivated") in reasons and ("worker", "KEDAScaleTargetDeactivated") in reasons
+            assert ("broken", "ScaledObjectCheckFailed") in reasons
+            assert em.get("apps/v1", "deployments", "jobs", "other")["spec"]["replicas"] == 0
+        finally:
+            task.cancel()
+            await controller.stop()
