@@ -82,6 +82,23 @@ def read(
     raise typer.Exit(1 if any(r.error for r in reports) else 0)
 
 
+@app.command()
+def operator(
+    server: str | None = typer.Option(None, "--server", help="API server URL (default: in-cluster, then kubeconfig)"),
+    lease_namespace: str = typer.Option("surge", "--lease-namespace", help="namespace of the leader Lease"),
+    port: int = typer.Option(8080, "--port", help="port for /metrics, /healthz, /readyz"),
+    leader_elect: bool = typer.Option(True, "--leader-elect/--no-leader-elect"),
+) -> None:
+    """Run the ScaledObject controller (one active replica via a Lease)."""
+    import asyncio
+    import logging
+
+    from autoscaler.operator.main import run_operator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_operator(server, lease_namespace, port, leader_elect))
+
+
 from autoscaler.plan_cli import plan  # noqa: E402
 
 app.command("plan")(plan)
