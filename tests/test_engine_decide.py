@@ -187,3 +187,11 @@ def test_spec_from_manifest() -> None:
     assert s.behavior.scale_down.stabilization_window_seconds == 60
     assert s.behavior.scale_down.policies[0].value == 1 and s.behavior.scale_up.policies[0].value == 4
     assert s.fallback is not None and s.fallback.replicas == 3 and s.paused_scale_in and not s.paused
+
+
+def test_activation_does_not_count_against_hpa_policies() -> None:
+    """KEDA wakes 0 → 1 outside the HPA, so the next HPA step may still add 4 pods (1 → 5)."""
+    woke = decide(spec(), read(95), current=0, ready=0, state=EngineState(created_at=T0), now=T0)
+    assert woke.replicas == 1 and woke.state.hpa.scale_up_events == []
+    nxt = decide(spec(), read(95), current=1, ready=1, state=woke.state, now=T0 + 1)
+    assert nxt.replicas == 5

@@ -210,18 +210,19 @@ def decide(
     desired = max(replicas_for_metric(mt, value, target, current, ready, spec.behavior)
                   for mt, value, target in metrics)
     result, why = normalize(desired, current, hpa_min, spec.max_replicas, state.hpa, spec.behavior, now)
-    return _finish(spec, state, current, result, now, conditions, active, f"hpa: {why}")
+    return _finish(spec, state, current, result, now, conditions, active, f"hpa: {why}", by_hpa=True)
 
 
 def _finish(
     spec: ScalingSpec, state: EngineState, current: int, target: int | None, now: float,
-    conditions: dict[str, Condition], active: bool, reason: str,
+    conditions: dict[str, Condition], active: bool, reason: str, by_hpa: bool = False,
 ) -> Decision:
     if target is not None and ((spec.paused_scale_in and target < current)
                                or (spec.paused_scale_out and target > current)):
         target = None
         reason += " (blocked by paused-scale-in/out)"
-    if target is not None and target != current:
+    if by_hpa and target is not None and target != current:
+        # only the HPA's own changes count against its policies; KEDA's 0↔1 and idle moves do not
         record_scale(state.hpa, current, target, now)
     return Decision(None if target is None or target == current else target, state, active, conditions, reason)
 
