@@ -9,6 +9,7 @@ metadata `enableTLS` or by auth param `tls: enable|disable`, never by both.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,30 @@ class RedisClientOwner:
             self._client = make_client(flavour(self.trigger.type), self.config.connection,
                                        self.config.database_index, self.trigger.timeout_s, self._workdir.name)
         return self._client
+
+    def watched_key(self) -> str:
+        """The key whose changes should wake the polling loop (subclasses name it)."""
+        raise NotImplementedError
+
+    async def changes(self) -> AsyncIterator[None]:
+        """Yields whenever the watched key changes, from Redis keyspace notifications.
+
+        Only plain (non-cluster, non-sentinel) servers, and only when the server publishes keyspace
+        events (`notify-keyspace-events` including K and l/t); otherwise nothing is ever yielded
+        and the caller simply keeps polling. surge never changes the server's configuration.
+        """
+        if flavour(self.trigger.type) != "plain":
+            return
+        pubsub = self._connect().pubsub()
+        channel = f"__keyspace@{self.config.database_index}__:{self.watched_key()}"
+        try:
+            await pubsub.subscribe(channel)
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                if message is not None:
+                    yield None
+        finally:
+            await pubsub.aclose()
 
     async def close(self) -> None:
         if self._client is not None:

@@ -89,6 +89,9 @@ class RedisListScaler(RedisClientOwner):
         except Exception as exc:
             raise translate_error(self.trigger.label, exc) from exc
 
+    def watched_key(self) -> str:
+        return self.config.list_name
+
     async def metrics(self) -> Reading:
         length = sanitize(float(await self.list_length()))
         return Reading({self.metric_specs()[0].name: length}, active=length > self.config.activation_list_length)

@@ -164,6 +164,9 @@ class RedisStreamsScaler(RedisClientOwner):
         except Exception as exc:
             raise translate_error(self.trigger.label, exc) from exc
 
+    def watched_key(self) -> str:
+        return self.config.stream_name
+
     async def metrics(self) -> Reading:
         value = sanitize(float(await self.value()))
         return Reading({self.metric_specs()[0].name: value}, active=is_active(self.config, value))

@@ -84,3 +84,28 @@ async def test_scale_from_zero_to_n_and_back(k8s_api: K8s, redis_plain: Server) 
         finally:
             task.cancel()
             await controller.stop()
+
+
+async def test_keyspace_notifications_wake_the_loop_before_the_poll(k8s_api: K8s) -> None:
+    """pollingInterval 30 s, but a push reaches the target in about a second: the Redis trigger
+    follows keyspace notifications when the server publishes them."""
+    from tests.fixtures.redis import redis_server
+
+    em = k8s_api.emulator
+    with redis_server("--notify-keyspace-events", "Kl") as redis:
+        em.put("apps/v1", "deployments", deployment("eager"))
+        em.put("keda.sh/v1alpha1", "scaledobjects", scaled_object(
+            "eager", "eager", {"address": redis.address, "listName": "inbox", "listLength": "5"}, pollingInterval=30))
+        async with client.ApiClient(k8s_api.configuration) as api:
+            controller = ScaledObjectController(Kube(api))
+            task = asyncio.create_task(controller.run())
+            try:
+                await asyncio.sleep(1.0)  # first cycle done; next poll would be 30 s away
+                start = asyncio.get_event_loop().time()
+                cli(redis.port, "RPUSH", "inbox", "a", "b")
+                await until(lambda: em.get("apps/v1", "deployments", "jobs", "eager")["spec"]["replicas"] == 1,
+                            timeout=10)
+                assert asyncio.get_event_loop().time() - start < 5
+            finally:
+                task.cancel()
+                await controller.stop()

@@ -10,6 +10,7 @@ metric; the other loops carry on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -33,6 +34,7 @@ from scalers.errors import ScalerError
 from scalers.registry import build_scaler, known_types
 
 log = logging.getLogger("surge.operator")
+WAKE_COALESCE_S = 0.05
 Key = tuple[str, str]
 
 
@@ -103,10 +105,21 @@ class ScaledObjectController:
             spec = scaling_spec(so, targets)
             spec = dataclasses.replace(spec, triggers=tuple(t for t in spec.triggers if t.name in targets))
             state = self.states.get(key) or self._restored_state(raw) or EngineState(created_at=self.clock())
-            while True:
-                state = await self._cycle(so, raw, scalers, spec, state)
-                self.states[key] = state
-                await asyncio.sleep(so.spec.polling_interval)
+            wake = asyncio.Event()
+            watchers = [asyncio.create_task(self._follow(s, wake)) for _, s in scalers if hasattr(s, "changes")]
+            try:
+                while True:
+                    state = await self._cycle(so, raw, scalers, spec, state)
+                    self.states[key] = state
+                    # poll at pollingInterval, or at once when a trigger's source reports a change
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), so.spec.polling_interval)
+                    if wake.is_set():
+                        await asyncio.sleep(WAKE_COALESCE_S)  # let a burst of pushes land together
+                        wake.clear()
+            finally:
+                for w in watchers:
+                    w.cancel()
         except Invalid as exc:
             self.metrics.object_errors.labels(ns, name).inc()
             await self._report_invalid(raw, exc.reason, str(exc))
@@ -119,6 +132,16 @@ class ScaledObjectController:
         finally:
             for _, scaler in scalers:
                 await scaler.close()
+
+    @staticmethod
+    async def _follow(scaler: Any, wake: asyncio.Event) -> None:
+        try:
+            async for _ in scaler.changes():
+                wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # notifications are an optimisation: polling goes on without them
+            log.info("change notifications off for %s: %s", scaler.trigger.label, exc)
 
     async def _prepare(self, key: Key, raw: dict[str, Any]) -> tuple[ScaledObject, list[tuple[str, Scaler]]]:
         try:
