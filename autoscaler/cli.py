@@ -106,3 +106,7 @@ app.command("plan")(plan)
 
 if __name__ == "__main__":
     app()
+
+from autoscaler.simulate_cli import simulate  # noqa: E402
+
+app.command("simulate")(simulate)

@@ -1,0 +1,211 @@
+"""Nodes and the one workload's pods, in simulated time.
+
+Pods are counted, not modelled one by one: the simulated workload is one Deployment, so a
+node only needs to know how many of its pods are starting (and when each becomes ready) and
+how many are ready. Cost is kept per node from launch to termination, which is what the
+cloud bills (per second) and what the fidelity tests check against.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Node:
+    id: int
+    instance_type: str
+    capacity_type: str
+    zone: str
+    pool: str
+    price: float  # $/h
+    on_demand_price: float  # $/h, for spot savings
+    slots: int  # how many of the workload's pods fit
+    launched_at: float
+    ready_at: float
+    starting: list[float] = field(default_factory=list)  # ready times of pods starting here, sorted
+    ready: int = 0
+    last_change: float = 0.0
+    protected_until: float = 0.0
+    doomed_at: float | None = None  # spot termination time after a notice
+    draining: bool = False  # its pods have successors starting elsewhere; it holds no new pods
+    terminated_at: float | None = None
+
+    @property
+    def pods(self) -> int:
+        return len(self.starting) + self.ready
+
+    @property
+    def free(self) -> int:
+        return 0 if self.doomed_at is not None or self.draining else self.slots - self.pods
+
+    def seconds(self, end: float) -> float:
+        return (self.terminated_at if self.terminated_at is not None else end) - self.launched_at
+
+
+class Cluster:
+    """Binding, starting, deleting and moving pods; launching and terminating nodes."""
+
+    def __init__(self, pod_start_s: float, on_change: Callable[[], None] | None = None):
+        self.pod_start_s = pod_start_s
+        self.nodes: dict[int, Node] = {}
+        self.retired: list[Node] = []
+        self.unbound = 0  # pods with no node (Pending, unschedulable until capacity appears)
+        self.ready_pods = 0
+        self._events: list[tuple[float, int, int]] = []  # (time, seq, node id): a pod may become ready
+        self._seq = 0
+        self._next_id = 0
+        self.launches = 0
+        self.terminations = 0
+        self.pod_moves = 0
+        self._on_change = on_change or (lambda: None)
+
+    # --- pods -------------------------------------------------------------------------------------
+    @property
+    def pods(self) -> int:
+        return self.unbound + sum(n.pods for n in self.nodes.values() if not n.draining)
+
+    def set_replicas(self, replicas: int, now: float) -> None:
+        """What the ReplicaSet controller does: create Pending pods, or delete the least useful ones."""
+        diff = replicas - self.pods
+        if diff > 0:
+            self.unbound += diff
+        elif diff < 0:
+            self._delete(-diff, now)
+        if diff:
+            self._on_change()
+
+    def _delete(self, count: int, now: float) -> None:
+        # Kubernetes deletes unscheduled pods first, then not-ready ones, then ready ones; among
+        # equals, pods on emptier nodes go first — which is also what lets nodes empty out.
+        take = min(count, self.unbound)
+        self.unbound -= take
+        count -= take
+        by_fill = sorted((n for n in self.nodes.values() if not n.draining), key=lambda n: (n.pods, -n.price))
+        for node in by_fill:
+            while count and node.starting:
+                node.starting.pop()
+                node.last_change = now
+                count -= 1
+        for node in by_fill:
+            while count and node.ready:
+                node.ready -= 1
+                self.ready_pods -= 1
+                node.last_change = now
+                count -= 1
+
+    def schedule(self, now: float) -> int:
+        """Bind unbound pods to nodes with room (ready nodes first, then the fullest); returns how many."""
+        if not self.unbound:
+            return 0
+        bound = 0
+        for node in sorted(self.nodes.values(), key=lambda n: (n.ready_at > now, n.free)):
+            room = node.free
+            if room <= 0:
+                continue
+            n = min(room, self.unbound)
+            self._start(node, n, now)
+            self.unbound -= n
+            bound += n
+            if not self.unbound:
+                break
+        if bound:
+            self._on_change()
+        return bound
+
+    def _start(self, node: Node, count: int, now: float) -> None:
+        ready_at = max(now, node.ready_at) + self.pod_start_s
+        for _ in range(count):
+            bisect.insort(node.starting, ready_at)
+        node.last_change = now
+        self._seq += 1
+        heapq.heappush(self._events, (ready_at, self._seq, node.id))
+
+    def advance(self, now: float) -> None:
+        """Pods whose start time has come are ready."""
+        events = self._events
+        while events and events[0][0] <= now:
+            _, _, node_id = heapq.heappop(events)
+            node = self.nodes.get(node_id)
+            if node is None:
+                continue
+            k = bisect.bisect_right(node.starting, now)
+            if k:
+                del node.starting[:k]
+                node.ready += k
+                self.ready_pods += k
+
+    def move_pods(self, source: Node, targets: list[Node], now: float) -> None:
+        """Evict `source`'s pods onto room elsewhere (they restart); what does not fit goes Pending."""
+        count = source.pods
+        self.ready_pods -= source.ready
+        source.starting.clear()
+        source.ready = 0
+        source.last_change = now
+        for target in targets:
+            if not count:
+                break
+            n = min(target.free, count)
+            if n > 0:
+                self._start(target, n, now)
+                count -= n
+                self.pod_moves += n
+        self.unbound += count
+        self._on_change()
+
+    def drain_gently(self, source: Node, targets: list[Node], now: float) -> float | None:
+        """Make before break: start successors for `source`'s pods on `targets` while the old pods
+        keep serving; returns when they are all ready (then call `finish_drain`), or None when the
+        targets lack room and nothing was started."""
+        count = source.pods
+        if sum(t.free for t in targets) < count:
+            return None
+        source.draining = True
+        last = now
+        for target in targets:
+            if not count:
+                break
+            n = min(target.free, count)
+            if n > 0:
+                self._start(target, n, now)
+                last = max(last, target.starting[-1])
+                count -= n
+                self.pod_moves += n
+        self._on_change()
+        return last
+
+    def finish_drain(self, source: Node, now: float) -> None:
+        self.ready_pods -= source.ready
+        source.ready = 0
+        source.starting.clear()
+        self.terminate(source, now)
+
+    # --- nodes ------------------------------------------------------------------------------------
+    def launch(self, instance_type: str, capacity_type: str, zone: str, pool: str, price: float,
+               on_demand_price: float, slots: int, now: float, boot_s: float, protected_s: float = 0.0) -> Node:
+        node = Node(self._next_id, instance_type, capacity_type, zone, pool, price, on_demand_price, slots,
+                    launched_at=now, ready_at=now + boot_s, last_change=now, protected_until=now + protected_s)
+        self._next_id += 1
+        self.nodes[node.id] = node
+        self.launches += 1
+        self._on_change()
+        return node
+
+    def terminate(self, node: Node, now: float) -> None:
+        if node.draining:
+            self.ready_pods -= node.ready
+            node.ready = 0
+            node.starting.clear()
+        elif node.pods:
+            self.move_pods(node, [n for n in self.nodes.values() if n is not node], now)
+        node.terminated_at = now
+        del self.nodes[node.id]
+        self.retired.append(node)
+        self.terminations += 1
+        self._on_change()
+
+    def all_nodes(self) -> list[Node]:
+        return self.retired + list(self.nodes.values())

@@ -1,0 +1,84 @@
+"""`surge simulate`: replay a trace through policies side by side and report cost and SLO."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+
+def simulate(
+    trace: Path | None = typer.Option(None, "--trace", help="CSV timestamp_seconds,value (default: bundled)"),  # noqa: B008
+    scaledobject: Path | None = typer.Option(None, "--scaledobject", help="ScaledObject YAML"),  # noqa: B008
+    nodepool: list[Path] = typer.Option([], "--nodepool", help="NodePool YAML (karpenter.sh/v1)"),  # noqa: B008
+    deployment: Path | None = typer.Option(None, "--deployment", help="the target Deployment (pod requests)"),  # noqa: B008
+    policy: list[str] = typer.Option([], "--policy", help="static-peak, keda-karpenter, surge, surge-no-<feature>"),  # noqa: B008
+    report: Path | None = typer.Option(None, "--report", help="directory for report.html/.json/.csv"),  # noqa: B008
+    format: str = typer.Option("text", "--format", help="text or json"),
+    days: float | None = typer.Option(None, "--days", help="simulate only the first N days of the trace"),
+    peak_pods: int = typer.Option(20, "--peak-pods", help="scale the trace so its p99 needs this many pods"),
+    scale: float | None = typer.Option(None, "--scale", help="explicit trace multiplier (overrides --peak-pods)"),
+    pod_rate: float = typer.Option(10.0, "--pod-rate", help="items/requests per second one pod completes"),
+    slo: float = typer.Option(60.0, "--slo", help="SLO: seconds an item may wait"),
+    tick: float = typer.Option(5.0, "--tick", help="simulation tick, seconds"),
+    spot_discount: float = typer.Option(0.65, "--spot-discount", help="spot price = on-demand × (1 − this)"),
+    spot_interruptions: float = typer.Option(0.005, "--spot-interruptions", help="per spot node-hour"),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Simulate the ScaledObject + NodePool on a trace under each policy; print cost and SLO."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from autoscaler.simulate.inputs import DEFAULT_TRACE, InputError, build_setup, bundled
+    from autoscaler.simulate.policy import DEFAULT_POLICIES, Assumptions, PolicyError, policy_named
+    from autoscaler.simulate.report import table, to_json, write_report
+    from autoscaler.simulate.run import scale_for, simulate, tick_for
+    from autoscaler.simulate.trace import Trace, TraceError, load_trace
+
+    err = Console(stderr=True)
+    try:
+        policies = [policy_named(p) for p in (policy or DEFAULT_POLICIES)]
+        tr = load_trace(trace or bundled(DEFAULT_TRACE))
+        if days is not None:
+            rows = max(2, int(days * 86400 / tr.interval))
+            tr = Trace(tr.name, tr.start, tr.interval, tr.counts[:rows], tr.notes)
+        a = Assumptions(tick_s=tick, pod_rate=pod_rate, peak_pods=peak_pods, slo_seconds=slo,
+                        spot_discount=spot_discount, spot_interruptions_per_node_hour=spot_interruptions, seed=seed)
+        a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
+        setup, notes = build_setup(scaledobject, nodepool, deployment, a)
+    except (TraceError, InputError, PolicyError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    notes = list(tr.notes) + notes
+    dt = tick_for(tr, a)
+    ticks = round(tr.span / dt)
+    results = []
+    with Progress(console=err, transient=True, disable=format == "json") as progress:
+        task = progress.add_task("simulating", total=ticks * len(policies))
+        for p in policies:
+            progress.update(task, description=f"simulating {p.name}")
+            results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
+    meta = {"trace": tr.name, "span_s": tr.span, "span_days": round(tr.span / 86400, 3), "tick_s": dt,
+            "trace_scale": round(a.scale, 6), "workload": "http" if setup.http else "queue",
+            "pods_per_replica_request": str(setup.pods.requests)}
+    if report is not None:
+        write_report(report, results, a, meta, notes)
+    if format == "json":
+        out = to_json(results, a, meta)
+        typer.echo(json.dumps({k: out[k] for k in (*meta, "policies")} | {"notes": notes}, indent=2))
+        return
+    import sys
+
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    console.print(table(results, f"{tr.name}: {tr.span / 86400:.2f} days, trace ×{a.scale:.4g}, "
+                                 f"SLO {a.slo_seconds:g} s wait"))
+    for n in notes:
+        console.print(f"note: {n}")
+    console.print(f"assumptions: pods start in {a.pod_start_s:g} s (GPU {a.pod_start_gpu_s:g} s), nodes boot in "
+                  f"{a.node_boot_cpu_s:g} s (GPU {a.node_boot_gpu_s:g} s), spot = on-demand × "
+                  f"{1 - a.spot_discount:.2f}, {a.spot_interruptions_per_node_hour:g} interruptions per spot "
+                  f"node-hour with {a.spot_notice_s:g} s notice, one pod completes {a.pod_rate:g}/s")
+    if report is not None:
+        console.print(f"report: {report / 'report.html'}")
