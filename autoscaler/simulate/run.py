@@ -3,8 +3,8 @@ live operator (`decide`) and provisioner (`make_plan`) use. Pure: simulated cloc
 
 Each tick, in order: pods and nodes whose time has come become ready (and spot notices fire);
 the autoscaler decides if it is its time to; the ReplicaSet creates or deletes pods; the
-scheduler binds pods to room; the provisioner launches nodes; work arrives and ready pods
-serve it; money is spent; consolidation looks for nodes to remove.
+scheduler binds pods to room; the provisioner launches nodes; consolidation looks for nodes to
+remove; work arrives and ready pods serve it; money is spent on the nodes that now exist.
 """
 
 from __future__ import annotations
@@ -138,6 +138,11 @@ class _Planner:
         return next((o.price for o in self.types[instance_type].offerings
                      if o.capacity_type == "on-demand" and o.zone == zone), 0.0)
 
+    def size(self, instance_type: str) -> Resources:
+        """What a node counts against NodePool limits: its capacity, not its allocatable."""
+        t = self.types[instance_type]
+        return Resources(t.vcpu * 1000, t.memory_mib, t.gpu_count, 0)
+
     def is_gpu(self, instance_type: str) -> bool:
         return self.types[instance_type].gpu_count > 0
 
@@ -216,7 +221,7 @@ class _Run:
             return []
         planned, _ = self.planner.plan(count)
         launched = []
-        for p in planned:
+        for p in self._within_limits(planned):
             boot = self.a.node_boot_gpu_s if self.planner.is_gpu(p.instance_type) else self.a.node_boot_cpu_s
             node = self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                        self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
@@ -226,6 +231,23 @@ class _Run:
                 gap = self.rng.expovariate(self.a.spot_interruptions_per_node_hour / 3600)
                 self._push(now + gap, "notice", node.id)
         return launched
+
+    def _within_limits(self, planned: list[PlannedNode]) -> list[PlannedNode]:
+        """A plan is made for the pods alone; the NodePool's limits count the nodes it already has."""
+        limits = {pool.name: pool.limit() for pool in self.setup.pools}
+        used = {name: Resources() for name in limits}
+        for n in self.cluster.nodes.values():
+            if n.pool in used:
+                used[n.pool] = used[n.pool] + self.planner.size(n.instance_type)
+        out = []
+        for p in planned:
+            limit = limits.get(p.nodepool)
+            after = used.get(p.nodepool, Resources()) + self.planner.size(p.instance_type)
+            if limit is not None and not Resources(after.cpu_m, after.memory_mib, after.gpu, 0).fits_in(limit):
+                continue
+            used[p.nodepool] = after
+            out.append(p)
+        return out
 
     def _free_slots(self) -> int:
         return sum(n.free for n in self.cluster.nodes.values())
@@ -305,7 +327,10 @@ class _Run:
                     prev_unbound = cluster.unbound
             elif not cluster.unbound:
                 batch_start, prev_unbound = None, 0
-            # the work
+            if not policy.static and now >= next_consolidation:
+                next_consolidation += a.consolidation_interval_s
+                self._consolidate(now)
+            # the work (and the money: every node change of this tick has happened by now)
             self.queue.arrive(now, float(self.arrivals[i]))
             recent.append(float(self.arrivals[i]))
             served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
@@ -315,9 +340,6 @@ class _Run:
             if cluster.unbound:
                 self.max_pending = max(self.max_pending, cluster.unbound)
                 self.pending_seconds += cluster.unbound * dt
-            if not policy.static and now >= next_consolidation:
-                next_consolidation += a.consolidation_interval_s
-                self._consolidate(now)
             if i % record_every == 0:
                 series.t.append(now)
                 series.load.append(float(self.arrivals[i]) / dt)

@@ -40,6 +40,7 @@ class Trace:
 
 def parse_trace(text: str, name: str = "trace") -> Trace:
     rows: list[tuple[float, float]] = []
+    lines: list[int] = []
     reader = csv.reader(io.StringIO(text))
     for lineno, row in enumerate(reader, start=1):
         if not row or all(not c.strip() for c in row):
@@ -61,22 +62,25 @@ def parse_trace(text: str, name: str = "trace") -> Trace:
             raise TraceError(f"{name}:{lineno}: {what} timestamp {t_raw} (previous row has {rows[-1][0]:g}); "
                              "rows must be in increasing time order")
         rows.append((t, v))
+        lines.append(lineno)
     if len(rows) < 2:
         raise TraceError(f"{name}: needs at least two rows of 'timestamp_seconds,value', found {len(rows)}")
     times = np.array([r[0] for r in rows])
     steps = np.diff(times)
-    interval = float(np.median(steps))
+    values, counts_of = np.unique(steps, return_counts=True)
+    interval = float(values[np.argmax(counts_of)])  # the most common step (the smallest among ties)
     notes: list[str] = []
     offsets = (times - times[0]) / interval
     if not np.allclose(offsets, np.round(offsets), atol=1e-6):
         bad = int(np.argmax(np.abs(offsets - np.round(offsets)) > 1e-6))
-        raise TraceError(f"{name}:{bad + 2}: timestamp {times[bad]:g} is off the {interval:g} s grid of the trace")
+        raise TraceError(f"{name}:{lines[bad]}: timestamp {times[bad]:g} is off the {interval:g} s grid of the trace")
     index = np.round(offsets).astype(np.int64)
     counts = np.zeros(int(index[-1]) + 1)
     counts[index] = [r[1] for r in rows]
     for pos in np.nonzero(steps > interval * 1.5)[0][:20]:
         missing = round(steps[pos] / interval) - 1
-        notes.append(f"{name}: {missing} interval(s) missing after line {pos + 2} (t={times[pos]:g}); filled with 0")
+        notes.append(f"{name}: {missing} interval(s) missing after line {lines[pos]} (t={times[pos]:g}); "
+                     "filled with 0")
     gaps = int(np.count_nonzero(steps > interval * 1.5))
     if gaps > 20:
         notes.append(f"{name}: {gaps - 20} more gaps filled with 0")

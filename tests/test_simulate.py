@@ -1,0 +1,271 @@
+"""The simulator: trace input, KEDA/HPA timing by hand, conservation of work and of money."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from autoscaler.cli import app
+from autoscaler.simulate.inputs import InputError, build_setup
+from autoscaler.simulate.policy import Assumptions, PolicyError, policy_named
+from autoscaler.simulate.run import PolicyResult, simulate
+from autoscaler.simulate.trace import Trace, TraceError, parse_trace
+
+SO = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: worker}}
+spec:
+  scaleTargetRef: {{name: worker}}
+  minReplicaCount: 0
+  maxReplicaCount: {max}
+  triggers:
+    - type: kafka
+      name: lag
+      metadata: {{bootstrapServers: "k:9092", consumerGroup: g, topic: t, lagThreshold: "10"}}
+"""
+HTTP_SO = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: web}
+spec:
+  scaleTargetRef: {name: web}
+  minReplicaCount: 1
+  maxReplicaCount: 1
+  triggers:
+    - type: prometheus
+      metadata: {serverAddress: "http://p:9090", query: "sum(rate(http_requests_total[1m]))", threshold: "10"}
+"""
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker}
+spec:
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      containers: [{name: w, image: w, resources: {requests: {cpu: "1", memory: 2Gi}}}]
+"""
+NODEPOOL = """
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata: {{name: default}}
+spec:
+  template:
+    spec:
+      requirements:
+        - {{key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m]}}
+        - {{key: karpenter.k8s.aws/instance-generation, operator: Gt, values: ["5"]}}
+        - {{key: kubernetes.io/arch, operator: In, values: [amd64]}}
+        - {{key: karpenter.sh/capacity-type, operator: In, values: [{capacity}]}}
+  limits: {{cpu: "{cpu}"}}
+  disruption: {{consolidationPolicy: WhenEmptyOrUnderutilized, consolidateAfter: 1m}}
+"""
+
+
+def files(tmp: Path, so: str = SO.format(max=50), capacity: str = "on-demand", cpu: str = "1000") -> dict[str, Path]:
+    paths = {"so": tmp / "so.yaml", "np": tmp / "np.yaml", "dep": tmp / "dep.yaml"}
+    paths["so"].write_text(so)
+    paths["np"].write_text(NODEPOOL.format(capacity=capacity, cpu=cpu))
+    paths["dep"].write_text(DEPLOYMENT.replace("worker", "web") if "name: web" in so else DEPLOYMENT)
+    return paths
+
+
+def step_trace(minutes_off: int = 10, minutes_on: int = 20, minutes_after: int = 20, per_minute: float = 600) -> Trace:
+    counts = [0.0] * minutes_off + [per_minute] * minutes_on + [0.0] * minutes_after
+    return Trace("step", 0.0, 60.0, np.array(counts))
+
+
+def run(tmp: Path, trace: Trace, policy: str, **kw: object) -> PolicyResult:
+    paths = files(tmp, **{k: v for k, v in kw.items() if k in ("so", "capacity", "cpu")})  # type: ignore[arg-type]
+    given = {k: v for k, v in kw.items() if k not in ("so", "capacity", "cpu")}
+    a = Assumptions(**({"scale": 1.0, "spot_interruptions_per_node_hour": 0.0} | given))  # type: ignore[arg-type]
+    setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+    return simulate(trace, setup, policy_named(policy), a)
+
+
+def first_time(result: PolicyResult, values: list[int], predicate: object) -> float:
+    return next(t for t, v in zip(result.series.t, values, strict=True) if predicate(v))  # type: ignore[operator]
+
+
+# --- traces ---------------------------------------------------------------------------------------
+
+def test_trace_reads_header_and_fills_gaps_naming_the_line() -> None:
+    t = parse_trace("timestamp_seconds,value\n0,1\n60,2\n240,4\n", "x.csv")
+    assert t.interval == 60 and list(t.counts) == [1, 2, 0, 0, 4]
+    assert t.notes and "2 interval(s) missing after line 3" in t.notes[0]
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("t,v\n0,1\n60,abc\n", "x.csv:3: expected two numbers"),
+    ("t,v\n0,1\n120,1\n60,1\n", "x.csv:4: unsorted timestamp 60"),
+    ("t,v\n0,1\n60,1\n60,2\n", "x.csv:4: duplicate timestamp"),
+    ("t,v\n0,1\n60,-3\n", "x.csv:3: negative value -3"),
+    ("t,v\n0,1\n", "needs at least two rows"),
+    ("t,v\n0,1\n60,1\n120,1\n150,1\n210,1\n", "x.csv:5: timestamp 150 is off the 60 s grid"),
+])
+def test_bad_traces_are_rejected_with_the_line(text: str, needle: str) -> None:
+    with pytest.raises(TraceError, match=needle.replace("(", r"\(")):
+        parse_trace(text, "x.csv")
+
+
+def test_policy_names() -> None:
+    p = policy_named("surge-no-spot-no-together")
+    assert (p.spot, p.together, p.event_driven, p.packer) == (False, False, True, "surge")
+    with pytest.raises(PolicyError, match="unknown feature 'wings'"):
+        policy_named("surge-no-wings")
+    with pytest.raises(PolicyError, match="unknown policy"):
+        policy_named("hpa")
+
+
+def test_broken_scaledobject_names_object_and_field(tmp_path: Path) -> None:
+    paths = files(tmp_path, so=SO.format(max="lots"))
+    with pytest.raises(InputError, match=r"ScaledObject/worker: spec.maxReplicaCount"):
+        build_setup(paths["so"], [paths["np"]], paths["dep"])
+
+
+# --- hand-computed KEDA / HPA / Karpenter timing --------------------------------------------------
+
+def test_keda_activates_at_the_first_poll_that_sees_lag(tmp_path: Path) -> None:
+    # Work starts at t=600. KEDA polls every 30 s on its own clock: the poll at 600 runs before any
+    # item has arrived, the one at 630 sees 300 items and activates (0 → 1).
+    r = run(tmp_path, step_trace(), "keda-karpenter")
+    assert first_time(r, r.series.replicas, lambda v: v > 0) == 630
+    # The HPA (15 s sync) then takes over: 1 → 5 at 645 (max(4 pods, 100%) per 15 s).
+    i = r.series.t.index(645)
+    assert r.series.replicas[i] == 5
+    # Karpenter: the pod is Unschedulable ~1 s later; the batch closes after 1 s without new pods
+    # (the next 5 s tick, 635); the node boots 40 s (675); the pod starts 10 s (685).
+    assert first_time(r, r.series.nodes, lambda v: v > 0) == 635
+    assert first_time(r, r.series.ready, lambda v: v > 0) == 685
+
+
+def test_surge_reacts_on_the_next_tick_and_launches_nodes_in_the_same_step(tmp_path: Path) -> None:
+    r = run(tmp_path, step_trace(), "surge")
+    assert first_time(r, r.series.replicas, lambda v: v > 0) == 605
+    assert first_time(r, r.series.nodes, lambda v: v > 0) == 605
+    assert first_time(r, r.series.ready, lambda v: v > 0) == 655  # 40 s boot + 10 s start
+
+
+def test_hpa_scale_up_never_exceeds_its_policies(tmp_path: Path) -> None:
+    r = run(tmp_path, step_trace(per_minute=3000), "keda-karpenter")
+    reps = dict(zip(r.series.t, r.series.replicas, strict=True))
+    for t in range(645, 1200, 15):
+        before, after = reps[t - 15], reps[t]
+        if before > 0:
+            assert after <= max(before + 4, 2 * before), (t, before, after)
+
+
+def test_scale_to_zero_waits_for_cooldown_after_the_last_active_poll(tmp_path: Path) -> None:
+    r = run(tmp_path, step_trace(minutes_after=30), "keda-karpenter")
+    t, reps, backlog = r.series.t, r.series.replicas, r.series.backlog
+    zero_at = next(t[i] for i in range(len(t)) if t[i] > 1800 and reps[i] == 0)
+    # the lag includes work in flight, so KEDA is active at every poll until it has all been done
+    last_active_poll = max(tt for tt, b, rep in zip(t, backlog, reps, strict=True) if tt % 30 == 0 and tt < zero_at
+                           and (b > 0 or tt <= 1800))
+    assert last_active_poll + 300 <= zero_at <= last_active_poll + 300 + 30
+
+
+def test_all_zero_trace_costs_nothing_and_never_scales(tmp_path: Path) -> None:
+    trace = Trace("zero", 0.0, 60.0, np.zeros(30))
+    for policy in ("keda-karpenter", "surge"):
+        r = run(tmp_path, trace, policy)
+        assert r.cost_usd == 0 and r.scaling_actions == 0 and max(r.series.replicas) == 0
+
+
+def test_a_spike_is_served_late_by_polling_and_sooner_by_events(tmp_path: Path) -> None:
+    trace = Trace("spike", 0.0, 60.0, np.array([0.0] * 5 + [6000.0] + [0.0] * 25))
+    keda, surge = run(tmp_path, trace, "keda-karpenter"), run(tmp_path, trace, "surge")
+    assert keda.processed == pytest.approx(6000) and surge.processed == pytest.approx(6000)
+    assert surge.wait_p50_s < keda.wait_p50_s
+
+
+# --- conservation ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("policy", ["static-peak", "keda-karpenter", "surge", "surge-no-together"])
+def test_work_and_money_are_conserved(tmp_path: Path, policy: str) -> None:
+    rng = np.random.default_rng(7)
+    trace = Trace("noisy", 0.0, 60.0, rng.poisson(400, 150).astype(float) * (np.arange(150) % 50 < 30))
+    r = run(tmp_path, trace, policy, capacity="spot, on-demand", spot_interruptions_per_node_hour=2.0)
+    assert r.arrived == pytest.approx(trace.counts.sum())
+    assert r.arrived == pytest.approx(r.processed + r.backlog_end + r.dropped)
+    by_node = sum(n.seconds(r.span_s) * n.price / 3600 for n in r.nodes)
+    assert r.cost_usd == pytest.approx(by_node, rel=1e-12)
+    # the per-tick cost curve integrates to the same money (record_every is 1 on a trace this short)
+    assert sum(r.series.cost_per_hour) * 5 / 3600 == pytest.approx(r.cost_usd, rel=1e-9)
+    assert r.cost_usd == pytest.approx(sum(r.cost_by_capacity_type.values()))
+    assert 0 <= r.idle_cost_usd <= r.cost_usd + 1e-9
+
+
+def test_spot_interruptions_happen_and_surge_replaces_before_it_drains(tmp_path: Path) -> None:
+    trace = Trace("flat", 0.0, 60.0, np.full(240, 600.0))
+    kw = {"capacity": "spot", "spot_interruptions_per_node_hour": 3.0}
+    keda, surge = run(tmp_path, trace, "keda-karpenter", **kw), run(tmp_path, trace, "surge", **kw)
+    assert keda.pod_moves > 0 and surge.pod_moves > 0
+    assert set(keda.cost_by_capacity_type) == {"spot"}
+    # evicting on the warning leaves pods without a node while the replacement boots; surge does not
+    assert keda.pending_pod_seconds > 0
+    assert surge.pending_pod_seconds < keda.pending_pod_seconds
+
+
+# --- bad setups are reported, not crashed ---------------------------------------------------------
+
+def test_a_nodepool_too_small_leaves_pods_pending(tmp_path: Path) -> None:
+    r = run(tmp_path, step_trace(per_minute=6000), "surge", cpu="4")
+    assert r.max_pending_pods > 0
+    assert r.backlog_end > 0 or r.wait_p99_s > 60
+
+
+def test_http_workload_drops_requests_past_the_timeout(tmp_path: Path) -> None:
+    trace = Trace("http", 0.0, 60.0, np.full(20, 1800.0))  # 30 req/s against one pod of 10 req/s
+    r = run(tmp_path, trace, "keda-karpenter", so=HTTP_SO, http_timeout_s=30.0)
+    assert r.dropped > 0
+    assert r.arrived == pytest.approx(r.processed + r.backlog_end + r.dropped)
+    assert r.wait_p99_s <= 30 + 5
+
+
+def test_tick_divides_the_trace_interval(tmp_path: Path) -> None:
+    trace = Trace("odd", 0.0, 7.0, np.full(100, 70.0))
+    r = run(tmp_path, trace, "surge", tick_s=5.0)
+    assert r.arrived == pytest.approx(7000)
+    assert r.series.t[1] - r.series.t[0] == pytest.approx(3.5)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def test_cli_json_and_report(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_seconds,value\n" + "".join(f"{i * 60},{(i % 20) * 30}\n" for i in range(240)))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["simulate", "--trace", str(trace), "--format", "json", "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["span_s"] == 240 * 60
+    assert [p["policy"] for p in data["policies"]] == ["static-peak", "keda-karpenter", "surge"]
+    keys = {"policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
+            "slo_violation_minutes", "wait_p50_s", "wait_p95_s", "wait_p99_s", "dropped", "scaling_actions"}
+    assert all(keys <= set(p) for p in data["policies"])
+    assert all(p["cost_usd"] > 0 for p in data["policies"])
+    assert {f.name for f in out.iterdir()} == {"report.html", "report.json", "report.csv"}
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 4 and "keda-karpenter" in page
+
+
+def test_cli_names_the_bad_line(tmp_path: Path) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text("timestamp_seconds,value\n0,1\n60,oops\n")
+    result = CliRunner().invoke(app, ["simulate", "--trace", str(trace)])
+    assert result.exit_code == 2
+    assert "bad.csv:3" in result.output
+
+
+def test_assumptions_are_in_the_json(tmp_path: Path) -> None:
+    a = replace(Assumptions(), spot_discount=0.5)
+    assert a.to_json()["spot_discount"] == 0.5
+    assert math.isclose(Assumptions().to_json()["node_boot_gpu_s"], 180)
