@@ -22,7 +22,8 @@ class Policy:
     name: str
     static: bool = False
     event_driven: bool = False  # decide on every change of the signal instead of at poll/HPA-sync times
-    packer: Literal["surge", "karpenter"] = "karpenter"
+    packer: Literal["surge", "karpenter"] = "karpenter"  # plans consolidation (and launches unless below)
+    launch_packer: Literal["surge", "karpenter"] | None = None
     spot: bool = True  # use spot where the NodePool allows it
     together: bool = False  # plan nodes in the replica decision's step (no Pending round trip, wake lookahead)
     forecast_consolidation: bool = False  # keep capacity the engine's recent recommendations still want
@@ -88,6 +89,7 @@ class Assumptions:
     pending_detect_s: float = 1.0  # scheduler marks a pod Unschedulable before Karpenter sees it
     consolidation_interval_s: float = 10.0
     replace_margin: float = 0.1  # replace nodes only for a cheaper set at least this much cheaper
+    headroom_window_s: float = 1800.0  # surge sizes launches and replacements for the peak of this window
     protect_s: float = 120.0  # capacity surge launched ahead of pods is kept this long
     seed: int = 1
 

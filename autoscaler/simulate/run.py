@@ -15,7 +15,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -118,16 +118,18 @@ class _Planner:
     def __init__(self, setup: Setup, policy: Policy, spot: bool):
         self.setup = setup
         self.algorithm = policy.packer
+        self.launch_algorithm = policy.launch_packer or policy.packer
         self.catalog = setup.catalog_spot if spot else setup.catalog_on_demand
         self.types = {t.name: t for t in self.catalog}
-        self._cache: dict[int, tuple[list[PlannedNode], int]] = {}
+        self._cache: dict[tuple[int, str], tuple[list[PlannedNode], int]] = {}
 
-    def plan(self, count: int) -> tuple[list[PlannedNode], int]:
-        if count not in self._cache:
+    def plan(self, count: int, algorithm: Literal["surge", "karpenter"] | None = None) -> tuple[list[PlannedNode], int]:
+        algo = algorithm or self.algorithm
+        if (count, algo) not in self._cache:
             group = replace(self.setup.pods, count=count, pod_names=())
-            p = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead, self.algorithm)
-            self._cache[count] = (p.new_nodes, len(p.unschedulable))
-        return self._cache[count]
+            p = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead, algo)
+            self._cache[count, algo] = (p.new_nodes, len(p.unschedulable))
+        return self._cache[count, algo]
 
     def slots(self, instance_type: str) -> int:
         if self.setup.pods.one_per_node:
@@ -183,6 +185,7 @@ class _Run:
         self.replicas = 0
         self.state = EngineState(created_at=0.0)
         self.replica_changes = 0
+        self.history: deque[tuple[float, int]] = deque()  # (time, replicas) changes, for the recent peak
         self._rates_dirty = True
         self._cost_rate = 0.0
         self._idle_rate = 0.0
@@ -216,10 +219,10 @@ class _Run:
         heapq.heappush(self.events, (at, self._seq, kind, node_id))
 
     # --- provisioning ----------------------------------------------------------------------------
-    def _launch_for(self, count: int, now: float, protect: float = 0.0) -> list[Node]:
+    def _launch_for(self, count: int, now: float, protect: float = 0.0, consolidating: bool = False) -> list[Node]:
         if count <= 0:
             return []
-        planned, _ = self.planner.plan(count)
+        planned, _ = self.planner.plan(count, None if consolidating else self.planner.launch_algorithm)
         launched = []
         for p in self._within_limits(planned):
             boot = self.a.node_boot_gpu_s if self.planner.is_gpu(p.instance_type) else self.a.node_boot_cpu_s
@@ -248,6 +251,17 @@ class _Run:
             used[p.nodepool] = after
             out.append(p)
         return out
+
+    def _recent_peak(self, now: float) -> int:
+        """The most replicas asked for within the headroom window: the forecast stands in for it
+        once the predictor lands."""
+        cutoff = now - self.a.headroom_window_s
+        while len(self.history) > 1 and self.history[1][0] <= cutoff:
+            self.history.popleft()
+        return max([self.replicas] + [r for _, r in self.history])
+
+    def _slots_alive(self) -> int:
+        return sum(n.slots for n in self.cluster.nodes.values() if n.doomed_at is None and not n.draining)
 
     def _free_slots(self) -> int:
         return sum(n.free for n in self.cluster.nodes.values())
@@ -301,6 +315,7 @@ class _Run:
                     if d.replicas is not None and d.replicas != self.replicas:
                         self.replicas = d.replicas
                         self.replica_changes += 1
+                        self.history.append((now, self.replicas))
                         cluster.set_replicas(self.replicas, now)
                         cluster.schedule(now)
                     if policy.together:
@@ -308,6 +323,9 @@ class _Run:
                         ahead = max(self._wanted_by_metrics(readings), self.replicas) - self.replicas
                         missing = cluster.unbound + ahead - self._free_slots()
                         if missing > 0:
+                            if policy.forecast_consolidation:
+                                # size what must be launched anyway for the level the workload just had
+                                missing = max(missing, self._recent_peak(now) - self._slots_alive())
                             self._launch_for(missing, now, protect=a.protect_s)
                             cluster.schedule(now)
             # Karpenter's way: pods go Pending, get noticed, are batched, then nodes launch
@@ -491,11 +509,15 @@ class _Run:
         pods = sum(n.pods for n in candidates)
         if not candidates or not pods:
             return
+        if self.policy.forecast_consolidation:
+            # the replacement must also hold the level the workload just had, or it is churn
+            others = self._slots_alive() - sum(n.slots for n in candidates)
+            pods = max(pods, self._recent_peak(now) - others)
         planned, stuck = self.planner.plan(pods)
         old_cost = sum(n.price for n in candidates)
         if stuck or sum(p.price_per_hour for p in planned) >= old_cost * (1 - self.a.replace_margin):
             return
-        new = self._launch_for(pods, now, protect=self.a.protect_s)
+        new = self._launch_for(pods, now, protect=self.a.protect_s, consolidating=True)
         chosen = sorted(candidates, key=lambda n: n.pods / max(n.slots, 1))
         ids = [n.id for n in chosen]
         self.replacing.update(ids)
