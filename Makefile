@@ -20,3 +20,5 @@ bench: setup
 	$(PY) bench/scalers.py
 	$(PY) bench/engine.py
 	$(PY) bench/packing.py
+	$(PY) bench/reaction.py
+	$(PY) bench/simulate.py
