@@ -60,6 +60,9 @@ def simulate(
         for p in policies:
             progress.update(task, description=f"simulating {p.name}")
             results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
+    from autoscaler.simulate.report import warnings
+
+    notes += warnings(results, setup.spec.max_replicas)
     meta = {"trace": tr.name, "span_s": tr.span, "span_days": round(tr.span / 86400, 3), "tick_s": dt,
             "trace_scale": round(a.scale, 6), "workload": "http" if setup.http else "queue",
             "pods_per_replica_request": str(setup.pods.requests)}

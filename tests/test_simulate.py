@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from autoscaler.cli import app
 from autoscaler.simulate.inputs import InputError, build_setup
 from autoscaler.simulate.policy import Assumptions, PolicyError, policy_named
+from autoscaler.simulate.report import warnings
 from autoscaler.simulate.run import PolicyResult, simulate
 from autoscaler.simulate.trace import Trace, TraceError, parse_trace
 
@@ -220,6 +221,8 @@ def test_a_nodepool_too_small_leaves_pods_pending(tmp_path: Path) -> None:
     r = run(tmp_path, step_trace(per_minute=6000), "surge", cpu="4")
     assert r.max_pending_pods > 0
     assert r.backlog_end > 0 or r.wait_p99_s > 60
+    (note,) = [w for w in warnings([r], 50) if "Pending" in w]
+    assert note.startswith("surge: up to") and "NodePool could not hold them" in note
 
 
 def test_http_workload_drops_requests_past_the_timeout(tmp_path: Path) -> None:

@@ -33,6 +33,20 @@ def ratios(results: Sequence[PolicyResult]) -> dict[str, dict[str, float | None]
     return out
 
 
+def warnings(results: Sequence[PolicyResult], max_replicas: int) -> list[str]:
+    """What a reader must not miss: capacity that could never be had."""
+    out = []
+    for r in results:
+        if r.max_pending_pods:
+            out.append(f"{r.policy}: up to {r.max_pending_pods} pods stayed Pending "
+                       f"({r.pending_pod_seconds / 3600:,.1f} pod-hours): the NodePool could not hold them "
+                       "(limits, requirements or requests that fit no instance type)")
+        if max(r.series.replicas, default=0) >= max_replicas and r.slo_violation_minutes:
+            out.append(f"{r.policy}: reached maxReplicaCount ({max_replicas}) while work waited past the SLO; "
+                       "the ScaledObject cannot serve the peak")
+    return out
+
+
 def to_json(results: Sequence[PolicyResult], a: Assumptions, meta: dict[str, Any]) -> dict[str, Any]:
     rel = ratios(results)
     return {
