@@ -110,3 +110,7 @@ if __name__ == "__main__":
 from autoscaler.simulate_cli import simulate  # noqa: E402
 
 app.command("simulate")(simulate)
+
+from autoscaler.forecast_cli import forecast  # noqa: E402
+
+app.command("forecast")(forecast)
