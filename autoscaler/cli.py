@@ -88,6 +88,10 @@ def operator(
     lease_namespace: str = typer.Option("surge", "--lease-namespace", help="namespace of the leader Lease"),
     port: int = typer.Option(8080, "--port", help="port for /metrics, /healthz, /readyz"),
     leader_elect: bool = typer.Option(True, "--leader-elect/--no-leader-elect"),
+    history_redis: str | None = typer.Option(None, "--history-redis",
+                                             help="redis:// URL for metric history (env SURGE_HISTORY_REDIS_URL)"),
+    controllers: str = typer.Option("autoscaler", "--controllers",
+                                    help="comma-separated: autoscaler, provisioner (not implemented yet)"),
 ) -> None:
     """Run the ScaledObject controller (one active replica via a Lease)."""
     import asyncio
@@ -96,7 +100,18 @@ def operator(
     from autoscaler.operator.main import run_operator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_operator(server, lease_namespace, port, leader_elect))
+    wanted = {c.strip() for c in controllers.split(",") if c.strip()}
+    unknown = wanted - {"autoscaler", "provisioner"}
+    if unknown:
+        raise typer.BadParameter(f"unknown controllers {sorted(unknown)}; expected autoscaler, provisioner",
+                                 param_hint="--controllers")
+    if "provisioner" in wanted:
+        logging.getLogger("surge").warning("--controllers provisioner: the provisioning controller is not "
+                                           "implemented yet; running the others")
+    if "autoscaler" not in wanted:
+        logging.getLogger("surge").warning("no controller to run besides the (missing) provisioner; idling")
+    asyncio.run(run_operator(server, lease_namespace, port, leader_elect, history_redis=history_redis,
+                             autoscaler="autoscaler" in wanted))
 
 
 from autoscaler.plan_cli import plan  # noqa: E402

@@ -23,10 +23,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from autoscaler.engine.decide import Decision, EngineState, TriggerReading, decide
+from autoscaler.engine.predictive import Predictive, apply_predictive
 from autoscaler.engine.spec import scaling_spec, trigger_key
-from autoscaler.manifests.keda import ScaledObject
+from autoscaler.manifests.keda import ScaledObject, duration_seconds
 from autoscaler.operator.kube import Kube
 from autoscaler.operator.metrics import Metrics
+from autoscaler.operator.predictor import Predictor
 from autoscaler.validate import issues_from
 from scalers.base import Scaler, Trigger
 from scalers.batch import poll_cycle
@@ -35,6 +37,7 @@ from scalers.registry import build_scaler, known_types
 
 log = logging.getLogger("surge.operator")
 WAKE_COALESCE_S = 0.05
+DEFAULT_LEAD_S = 300.0  # predictive horizon without an explicit one: node boot + pod start, rounded up
 Key = tuple[str, str]
 
 
@@ -51,8 +54,10 @@ def _now_iso(now: float) -> str:
 
 
 class ScaledObjectController:
-    def __init__(self, kube: Kube, metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, kube: Kube, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                 predictor: Predictor | None = None) -> None:
         self.kube = kube
+        self.predictor = predictor
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.loops: dict[Key, tuple[str, asyncio.Task[None]]] = {}
@@ -221,6 +226,8 @@ class ScaledObjectController:
             raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status}") from None
         now = self.clock()
         d = decide(spec, readings, current, ready, state, now)
+        if self.predictor is not None:
+            d = await self._predictive(so, spec, readings, d, current, now)
         for key, _ in scalers:
             failures = d.state.failures.get(key, 0)
             health[key] = {"numberOfFailures": failures, "status": "Failing" if failures else "Happy"}
@@ -235,6 +242,29 @@ class ScaledObjectController:
         original = self.original.setdefault((ns, name), (raw.get("status") or {}).get("originalReplicaCount", current))
         await self.kube.patch_status(ns, name, self._status(d, original, health, now))
         return d.state
+
+    async def _predictive(self, so: ScaledObject, spec: Any, readings: dict[str, TriggerReading], d: Decision,
+                          current: int, now: float) -> Decision:
+        """Record the readings; in shadow/on mode, let the forecast raise the reactive decision."""
+        assert self.predictor is not None
+        ns, name = so.metadata.namespace or "default", so.metadata.name
+        for key, r in readings.items():
+            if r.error is None and r.value is not None:
+                await self.predictor.observe(f"{ns}/{name}/{key}", r.value, now)
+        p = so.spec.advanced.predictive if so.spec.advanced else None
+        if p is None or p.mode == "off":
+            return d
+        horizon = duration_seconds(p.horizon) if p.horizon else DEFAULT_LEAD_S
+        forecasts = {}
+        for key in readings:
+            fc = await self.predictor.forecast(f"{ns}/{name}/{key}", now, horizon, p.quantile,
+                                               duration_seconds(p.min_history))
+            forecasts[key] = fc
+            if fc.value is not None:
+                self.metrics.forecast.labels(ns, name, key).set(fc.value)
+            self.metrics.forecast_reliable.labels(ns, name, key).set(1 if fc.reliable else 0)
+        return apply_predictive(spec, Predictive(p.mode, p.quantile, p.max_scale_up_from_forecast), d, current,
+                                forecasts)
 
     def _status(self, d: Decision, original: int, health: dict[str, Any], now: float) -> dict[str, Any]:
         conditions = [{"type": t, "status": "True" if c.status else "False", "reason": c.reason,

@@ -10,10 +10,12 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from autoscaler.history import MemoryHistory, RedisHistory
 from autoscaler.operator.controller import ScaledObjectController
 from autoscaler.operator.kube import Kube
 from autoscaler.operator.leader import LeaderElector
 from autoscaler.operator.metrics import Metrics
+from autoscaler.operator.predictor import Predictor
 
 
 def http_app(metrics: Metrics, ready: dict[str, bool]) -> web.Application:
@@ -44,20 +46,32 @@ async def load_configuration(server: str | None) -> client.Configuration:
     return configuration
 
 
+def make_predictor(redis_url: str | None) -> Predictor:
+    """Metric history in Redis when given (shared by replicas, survives restarts), else in memory."""
+    if redis_url:
+        import redis.asyncio as aioredis
+
+        return Predictor(RedisHistory(aioredis.from_url(redis_url)))
+    return Predictor(MemoryHistory())
+
+
 async def run_operator(server: str | None, lease_namespace: str, port: int, leader_elect: bool = True,
-                       identity: str | None = None) -> None:
+                       identity: str | None = None, history_redis: str | None = None,
+                       autoscaler: bool = True) -> None:
     configuration = await load_configuration(server)
     metrics = Metrics()
+    predictor = make_predictor(history_redis or os.environ.get("SURGE_HISTORY_REDIS_URL"))
     ready = {"started": False}
     runner = web.AppRunner(http_app(metrics, ready))
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()
     async with client.ApiClient(configuration) as api:
-        controller = ScaledObjectController(Kube(api), metrics)
+        controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
         running: dict[str, asyncio.Task[None]] = {}
 
         async def start() -> None:
-            running["controller"] = asyncio.create_task(controller.run())
+            if autoscaler:
+                running["controller"] = asyncio.create_task(controller.run())
 
         async def stop() -> None:
             task = running.pop("controller", None)
@@ -70,8 +84,11 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
             if leader_elect:
                 me = identity or f"{socket.gethostname()}-{os.getpid()}"
                 await LeaderElector(api, lease_namespace, "surge-operator", me).run(start, stop)
-            else:
+            elif autoscaler:
                 await controller.run()
+            else:
+                await asyncio.Event().wait()
         finally:
             await stop()
+            predictor.close()
             await runner.cleanup()

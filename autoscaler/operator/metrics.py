@@ -23,3 +23,7 @@ class Metrics:
                              registry=r)
         self.scales = Counter("surge_scale_writes", "Replica counts written to targets",
                               ("namespace", "scaledObject"), registry=r)
+        self.forecast = Gauge("surge_forecast_value", "Forecast metric value at the predictive horizon and quantile",
+                              ("namespace", "scaledObject", "trigger"), registry=r)
+        self.forecast_reliable = Gauge("surge_forecast_reliable", "1 when the forecast beats seasonal naive",
+                                       ("namespace", "scaledObject", "trigger"), registry=r)
