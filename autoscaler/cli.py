@@ -96,10 +96,13 @@ def operator(
     """Run the ScaledObject controller (one active replica via a Lease)."""
     import asyncio
     import logging
+    import os
 
     from autoscaler.operator.main import run_operator
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    level = os.environ.get("SURGE_LOG_LEVEL", "info").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     wanted = {c.strip() for c in controllers.split(",") if c.strip()}
     unknown = wanted - {"autoscaler", "provisioner"}
     if unknown:

@@ -1,0 +1,115 @@
+"""Karpenter's EC2NodeClass (karpenter.k8s.aws/v1) and NodeClaim (karpenter.sh/v1): the fields
+surge reads, with Karpenter's names. Unknown fields are kept (and reported by validation), so a
+user's existing manifests load unchanged."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from provisioner.nodepool import RequirementSpec, TaintSpec
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class SelectorTerm(_Model):
+    """Match by tags (all must match), or by id, or by name."""
+
+    tags: dict[str, str] = Field(default_factory=dict)
+    id: str | None = None
+    name: str | None = None
+
+
+class AMISelectorTerm(SelectorTerm):
+    alias: str | None = None  # e.g. al2023@latest
+    owner: str | None = None
+    ssm_parameter: str | None = None
+
+
+class BlockDevice(_Model):
+    volume_size: str | None = None
+    volume_type: str | None = None
+    iops: int | None = None
+    throughput: int | None = None
+    encrypted: bool | None = None
+    kms_key_id: str | None = None
+    delete_on_termination: bool | None = None
+    snapshot_id: str | None = None
+
+
+class BlockDeviceMapping(_Model):
+    device_name: str | None = None
+    ebs: BlockDevice | None = None
+    root_volume: bool = False
+
+
+class Kubelet(_Model):
+    max_pods: int | None = Field(default=None, ge=0)
+    pods_per_core: int | None = Field(default=None, ge=0)
+    system_reserved: dict[str, str] = Field(default_factory=dict)
+    kube_reserved: dict[str, str] = Field(default_factory=dict)
+    eviction_hard: dict[str, str] = Field(default_factory=dict)
+
+
+class MetadataOptions(_Model):
+    http_endpoint: Literal["enabled", "disabled"] = "enabled"
+    http_protocol_i_pv6: Literal["enabled", "disabled"] = Field(default="disabled", alias="httpProtocolIPv6")
+    http_put_response_hop_limit: int = Field(default=1, ge=1, le=64)
+    http_tokens: Literal["required", "optional"] = "required"
+
+
+class EC2NodeClassSpec(_Model):
+    subnet_selector_terms: list[SelectorTerm] = Field(min_length=1)
+    security_group_selector_terms: list[SelectorTerm] = Field(min_length=1)
+    ami_selector_terms: list[AMISelectorTerm] = Field(min_length=1)
+    ami_family: str | None = None
+    role: str | None = None
+    instance_profile: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    user_data: str | None = None
+    block_device_mappings: list[BlockDeviceMapping] = Field(default_factory=list)
+    kubelet: Kubelet | None = None
+    metadata_options: MetadataOptions | None = None
+    detailed_monitoring: bool = False
+    associate_public_ip_address: bool | None = None
+    instance_store_policy: Literal["RAID0"] | None = None
+
+
+class EC2NodeClass(_Model):
+    api_version: Literal["karpenter.k8s.aws/v1"] = "karpenter.k8s.aws/v1"
+    kind: Literal["EC2NodeClass"] = "EC2NodeClass"
+    metadata: dict[str, Any]
+    spec: EC2NodeClassSpec
+    status: dict[str, Any] | None = None
+
+
+class NodeClassRef(_Model):
+    group: str
+    kind: str
+    name: str
+
+
+class ResourceRequests(_Model):
+    requests: dict[str, str | int] = Field(default_factory=dict)
+
+
+class NodeClaimSpec(_Model):
+    node_class_ref: NodeClassRef
+    requirements: list[RequirementSpec] = Field(default_factory=list)
+    resources: ResourceRequests | None = None
+    taints: list[TaintSpec] = Field(default_factory=list)
+    startup_taints: list[TaintSpec] = Field(default_factory=list)
+    expire_after: str | None = None
+    termination_grace_period: str | None = None
+
+
+class NodeClaim(_Model):
+    api_version: Literal["karpenter.sh/v1"] = "karpenter.sh/v1"
+    kind: Literal["NodeClaim"] = "NodeClaim"
+    metadata: dict[str, Any]
+    spec: NodeClaimSpec
+    status: dict[str, Any] | None = None
