@@ -47,11 +47,12 @@ async def _redis_lists(items: list[tuple[int, RedisListScaler]], results: dict[i
 
     async def read(group: list[tuple[int, RedisListScaler]]) -> None:
         owner = group[0][1]
+        async def pipelined() -> list[int]:
+            async with owner._slot():
+                return await read_list_lengths(owner._connect(), [s.config.list_name for _, s in group])
+
         try:
-            lengths = await asyncio.wait_for(
-                read_list_lengths(owner._connect(), [s.config.list_name for _, s in group]),
-                owner.trigger.timeout_s * 2,
-            )
+            lengths = await asyncio.wait_for(pipelined(), owner.trigger.timeout_s * 2)
         except Exception as exc:
             for i, s in group:
                 results[i] = redis_error(s.trigger.label, exc)

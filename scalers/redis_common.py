@@ -8,9 +8,11 @@ metadata `enableTLS` or by auth param `tls: enable|disable`, never by both.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -204,21 +206,119 @@ def translate_error(label: str, exc: BaseException) -> ScalerError:
     return QueryError(label, f"{type(exc).__name__}: {exc}")
 
 
+class KeyspaceHub:
+    """One pub/sub connection per shared client, fanning keyspace notifications out to the
+    triggers that watch each key: ten thousand watched lists cost one connection, not ten thousand."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.pubsub: Any = None
+        self.listeners: dict[str, set[asyncio.Event]] = {}
+        self.pump: asyncio.Task[None] | None = None
+        self.broken: BaseException | None = None
+        self.lock = asyncio.Lock()  # pub/sub connects lazily: racing first subscribes would open one each
+
+    async def listen(self, channel: str) -> AsyncIterator[None]:
+        wake = asyncio.Event()
+        first = channel not in self.listeners
+        self.listeners.setdefault(channel, set()).add(wake)
+        try:
+            async with self.lock:
+                if self.pubsub is None:
+                    self.pubsub = self.client.pubsub()
+                if first:
+                    await self.pubsub.subscribe(channel)
+            if self.pump is None:
+                self.pump = asyncio.create_task(self._pump())
+            while True:
+                await wake.wait()
+                wake.clear()
+                if self.broken is not None:
+                    raise self.broken
+                yield None
+        finally:
+            waiting = self.listeners.get(channel, set())
+            waiting.discard(wake)
+            if not waiting:
+                self.listeners.pop(channel, None)
+                if self.pubsub is not None and self.broken is None:
+                    with contextlib.suppress(Exception):
+                        async with self.lock:
+                            await self.pubsub.unsubscribe(channel)
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
+                channel = message["channel"]
+                channel = channel.decode() if isinstance(channel, bytes) else channel
+                for wake in self.listeners.get(channel, ()):
+                    wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the listeners fall back to polling
+            self.broken = exc
+            for waiting in self.listeners.values():
+                for wake in waiting:
+                    wake.set()
+
+    async def close(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+            await asyncio.gather(self.pump, return_exceptions=True)
+        if self.pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self.pubsub.aclose()
+
+
+@dataclass
+class _SharedClient:
+    client: Any
+    workdir: tempfile.TemporaryDirectory[str]
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
+    users: int = 0
+    hub: KeyspaceHub | None = None
+
+
+# Round trips in flight per shared client: the pool opens a connection per concurrent command, so
+# without a bound a burst of polls from thousands of triggers would open thousands of connections.
+MAX_IN_FLIGHT = 4
+# Triggers with identical connection settings share one client (and one connection pool), per
+# event loop: a client is bound to the loop that opened it.
+_SHARED: dict[tuple[int, str], _SharedClient] = {}
+
+
 class RedisClientOwner:
-    """Lazily opened redis.asyncio client of one trigger, kept between polls, closed with it.
+    """The redis.asyncio client of one trigger, shared with every trigger on the same server and
+    settings, opened on first use and closed when its last user closes.
     Subclasses set `trigger` and a `config` with `connection` and `database_index`."""
 
     trigger: Any
     config: Any
-    _client: Any = None
-    _workdir: tempfile.TemporaryDirectory[str] | None = None
+    _shared_key: tuple[int, str] | None = None
 
     def _connect(self) -> Any:
-        if self._client is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="surge-redis-")
-            self._client = make_client(flavour(self.trigger.type), self.config.connection,
-                                       self.config.database_index, self.trigger.timeout_s, self._workdir.name)
-        return self._client
+        if self._shared_key is None:
+            kind = flavour(self.trigger.type)
+            key = (id(asyncio.get_running_loop()),
+                   repr((kind, self.config.connection, self.config.database_index, self.trigger.timeout_s)))
+            shared = _SHARED.get(key)
+            if shared is None:
+                workdir = tempfile.TemporaryDirectory(prefix="surge-redis-")
+                client = make_client(kind, self.config.connection, self.config.database_index,
+                                     self.trigger.timeout_s, workdir.name)
+                shared = _SHARED[key] = _SharedClient(client, workdir)
+            shared.users += 1
+            self._shared_key = key
+        return _SHARED[self._shared_key].client
+
+    def _slot(self) -> asyncio.Semaphore:
+        """Taken around every round trip on the shared client (see MAX_IN_FLIGHT)."""
+        self._connect()
+        assert self._shared_key is not None
+        return _SHARED[self._shared_key].slots
 
     def watched_key(self) -> str:
         """The key whose changes should wake the polling loop (subclasses name it)."""
@@ -233,21 +333,24 @@ class RedisClientOwner:
         """
         if flavour(self.trigger.type) != "plain":
             return
-        pubsub = self._connect().pubsub()
+        self._connect()
+        assert self._shared_key is not None
+        shared = _SHARED[self._shared_key]
+        if shared.hub is None:
+            shared.hub = KeyspaceHub(shared.client)
         channel = f"__keyspace@{self.config.database_index}__:{self.watched_key()}"
-        try:
-            await pubsub.subscribe(channel)
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-                if message is not None:
-                    yield None
-        finally:
-            await pubsub.aclose()
+        async for _ in shared.hub.listen(channel):
+            yield None
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
+        key, self._shared_key = self._shared_key, None
+        shared = _SHARED.get(key) if key is not None else None
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users <= 0:
+            del _SHARED[key]  # type: ignore[arg-type]
+            if shared.hub is not None:
+                await shared.hub.close()
+            await shared.client.aclose()
+            shared.workdir.cleanup()

@@ -84,8 +84,13 @@ class RedisListScaler(RedisClientOwner):
 
     async def list_length(self) -> int:
         client = self._connect()
+
+        async def read() -> int:
+            async with self._slot():
+                return int(await client.llen(self.config.list_name))
+
         try:
-            return int(await asyncio.wait_for(client.llen(self.config.list_name), self.trigger.timeout_s * 2))
+            return await asyncio.wait_for(read(), self.trigger.timeout_s * 2)
         except Exception as exc:
             raise translate_error(self.trigger.label, exc) from exc
 

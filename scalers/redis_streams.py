@@ -157,8 +157,12 @@ class RedisStreamsScaler(RedisClientOwner):
         return await group_lag(client, cfg.stream_name, cfg.consumer_group_name)
 
     async def value(self) -> int:
+        async def read() -> int:
+            async with self._slot():
+                return await self._read()
+
         try:
-            return await asyncio.wait_for(self._read(), self.trigger.timeout_s * 2)
+            return await asyncio.wait_for(read(), self.trigger.timeout_s * 2)
         except NotFoundError as exc:
             raise NotFoundError(self.trigger.label, exc.cause) from exc
         except Exception as exc:

@@ -205,3 +205,22 @@ def test_normalize_stays_in_bounds(desired: int, current: int, lo: int, span: in
     # a single step never moves further than desired
     assert min(desired, current) <= replicas or replicas == lo
     assert replicas <= max(desired, current) or replicas == lo
+
+
+@given(st.lists(st.tuples(st.integers(1, 20), st.integers(0, 12)), min_size=1, max_size=80),
+       st.integers(0, 120), st.integers(0, 300))
+def test_stabilization_history_is_compact_and_exact(steps: list[tuple[int, int]], up_w: int, down_w: int) -> None:
+    """Runs of equal recommendations keep two samples, yet every decision equals the one made
+    from the full history (the windows' min and max over every sample, as the HPA keeps them)."""
+    behavior = Behavior(Rules(up_w, "Max", ()), Rules(down_w, "Max", ()))
+    state, full, now, current = HPAState(), [], NOW, 5
+    for desired, gap in steps:
+        now += 1 + gap
+        up = min([r for t, r in full if t > now - up_w] + [desired])
+        down = max([r for t, r in full if t > now - down_w] + [desired])
+        expected = min(max(current, up), down)
+        full.append((now, desired))
+        assert stabilize(desired, current, state, behavior, now) == expected
+        current = expected
+    runs = sum(1 for i, (_, r) in enumerate(full) if i == 0 or full[i - 1][1] != r)
+    assert len(state.recommendations) <= 2 * runs

@@ -128,7 +128,13 @@ def stabilize(desired: int, current: int, state: HPAState, behavior: Behavior, n
             down = max(down, rec)
     # keep only what either window can still see
     state.recommendations = [(t, r) for t, r in state.recommendations if t > min(up_cut, down_cut)]
-    state.recommendations.append((now, desired))
+    recs = state.recommendations
+    if len(recs) >= 2 and recs[-1][1] == desired and recs[-2][1] == desired:
+        # a run of equal recommendations needs only its first and latest sample: the windows see
+        # the same values, and the history stays small at a 1 s polling interval
+        recs[-1] = (now, desired)
+    else:
+        recs.append((now, desired))
     result = current
     if result < up:
         result = up

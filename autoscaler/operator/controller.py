@@ -1,10 +1,15 @@
-"""The ScaledObject controller: one polling loop per ScaledObject, the engine decides, we apply.
+"""The ScaledObject controller: one schedule for every ScaledObject, the engine decides, we apply.
 
-Each loop reads its triggers in one batched cycle, asks `decide()` for replicas, writes them
-through the target's scale subresource, and publishes status (conditions, health, last active
-time, original replica count, and the engine state so a restart keeps cooldowns and windows).
+Each ScaledObject is due every `pollingInterval` (or at once when a trigger's source reports a
+change). One scheduler collects everything that is due and reads it in one batched cycle: the
+Redis lists of many objects on one server cost one pipelined round trip, Kafka groups on one
+cluster share metadata. Objects whose triggers cannot be batched get a cycle of their own, so a
+slow trigger delays nobody else. Targets' replicas come from watched Deployments/StatefulSets
+(a GET on the scale subresource for other kinds), and status is written only when it changes.
+
 Anything wrong with one object becomes its Ready=False condition, a Warning event and an error
-metric; the other loops carry on.
+metric; the others carry on. A change to a TriggerAuthentication, ClusterTriggerAuthentication
+or Secret that an object uses (or was waiting for) rebuilds that object's triggers.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import heapq
+import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,21 +33,27 @@ from pydantic import ValidationError
 
 from autoscaler.engine.decide import Decision, EngineState, TriggerReading, decide
 from autoscaler.engine.predictive import Predictive, apply_predictive
-from autoscaler.engine.spec import scaling_spec, trigger_key
+from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
 from autoscaler.manifests.keda import ScaledObject, duration_seconds
-from autoscaler.operator.kube import Kube
+from autoscaler.operator.kube import APPS_SCALE, Kube
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
 from autoscaler.validate import issues_from
 from scalers.base import Scaler, Trigger
 from scalers.batch import poll_cycle
 from scalers.errors import ScalerError
+from scalers.kafka import KafkaScaler
+from scalers.redis_lists import RedisListScaler
 from scalers.registry import build_scaler, known_types
 
 log = logging.getLogger("surge.operator")
-WAKE_COALESCE_S = 0.05
+WAKE_COALESCE_S = 0.05  # let a burst of pushes land in one cycle
 DEFAULT_LEAD_S = 300.0  # predictive horizon without an explicit one: node boot + pod start, rounded up
+BATCH_AHEAD_S = 0.02  # objects due this soon join the cycle starting now: fewer, larger batches
+RETRY_S = (5.0, 300.0)  # back-off for objects waiting on something missing (first, cap)
+WAITING_REASONS = {"ScaleTargetNotFound", "TriggerAuthenticationNotFound", "SecretNotFound"}
 Key = tuple[str, str]
+Dep = tuple[str, str, str]  # (kind, namespace, name); namespace "" for cluster-scoped
 
 
 class Invalid(Exception):
@@ -53,6 +68,50 @@ def _now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass
+class Entry:
+    """A running ScaledObject: its parsed spec, live triggers and remembered engine state."""
+
+    key: Key
+    raw: dict[str, Any]
+    so: ScaledObject
+    scalers: list[tuple[str, Scaler]]
+    spec: ScalingSpec
+    state: EngineState
+    batchable: bool
+    unsupported: list[str]
+    due: float = 0.0
+    token: int = 0
+    busy: bool = False
+    woken: bool = False
+    closed: bool = False
+    last_status: str = ""
+    transitions: dict[str, tuple[str, str]] = field(default_factory=dict)  # type → (status, time)
+    watchers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class TargetCache:
+    """spec.replicas and status.replicas of every Deployment and StatefulSet, from watches."""
+
+    def __init__(self) -> None:
+        self.replicas: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self.synced: set[str] = set()
+
+    def apply(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), kind, meta.get("name", ""))
+        if event_type == "DELETED":
+            self.replicas.pop(key, None)
+        else:
+            self.replicas[key] = (int((obj.get("spec") or {}).get("replicas") or 0),
+                                  int((obj.get("status") or {}).get("replicas") or 0))
+
+    def get(self, ns: str, api_version: str, kind: str, name: str) -> tuple[int, int] | None:
+        if api_version != "apps/v1" or kind not in self.synced:
+            return None
+        return self.replicas.get((ns, kind, name))
+
+
 class ScaledObjectController:
     def __init__(self, kube: Kube, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
                  predictor: Predictor | None = None) -> None:
@@ -60,95 +119,187 @@ class ScaledObjectController:
         self.predictor = predictor
         self.metrics = metrics or Metrics()
         self.clock = clock
-        self.loops: dict[Key, tuple[str, asyncio.Task[None]]] = {}
+        self.entries: dict[Key, Entry] = {}
+        self.raw: dict[Key, dict[str, Any]] = {}
+        self.signatures: dict[Key, str] = {}
+        self.preparing: dict[Key, asyncio.Task[None]] = {}
+        self.deps: dict[Key, set[Dep]] = {}
+        self.retries: dict[Key, int] = {}
         self.states: dict[Key, EngineState] = {}
         self.targets: dict[tuple[str, str, str], Key] = {}
+        self.target_of: dict[Key, tuple[str, str, str]] = {}
         self.original: dict[Key, int] = {}
+        self.cache = TargetCache()
+        self.heap: list[tuple[float, int, int, Key]] = []
+        self.seq = itertools.count()
+        self.kick = asyncio.Event()
+        self.cycles: set[asyncio.Task[None]] = set()
 
+    # --- following the API ----------------------------------------------------------------------
     async def run(self) -> None:
-        """Follow ScaledObjects forever; a broken watch is reopened."""
+        """Follow ScaledObjects, their auth objects and targets, and run the schedule, forever."""
+        follows = [self._follow_api("scaledobjects", self.kube.watch_scaled_objects, self.on_event),
+                   self._follow_api("triggerauthentications", lambda: self.kube.watch_trigger_auths(False),
+                                    self._on_auth("TriggerAuthentication")),
+                   self._follow_api("clustertriggerauthentications", lambda: self.kube.watch_trigger_auths(True),
+                                    self._on_auth("ClusterTriggerAuthentication")),
+                   self._follow_api("secrets", self.kube.watch_secrets, self._on_auth("Secret"))]
+        for kind in APPS_SCALE:
+            follows.append(self._follow_api(kind, functools.partial(self.kube.watch_targets, kind),
+                                            self._on_target(kind)))
+        tasks = [asyncio.create_task(f) for f in follows] + [asyncio.create_task(self._schedule())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow_api(self, what: str, stream: Callable[[], AsyncIterator[dict[str, Any]]],
+                          handle: Callable[[str, dict[str, Any]], Any]) -> None:
+        """Apply one watch's events for ever; a broken or expired watch is reopened."""
         while True:
             try:
-                async for event in self.kube.watch_scaled_objects():
-                    await self.on_event(event["type"], event["object"])
+                async for event in stream():
+                    obj = event.get("raw_object") or event.get("object") or {}
+                    result = handle(event["type"], obj)
+                    if asyncio.iscoroutine(result):
+                        await result
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the watch ends or breaks: reopen it
-                log.warning("scaledobject watch ended: %s", exc)
+            except Exception as exc:
+                log.warning("%s watch ended: %s", what, exc)
                 await asyncio.sleep(1)
 
-    async def stop(self) -> None:
-        for _, task in self.loops.values():
-            task.cancel()
-        await asyncio.gather(*(t for _, t in self.loops.values()), return_exceptions=True)
-        self.loops.clear()
+    def _on_target(self, kind: str) -> Callable[[str, dict[str, Any]], None]:
+        def handle(event_type: str, obj: dict[str, Any]) -> None:
+            self.cache.synced.add(kind)
+            self.cache.apply(kind, event_type, obj)
+            meta = obj.get("metadata") or {}
+            if event_type == "ADDED":  # a target that was missing may have arrived
+                self._dependency_changed(("Target", meta.get("namespace", ""), f"{kind}/{meta.get('name', '')}"),
+                                         event_type)
+        return handle
+
+    def _on_auth(self, kind: str) -> Callable[[str, dict[str, Any]], None]:
+        def handle(event_type: str, obj: dict[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            ns = "" if kind == "ClusterTriggerAuthentication" else meta.get("namespace", "")
+            self._dependency_changed((kind, ns, meta.get("name", "")), event_type)
+        return handle
+
+    def _dependency_changed(self, dep: Dep, event_type: str) -> None:
+        """Rebuild running objects whose auth changed or went away, and waiting objects whose
+        missing piece appeared (watches replay ADDED for everything that exists when they open)."""
+        for key, deps in list(self.deps.items()):
+            if dep not in deps or key not in self.raw:
+                continue
+            running = key in self.entries
+            if (running and event_type in ("MODIFIED", "DELETED") and dep[0] != "Target") or \
+                    (not running and event_type != "DELETED"):
+                log.info("scaledobject %s/%s: %s %s changed, rebuilding its triggers", *key, dep[0], dep[2])
+                self._start(key, self.raw[key])
 
     async def on_event(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata", {})
         key = (meta.get("namespace", "default"), meta.get("name", ""))
-        signature = json.dumps([obj.get("spec"), meta.get("annotations")], sort_keys=True, default=str)
-        running = self.loops.get(key)
         if kind == "DELETED":
-            if running:
-                running[1].cancel()
-                del self.loops[key]
+            await self._drop(key)
+            self.raw.pop(key, None)
+            self.signatures.pop(key, None)
+            self.deps.pop(key, None)
+            self.states.pop(key, None)
             await self._restore(obj)
-            self.targets = {t: k for t, k in self.targets.items() if k != key}
+            target = self.target_of.pop(key, None)
+            if target is not None and self.targets.get(target) == key:
+                del self.targets[target]
             return
-        if running and running[0] == signature:
+        signature = json.dumps([obj.get("spec"), meta.get("annotations")], sort_keys=True, default=str)
+        self.raw[key] = obj
+        if self.signatures.get(key) == signature:
             return
-        if running:
-            running[1].cancel()
-        self.loops[key] = (signature, asyncio.create_task(self._loop(key, obj), name=f"so/{key[0]}/{key[1]}"))
+        self.signatures[key] = signature
+        self.retries.pop(key, None)
+        self._start(key, obj)
 
-    async def _loop(self, key: Key, raw: dict[str, Any]) -> None:
+    def _start(self, key: Key, raw: dict[str, Any]) -> None:
+        running = self.preparing.pop(key, None)
+        if running is not None:
+            running.cancel()
+        self.preparing[key] = asyncio.create_task(self._setup(key, raw), name=f"so/{key[0]}/{key[1]}")
+
+    async def _drop(self, key: Key) -> None:
+        running = self.preparing.pop(key, None)
+        if running is not None:
+            running.cancel()
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            await self._close(entry)
+
+    async def _close(self, entry: Entry) -> None:
+        entry.closed = True
+        for w in entry.watchers:
+            w.cancel()
+        if not entry.busy:  # a running cycle closes its scalers when it ends
+            for _, scaler in entry.scalers:
+                await scaler.close()
+
+    async def stop(self) -> None:
+        for task in [*self.preparing.values(), *self.cycles]:
+            task.cancel()
+        await asyncio.gather(*self.preparing.values(), *self.cycles, return_exceptions=True)
+        self.preparing.clear()
+        for key in list(self.entries):
+            await self._drop(key)
+
+    # --- building an object ---------------------------------------------------------------------
+    async def _setup(self, key: Key, raw: dict[str, Any]) -> None:
         ns, name = key
-        scalers: list[tuple[str, Scaler]] = []
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.states[key] = old.state
+            await self._close(old)
+        deps: set[Dep] = set()
+        self.deps[key] = deps
         try:
-            so, scalers = await self._prepare(key, raw)
-            targets = {k: s.metric_specs()[0].target for k, s in scalers}
-            spec = scaling_spec(so, targets)
-            spec = dataclasses.replace(spec, triggers=tuple(t for t in spec.triggers if t.name in targets))
-            state = self.states.get(key) or self._restored_state(raw) or EngineState(created_at=self.clock())
-            wake = asyncio.Event()
-            watchers = [asyncio.create_task(self._follow(s, wake)) for _, s in scalers if hasattr(s, "changes")]
-            try:
-                while True:
-                    state = await self._cycle(so, raw, scalers, spec, state)
-                    self.states[key] = state
-                    # poll at pollingInterval, or at once when a trigger's source reports a change
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), so.spec.polling_interval)
-                    if wake.is_set():
-                        await asyncio.sleep(WAKE_COALESCE_S)  # let a burst of pushes land together
-                        wake.clear()
-            finally:
-                for w in watchers:
-                    w.cancel()
+            entry = await self._prepare(key, raw, deps)
+        except asyncio.CancelledError:
+            raise
         except Invalid as exc:
             self.metrics.object_errors.labels(ns, name).inc()
             await self._report_invalid(raw, exc.reason, str(exc))
-        except asyncio.CancelledError:
-            raise
+            if exc.reason in WAITING_REASONS:
+                await self._retry_later(key, raw)
+            return
         except Exception as exc:  # never let one object take the operator down
             log.exception("scaledobject %s/%s failed", ns, name)
             self.metrics.object_errors.labels(ns, name).inc()
             await self._report_invalid(raw, "InternalError", f"{type(exc).__name__}: {exc}")
+            await self._retry_later(key, raw)
+            return
         finally:
-            for _, scaler in scalers:
-                await scaler.close()
+            if self.preparing.get(key) is asyncio.current_task():
+                del self.preparing[key]
+        self.retries.pop(key, None)
+        self.entries[key] = entry
+        if entry.unsupported:
+            message = f"not evaluated by surge (unsupported trigger types): {', '.join(entry.unsupported)}"
+            self.metrics.unsupported.labels(ns, name).set(len(entry.unsupported))
+            await self._safely(self.kube.event(ns, raw, "UnsupportedTrigger", message, warning=True))
+        entry.watchers = [asyncio.create_task(self._follow_changes(entry, s)) for _, s in entry.scalers
+                          if hasattr(s, "changes")]
+        self._due(entry, asyncio.get_running_loop().time())
 
-    @staticmethod
-    async def _follow(scaler: Any, wake: asyncio.Event) -> None:
-        try:
-            async for _ in scaler.changes():
-                wake.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # notifications are an optimisation: polling goes on without them
-            log.info("change notifications off for %s: %s", scaler.trigger.label, exc)
+    async def _retry_later(self, key: Key, raw: dict[str, Any]) -> None:
+        """Objects waiting on something missing are retried with back-off (and at once when the
+        missing object appears, through the watches)."""
+        n = self.retries[key] = self.retries.get(key, 0) + 1
+        await asyncio.sleep(min(RETRY_S[1], RETRY_S[0] * 2 ** (n - 1)))
+        if self.raw.get(key) is raw:
+            self.preparing.pop(key, None)
+            self._start(key, raw)
 
-    async def _prepare(self, key: Key, raw: dict[str, Any]) -> tuple[ScaledObject, list[tuple[str, Scaler]]]:
+    async def _prepare(self, key: Key, raw: dict[str, Any], deps: set[Dep]) -> Entry:
         try:
             so = ScaledObject.model_validate(raw)
         except ValidationError as exc:
@@ -156,10 +307,15 @@ class ScaledObjectController:
             raise Invalid("ScaledObjectCheckFailed", issues) from None
         ref = so.spec.scale_target_ref
         target = (key[0], ref.kind, ref.name)
-        owner = self.targets.setdefault(target, key)
-        if owner != key:
+        deps.add(("Target", key[0], f"{ref.kind}/{ref.name}"))
+        owner = self.targets.get(target)
+        if owner is not None and owner != key and owner in self.raw:
             raise Invalid("ScaledObjectCheckFailed", f"the target {ref.kind}/{ref.name} is already managed by "
                                                      f"ScaledObject {owner[1]}")
+        previous = self.target_of.get(key)
+        if previous is not None and self.targets.get(previous) == key:
+            del self.targets[previous]
+        self.targets[target], self.target_of[key] = key, target
         try:
             await self.kube.get_scale(key[0], ref.api_version, ref.kind, ref.name)
             env = await self.kube.target_env(key[0], ref.kind, ref.name, ref.env_source_container_name)
@@ -167,31 +323,50 @@ class ScaledObjectController:
             raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status} "
                                                  "(missing, or without a scale subresource)") from None
         scalers: list[tuple[str, Scaler]] = []
-        for i, trig in enumerate(so.spec.triggers):
-            if trig.type not in known_types():
-                continue  # KEDA accepts it; surge does not implement it (reported by surge validate)
-            params, provider = await self._auth(key[0], trig)
-            try:
-                scaler = build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata,
-                                              auth_params=params, resolved_env=env, pod_identity=provider,
-                                              metric_type=trig.metric_type or "AverageValue", namespace=key[0]))
-            except ScalerError as exc:
-                for _, s in scalers:
-                    await s.close()
-                raise Invalid("ScaledObjectCheckFailed", f"spec.triggers[{i}]: {exc.cause}") from None
-            scalers.append((trigger_key(so, i), scaler))
-        return so, scalers
+        unsupported: list[str] = []
+        try:
+            for i, trig in enumerate(so.spec.triggers):
+                if trig.type not in known_types():
+                    # KEDA knows it, surge does not implement it: said in status and an event
+                    unsupported.append(f"spec.triggers[{i}] (type {trig.type!r})")
+                    continue
+                params, provider = await self._auth(key[0], trig, deps)
+                try:
+                    scaler = build_scaler(Trigger(
+                        type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata, auth_params=params,
+                        resolved_env=env, pod_identity=provider, metric_type=trig.metric_type or "AverageValue",
+                        namespace=key[0]))
+                except ScalerError as exc:
+                    raise Invalid("ScaledObjectCheckFailed", f"spec.triggers[{i}]: {exc.cause}") from None
+                scalers.append((trigger_key(so, i), scaler))
+        except BaseException:
+            for _, s in scalers:
+                await s.close()
+            raise
+        if not scalers and unsupported:
+            raise Invalid("UnsupportedTrigger", f"no trigger surge can evaluate: {', '.join(unsupported)}")
+        targets = {k: s.metric_specs()[0].target for k, s in scalers}
+        spec = scaling_spec(so, targets)
+        spec = dataclasses.replace(spec, triggers=tuple(t for t in spec.triggers if t.name in targets))
+        state = self.states.get(key) or self._restored_state(raw) or EngineState(created_at=self.clock())
+        batchable = all(isinstance(s, RedisListScaler | KafkaScaler) for _, s in scalers)
+        return Entry(key, raw, so, scalers, spec, state, batchable, unsupported)
 
-    async def _auth(self, ns: str, trig: Any) -> tuple[dict[str, str], str]:
+    async def _auth(self, ns: str, trig: Any, deps: set[Dep]) -> tuple[dict[str, str], str]:
         ref = trig.authentication_ref
         if ref is None:
             return {}, ""
+        cluster = ref.kind == "ClusterTriggerAuthentication"
+        deps.add((ref.kind if cluster else "TriggerAuthentication", "" if cluster else ns, ref.name))
         auth = await self.kube.trigger_auth(ns, ref.kind, ref.name)
         if auth is None:
             raise Invalid("TriggerAuthenticationNotFound", f"{ref.kind} {ref.name!r} not found")
         spec = auth.get("spec") or {}
         params: dict[str, str] = {}
+        # KEDA reads a ClusterTriggerAuthentication's Secrets from the operator's namespace; surge
+        # reads them from the ScaledObject's, as for a TriggerAuthentication.
         for item in spec.get("secretTargetRef") or []:
+            deps.add(("Secret", ns, item["name"]))
             data = await self.kube.secret_data(ns, item["name"])
             if data is None or item["key"] not in data:
                 raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) for parameter "
@@ -200,16 +375,107 @@ class ScaledObjectController:
         provider = str((spec.get("podIdentity") or {}).get("provider", ""))
         return params, provider
 
-    async def _cycle(self, so: ScaledObject, raw: dict[str, Any], scalers: list[tuple[str, Scaler]],
-                     spec: Any, state: EngineState) -> EngineState:
-        ns, name = so.metadata.namespace or "default", so.metadata.name
+    # --- the schedule -----------------------------------------------------------------------------
+    def _due(self, entry: Entry, when: float) -> None:
+        entry.token += 1
+        entry.due = when
+        heapq.heappush(self.heap, (when, next(self.seq), entry.token, entry.key))
+        self.kick.set()
+
+    async def _follow_changes(self, entry: Entry, scaler: Any) -> None:
+        try:
+            async for _ in scaler.changes():
+                if entry.busy:
+                    entry.woken = True
+                elif not entry.closed:
+                    self._due(entry, min(entry.due, asyncio.get_running_loop().time() + WAKE_COALESCE_S))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # notifications are an optimisation: polling goes on without them
+            log.info("change notifications off for %s: %s", scaler.trigger.label, exc)
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.kick.clear()
+            now = loop.time()
+            due: list[Entry] = []
+            while self.heap and self.heap[0][0] <= now + BATCH_AHEAD_S:
+                when, _, token, key = heapq.heappop(self.heap)
+                entry = self.entries.get(key)
+                if entry is None or entry.token != token or entry.busy or entry.closed:
+                    continue
+                self.metrics.schedule_lag.observe(max(0.0, now - when))
+                entry.busy = True
+                due.append(entry)
+            batch = [e for e in due if e.batchable]
+            groups = ([batch] if batch else []) + [[e] for e in due if not e.batchable]
+            for group in groups:
+                task = asyncio.create_task(self._run_cycle(group))
+                self.cycles.add(task)
+                task.add_done_callback(self.cycles.discard)
+            timeout = self.heap[0][0] - loop.time() if self.heap else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.kick.wait(), timeout)
+
+    async def _run_cycle(self, entries: list[Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            scalers = [s for e in entries for _, s in e.scalers]
+            start = time.perf_counter()
+            outcomes = await poll_cycle(scalers)
+            took = time.perf_counter() - start
+            at = 0
+            work = []
+            for e in entries:
+                n = len(e.scalers)
+                self.metrics.latency.labels(*e.key).observe(took)
+                work.append(self._apply(e, outcomes[at:at + n]))
+                at += n
+            await asyncio.gather(*work)
+        finally:
+            now = loop.time()
+            for e in entries:
+                e.busy = False
+                if e.closed:
+                    for _, scaler in e.scalers:
+                        await scaler.close()
+                    continue
+                if e.woken:
+                    e.woken = False
+                    self._due(e, now + WAKE_COALESCE_S)
+                else:
+                    # keep to the schedule; when behind, start again from now instead of bursting
+                    self._due(e, max(e.due + e.so.spec.polling_interval, now))
+
+    async def _apply(self, entry: Entry, outcomes: list[Any]) -> None:
+        ns, name = entry.key
+        try:
+            entry.state = await self._cycle(entry, outcomes)
+            self.states[entry.key] = entry.state
+        except asyncio.CancelledError:
+            raise
+        except Invalid as exc:  # e.g. the target went away: stop polling, wait for it with back-off
+            self.metrics.object_errors.labels(ns, name).inc()
+            await self._report_invalid(entry.raw, exc.reason, str(exc))
+            if self.entries.get(entry.key) is entry:
+                del self.entries[entry.key]
+                entry.closed = True
+                for w in entry.watchers:
+                    w.cancel()
+                self.preparing[entry.key] = asyncio.create_task(self._retry_later(entry.key, entry.raw))
+        except Exception as exc:  # this object's cycle failed; it runs again at its next poll
+            log.exception("scaledobject %s/%s cycle failed", ns, name)
+            self.metrics.object_errors.labels(ns, name).inc()
+            await self._report_invalid(entry.raw, "InternalError", f"{type(exc).__name__}: {exc}")
+            entry.last_status = ""
+
+    async def _cycle(self, entry: Entry, outcomes: list[Any]) -> EngineState:
+        so, raw = entry.so, entry.raw
+        ns, name = entry.key
         ref = so.spec.scale_target_ref
-        start = time.perf_counter()
-        outcomes = await poll_cycle([s for _, s in scalers])
-        self.metrics.latency.labels(ns, name).observe(time.perf_counter() - start)
         readings: dict[str, TriggerReading] = {}
-        health: dict[str, Any] = {}
-        for (key, scaler), outcome in zip(scalers, outcomes, strict=True):
+        for (key, scaler), outcome in zip(entry.scalers, outcomes, strict=True):
             metric = scaler.metric_specs()[0].name
             labels = (ns, name, scaler.trigger.type, str(scaler.trigger.index), metric)
             if isinstance(outcome, Exception):
@@ -220,27 +486,29 @@ class ScaledObjectController:
                 readings[key] = TriggerReading(value, outcome.active)
                 self.metrics.value.labels(*labels).set(value)
                 self.metrics.active.labels(*labels).set(1 if outcome.active else 0)
-        try:
-            current, ready = await self.kube.get_scale(ns, ref.api_version, ref.kind, ref.name)
-        except ApiException as exc:
-            raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status}") from None
+        scale = self.cache.get(ns, ref.api_version, ref.kind, ref.name)
+        if scale is None:
+            try:
+                scale = await self.kube.get_scale(ns, ref.api_version, ref.kind, ref.name)
+            except ApiException as exc:
+                raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status}") from None
+        current, ready = scale
         now = self.clock()
-        d = decide(spec, readings, current, ready, state, now)
+        d = decide(entry.spec, readings, current, ready, entry.state, now)
         if self.predictor is not None:
-            d = await self._predictive(so, spec, readings, d, current, now)
-        for key, _ in scalers:
-            failures = d.state.failures.get(key, 0)
-            health[key] = {"numberOfFailures": failures, "status": "Failing" if failures else "Happy"}
+            d = await self._predictive(so, entry.spec, readings, d, current, now)
         self.metrics.desired.labels(ns, name).set(d.replicas if d.replicas is not None else current)
         if d.replicas is not None:
             await self.kube.set_scale(ns, ref.api_version, ref.kind, ref.name, d.replicas)
+            if ref.api_version == "apps/v1" and ref.kind in APPS_SCALE:
+                self.cache.replicas[(ns, ref.kind, ref.name)] = (d.replicas, ready)
             self.metrics.scales.labels(ns, name).inc()
             reason = ("KEDAScaleTargetActivated" if current == 0 else
                       "KEDAScaleTargetDeactivated" if d.replicas == 0 else "SuccessfulRescale")
-            await self.kube.event(ns, raw, reason, f"scaled {ref.kind}/{ref.name} from {current} to {d.replicas}: "
-                                                   f"{d.reason}")
-        original = self.original.setdefault((ns, name), (raw.get("status") or {}).get("originalReplicaCount", current))
-        await self.kube.patch_status(ns, name, self._status(d, original, health, now))
+            await self._safely(self.kube.event(ns, raw, reason, f"scaled {ref.kind}/{ref.name} from {current} to "
+                                                                f"{d.replicas}: {d.reason}"))
+        original = self.original.setdefault(entry.key, (raw.get("status") or {}).get("originalReplicaCount", current))
+        await self._publish(entry, d, original, now)
         return d.state
 
     async def _predictive(self, so: ScaledObject, spec: Any, readings: dict[str, TriggerReading], d: Decision,
@@ -266,28 +534,70 @@ class ScaledObjectController:
         return apply_predictive(spec, Predictive(p.mode, p.quantile, p.max_scale_up_from_forecast), d, current,
                                 forecasts)
 
-    def _status(self, d: Decision, original: int, health: dict[str, Any], now: float) -> dict[str, Any]:
-        conditions = [{"type": t, "status": "True" if c.status else "False", "reason": c.reason,
-                       "message": c.message, "lastTransitionTime": _now_iso(now)} for t, c in d.conditions.items()]
+    # --- status -----------------------------------------------------------------------------------
+    async def _publish(self, entry: Entry, d: Decision, original: int, now: float) -> None:
+        """Write status only when something in it changed. The engine state counts as changed when
+        a recommendation run, a scale event, a failure count or activity changes — not when a run
+        of equal recommendations merely gets longer (restoring extends the last run to the restart)."""
+        health = {}
+        for key, _ in entry.scalers:
+            failures = d.state.failures.get(key, 0)
+            health[key] = {"numberOfFailures": failures, "status": "Failing" if failures else "Happy"}
+        conditions = []
+        for t, c in d.conditions.items():
+            flag = "True" if c.status else "False"
+            message = c.message
+            if t == "Ready" and entry.unsupported:
+                message = (message + "; " if message else "") + \
+                    f"not evaluated by surge: {', '.join(entry.unsupported)}"
+            previous = entry.transitions.get(t)
+            since = previous[1] if previous and previous[0] == flag else _now_iso(now)
+            entry.transitions[t] = (flag, since)
+            conditions.append({"type": t, "status": flag, "reason": c.reason, "message": message,
+                               "lastTransitionTime": since})
+        hpa = d.state.hpa
+        marker = json.dumps([[r for _, r in hpa.recommendations], hpa.scale_up_events, hpa.scale_down_events,
+                             d.state.failures, d.active, conditions, health, original, entry.unsupported],
+                            sort_keys=True, default=str)
+        if marker == entry.last_status:
+            return
         status: dict[str, Any] = {
             "conditions": conditions,
             "health": health,
             "originalReplicaCount": original,
-            "surge": {"engineState": json.dumps(d.state.to_json()), "lastDecision": d.reason},
+            "surge": {"engineState": json.dumps(d.state.to_json()), "lastDecision": d.reason,
+                      "unsupportedTriggers": entry.unsupported or None},
         }
         if d.state.last_active_at is not None:
             status["lastActiveTime"] = _now_iso(d.state.last_active_at)
-        return status
+        await self.kube.patch_status(*entry.key, status)
+        entry.last_status = marker
 
-    @staticmethod
-    def _restored_state(raw: dict[str, Any]) -> EngineState | None:
-        text = ((raw.get("status") or {}).get("surge") or {}).get("engineState")
+    def _restored_state(self, raw: dict[str, Any]) -> EngineState | None:
+        """Engine state from status, its history brought up to now: status is written when the
+        history changes shape, so what it holds was still true when the operator stopped."""
+        status = raw.get("status") or {}
+        text = (status.get("surge") or {}).get("engineState")
         if not text:
             return None
         try:
-            return EngineState.from_json(json.loads(text))
+            state = EngineState.from_json(json.loads(text))
         except (ValueError, KeyError, TypeError):
             return None
+        now = self.clock()
+        recs = state.hpa.recommendations
+        if recs and recs[-1][0] < now:
+            recs.append((now, recs[-1][1]))
+        active = any(c.get("type") == "Active" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if active and state.last_active_at is not None:
+            state.last_active_at = max(state.last_active_at, now)
+        return state
+
+    async def _safely(self, call: Any) -> None:
+        try:
+            await call
+        except ApiException as exc:
+            log.warning("kubernetes call failed: %s", exc)
 
     async def _report_invalid(self, raw: dict[str, Any], reason: str, message: str) -> None:
         meta = raw.get("metadata", {})

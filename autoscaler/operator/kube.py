@@ -28,6 +28,23 @@ class Kube:
                                     timeout_seconds=timeout_s):
             yield event
 
+    async def watch_trigger_auths(self, cluster: bool, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+        w = watch.Watch()
+        plural = "clustertriggerauthentications" if cluster else "triggerauthentications"
+        async for event in w.stream(self.custom.list_cluster_custom_object, *KEDA, plural, timeout_seconds=timeout_s):
+            yield event
+
+    async def watch_secrets(self, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+        """Secret changes, metadata only: the controller re-reads the ones its triggers use."""
+        async for event in _raw_stream(self.core.list_secret_for_all_namespaces, timeout_s):
+            yield {"type": event["type"], "object": {"metadata": event["raw_object"].get("metadata", {})}}
+
+    async def watch_targets(self, kind: str, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+        """Deployments or StatefulSets as plain dicts: the scale targets' replicas without a GET per poll."""
+        lister = getattr(self.apps, f"list_{APPS_SCALE[kind]}_for_all_namespaces")
+        async for event in _raw_stream(lister, timeout_s):
+            yield {"type": event["type"], "object": event["raw_object"]}
+
     async def scaled_object(self, ns: str, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(*KEDA, ns, "scaledobjects", name)
         return obj
@@ -97,6 +114,15 @@ class Kube:
             first_timestamp=now, last_timestamp=now, count=1,
             source=client.V1EventSource(component="surge-operator"))
         await self.core.create_namespaced_event(ns, body)
+
+
+async def _raw_stream(lister: Any, timeout_s: int) -> AsyncIterator[dict[str, Any]]:
+    """A watch whose objects stay plain dicts: no model objects for thousands of Deployments."""
+    w = watch.Watch()
+    stream = w.stream(lister, timeout_seconds=timeout_s)
+    w.return_type = None  # type: ignore[assignment]
+    async for event in stream:
+        yield {"type": event["type"], "raw_object": event["raw_object"]}
 
 
 def plural(kind: str) -> str:

@@ -27,3 +27,7 @@ class Metrics:
                               ("namespace", "scaledObject", "trigger"), registry=r)
         self.forecast_reliable = Gauge("surge_forecast_reliable", "1 when the forecast beats seasonal naive",
                                        ("namespace", "scaledObject", "trigger"), registry=r)
+        self.unsupported = Gauge("surge_unsupported_triggers", "Triggers of a ScaledObject surge does not evaluate",
+                                 ("namespace", "scaledObject"), registry=r)
+        self.schedule_lag = Histogram("surge_poll_lag_seconds", "How late polling cycles start behind schedule",
+                                      buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10), registry=r)

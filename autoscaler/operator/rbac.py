@@ -27,7 +27,11 @@ def _rules(group: str, resources: str, verbs: str) -> tuple[Rule, ...]:
 KEDA = "keda.sh"
 # method (as written in the code) → rules. The watch on ScaledObjects is list + watch.
 API_CALLS: dict[str, tuple[Rule, ...]] = {
-    "list_cluster_custom_object": _rules(KEDA, "scaledobjects", "list watch"),
+    "list_cluster_custom_object": _rules(KEDA, "scaledobjects triggerauthentications clustertriggerauthentications",
+                                         "list watch"),
+    # re-reading changed credentials needs list + watch on Secrets, as KEDA's default install has
+    "list_secret_for_all_namespaces": _rules("", "secrets", "list watch"),
+    "list_{APPS_SCALE[kind]}_for_all_namespaces": _rules("apps", "deployments statefulsets", "list watch"),
     "get_namespaced_custom_object": _rules(KEDA, "scaledobjects triggerauthentications", "get"),
     "get_cluster_custom_object": _rules(KEDA, "clustertriggerauthentications", "get"),
     "patch_namespaced_custom_object_status": _rules(KEDA, "scaledobjects/status", "patch"),
@@ -55,7 +59,7 @@ LEASE_RULES = {r for r in API_CALLS["read_namespaced_lease"] + API_CALLS["create
                + API_CALLS["replace_namespaced_lease"]}
 
 _CALL = re.compile(r"\b((?:list|read|get|patch|create|replace|delete)_(?:namespaced|cluster)_"
-                   r"(?:[a-z_]|\{[^}]+\})+)")
+                   r"(?:[a-z_]|\{[^}]+\})+|list_(?:[a-z_]|\{[^}]+\})+_for_all_namespaces)")
 
 
 def calls_in(root: Path, controller: str) -> set[str]:

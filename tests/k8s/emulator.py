@@ -110,8 +110,9 @@ class Emulator:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        existed = (meta.get("namespace", ""), meta["name"]) in self.store.objects[(api_version, plural)]
         self.store.objects[(api_version, plural)][(meta.get("namespace", ""), meta["name"])] = obj
-        self.store.bump((api_version, plural), "ADDED", obj)
+        self.store.bump((api_version, plural), "MODIFIED" if existed else "ADDED", obj)
         return obj
 
     def get(self, api_version: str, plural: str, ns: str, name: str) -> dict[str, Any] | None:
