@@ -121,10 +121,6 @@ from autoscaler.plan_cli import plan  # noqa: E402
 
 app.command("plan")(plan)
 
-
-if __name__ == "__main__":
-    app()
-
 from autoscaler.simulate_cli import simulate  # noqa: E402
 
 app.command("simulate")(simulate)
@@ -132,3 +128,7 @@ app.command("simulate")(simulate)
 from autoscaler.forecast_cli import forecast  # noqa: E402
 
 app.command("forecast")(forecast)
+
+
+if __name__ == "__main__":
+    app()

@@ -144,3 +144,28 @@ async def test_cluster_stream_lag(redis_cluster: RedisCluster) -> None:
         assert list(reading.values.values()) == [5.0] and reading.active
     finally:
         await scaler.close()
+
+
+async def test_batched_lengths_without_scripting_rights_and_with_a_wrong_type(redis_auth: Server) -> None:
+    """Many lists are read with one script call; a user whose ACL allows only LLEN, and a key
+    that is not a list, fall back to the pipeline: same lengths, and the exact per-key error."""
+    names = [key(f"acl{i}") for i in range(4)]
+    for i, name in enumerate(names):
+        if i:
+            cli(redis_auth.port, "RPUSH", name, *["x"] * i, password=PASSWORD)
+    for auth in ({"password": PASSWORD}, {"username": "scaler", "password": PASSWORD}):
+        scaler = RedisListScaler(Trigger(type="redis", metadata={"address": redis_auth.address,
+                                                                 "listName": names[0]}, auth_params=auth))
+        try:
+            assert await read_list_lengths(scaler._connect(), names) == [0, 1, 2, 3]
+        finally:
+            await scaler.close()
+    wrong = key("a-string")
+    cli(redis_auth.port, "SET", wrong, "v", password=PASSWORD)
+    scaler = RedisListScaler(Trigger(type="redis", metadata={"address": redis_auth.address, "listName": wrong},
+                                     auth_params={"password": PASSWORD}))
+    try:
+        with pytest.raises(Exception, match="WRONGTYPE"):
+            await read_list_lengths(scaler._connect(), [names[1], wrong])
+    finally:
+        await scaler.close()

@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,9 +85,42 @@ class Entry:
     busy: bool = False
     woken: bool = False
     closed: bool = False
-    last_status: str = ""
+    last_status: tuple[Any, ...] = ()
+    predictive: bool = False
+    _trigger_metrics: list[TriggerMetrics] | None = None
+    _desired: Any = None
+    _latency: Any = None
     transitions: dict[str, tuple[str, str]] = field(default_factory=dict)  # type → (status, time)
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # labelled metric children, looked up once: at thousands of objects per second it shows
+    def trigger_metrics(self, metrics: Metrics) -> list[TriggerMetrics]:
+        if self._trigger_metrics is None:
+            self._trigger_metrics = []
+            for _, scaler in self.scalers:
+                metric = scaler.metric_specs()[0].name
+                labels = (*self.key, scaler.trigger.type, str(scaler.trigger.index), metric)
+                self._trigger_metrics.append(TriggerMetrics(metric, metrics.value.labels(*labels),
+                                                            metrics.active.labels(*labels),
+                                                            metrics.scaler_errors.labels(*labels)))
+        return self._trigger_metrics
+
+    def desired_gauge(self, metrics: Metrics) -> Any:
+        if self._desired is None:
+            self._desired = metrics.desired.labels(*self.key)
+        return self._desired
+
+    def observe_latency(self, seconds: float) -> None:
+        if self._latency is not None:
+            self._latency.observe(seconds)
+
+
+@dataclass
+class TriggerMetrics:
+    metric: str
+    value: Any
+    active: Any
+    errors: Any
 
 
 class TargetCache:
@@ -282,6 +315,10 @@ class ScaledObjectController:
                 del self.preparing[key]
         self.retries.pop(key, None)
         self.entries[key] = entry
+        entry._latency = self.metrics.latency.labels(ns, name)
+        # readings are kept as history only where a forecast will use them (shadow or on)
+        p = entry.so.spec.advanced.predictive if entry.so.spec.advanced else None
+        entry.predictive = p is not None and p.mode != "off"
         if entry.unsupported:
             message = f"not evaluated by surge (unsupported trigger types): {', '.join(entry.unsupported)}"
             self.metrics.unsupported.labels(ns, name).set(len(entry.unsupported))
@@ -426,13 +463,15 @@ class ScaledObjectController:
             outcomes = await poll_cycle(scalers)
             took = time.perf_counter() - start
             at = 0
-            work = []
+            writes = []
             for e in entries:
                 n = len(e.scalers)
-                self.metrics.latency.labels(*e.key).observe(took)
-                work.append(self._apply(e, outcomes[at:at + n]))
+                e.observe_latency(took)
+                write = self._apply(e, outcomes[at:at + n])
+                if write is not None:
+                    writes.append(write)
                 at += n
-            await asyncio.gather(*work)
+            await asyncio.gather(*writes)
         finally:
             now = loop.time()
             for e in entries:
@@ -448,11 +487,92 @@ class ScaledObjectController:
                     # keep to the schedule; when behind, start again from now instead of bursting
                     self._due(e, max(e.due + e.so.spec.polling_interval, now))
 
-    async def _apply(self, entry: Entry, outcomes: list[Any]) -> None:
+    def _apply(self, entry: Entry, outcomes: list[Any]) -> Coroutine[Any, Any, None] | None:
+        """Decide without I/O when the target's replicas are cached and nothing needs writing (the
+        common case at scale); otherwise return the rest of the cycle as a coroutine."""
+        try:
+            readings = self._readings(entry, outcomes)
+            ref = entry.so.spec.scale_target_ref
+            scale = self.cache.get(entry.key[0], ref.api_version, ref.kind, ref.name)
+            if scale is None or (self.predictor is not None and entry.predictive):
+                return self._guard(entry, self._slow_cycle(entry, readings, scale))
+            now = self.clock()
+            d = decide(entry.spec, readings, scale[0], scale[1], entry.state, now)
+            return self._conclude(entry, d, scale, now)
+        except Exception as exc:
+            return self._guard(entry, None, exc)
+
+    def _readings(self, entry: Entry, outcomes: list[Any]) -> dict[str, TriggerReading]:
+        readings: dict[str, TriggerReading] = {}
+        for (key, _), outcome, gauges in zip(entry.scalers, outcomes, entry.trigger_metrics(self.metrics),
+                                             strict=True):
+            if isinstance(outcome, Exception):
+                readings[key] = TriggerReading(error=str(outcome))
+                gauges.errors.inc()
+            else:
+                value = outcome.values[gauges.metric]
+                readings[key] = TriggerReading(value, outcome.active)
+                gauges.value.set(value)
+                gauges.active.set(1 if outcome.active else 0)
+        return readings
+
+    async def _slow_cycle(self, entry: Entry, readings: dict[str, TriggerReading],
+                          scale: tuple[int, int] | None) -> None:
+        ns, _ = entry.key
+        ref = entry.so.spec.scale_target_ref
+        if scale is None:
+            try:
+                scale = await self.kube.get_scale(ns, ref.api_version, ref.kind, ref.name)
+            except ApiException as exc:
+                raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status}") from None
+        now = self.clock()
+        d = decide(entry.spec, readings, scale[0], scale[1], entry.state, now)
+        if self.predictor is not None and entry.predictive:
+            d = await self._predictive(entry.so, entry.spec, readings, d, scale[0], now)
+        write = self._conclude(entry, d, scale, now)
+        if write is not None:
+            await write
+
+    def _conclude(self, entry: Entry, d: Decision, scale: tuple[int, int], now: float
+                  ) -> Coroutine[Any, Any, None] | None:
+        current, _ = scale
+        entry.desired_gauge(self.metrics).set(d.replicas if d.replicas is not None else current)
+        original = self.original.setdefault(
+            entry.key, (entry.raw.get("status") or {}).get("originalReplicaCount", current))
+        marker = self._marker(entry, d, original)
+        if d.replicas is None and marker == entry.last_status:
+            entry.state = self.states[entry.key] = d.state
+            return None
+        return self._guard(entry, self._write(entry, d, scale, original, marker, now))
+
+    async def _write(self, entry: Entry, d: Decision, scale: tuple[int, int], original: int,
+                     marker: tuple[Any, ...], now: float) -> None:
+        ns, name = entry.key
+        ref = entry.so.spec.scale_target_ref
+        current, ready = scale
+        if d.replicas is not None:
+            await self.kube.set_scale(ns, ref.api_version, ref.kind, ref.name, d.replicas)
+            if ref.api_version == "apps/v1" and ref.kind in APPS_SCALE:
+                self.cache.replicas[(ns, ref.kind, ref.name)] = (d.replicas, ready)
+            self.metrics.scales.labels(ns, name).inc()
+            reason = ("KEDAScaleTargetActivated" if current == 0 else
+                      "KEDAScaleTargetDeactivated" if d.replicas == 0 else "SuccessfulRescale")
+            await self._safely(self.kube.event(ns, entry.raw, reason, f"scaled {ref.kind}/{ref.name} from "
+                                                                      f"{current} to {d.replicas}: {d.reason}"))
+        if marker != entry.last_status:
+            await self.kube.patch_status(ns, name, self._status_body(entry, d, original, now))
+            entry.last_status = marker
+        entry.state = self.states[entry.key] = d.state
+
+    async def _guard(self, entry: Entry, work: Coroutine[Any, Any, None] | None,
+                     error: Exception | None = None) -> None:
+        """One object's failure stays its own: a condition, an event, a metric."""
         ns, name = entry.key
         try:
-            entry.state = await self._cycle(entry, outcomes)
-            self.states[entry.key] = entry.state
+            if work is not None:
+                await work
+            elif error is not None:
+                raise error
         except asyncio.CancelledError:
             raise
         except Invalid as exc:  # e.g. the target went away: stop polling, wait for it with back-off
@@ -465,51 +585,10 @@ class ScaledObjectController:
                     w.cancel()
                 self.preparing[entry.key] = asyncio.create_task(self._retry_later(entry.key, entry.raw))
         except Exception as exc:  # this object's cycle failed; it runs again at its next poll
-            log.exception("scaledobject %s/%s cycle failed", ns, name)
+            log.error("scaledobject %s/%s cycle failed", ns, name, exc_info=exc)
             self.metrics.object_errors.labels(ns, name).inc()
             await self._report_invalid(entry.raw, "InternalError", f"{type(exc).__name__}: {exc}")
-            entry.last_status = ""
-
-    async def _cycle(self, entry: Entry, outcomes: list[Any]) -> EngineState:
-        so, raw = entry.so, entry.raw
-        ns, name = entry.key
-        ref = so.spec.scale_target_ref
-        readings: dict[str, TriggerReading] = {}
-        for (key, scaler), outcome in zip(entry.scalers, outcomes, strict=True):
-            metric = scaler.metric_specs()[0].name
-            labels = (ns, name, scaler.trigger.type, str(scaler.trigger.index), metric)
-            if isinstance(outcome, Exception):
-                readings[key] = TriggerReading(error=str(outcome))
-                self.metrics.scaler_errors.labels(*labels).inc()
-            else:
-                value = outcome.values[metric]
-                readings[key] = TriggerReading(value, outcome.active)
-                self.metrics.value.labels(*labels).set(value)
-                self.metrics.active.labels(*labels).set(1 if outcome.active else 0)
-        scale = self.cache.get(ns, ref.api_version, ref.kind, ref.name)
-        if scale is None:
-            try:
-                scale = await self.kube.get_scale(ns, ref.api_version, ref.kind, ref.name)
-            except ApiException as exc:
-                raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status}") from None
-        current, ready = scale
-        now = self.clock()
-        d = decide(entry.spec, readings, current, ready, entry.state, now)
-        if self.predictor is not None:
-            d = await self._predictive(so, entry.spec, readings, d, current, now)
-        self.metrics.desired.labels(ns, name).set(d.replicas if d.replicas is not None else current)
-        if d.replicas is not None:
-            await self.kube.set_scale(ns, ref.api_version, ref.kind, ref.name, d.replicas)
-            if ref.api_version == "apps/v1" and ref.kind in APPS_SCALE:
-                self.cache.replicas[(ns, ref.kind, ref.name)] = (d.replicas, ready)
-            self.metrics.scales.labels(ns, name).inc()
-            reason = ("KEDAScaleTargetActivated" if current == 0 else
-                      "KEDAScaleTargetDeactivated" if d.replicas == 0 else "SuccessfulRescale")
-            await self._safely(self.kube.event(ns, raw, reason, f"scaled {ref.kind}/{ref.name} from {current} to "
-                                                                f"{d.replicas}: {d.reason}"))
-        original = self.original.setdefault(entry.key, (raw.get("status") or {}).get("originalReplicaCount", current))
-        await self._publish(entry, d, original, now)
-        return d.state
+            entry.last_status = ()
 
     async def _predictive(self, so: ScaledObject, spec: Any, readings: dict[str, TriggerReading], d: Decision,
                           current: int, now: float) -> Decision:
@@ -535,10 +614,17 @@ class ScaledObjectController:
                                 forecasts)
 
     # --- status -----------------------------------------------------------------------------------
-    async def _publish(self, entry: Entry, d: Decision, original: int, now: float) -> None:
-        """Write status only when something in it changed. The engine state counts as changed when
-        a recommendation run, a scale event, a failure count or activity changes — not when a run
-        of equal recommendations merely gets longer (restoring extends the last run to the restart)."""
+    @staticmethod
+    def _marker(entry: Entry, d: Decision, original: int) -> tuple[Any, ...]:
+        """Changes only when status should be written: when a recommendation run, a scale event, a
+        failure count, activity or a condition changes — not when a run of equal recommendations
+        merely gets longer (a restart extends the last run, see `_restored_state`)."""
+        hpa = d.state.hpa
+        return (tuple(r for _, r in hpa.recommendations), tuple(hpa.scale_up_events),
+                tuple(hpa.scale_down_events), tuple(sorted(d.state.failures.items())), d.active,
+                tuple((t, c.status, c.reason, c.message) for t, c in d.conditions.items()), original)
+
+    def _status_body(self, entry: Entry, d: Decision, original: int, now: float) -> dict[str, Any]:
         health = {}
         for key, _ in entry.scalers:
             failures = d.state.failures.get(key, 0)
@@ -550,17 +636,12 @@ class ScaledObjectController:
             if t == "Ready" and entry.unsupported:
                 message = (message + "; " if message else "") + \
                     f"not evaluated by surge: {', '.join(entry.unsupported)}"
+            # every flip changes the marker, so looking at transitions only when writing is exact
             previous = entry.transitions.get(t)
             since = previous[1] if previous and previous[0] == flag else _now_iso(now)
             entry.transitions[t] = (flag, since)
             conditions.append({"type": t, "status": flag, "reason": c.reason, "message": message,
                                "lastTransitionTime": since})
-        hpa = d.state.hpa
-        marker = json.dumps([[r for _, r in hpa.recommendations], hpa.scale_up_events, hpa.scale_down_events,
-                             d.state.failures, d.active, conditions, health, original, entry.unsupported],
-                            sort_keys=True, default=str)
-        if marker == entry.last_status:
-            return
         status: dict[str, Any] = {
             "conditions": conditions,
             "health": health,
@@ -570,8 +651,7 @@ class ScaledObjectController:
         }
         if d.state.last_active_at is not None:
             status["lastActiveTime"] = _now_iso(d.state.last_active_at)
-        await self.kube.patch_status(*entry.key, status)
-        entry.last_status = marker
+        return status
 
     def _restored_state(self, raw: dict[str, Any]) -> EngineState | None:
         """Engine state from status, its history brought up to now: status is written when the

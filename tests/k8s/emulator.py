@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 import uuid
 from collections import defaultdict
@@ -210,10 +211,11 @@ class Emulator:
         while loop.time() < deadline:
             if req.transport is None or req.transport.is_closing():
                 break  # the client went away
-            for rv, k, kind, obj in self.store.events:
-                if rv > since and k == key and _matches(obj, req.query.get("labelSelector"), ns):
+            # events[i] has resourceVersion i + 1: start right after the last one sent
+            for rv, k, kind, obj in itertools.islice(self.store.events, since, None):
+                if k == key and _matches(obj, req.query.get("labelSelector"), ns):
                     await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-                    since = rv
+                since = rv
             since = max(since, self.store.version)
             try:
                 async with cond:
