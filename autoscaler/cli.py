@@ -91,9 +91,10 @@ def operator(
     history_redis: str | None = typer.Option(None, "--history-redis",
                                              help="redis:// URL for metric history (env SURGE_HISTORY_REDIS_URL)"),
     controllers: str = typer.Option("autoscaler", "--controllers",
-                                    help="comma-separated: autoscaler, provisioner (not implemented yet)"),
+                                    help="comma-separated: autoscaler, provisioner (AWS: env AWS_REGION, "
+                                         "SURGE_CLUSTER_NAME, SURGE_INTERRUPTION_QUEUE)"),
 ) -> None:
-    """Run the ScaledObject controller (one active replica via a Lease)."""
+    """Run the ScaledObject controller and/or the node provisioner (one active replica via a Lease)."""
     import asyncio
     import logging
     import os
@@ -108,13 +109,8 @@ def operator(
     if unknown:
         raise typer.BadParameter(f"unknown controllers {sorted(unknown)}; expected autoscaler, provisioner",
                                  param_hint="--controllers")
-    if "provisioner" in wanted:
-        logging.getLogger("surge").warning("--controllers provisioner: the provisioning controller is not "
-                                           "implemented yet; running the others")
-    if "autoscaler" not in wanted:
-        logging.getLogger("surge").warning("no controller to run besides the (missing) provisioner; idling")
     asyncio.run(run_operator(server, lease_namespace, port, leader_elect, history_redis=history_redis,
-                             autoscaler="autoscaler" in wanted))
+                             autoscaler="autoscaler" in wanted, provisioner="provisioner" in wanted))
 
 
 from autoscaler.plan_cli import plan  # noqa: E402

@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -150,6 +150,10 @@ class ScaledObjectController:
                  predictor: Predictor | None = None) -> None:
         self.kube = kube
         self.predictor = predictor
+        # told about every scale-up (namespace, kind, name, replicas added): the provisioner plans
+        # nodes for those pods in the same step instead of waiting for them to go Pending
+        self.on_scale_up: Callable[[str, str, str, int], Awaitable[Any]] | None = None
+        self.handoffs: set[asyncio.Task[None]] = set()
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.entries: dict[Key, Entry] = {}
@@ -157,6 +161,7 @@ class ScaledObjectController:
         self.signatures: dict[Key, str] = {}
         self.preparing: dict[Key, asyncio.Task[None]] = {}
         self.deps: dict[Key, set[Dep]] = {}
+        self.dependents: dict[Dep, set[Key]] = {}  # the reverse index: watch events look up by dep
         self.retries: dict[Key, int] = {}
         self.states: dict[Key, EngineState] = {}
         self.targets: dict[tuple[str, str, str], Key] = {}
@@ -224,8 +229,8 @@ class ScaledObjectController:
     def _dependency_changed(self, dep: Dep, event_type: str) -> None:
         """Rebuild running objects whose auth changed or went away, and waiting objects whose
         missing piece appeared (watches replay ADDED for everything that exists when they open)."""
-        for key, deps in list(self.deps.items()):
-            if dep not in deps or key not in self.raw:
+        for key in list(self.dependents.get(dep, ())):
+            if key not in self.raw:
                 continue
             running = key in self.entries
             if (running and event_type in ("MODIFIED", "DELETED") and dep[0] != "Target") or \
@@ -240,7 +245,7 @@ class ScaledObjectController:
             await self._drop(key)
             self.raw.pop(key, None)
             self.signatures.pop(key, None)
-            self.deps.pop(key, None)
+            self._forget_deps(key)
             self.states.pop(key, None)
             await self._restore(obj)
             target = self.target_of.pop(key, None)
@@ -292,10 +297,9 @@ class ScaledObjectController:
         if old is not None:
             self.states[key] = old.state
             await self._close(old)
-        deps: set[Dep] = set()
-        self.deps[key] = deps
+        self._forget_deps(key)
         try:
-            entry = await self._prepare(key, raw, deps)
+            entry = await self._prepare(key, raw)
         except asyncio.CancelledError:
             raise
         except Invalid as exc:
@@ -336,7 +340,19 @@ class ScaledObjectController:
             self.preparing.pop(key, None)
             self._start(key, raw)
 
-    async def _prepare(self, key: Key, raw: dict[str, Any], deps: set[Dep]) -> Entry:
+    def _depend(self, key: Key, dep: Dep) -> None:
+        self.deps.setdefault(key, set()).add(dep)
+        self.dependents.setdefault(dep, set()).add(key)
+
+    def _forget_deps(self, key: Key) -> None:
+        for dep in self.deps.pop(key, ()):
+            keys = self.dependents.get(dep)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.dependents[dep]
+
+    async def _prepare(self, key: Key, raw: dict[str, Any]) -> Entry:
         try:
             so = ScaledObject.model_validate(raw)
         except ValidationError as exc:
@@ -344,7 +360,7 @@ class ScaledObjectController:
             raise Invalid("ScaledObjectCheckFailed", issues) from None
         ref = so.spec.scale_target_ref
         target = (key[0], ref.kind, ref.name)
-        deps.add(("Target", key[0], f"{ref.kind}/{ref.name}"))
+        self._depend(key, ("Target", key[0], f"{ref.kind}/{ref.name}"))
         owner = self.targets.get(target)
         if owner is not None and owner != key and owner in self.raw:
             raise Invalid("ScaledObjectCheckFailed", f"the target {ref.kind}/{ref.name} is already managed by "
@@ -367,7 +383,7 @@ class ScaledObjectController:
                     # KEDA knows it, surge does not implement it: said in status and an event
                     unsupported.append(f"spec.triggers[{i}] (type {trig.type!r})")
                     continue
-                params, provider = await self._auth(key[0], trig, deps)
+                params, provider = await self._auth(key, trig)
                 try:
                     scaler = build_scaler(Trigger(
                         type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata, auth_params=params,
@@ -389,12 +405,13 @@ class ScaledObjectController:
         batchable = all(isinstance(s, RedisListScaler | KafkaScaler) for _, s in scalers)
         return Entry(key, raw, so, scalers, spec, state, batchable, unsupported)
 
-    async def _auth(self, ns: str, trig: Any, deps: set[Dep]) -> tuple[dict[str, str], str]:
+    async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str]:
+        ns = key[0]
         ref = trig.authentication_ref
         if ref is None:
             return {}, ""
         cluster = ref.kind == "ClusterTriggerAuthentication"
-        deps.add((ref.kind if cluster else "TriggerAuthentication", "" if cluster else ns, ref.name))
+        self._depend(key, (ref.kind if cluster else "TriggerAuthentication", "" if cluster else ns, ref.name))
         auth = await self.kube.trigger_auth(ns, ref.kind, ref.name)
         if auth is None:
             raise Invalid("TriggerAuthenticationNotFound", f"{ref.kind} {ref.name!r} not found")
@@ -403,7 +420,7 @@ class ScaledObjectController:
         # KEDA reads a ClusterTriggerAuthentication's Secrets from the operator's namespace; surge
         # reads them from the ScaledObject's, as for a TriggerAuthentication.
         for item in spec.get("secretTargetRef") or []:
-            deps.add(("Secret", ns, item["name"]))
+            self._depend(key, ("Secret", ns, item["name"]))
             data = await self.kube.secret_data(ns, item["name"])
             if data is None or item["key"] not in data:
                 raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) for parameter "
@@ -555,6 +572,10 @@ class ScaledObjectController:
             if ref.api_version == "apps/v1" and ref.kind in APPS_SCALE:
                 self.cache.replicas[(ns, ref.kind, ref.name)] = (d.replicas, ready)
             self.metrics.scales.labels(ns, name).inc()
+            if self.on_scale_up is not None and d.replicas > current:
+                task = asyncio.create_task(self._hand_off(ns, ref.kind, ref.name, d.replicas - current))
+                self.handoffs.add(task)
+                task.add_done_callback(self.handoffs.discard)
             reason = ("KEDAScaleTargetActivated" if current == 0 else
                       "KEDAScaleTargetDeactivated" if d.replicas == 0 else "SuccessfulRescale")
             await self._safely(self.kube.event(ns, entry.raw, reason, f"scaled {ref.kind}/{ref.name} from "
@@ -589,6 +610,13 @@ class ScaledObjectController:
             self.metrics.object_errors.labels(ns, name).inc()
             await self._report_invalid(entry.raw, "InternalError", f"{type(exc).__name__}: {exc}")
             entry.last_status = ()
+
+    async def _hand_off(self, ns: str, kind: str, name: str, adding: int) -> None:
+        assert self.on_scale_up is not None
+        try:
+            await self.on_scale_up(ns, kind, name, adding)
+        except Exception as exc:  # the pods still go Pending and get nodes the usual way
+            log.warning("hand-off of %d new %s/%s pods to the provisioner failed: %s", adding, kind, name, exc)
 
     async def _predictive(self, so: ScaledObject, spec: Any, readings: dict[str, TriggerReading], d: Decision,
                           current: int, now: float) -> Decision:

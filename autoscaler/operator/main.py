@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 from kubernetes_asyncio import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from autoscaler.history import MemoryHistory, RedisHistory
 from autoscaler.operator.controller import ScaledObjectController
@@ -16,6 +20,13 @@ from autoscaler.operator.kube import Kube
 from autoscaler.operator.leader import LeaderElector
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
+from provisioner.catalog import load_catalog
+from provisioner.cloud.aws import AWSProvider, ec2_client
+from provisioner.cloud.base import LaunchError
+from provisioner.controller import ProvisioningController
+from provisioner.interruption import InterruptionQueue
+from provisioner.kube import ProvisionerKube
+from provisioner.nodeclass import EC2NodeClass
 
 
 def http_app(metrics: Metrics, ready: dict[str, bool]) -> web.Application:
@@ -46,6 +57,52 @@ async def load_configuration(server: str | None) -> client.Configuration:
     return configuration
 
 
+def nodeclass_lookup(controller: object) -> Callable[[str], EC2NodeClass]:
+    def lookup(name: str) -> EC2NodeClass:
+        raw = getattr(controller, "nodeclasses", {}).get(name)
+        if raw is None:
+            raise LaunchError(f"EC2NodeClass {name!r} not found (referenced by a NodePool's nodeClassRef)")
+        try:
+            return EC2NodeClass.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise LaunchError(f"EC2NodeClass {name}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    return lookup
+
+
+async def make_provisioner(api: client.ApiClient) -> ProvisioningController:
+    """The AWS provisioner from the environment the chart sets: AWS_REGION, SURGE_CLUSTER_NAME,
+    SURGE_INTERRUPTION_QUEUE (optional), SURGE_AWS_ENDPOINT_URL (optional, e.g. moto)."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    cluster = os.environ.get("SURGE_CLUSTER_NAME")
+    if not region or not cluster:
+        raise SystemExit("the provisioner needs AWS_REGION and SURGE_CLUSTER_NAME (helm values aws.region and "
+                         "aws.clusterName)")
+    endpoint = os.environ.get("SURGE_AWS_ENDPOINT_URL") or None
+    ec2 = ec2_client(region, endpoint)
+    zones = [z["ZoneName"] for z in (await asyncio.to_thread(ec2.describe_availability_zones))["AvailabilityZones"]]
+    holder: dict[str, ProvisioningController] = {}
+    cloud = AWSProvider(ec2, cluster, lambda n: nodeclass_lookup(holder["c"])(n), time.time)
+    names = [t.name for t in load_catalog(zones)]
+    try:  # live spot prices; without them only on-demand offerings exist (said in the log)
+        spot = await cloud.spot_prices(names)
+    except Exception as exc:
+        logging.getLogger("surge.provisioner").warning("spot prices unavailable (%s): on-demand only", exc)
+        spot = {}
+    catalog = load_catalog(zones, spot)
+    queue_name = os.environ.get("SURGE_INTERRUPTION_QUEUE")
+    interruptions = None
+    if queue_name:
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=region, endpoint_url=endpoint)
+        url = queue_name if queue_name.startswith("http") else \
+            (await asyncio.to_thread(sqs.get_queue_url, QueueName=queue_name))["QueueUrl"]
+        interruptions = InterruptionQueue(sqs, url)
+    holder["c"] = ProvisioningController(ProvisionerKube(api), cloud, catalog, interruptions=interruptions)
+    return holder["c"]
+
+
 def make_predictor(redis_url: str | None) -> Predictor:
     """Metric history in Redis when given (shared by replicas, survives restarts), else in memory."""
     if redis_url:
@@ -57,7 +114,7 @@ def make_predictor(redis_url: str | None) -> Predictor:
 
 async def run_operator(server: str | None, lease_namespace: str, port: int, leader_elect: bool = True,
                        identity: str | None = None, history_redis: str | None = None,
-                       autoscaler: bool = True) -> None:
+                       autoscaler: bool = True, provisioner: bool = False) -> None:
     configuration = await load_configuration(server)
     metrics = Metrics()
     predictor = make_predictor(history_redis or os.environ.get("SURGE_HISTORY_REDIS_URL"))
@@ -67,16 +124,22 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
     await web.TCPSite(runner, "0.0.0.0", port).start()
     async with client.ApiClient(configuration) as api:
         controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
+        nodes = await make_provisioner(api) if provisioner else None
+        if nodes is not None and autoscaler:
+            controller.on_scale_up = nodes.prepare_for  # pods and nodes together
         running: dict[str, asyncio.Task[None]] = {}
 
         async def start() -> None:
             if autoscaler:
                 running["controller"] = asyncio.create_task(controller.run())
+            if nodes is not None:
+                running["provisioner"] = asyncio.create_task(nodes.run())
 
         async def stop() -> None:
-            task = running.pop("controller", None)
-            if task is not None:
+            for task in running.values():
                 task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            running.clear()
             await controller.stop()
 
         ready["started"] = True
@@ -84,10 +147,9 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
             if leader_elect:
                 me = identity or f"{socket.gethostname()}-{os.getpid()}"
                 await LeaderElector(api, lease_namespace, "surge-operator", me).run(start, stop)
-            elif autoscaler:
-                await controller.run()
             else:
-                await asyncio.Event().wait()
+                await start()
+                await asyncio.gather(*running.values()) if running else await asyncio.Event().wait()
         finally:
             await stop()
             predictor.close()

@@ -25,41 +25,63 @@ def _rules(group: str, resources: str, verbs: str) -> tuple[Rule, ...]:
 
 
 KEDA = "keda.sh"
-# method (as written in the code) → rules. The watch on ScaledObjects is list + watch.
-API_CALLS: dict[str, tuple[Rule, ...]] = {
-    "list_cluster_custom_object": _rules(KEDA, "scaledobjects triggerauthentications clustertriggerauthentications",
-                                         "list watch"),
-    # re-reading changed credentials needs list + watch on Secrets, as KEDA's default install has
-    "list_secret_for_all_namespaces": _rules("", "secrets", "list watch"),
-    "list_{APPS_SCALE[kind]}_for_all_namespaces": _rules("apps", "deployments statefulsets", "list watch"),
-    "get_namespaced_custom_object": _rules(KEDA, "scaledobjects triggerauthentications", "get"),
-    "get_cluster_custom_object": _rules(KEDA, "clustertriggerauthentications", "get"),
-    "patch_namespaced_custom_object_status": _rules(KEDA, "scaledobjects/status", "patch"),
-    "read_namespaced_secret": _rules("", "secrets", "get"),
-    "read_namespaced_{APPS_SCALE[kind]}": _rules("apps", "deployments statefulsets", "get"),
-    "read_namespaced_{APPS_SCALE[kind]}_scale": _rules("apps", "deployments/scale statefulsets/scale", "get"),
-    "patch_namespaced_{APPS_SCALE[kind]}_scale": _rules("apps", "deployments/scale statefulsets/scale", "patch"),
-    # any custom resource with a scale subresource may be a target (as with KEDA)
-    "get_namespaced_custom_object_scale": _rules("*", "*/scale", "get"),
-    "patch_namespaced_custom_object_scale": _rules("*", "*/scale", "patch"),
-    "create_namespaced_event": _rules("", "events", "create"),
+KARPENTER = "karpenter.sh"
+LEASES = {
     "read_namespaced_lease": _rules("coordination.k8s.io", "leases", "get"),
     "create_namespaced_lease": _rules("coordination.k8s.io", "leases", "create"),
     "replace_namespaced_lease": _rules("coordination.k8s.io", "leases", "update"),
 }
+# controller → method (as written in the code) → rules. A watch is list + watch.
+API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
+    "autoscaler": {
+        "list_cluster_custom_object": _rules(KEDA, "scaledobjects triggerauthentications "
+                                             "clustertriggerauthentications", "list watch"),
+        # re-reading changed credentials needs list + watch on Secrets, as KEDA's default install has
+        "list_secret_for_all_namespaces": _rules("", "secrets", "list watch"),
+        "list_{APPS_SCALE[kind]}_for_all_namespaces": _rules("apps", "deployments statefulsets", "list watch"),
+        "get_namespaced_custom_object": _rules(KEDA, "scaledobjects triggerauthentications", "get"),
+        "get_cluster_custom_object": _rules(KEDA, "clustertriggerauthentications", "get"),
+        "patch_namespaced_custom_object_status": _rules(KEDA, "scaledobjects/status", "patch"),
+        "read_namespaced_secret": _rules("", "secrets", "get"),
+        "read_namespaced_{APPS_SCALE[kind]}": _rules("apps", "deployments statefulsets", "get"),
+        "read_namespaced_{APPS_SCALE[kind]}_scale": _rules("apps", "deployments/scale statefulsets/scale", "get"),
+        "patch_namespaced_{APPS_SCALE[kind]}_scale": _rules("apps", "deployments/scale statefulsets/scale", "patch"),
+        # any custom resource with a scale subresource may be a target (as with KEDA)
+        "get_namespaced_custom_object_scale": _rules("*", "*/scale", "get"),
+        "patch_namespaced_custom_object_scale": _rules("*", "*/scale", "patch"),
+        "create_namespaced_event": _rules("", "events", "create"),
+        **LEASES,
+    },
+    "provisioner": {
+        "list_pod_for_all_namespaces": _rules("", "pods", "list watch"),
+        "list_node": _rules("", "nodes", "list watch"),
+        "patch_node": _rules("", "nodes", "patch"),
+        "delete_node": _rules("", "nodes", "delete"),
+        "create_namespaced_pod_eviction": _rules("", "pods/eviction", "create"),
+        "list_cluster_custom_object": _rules(KARPENTER, "nodeclaims nodepools", "list watch")
+        + _rules("karpenter.k8s.aws", "ec2nodeclasses", "list watch"),
+        "create_cluster_custom_object": _rules(KARPENTER, "nodeclaims", "create"),
+        "patch_cluster_custom_object": _rules(KARPENTER, "nodeclaims", "patch"),
+        "patch_cluster_custom_object_status": _rules(KARPENTER, "nodeclaims/status", "patch"),
+        "delete_cluster_custom_object": _rules(KARPENTER, "nodeclaims", "delete"),
+        "read_namespaced_deployment": _rules("apps", "deployments", "get"),
+        "read_namespaced_stateful_set": _rules("apps", "statefulsets", "get"),
+        "create_namespaced_event": _rules("", "events", "create"),
+        **LEASES,
+    },
+}
 
-# Source files of each controller. The provisioner controller does not exist yet: enabling it in
-# the chart grants nothing until its code (and its entries above) land.
+# Source files of each controller.
 CONTROLLER_SOURCES: dict[str, tuple[str, ...]] = {
     "autoscaler": ("autoscaler/operator/kube.py", "autoscaler/operator/controller.py",
                    "autoscaler/operator/leader.py"),
-    "provisioner": (),
+    "provisioner": ("provisioner/kube.py", "provisioner/controller.py", "autoscaler/operator/leader.py"),
 }
-LEASE_RULES = {r for r in API_CALLS["read_namespaced_lease"] + API_CALLS["create_namespaced_lease"]
-               + API_CALLS["replace_namespaced_lease"]}
+LEASE_RULES = {r for rules in LEASES.values() for r in rules}
 
 _CALL = re.compile(r"\b((?:list|read|get|patch|create|replace|delete)_(?:namespaced|cluster)_"
-                   r"(?:[a-z_]|\{[^}]+\})+|list_(?:[a-z_]|\{[^}]+\})+_for_all_namespaces)")
+                   r"(?:[a-z_]|\{[^}]+\})+|list_(?:[a-z_]|\{[^}]+\})+_for_all_namespaces"
+                   r"|(?:list|patch|delete)_node\b)")
 
 
 def calls_in(root: Path, controller: str) -> set[str]:
@@ -73,5 +95,5 @@ def required_rules(root: Path, controllers: set[str]) -> set[Rule]:
     rules: set[Rule] = set()
     for c in controllers:
         for call in calls_in(root, c):
-            rules.update(API_CALLS[call])
+            rules.update(API_CALLS[c][call])
     return rules

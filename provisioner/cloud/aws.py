@@ -96,6 +96,7 @@ class AWSProvider:
                  clock: Callable[[], float]) -> None:
         self.ec2, self.cluster, self.nodeclasses, self.clock = ec2, cluster, nodeclasses, clock
         self._templates: set[str] = set()
+        self._template_lock = asyncio.Lock()
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.ec2, method), **kwargs)
@@ -164,18 +165,23 @@ class AWSProvider:
             data["BlockDeviceMappings"] = mappings
         digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
         name = f"surge-{self.cluster}-{nodeclass.metadata.get('name', '')}-{digest}"
-        if name in self._templates:
+        async with self._template_lock:  # concurrent launches would race to create the same one
+            if name in self._templates:
+                return name
+            try:
+                await self._call("describe_launch_templates", LaunchTemplateNames=[name])
+            except Exception as exc:  # botocore ClientError: not found → create it
+                if "NotFound" not in str(exc):
+                    raise
+                try:
+                    await self._call("create_launch_template", LaunchTemplateName=name, LaunchTemplateData=data,
+                                     TagSpecifications=[{"ResourceType": "launch-template",
+                                                         "Tags": [{"Key": TAG_CLUSTER, "Value": self.cluster}]}])
+                except Exception as exc2:  # another replica made it first: same content, same name
+                    if "AlreadyExists" not in str(exc2):
+                        raise
+            self._templates.add(name)
             return name
-        try:
-            await self._call("describe_launch_templates", LaunchTemplateNames=[name])
-        except Exception as exc:  # botocore ClientError: not found → create it
-            if "NotFound" not in str(exc):
-                raise
-            await self._call("create_launch_template", LaunchTemplateName=name, LaunchTemplateData=data,
-                             TagSpecifications=[{"ResourceType": "launch-template",
-                                                 "Tags": [{"Key": TAG_CLUSTER, "Value": self.cluster}]}])
-        self._templates.add(name)
-        return name
 
     # --- the interface ------------------------------------------------------------------------------
     async def create_fleet(self, request: LaunchRequest, capacity_type: str,

@@ -158,6 +158,8 @@ class Emulator:
             self.store.bump(key, "DELETED", obj)
             return web.json_response(obj)
         body = await req.json()
+        if sub == "eviction" and req.method == "POST":
+            return self._evict(key, ns, name, obj)
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         if sent_rv and sent_rv != obj["metadata"]["resourceVersion"]:
             return status_error(409, "Conflict", f"the object has been modified; resourceVersion {sent_rv} is stale")
@@ -181,6 +183,31 @@ class Emulator:
         objects[(ns, name)] = new
         self.store.bump(key, "MODIFIED", new)
         return web.json_response(self._scale(new) if sub == "scale" else new)
+
+    def _evict(self, key: Key, ns: str, name: str, pod: dict[str, Any]) -> web.Response:
+        """The Eviction API: refused with 429 when a PodDisruptionBudget selecting the pod would be
+        violated (minAvailable / maxUnavailable as integers, over the pods that exist)."""
+        labels = pod["metadata"].get("labels") or {}
+        pods = [p for (pns, _), p in self.store.objects[key].items() if pns == ns]
+        for pdb in self.store.objects[("policy/v1", "poddisruptionbudgets")].values():
+            if pdb["metadata"].get("namespace") != ns:
+                continue
+            spec = pdb.get("spec") or {}
+            wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+            if not all(labels.get(k) == v for k, v in wanted.items()):
+                continue
+            healthy = sum(1 for p in pods if all((p["metadata"].get("labels") or {}).get(k) == v
+                                                 for k, v in wanted.items()))
+            if "minAvailable" in spec and healthy - 1 < int(spec["minAvailable"]):
+                return status_error(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's "
+                                                            "disruption budget.")
+            if "maxUnavailable" in spec and int(spec["maxUnavailable"]) < 1:
+                return status_error(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's "
+                                                            "disruption budget.")
+        del self.store.objects[key][(ns, name)]
+        self.store.bump(key, "DELETED", pod)
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201},
+                                 status=201)
 
     @staticmethod
     def _scale(obj: dict[str, Any]) -> dict[str, Any]:

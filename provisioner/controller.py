@@ -1,0 +1,599 @@
+"""The provisioning controller: pending pods → NodeClaims → instances → Nodes, and back.
+
+It follows pods, Nodes, NodeClaims, NodePools and EC2NodeClasses through watches and acts in
+four loops: provisioning (batch pending pods, plan with the packer, create NodeClaims and launch
+them), lifecycle (Launched → Registered → Initialized, timeouts), garbage collection (instances
+without NodeClaims, NodeClaims without instances) and disruption (empty or expired nodes, within
+budgets, drained through the Eviction API). Spot interruption warnings from SQS launch a
+replacement first, then drain. The decisions are `provisioner/provisioning.py`'s; the cloud is
+any `CloudProvider`.
+
+`prepare_for()` is how the ScaledObject controller hands over the pods it is about to add: nodes
+for them are planned and launched at once, without waiting for the pods to go Pending and for a
+batch window, and kept from consolidation for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from provisioner.catalog import InstanceType
+from provisioner.cloud.availability import UnavailableOfferings
+from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
+from provisioner.cloud.launch import launch, orphans
+from provisioner.interruption import Interruption
+from provisioner.kube import ProvisionerKube
+from provisioner.nodepool import NodePool
+from provisioner.plan import make_plan
+from provisioner.pods import PodGroup, group_from_pod_spec
+from provisioner.provisioning import (
+    DISRUPTED_TAINT,
+    DO_NOT_DISRUPT,
+    NOMINATED,
+    PROTECTED_UNTIL,
+    UNREGISTERED_TAINT,
+    BatchWindow,
+    Disruption,
+    NodeView,
+    claim_step,
+    disruption_order,
+    existing_capacity,
+    nodeclaims_for,
+    offerings_for,
+    parse_duration,
+    pending_groups,
+    pod_key,
+    pod_requests,
+)
+from provisioner.resources import Resources
+
+log = logging.getLogger("surge.provisioner")
+PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
+
+
+def _ts(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Reservation:
+    """Pods the ScaledObject controller is adding, for which nodes are already on their way: the
+    first `count` matching pending pods are not planned again while the reservation holds."""
+
+    namespace: str
+    labels: Mapping[str, str]
+    count: int
+    claims: tuple[str, ...]
+    until: float
+
+
+class ProvisioningController:
+    def __init__(self, kube: ProvisionerKube, cloud: CloudProvider, catalog: list[InstanceType],
+                 clock: Callable[[], float] = time.time, gc_interval_s: float = 60.0,
+                 disruption_interval_s: float = 10.0, tick_s: float = 1.0,
+                 interruptions: Callable[[], Any] | None = None) -> None:
+        self.kube, self.cloud, self.catalog, self.clock = kube, cloud, catalog, clock
+        self.gc_interval_s, self.disruption_interval_s, self.tick_s = gc_interval_s, disruption_interval_s, tick_s
+        self.interruptions = interruptions
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.claims: dict[str, dict[str, Any]] = {}
+        self.pools: dict[str, NodePool] = {}
+        self.nodeclasses: dict[str, dict[str, Any]] = {}
+        self.batch = BatchWindow()
+        self.seen_pending: set[str] = set()
+        self.kick = asyncio.Event()
+        self.launching: dict[str, asyncio.Task[None]] = {}
+        self.disrupting: dict[str, asyncio.Task[None]] = {}
+        self.unavailable = UnavailableOfferings()
+        self.launched_at: dict[str, float] = {}
+        self.empty_since: dict[str, float] = {}
+        self.reservations: list[Reservation] = []
+        self.nodeclass_errors: dict[str, tuple[float, str]] = {}
+        self.synced: set[str] = set()
+
+    # --- following the API --------------------------------------------------------------------------
+    async def run(self) -> None:
+        follows = [("pods", self.kube.watch_pods, self.pods, pod_key),
+                   ("nodes", self.kube.watch_nodes, self.nodes, _name),
+                   ("nodeclaims", self.kube.watch_nodeclaims, self.claims, _name),
+                   ("ec2nodeclasses", self.kube.watch_nodeclasses, self.nodeclasses, _name)]
+        tasks = [asyncio.create_task(self._follow(*f)) for f in follows]
+        tasks.append(asyncio.create_task(self._follow_pools()))
+        tasks += [asyncio.create_task(c) for c in (self._provision_loop(), self._lifecycle_loop(), self._gc_loop(),
+                                                   self._disruption_loop())]
+        if self.interruptions is not None:
+            tasks.append(asyncio.create_task(self._interruption_loop()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in [*tasks, *self.launching.values(), *self.disrupting.values()]:
+                t.cancel()
+            await asyncio.gather(*tasks, *self.launching.values(), *self.disrupting.values(),
+                                 return_exceptions=True)
+
+    async def _follow(self, what: str, stream: Callable[[], AsyncIterator[dict[str, Any]]],
+                      cache: dict[str, dict[str, Any]], key: Callable[[Mapping[str, Any]], str]) -> None:
+        while True:
+            try:
+                async for event in stream():
+                    obj = event["object"]
+                    if event["type"] == "SYNCED":
+                        self.synced.add(what)
+                        self.kick.set()
+                        continue
+                    if event["type"] == "DELETED":
+                        cache.pop(key(obj), None)
+                    else:
+                        cache[key(obj)] = obj
+                    self.synced.add(what)
+                    self.kick.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("%s watch ended: %s", what, exc)
+                await asyncio.sleep(1)
+
+    async def _follow_pools(self) -> None:
+        while True:
+            try:
+                async for event in self.kube.watch_nodepools():
+                    obj = event["object"]
+                    if event["type"] == "SYNCED":
+                        self.synced.add("nodepools")
+                        continue
+                    name = _name(obj)
+                    if event["type"] == "DELETED":
+                        self.pools.pop(name, None)
+                        continue
+                    try:
+                        self.pools[name] = NodePool.model_validate(obj)
+                    except ValidationError as exc:  # a broken NodePool is skipped and said so
+                        self.pools.pop(name, None)
+                        await self._event(obj, "InvalidNodePool", f"NodePool {name}: {exc.errors()[0]['loc']}: "
+                                                                  f"{exc.errors()[0]['msg']}", warning=True)
+                    self.synced.add("nodepools")
+                    self.kick.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("nodepools watch ended: %s", exc)
+                await asyncio.sleep(1)
+
+    # --- provisioning --------------------------------------------------------------------------------
+    def _nominated(self) -> set[str]:
+        """Pods already provided for: nominated to NodeClaims that are not yet usable, and those
+        covered by reservations from the ScaledObject controller."""
+        out: set[str] = set()
+        for claim in self.claims.values():
+            if not _condition(claim, "Initialized"):
+                out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
+        now = self.clock()
+        live = []
+        for r in self.reservations:
+            if now >= r.until or all(_condition(self.claims.get(c, {}), "Initialized") or c not in self.claims
+                                     for c in r.claims):
+                continue
+            live.append(r)
+            matching = sorted(k for k, p in self.pods.items()
+                              if k.startswith(r.namespace + "/") and k not in out
+                              and all(((p.get("metadata") or {}).get("labels") or {}).get(a) == b
+                                      for a, b in r.labels.items()))
+            out.update(matching[:r.count])
+        self.reservations = live
+        return out
+
+    async def _provision_loop(self) -> None:
+        while True:
+            now = self.clock()
+            if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
+                groups = pending_groups(self.pods.values(), self._nominated())
+                pending = {n for g in groups for n in g.names()}
+                if pending - self.seen_pending:
+                    self.batch.add(now)
+                self.seen_pending = pending
+                if not pending:
+                    self.batch.reset()
+                elif self.batch.due(now):
+                    self.batch.reset()
+                    self.seen_pending = set()
+                    await self.provision(groups)
+            wait = self.batch.wait_s(self.clock())
+            self.kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.kick.wait(), wait if wait is not None else self.tick_s)
+
+    async def provision(self, groups: list[PodGroup], protect_until: float | None = None,
+                        requests: Mapping[str, Resources] | None = None) -> list[str]:
+        """Plan `groups` against the free room of existing nodes and create NodeClaims for the new
+        nodes; returns their names. Pods that fit nowhere get a Warning event."""
+        now = self.clock()
+        pools = [p for p in self.pools.values() if self._nodeclass_ok(p, now)]
+        if not pools:
+            log.warning("no usable NodePool for %d pending pods", sum(g.count for g in groups))
+            return []
+        plan = make_plan(groups, pools, self._catalog_now(now),
+                         existing_capacity(self.nodes.values(), self.pods.values()))
+        if requests is None:
+            requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
+        names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
+        created = []
+        for claim in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog, requests, names, protect_until):
+            try:
+                body = await self.kube.create_nodeclaim(claim)
+            except ApiException as exc:
+                log.warning("could not create NodeClaim %s: %s", _name(claim), exc)
+                continue
+            self.claims[_name(body)] = body
+            created.append(_name(body))
+            self._start_launch(body)
+        for item in plan.unschedulable:
+            pod = self.pods.get(item["pod"])
+            if pod is not None:
+                await self._event(pod, "FailedProvisioning", f"no node can be launched for this pod: {item['reason']}",
+                                  warning=True)
+        if created:
+            log.info("planned %d node(s) for %d pod(s): %s", len(created), sum(g.count for g in groups),
+                     ", ".join(f"{n.instance_type}/{n.capacity_type}" for n in plan.new_nodes))
+        return created
+
+    async def prepare_for(self, namespace: str, kind: str, name: str, adding: int) -> list[str]:
+        """Pods and nodes together: the ScaledObject controller is adding `adding` replicas to
+        `kind/name`; plan and launch nodes for them now, before they exist."""
+        if adding <= 0 or not {"nodes", "nodepools"} <= self.synced:
+            return []
+        template = await self.kube.pod_template(namespace, kind, name)
+        if not template:
+            return []
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        keys = tuple(f"{namespace}/{name}-ahead-{i}" for i in range(adding))
+        g = group_from_pod_spec(f"{name}-ahead", adding, template.get("spec") or {}, labels)
+        group = PodGroup(g.name, g.count, g.requests, g.requirements, g.tolerations, g.one_per_node,
+                         g.zone_max_skew, keys)
+        until = self.clock() + PROTECT_S
+        claims = await self.provision([group], protect_until=until, requests={k: g.requests for k in keys})
+        if claims:
+            self.reservations.append(Reservation(namespace, labels, adding, tuple(claims), until))
+        return claims
+
+    def _catalog_now(self, now: float) -> list[InstanceType]:
+        """The catalog with offerings that just ran out of capacity marked unavailable, so the plan
+        itself steers around them (not only the launch)."""
+        out = []
+        for it in self.catalog:
+            offerings = tuple(o if self.unavailable.available(Offering(it.name, o.capacity_type, o.zone, o.price), now)
+                              else dataclasses.replace(o, available=False) for o in it.offerings)
+            out.append(it if offerings == it.offerings else dataclasses.replace(it, offerings=offerings))
+        return out
+
+    def _nodeclass_ok(self, pool: NodePool, now: float) -> bool:
+        ref = pool.spec.template.spec.node_class_ref or {}
+        err = self.nodeclass_errors.get(str(ref.get("name", "default")))
+        return err is None or err[0] <= now
+
+    # --- launching -----------------------------------------------------------------------------------
+    def _start_launch(self, claim: dict[str, Any]) -> None:
+        name = _name(claim)
+        if name not in self.launching:
+            task = asyncio.create_task(self._launch(claim))
+            self.launching[name] = task
+            task.add_done_callback(lambda _: self.launching.pop(name, None))
+
+    async def _launch(self, claim: dict[str, Any]) -> None:
+        name = _name(claim)
+        labels = (claim.get("metadata") or {}).get("labels") or {}
+        nodeclass = str(((claim.get("spec") or {}).get("nodeClassRef") or {}).get("name", "default"))
+        request = LaunchRequest(name, labels.get("karpenter.sh/nodepool", ""), nodeclass,
+                                offerings_for(claim, self.catalog))
+        try:
+            instance = await launch(self.cloud, request, self.unavailable, self.clock)
+        except CapacityError as exc:
+            await self._event(claim, "InsufficientCapacity", str(exc), warning=True)
+            await self._forget_claim(name)  # its pods are planned again, without the exhausted offerings
+            return
+        except LaunchError as exc:
+            self.nodeclass_errors[nodeclass] = (self.clock() + 60.0, str(exc))
+            await self._event(claim, "LaunchFailed", str(exc), warning=True)
+            await self._forget_claim(name)
+            return
+        except Exception as exc:  # throttled past retries, network: the lifecycle loop tries again
+            await self._event(claim, "LaunchFailed", f"{type(exc).__name__}: {exc} (will retry)", warning=True)
+            return
+        self.launched_at[name] = self.clock()
+        it = next((t for t in self.catalog if t.name == instance.instance_type), None)
+        capacity = {} if it is None else {"cpu": str(it.vcpu), "memory": f"{it.memory_mib}Mi", "pods": str(it.max_pods),
+                                          **({"nvidia.com/gpu": str(it.gpu_count)} if it.gpu_count else {})}
+        allocatable = {} if it is None else {"cpu": f"{it.allocatable.cpu_m}m",
+                                             "memory": f"{it.allocatable.memory_mib}Mi",
+                                             "pods": str(it.allocatable.pods)}
+        status = {"providerID": instance.provider_id, "capacity": capacity, "allocatable": allocatable,
+                  "conditions": [_cond("Launched", "True", "Launched", self.clock())]}
+        try:
+            await self.kube.patch_nodeclaim(name, {"metadata": {"labels": {
+                "node.kubernetes.io/instance-type": instance.instance_type,
+                "karpenter.sh/capacity-type": instance.capacity_type,
+                "topology.kubernetes.io/zone": instance.zone}}})
+            await self.kube.patch_nodeclaim_status(name, status)
+        except ApiException as exc:
+            if exc.status == 404:  # deleted meanwhile: the instance is an orphan now
+                await self.cloud.terminate([instance.id])
+                return
+            raise
+        claim.setdefault("status", {}).update(status)
+        await self._event(claim, "Launched", f"launched {instance.instance_type} ({instance.capacity_type}, "
+                                             f"{instance.zone}) as {instance.id}")
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def _lifecycle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            if "nodeclaims" not in self.synced:
+                continue
+            by_provider = {(n.get("spec") or {}).get("providerID"): n for n in self.nodes.values()}
+            now = self.clock()
+            for name, claim in list(self.claims.items()):
+                if (claim.get("metadata") or {}).get("deletionTimestamp") or name in self.disrupting:
+                    continue
+                node = by_provider.get((claim.get("status") or {}).get("providerID"))
+                created = _ts((claim.get("metadata") or {}).get("creationTimestamp"), now)
+                step = claim_step(claim, node, created, self.launched_at.get(name, created), now)
+                try:
+                    await self._act(name, claim, node, step.action, step.reason)
+                except ApiException as exc:
+                    log.warning("NodeClaim %s: %s failed: %s", name, step.action, exc)
+
+    async def _act(self, name: str, claim: dict[str, Any], node: dict[str, Any] | None, action: str,
+                   reason: str) -> None:
+        now = self.clock()
+        if action == "launch":
+            self._start_launch(claim)
+        elif action == "delete":
+            await self._event(claim, "NodeClaimFailed", reason, warning=True)
+            await self._terminate_claim(name)
+        elif action == "register" and node is not None:
+            labels = {**((claim.get("metadata") or {}).get("labels") or {}), "karpenter.sh/nodeclaim": name,
+                      "karpenter.sh/registered": "true"}
+            taints = [t for t in (node.get("spec") or {}).get("taints") or []
+                      if t.get("key") != UNREGISTERED_TAINT["key"]]
+            await self.kube.patch_node(_name(node), {"metadata": {"labels": labels}, "spec": {"taints": taints}})
+            await self.kube.patch_nodeclaim_status(name, {"nodeName": _name(node), "conditions": _conditions(
+                claim, "Registered", now)})
+            claim.setdefault("status", {})["conditions"] = _conditions(claim, "Registered", now)
+        elif action == "initialize":
+            await self.kube.patch_nodeclaim_status(name, {"conditions": _conditions(claim, "Initialized", now)})
+            claim.setdefault("status", {})["conditions"] = _conditions(claim, "Initialized", now)
+
+    # --- garbage collection --------------------------------------------------------------------------
+    async def _gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.gc_interval_s)
+            if "nodeclaims" in self.synced:
+                with contextlib.suppress(Exception):
+                    await self.collect_garbage()
+
+    async def collect_garbage(self) -> None:
+        """Terminate instances whose NodeClaim is gone; delete NodeClaims whose instance is gone."""
+        now = self.clock()
+        owned = await self.cloud.list_owned()
+        stray = orphans(owned, set(self.claims) | set(self.launching), now)
+        if stray:
+            log.warning("terminating %d instance(s) without a NodeClaim: %s", len(stray), [i.id for i in stray])
+            await self.cloud.terminate([i.id for i in stray])
+        alive = {i.provider_id for i in owned}
+        for name, claim in list(self.claims.items()):
+            provider_id = (claim.get("status") or {}).get("providerID")
+            if provider_id and provider_id not in alive and now - self.launched_at.get(name, 0.0) > 60.0:
+                await self._event(claim, "InstanceGone", f"instance {provider_id} no longer exists", warning=True)
+                await self._terminate_claim(name)
+
+    # --- disruption ----------------------------------------------------------------------------------
+    def _views(self, now: float) -> list[NodeView]:
+        pods_on: dict[str, list[dict[str, Any]]] = {}
+        for pod in self.pods.values():
+            node = (pod.get("spec") or {}).get("nodeName")
+            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+            if node and not any(o.get("kind") == "DaemonSet" for o in owners) and \
+                    (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                pods_on.setdefault(node, []).append(pod)
+        views = []
+        for name, claim in self.claims.items():
+            node_name = (claim.get("status") or {}).get("nodeName")
+            if not node_name or node_name not in self.nodes or not _condition(claim, "Initialized"):
+                continue
+            meta = claim.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            pods = pods_on.get(node_name, [])
+            # pods launched for and not yet bound anywhere keep a fresh node from looking empty
+            waiting = [k for k in json.loads((meta.get("annotations") or {}).get(NOMINATED, "[]"))
+                       if k in self.pods and not (self.pods[k].get("spec") or {}).get("nodeName")]
+            if pods or waiting:
+                self.empty_since.pop(node_name, None)
+            else:
+                self.empty_since.setdefault(node_name, now)
+            node_meta = self.nodes[node_name].get("metadata") or {}
+            dnd = ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
+                   or any(((p.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
+                          for p in pods))
+            protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
+            views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
+                                  len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
+                                  float(protected) if protected else None,
+                                  _ts(meta.get("creationTimestamp"), now),
+                                  parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0)))
+        return views
+
+    def _price(self, labels: Mapping[str, str]) -> float:
+        it = next((t for t in self.catalog if t.name == labels.get("node.kubernetes.io/instance-type")), None)
+        if it is None:
+            return 0.0
+        prices = [o.price for o in it.offerings if o.capacity_type == labels.get("karpenter.sh/capacity-type")
+                  and o.zone == labels.get("topology.kubernetes.io/zone")]
+        return min(prices) if prices else 0.0
+
+    async def _disruption_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.disruption_interval_s)
+            if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
+                await self.disrupt_once()
+
+    async def disrupt_once(self) -> list[tuple[str, str]]:
+        now = self.clock()
+        views = self._views(now)
+        busy: dict[str, int] = {}
+        for name in self.disrupting:
+            pool = ((self.claims.get(name, {}).get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool")
+            if pool:
+                busy[pool] = busy.get(pool, 0) + 1
+        picks = disruption_order([v for v in views if v.claim not in self.disrupting],
+                                 {n: Disruption.of(p) for n, p in self.pools.items()}, busy, now)
+        for view, why in picks:
+            self._start_disruption(view.claim, why)
+        return [(v.name, why) for v, why in picks]
+
+    async def _drain_and_delete(self, claim_name: str, why: str) -> None:
+        """Cordon (taint), evict every pod through the Eviction API (PDBs decide the pace), then
+        terminate the instance and delete the Node and the NodeClaim."""
+        claim = self.claims.get(claim_name) or {}
+        node_name = (claim.get("status") or {}).get("nodeName")
+        await self._event(claim, "DisruptionTerminating", f"{why}: draining and removing node {node_name}")
+        if node_name and node_name in self.nodes:
+            node = self.nodes[node_name]
+            taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]
+            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
+            while True:
+                left = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") == node_name
+                        and not any(o.get("kind") == "DaemonSet"
+                                    for o in (p.get("metadata") or {}).get("ownerReferences") or [])]
+                if not left:
+                    break
+                for pod in left:
+                    meta = pod.get("metadata") or {}
+                    if await self.kube.evict(meta.get("namespace", ""), meta.get("name", "")):
+                        self.pods.pop(pod_key(pod), None)
+                await asyncio.sleep(self.tick_s)
+        await self._terminate_claim(claim_name)
+
+    # --- interruptions -------------------------------------------------------------------------------
+    async def _interruption_loop(self) -> None:
+        assert self.interruptions is not None
+        while True:
+            try:
+                events: list[Interruption] = await self.interruptions()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reading the interruption queue failed: %s", exc)
+                await asyncio.sleep(5)
+                continue
+            for event in events:
+                await self.handle_interruption(event)
+            if not events:
+                await asyncio.sleep(self.tick_s)
+
+    async def handle_interruption(self, event: Interruption) -> str | None:
+        """A spot warning or rebalance recommendation: launch the replacement first, then drain.
+        The instance stopping or terminating: remove its node and NodeClaim now."""
+        suffix = "/" + event.instance_id
+        claim_name = next((n for n, c in self.claims.items()
+                           if str((c.get("status") or {}).get("providerID", "")).endswith(suffix)), None)
+        if claim_name is None or claim_name in self.disrupting:
+            return None
+        claim = self.claims[claim_name]
+        if event.kind == "state-change":
+            await self._event(claim, "InstanceTerminating", f"{event.instance_id} is {event.detail}", warning=True)
+            await self._terminate_claim(claim_name)
+            return None
+        labels = (claim.get("metadata") or {}).get("labels") or {}
+        lost = Offering(labels.get("node.kubernetes.io/instance-type", ""),
+                        labels.get("karpenter.sh/capacity-type", ""),
+                        labels.get("topology.kubernetes.io/zone", ""), 0.0)
+        self.unavailable.mark(lost, self.clock())  # spot pools reclaimed now are a poor choice for a while
+        node_name = (claim.get("status") or {}).get("nodeName")
+        moving = [k for k, p in self.pods.items() if node_name and (p.get("spec") or {}).get("nodeName") == node_name]
+        replacement = {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                       "metadata": {"name": f"{labels.get('karpenter.sh/nodepool', 'np')}-{uuid.uuid4().hex[:5]}",
+                                    "labels": {k: v for k, v in labels.items() if k == "karpenter.sh/nodepool"},
+                                    "annotations": {NOMINATED: json.dumps(moving)}},
+                       "spec": claim.get("spec") or {}}
+        body = await self.kube.create_nodeclaim(replacement)
+        self.claims[_name(body)] = body
+        await self._event(claim, "SpotInterrupted", f"{event.kind} for {event.instance_id}: replacement "
+                                                    f"{_name(body)} launching before the drain", warning=True)
+        self._start_launch(body)
+        task = self.launching.get(_name(body))
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        self._start_disruption(claim_name, "SpotInterruption")
+        return _name(body)
+
+    def _start_disruption(self, claim: str, why: str) -> None:
+        task = asyncio.create_task(self._drain_and_delete(claim, why))
+        self.disrupting[claim] = task
+        task.add_done_callback(lambda _: self.disrupting.pop(claim, None))
+
+    # --- helpers -------------------------------------------------------------------------------------
+    async def _terminate_claim(self, name: str) -> None:
+        claim = self.claims.get(name) or {}
+        provider_id = str((claim.get("status") or {}).get("providerID") or "")
+        instance_id = provider_id.rsplit("/", 1)[-1] if provider_id else None
+        if instance_id is None:
+            found: Instance | None = await self.cloud.find(name)
+            instance_id = found.id if found else None
+        if instance_id:
+            await self.cloud.terminate([instance_id])
+        node_name = (claim.get("status") or {}).get("nodeName")
+        if node_name:
+            await self.kube.delete_node(node_name)
+            self.nodes.pop(node_name, None)
+            self.empty_since.pop(node_name, None)
+        await self._forget_claim(name)
+
+    async def _forget_claim(self, name: str) -> None:
+        await self.kube.delete_nodeclaim(name)
+        self.claims.pop(name, None)
+        self.launched_at.pop(name, None)
+
+    async def _event(self, obj: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        log.log(logging.WARNING if warning else logging.INFO, "%s %s: %s", reason, _name(obj), message)
+        try:
+            await self.kube.event(dict(obj), reason, message, warning)
+        except ApiException as exc:
+            log.warning("could not record event %s: %s", reason, exc)
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def _cond(kind: str, status: str, reason: str, now: float) -> dict[str, str]:
+    return {"type": kind, "status": status, "reason": reason, "lastTransitionTime": _iso(now)}
+
+
+def _conditions(claim: Mapping[str, Any], kind: str, now: float) -> list[dict[str, str]]:
+    keep = [c for c in (claim.get("status") or {}).get("conditions") or [] if c.get("type") != kind]
+    return [*keep, _cond(kind, "True", kind, now)]

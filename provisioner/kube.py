@@ -1,0 +1,120 @@
+"""The Kubernetes calls the provisioning controller makes, and nothing else (RBAC follows from here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+KARPENTER = ("karpenter.sh", "v1")
+AWS_CLASSES = ("karpenter.k8s.aws", "v1", "ec2nodeclasses")
+
+
+async def _raw(lister: Any, *args: Any, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+    """List, say so with a SYNCED event (the cache is complete, even when empty), then watch from
+    the list's resourceVersion. Objects stay plain dicts: no model objects per pod."""
+    resp = await lister(*args, _preload_content=False)
+    listed = json.loads(await resp.read())
+    for item in listed.get("items") or []:
+        yield {"type": "ADDED", "object": item}
+    yield {"type": "SYNCED", "object": {}}
+    w = watch.Watch()
+    stream = w.stream(lister, *args, timeout_seconds=timeout_s,
+                      resource_version=(listed.get("metadata") or {}).get("resourceVersion"))
+    w.return_type = None  # type: ignore[assignment]
+    async for event in stream:
+        yield {"type": event["type"], "object": event["raw_object"]}
+
+
+class ProvisionerKube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    # --- watches ---------------------------------------------------------------------------------------
+    def watch_pods(self) -> AsyncIterator[dict[str, Any]]:
+        return _raw(self.core.list_pod_for_all_namespaces)
+
+    def watch_nodes(self) -> AsyncIterator[dict[str, Any]]:
+        return _raw(self.core.list_node)
+
+    def watch_nodeclaims(self) -> AsyncIterator[dict[str, Any]]:
+        return _raw(self.custom.list_cluster_custom_object, *KARPENTER, "nodeclaims")
+
+    def watch_nodepools(self) -> AsyncIterator[dict[str, Any]]:
+        return _raw(self.custom.list_cluster_custom_object, *KARPENTER, "nodepools")
+
+    def watch_nodeclasses(self) -> AsyncIterator[dict[str, Any]]:
+        return _raw(self.custom.list_cluster_custom_object, *AWS_CLASSES)
+
+    # --- NodeClaims ------------------------------------------------------------------------------------
+    async def create_nodeclaim(self, body: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = await self.custom.create_cluster_custom_object(*KARPENTER, "nodeclaims", body)
+        return created
+
+    async def patch_nodeclaim(self, name: str, patch: dict[str, Any]) -> None:
+        await self.custom.patch_cluster_custom_object(*KARPENTER, "nodeclaims", name, patch)
+
+    async def patch_nodeclaim_status(self, name: str, status: dict[str, Any]) -> None:
+        await self.custom.patch_cluster_custom_object_status(*KARPENTER, "nodeclaims", name, {"status": status})
+
+    async def delete_nodeclaim(self, name: str) -> None:
+        try:
+            await self.custom.delete_cluster_custom_object(*KARPENTER, "nodeclaims", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def pod_template(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        """The pod template of a Deployment or StatefulSet (what the pods it is about to add need)."""
+        reader: Any = {"Deployment": self.apps.read_namespaced_deployment,
+                  "StatefulSet": self.apps.read_namespaced_stateful_set}.get(kind)
+        if reader is None:
+            return None
+        obj = await reader(name, namespace)
+        template: dict[str, Any] = self.api.sanitize_for_serialization(obj.spec.template) or {}
+        return template
+
+    # --- Nodes and pods --------------------------------------------------------------------------------
+    async def patch_node(self, name: str, patch: dict[str, Any]) -> None:
+        await self.core.patch_node(name, patch)
+
+    async def delete_node(self, name: str) -> None:
+        try:
+            await self.core.delete_node(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def evict(self, namespace: str, name: str) -> bool:
+        """Evict through the Eviction API, so PodDisruptionBudgets are honoured; False when a
+        budget refuses it now (429)."""
+        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+        try:
+            await self.core.create_namespaced_pod_eviction(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 429:
+                return False
+            if exc.status != 404:
+                raise
+        return True
+
+    async def event(self, obj: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        now = datetime.now(UTC)
+        meta = obj.get("metadata", {})
+        ns = meta.get("namespace") or "default"
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'surge')}.", namespace=ns),
+            involved_object=client.V1ObjectReference(api_version=obj.get("apiVersion"), kind=obj.get("kind"),
+                                                     name=meta.get("name"), namespace=meta.get("namespace"),
+                                                     uid=meta.get("uid")),
+            reason=reason, message=message, type="Warning" if warning else "Normal",
+            first_timestamp=now, last_timestamp=now, count=1,
+            source=client.V1EventSource(component="surge-provisioner"))
+        await self.core.create_namespaced_event(ns, body)

@@ -1,0 +1,361 @@
+"""The provisioning controller's decisions, without I/O or a clock: which pods wait for capacity,
+when a batch is ready, what NodeClaims a plan becomes, which offerings a NodeClaim may launch on,
+how far a NodeClaim's life has got, and which nodes may go.
+
+Names and defaults are Karpenter's (karpenter.sh/v1): NodeClaim conditions Launched, Registered,
+Initialized; the `karpenter.sh/unregistered` taint; launch timeout 5 min, registration 15 min;
+batching 1 s idle / 10 s max; `karpenter.sh/do-not-disrupt`; consolidateAfter; budgets (10 %).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioner.catalog import InstanceType
+from provisioner.cloud.base import Offering
+from provisioner.nodepool import NodePool
+from provisioner.plan import Plan, PlannedNode
+from provisioner.pods import PodGroup, group_from_pod_spec
+from provisioner.problem import ExistingNode
+from provisioner.requirements import Requirements, Taint
+from provisioner.resources import Resources
+
+UNREGISTERED_TAINT = {"key": "karpenter.sh/unregistered", "effect": "NoExecute"}
+DISRUPTED_TAINT = {"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+NOMINATED = "surge.sh/nominated-pods"  # annotation: the pods a NodeClaim was launched for
+PROTECTED_UNTIL = "surge.sh/protected-until"  # annotation: capacity launched ahead of pods is kept
+LAUNCH_TIMEOUT_S = 300.0
+REGISTRATION_TIMEOUT_S = 900.0
+BATCH_IDLE_S, BATCH_MAX_S = 1.0, 10.0
+MAX_INSTANCE_TYPES = 60
+
+
+@dataclass
+class BatchWindow:
+    """Karpenter's batching: a batch closes after 1 s without new pending pods, or 10 s after it opened."""
+
+    idle_s: float = BATCH_IDLE_S
+    max_s: float = BATCH_MAX_S
+    opened: float | None = None
+    last: float | None = None
+
+    def add(self, now: float) -> None:
+        if self.opened is None:
+            self.opened = now
+        self.last = now
+
+    def due(self, now: float) -> bool:
+        if self.opened is None or self.last is None:
+            return False
+        return now - self.last >= self.idle_s or now - self.opened >= self.max_s
+
+    def wait_s(self, now: float) -> float | None:
+        if self.opened is None or self.last is None:
+            return None
+        return max(0.0, min(self.last + self.idle_s, self.opened + self.max_s) - now)
+
+    def reset(self) -> None:
+        self.opened = self.last = None
+
+
+def pod_key(pod: Mapping[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def is_provisionable(pod: Mapping[str, Any]) -> bool:
+    """Pending because nothing fits (PodScheduled=False, Unschedulable), not a DaemonSet's pod,
+    not bound, not being deleted."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    if spec.get("nodeName") or meta.get("deletionTimestamp") or status.get("phase") not in (None, "Pending"):
+        return False
+    if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []):
+        return False
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+               for c in status.get("conditions") or [])
+
+
+def pending_groups(pods: Iterable[Mapping[str, Any]], exclude: set[str] = frozenset()) -> list[PodGroup]:  # type: ignore[assignment]
+    """Provisionable pods grouped by identical scheduling needs (one group per distinct spec)."""
+    by_shape: dict[str, tuple[Mapping[str, Any], Mapping[str, str], list[str]]] = {}
+    for pod in pods:
+        key = pod_key(pod)
+        if key in exclude or not is_provisionable(pod):
+            continue
+        spec = pod.get("spec") or {}
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        shape_doc = {k: spec.get(k) for k in ("containers", "initContainers", "nodeSelector", "affinity",
+                                               "tolerations", "topologySpreadConstraints")}
+        shape = hashlib.sha1(json.dumps([shape_doc, labels], sort_keys=True, default=str).encode()).hexdigest()
+        by_shape.setdefault(shape, (spec, labels, []))[2].append(key)
+    groups = []
+    for shape, (spec, labels, names) in by_shape.items():
+        g = group_from_pod_spec(f"pods-{shape[:8]}", len(names), spec, labels)
+        groups.append(PodGroup(g.name, g.count, g.requests, g.requirements, g.tolerations, g.one_per_node,
+                               g.zone_max_skew, tuple(names)))
+    return groups
+
+
+def pod_requests(pod: Mapping[str, Any]) -> Resources:
+    return group_from_pod_spec("p", 1, pod.get("spec") or {}, {}).requests
+
+
+def existing_capacity(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> list[ExistingNode]:
+    """Free room on Ready, schedulable nodes: allocatable minus the requests of pods bound there."""
+    used: dict[str, Resources] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            used[node] = used.get(node, Resources()) + pod_requests(pod)
+    out = []
+    for node in nodes:
+        meta, spec = node.get("metadata") or {}, node.get("spec") or {}
+        if spec.get("unschedulable"):
+            continue
+        alloc = Resources.from_requests((node.get("status") or {}).get("allocatable") or {}, pods=0)
+        pods_cap = int(((node.get("status") or {}).get("allocatable") or {}).get("pods", 110))
+        alloc = Resources(alloc.cpu_m, alloc.memory_mib, alloc.gpu, pods_cap)
+        taken = used.get(meta.get("name", ""), Resources())
+        free = Resources(max(0, alloc.cpu_m - taken.cpu_m), max(0, alloc.memory_mib - taken.memory_mib),
+                         max(0, alloc.gpu - taken.gpu), max(0, alloc.pods - taken.pods))
+        taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("taints") or []
+                       if t["key"] != UNREGISTERED_TAINT["key"])
+        out.append(ExistingNode(meta.get("name", ""), meta.get("labels") or {}, free, taints))
+    return out
+
+
+def _fits(it: InstanceType, need: Resources) -> bool:
+    a = it.allocatable
+    return a.cpu_m >= need.cpu_m and a.memory_mib >= need.memory_mib and a.gpu >= need.gpu and a.pods >= need.pods
+
+
+def flexible_types(node: PlannedNode, need: Resources, pool: NodePool, catalog: Sequence[InstanceType]) -> list[str]:
+    """The planned type first, then every type the pool allows that also holds the node's pods,
+    cheapest first (≤ 60): room for the cloud to fall back when the first choice has no capacity."""
+    reqs = pool.requirements()
+    allowed = []
+    for it in catalog:
+        labels = {**it.labels, "karpenter.sh/nodepool": pool.name, "karpenter.sh/capacity-type": node.capacity_type,
+                  "topology.kubernetes.io/zone": node.zone}
+        if it.name == node.instance_type or not _fits(it, need) or reqs.first_violation(labels) is not None:
+            continue
+        prices = [o.price for o in it.offerings if o.capacity_type == node.capacity_type]
+        if prices:
+            allowed.append((min(prices), it.name))
+    return [node.instance_type, *[name for _, name in sorted(allowed)][:MAX_INSTANCE_TYPES - 1]]
+
+
+def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[InstanceType],
+                   requests_of: Mapping[str, Resources], names: Iterable[str],
+                   protect_until: float | None = None) -> list[dict[str, Any]]:
+    """One NodeClaim manifest per new node of the plan, nominating the pods planned onto it."""
+    claims = []
+    for node, name in zip(plan.new_nodes, names, strict=False):
+        pool = pools[node.nodepool]
+        need = sum((requests_of.get(p, Resources(pods=1)) for p in node.pods), Resources())
+        types = flexible_types(node, need, pool, catalog)
+        zones = [node.zone]
+        capacity = ["spot", "on-demand"] if node.capacity_type == "spot" and _allows(pool, "on-demand") else \
+            [node.capacity_type]
+        template = pool.spec.template
+        annotations = {NOMINATED: json.dumps(node.pods)}
+        if protect_until is not None:
+            annotations[PROTECTED_UNTIL] = str(int(protect_until))
+        claims.append({
+            "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": name, "labels": {**template.metadata.labels, "karpenter.sh/nodepool": pool.name},
+                         "annotations": annotations},
+            "spec": {
+                "nodeClassRef": template.spec.node_class_ref or {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                                                  "name": "default"},
+                "requirements": [r.model_dump(by_alias=True, exclude_none=True)
+                                 for r in template.spec.requirements
+                                 if r.key not in ("node.kubernetes.io/instance-type", "karpenter.sh/capacity-type",
+                                                  "topology.kubernetes.io/zone")]
+                + [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": types},
+                   {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity},
+                   {"key": "topology.kubernetes.io/zone", "operator": "In", "values": zones}],
+                "resources": {"requests": {"cpu": f"{need.cpu_m}m", "memory": f"{need.memory_mib}Mi",
+                                           **({"nvidia.com/gpu": str(need.gpu)} if need.gpu else {}),
+                                           "pods": str(need.pods)}},
+                "taints": [t.model_dump(by_alias=True) for t in template.spec.taints],
+                "startupTaints": [t.model_dump(by_alias=True) for t in template.spec.startup_taints],
+                **({"expireAfter": template.spec.expire_after} if template.spec.expire_after else {}),
+            },
+        })
+    return claims
+
+
+def _allows(pool: NodePool, capacity_type: str) -> bool:
+    return pool.requirements().first_violation({"karpenter.sh/capacity-type": capacity_type}) is None
+
+
+def _requirement(claim: Mapping[str, Any], key: str) -> list[str] | None:
+    for r in (claim.get("spec") or {}).get("requirements") or []:
+        if r.get("key") == key and r.get("operator") == "In":
+            return list(r.get("values") or [])
+    return None
+
+
+def offerings_for(claim: Mapping[str, Any], catalog: Sequence[InstanceType]) -> list[Offering]:
+    """Every offering the NodeClaim's requirements allow (the launch policy orders and filters)."""
+    types = _requirement(claim, "node.kubernetes.io/instance-type")
+    capacity = _requirement(claim, "karpenter.sh/capacity-type") or ["on-demand"]
+    zones = _requirement(claim, "topology.kubernetes.io/zone")
+    by_name = {it.name: it for it in catalog}
+    out = []
+    for name in types or list(by_name):
+        it = by_name.get(name)
+        if it is None:
+            continue
+        for o in it.offerings:
+            if o.capacity_type in capacity and (zones is None or o.zone in zones) and o.available:
+                out.append(Offering(it.name, o.capacity_type, o.zone, o.price, it.architecture))
+    return out
+
+
+# --- NodeClaim lifecycle -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClaimStep:
+    """What to do next for one NodeClaim."""
+
+    action: str  # launch | wait | register | initialize | delete | none
+    reason: str = ""
+    conditions: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # type → (status, reason)
+
+
+def _cond(claim: Mapping[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (claim.get("status") or {}).get("conditions") or [])
+
+
+def node_ready(node: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def claim_step(claim: Mapping[str, Any], node: Mapping[str, Any] | None, created_at: float, launched_at: float | None,
+               now: float) -> ClaimStep:
+    """Launched → Registered → Initialized, with Karpenter's timeouts."""
+    status = claim.get("status") or {}
+    if not status.get("providerID"):
+        if now - created_at > LAUNCH_TIMEOUT_S:
+            return ClaimStep("delete", "LaunchTimeout: no instance within 5 minutes")
+        return ClaimStep("launch")
+    if node is None:
+        if launched_at is not None and now - launched_at > REGISTRATION_TIMEOUT_S:
+            return ClaimStep("delete", "RegistrationTimeout: no Node within 15 minutes of launch")
+        return ClaimStep("wait", "waiting for the Node to register")
+    taints = (node.get("spec") or {}).get("taints") or []
+    if not _cond(claim, "Registered") or any(t.get("key") == UNREGISTERED_TAINT["key"] for t in taints):
+        return ClaimStep("register", conditions={"Registered": ("True", "Registered")})
+    startup = {(t.get("key"), t.get("effect")) for t in (claim.get("spec") or {}).get("startupTaints") or []}
+    still_starting = any((t.get("key"), t.get("effect")) in startup for t in taints)
+    if not _cond(claim, "Initialized") and node_ready(node) and not still_starting:
+        return ClaimStep("initialize", conditions={"Initialized": ("True", "Initialized")})
+    return ClaimStep("none")
+
+
+# --- disruption --------------------------------------------------------------------------------------
+
+def parse_duration(text: str | None, default: float | None) -> float | None:
+    """Karpenter durations: "30s", "5m", "720h", "1h30m", or "Never" (None)."""
+    if text is None:
+        return default
+    if text == "Never":
+        return None
+    total, number = 0.0, ""
+    units = {"s": 1, "m": 60, "h": 3600}
+    for ch in text:
+        if ch.isdigit() or ch == ".":
+            number += ch
+        elif ch in units and number:
+            total += float(number) * units[ch]
+            number = ""
+        else:
+            raise ValueError(f"invalid duration {text!r}: expected e.g. 30s, 5m, 720h or Never")
+    if number:
+        raise ValueError(f"invalid duration {text!r}: a number needs a unit (s, m, h)")
+    return total
+
+
+@dataclass(frozen=True)
+class Disruption:
+    policy: str = "WhenEmptyOrUnderutilized"
+    consolidate_after_s: float | None = 0.0
+    budget: str = "10%"
+
+    @classmethod
+    def of(cls, pool: NodePool) -> Disruption:
+        d = pool.spec.disruption or {}
+        budgets = d.get("budgets") or [{"nodes": "10%"}]
+        # scheduled budgets (with schedule/duration) are not evaluated: the always-on ones apply
+        always = [str(b.get("nodes", "10%")) for b in budgets if not b.get("schedule")]
+        return cls(d.get("consolidationPolicy", "WhenEmptyOrUnderutilized"),
+                   parse_duration(d.get("consolidateAfter"), 0.0), min(always, key=_budget_rank) if always else "10%")
+
+    def allowed(self, pool_nodes: int, disrupting: int) -> int:
+        """How many more of the pool's nodes may be disrupted now."""
+        pct = self.budget.endswith("%")
+        limit = math.ceil(pool_nodes * float(self.budget[:-1]) / 100) if pct else int(self.budget)
+        return max(0, limit - disrupting)
+
+
+def _budget_rank(budget: str) -> float:
+    return float(budget[:-1]) / 1000 if budget.endswith("%") else float(budget)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What disruption needs to know about one of surge's nodes."""
+
+    name: str
+    claim: str
+    nodepool: str
+    price: float
+    pods: int  # non-DaemonSet pods bound to it
+    empty_since: float | None
+    do_not_disrupt: bool
+    protected_until: float | None
+    created_at: float
+    expire_after_s: float | None
+
+
+def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
+                     now: float) -> list[tuple[NodeView, str]]:
+    """Nodes to remove now, each with why: expired ones, then empty ones past consolidateAfter
+    (most expensive first), within each pool's budget. Protected and do-not-disrupt nodes stay."""
+    per_pool: dict[str, int] = {}
+    for n in nodes:
+        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    picks: list[tuple[NodeView, str]] = []
+    taken: dict[str, int] = dict(disrupting)
+    expired = [n for n in nodes if n.expire_after_s is not None and now - n.created_at >= n.expire_after_s]
+    empty = sorted((n for n in nodes if n.pods == 0 and n.empty_since is not None and n not in expired),
+                   key=lambda n: -n.price)
+    for n, why in [(n, "Expired") for n in expired] + [(n, "Empty") for n in empty]:
+        policy = pools.get(n.nodepool, Disruption())
+        if n.do_not_disrupt:
+            continue
+        if why == "Empty":
+            since = n.empty_since if n.empty_since is not None else now
+            if policy.consolidate_after_s is None or now - since < policy.consolidate_after_s:
+                continue
+            if n.protected_until is not None and now < n.protected_until:
+                continue
+        if policy.allowed(per_pool[n.nodepool], taken.get(n.nodepool, 0)) <= 0:
+            continue
+        taken[n.nodepool] = taken.get(n.nodepool, 0) + 1
+        picks.append((n, why))
+    return picks
+
+
+def requirements_of(claim: Mapping[str, Any]) -> Requirements:
+    return Requirements.from_terms((claim.get("spec") or {}).get("requirements") or [])

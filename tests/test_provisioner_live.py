@@ -1,0 +1,345 @@
+"""The provisioning controller end to end: the API emulator, real EC2 calls against moto_server,
+and a stand-in kubelet that registers a Node for every running instance (there is no kubelet here).
+
+Pending pods → NodeClaims → instances → Nodes → registered and initialized; a controller that died
+between CreateFleet and the NodeClaim update adopts the instance instead of launching another;
+instances without NodeClaims are collected; a spot interruption launches the replacement before
+the drain; empty nodes are consolidated within budgets, except do-not-disrupt and protected ones;
+the ScaledObject controller's hand-off launches nodes before the pods exist, and only once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from kubernetes_asyncio import client
+
+from provisioner.catalog import load_catalog
+from provisioner.cloud.availability import UnavailableOfferings
+from provisioner.cloud.aws import AWSProvider, ec2_client
+from provisioner.cloud.base import LaunchRequest, Offering
+from provisioner.cloud.launch import launch
+from provisioner.controller import ProvisioningController
+from provisioner.interruption import InterruptionQueue
+from provisioner.kube import ProvisionerKube
+from provisioner.nodeclass import EC2NodeClass
+from provisioner.provisioning import NOMINATED, pod_requests
+from tests.k8s.fixture import K8s
+from tests.servers import Server
+
+KARP = ("karpenter.sh/v1", "nodeclaims")
+ZONES = ("us-east-1a", "us-east-1b")
+TYPES = ["m5.large", "m5.xlarge", "c5.large", "c5.xlarge"]
+CATALOG = [t for t in load_catalog(ZONES, {(t, z): p for t, p in (("m5.large", 0.035), ("c5.large", 0.031),
+                                                                   ("m5.xlarge", 0.07), ("c5.xlarge", 0.06))
+                                           for z in ZONES}) if t.name in TYPES]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.1)
+
+
+def nodepool(**disruption: Any) -> dict:
+    return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+            "spec": {"template": {"spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": TYPES},
+                                 {"key": "karpenter.sh/capacity-type", "operator": "In",
+                                  "values": ["spot", "on-demand"]}]}},
+                     "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "0s",
+                                    "budgets": [{"nodes": "100%"}], **disruption}}}
+
+
+def pending_pod(name: str, cpu: str = "700m", labels: dict | None = None, **meta: Any) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "apps", "labels": labels or {"app": "web"}, **meta},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                           "reason": "Unschedulable"}]}}
+
+
+@dataclass
+class Rig:
+    em: Any
+    ec2: Any
+    controller: ProvisioningController
+    cloud: AWSProvider
+
+    def claims(self) -> list[dict]:
+        return self.em.all(*KARP)
+
+    def running(self) -> list[dict]:
+        pages = self.ec2.describe_instances(Filters=[{"Name": "tag:surge.sh/cluster", "Values": ["demo"]},
+                                                     {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+    def events(self, reason: str) -> list[dict]:
+        return [e for e in self.em.all("v1", "events") if e["reason"] == reason]
+
+
+async def kubelet(em: Any, ec2: Any) -> None:
+    """Registers a Node for every running instance of the cluster, as a booting kubelet would:
+    providerID, the unregistered taint, allocatable from the catalog, Ready."""
+    by_type = {t.name: t for t in CATALOG}
+    while True:
+        reservations = (await asyncio.to_thread(ec2.describe_instances, Filters=[
+            {"Name": "tag:surge.sh/cluster", "Values": ["demo"]},
+            {"Name": "instance-state-name", "Values": ["running"]}]))["Reservations"]
+        known = {n["spec"].get("providerID") for n in em.all("v1", "nodes")}
+        for inst in (i for r in reservations for i in r["Instances"]):
+            zone = inst["Placement"]["AvailabilityZone"]
+            pid = f"aws:///{zone}/{inst['InstanceId']}"
+            if pid in known:
+                continue
+            t = by_type[inst["InstanceType"]]
+            em.put("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": f"ip-{inst['InstanceId']}", "labels": {"node.kubernetes.io/instance-type": t.name,
+                                                              "topology.kubernetes.io/zone": zone}},
+                "spec": {"providerID": pid, "taints": [{"key": "karpenter.sh/unregistered", "effect": "NoExecute"}]},
+                "status": {"allocatable": {"cpu": f"{t.allocatable.cpu_m}m", "memory": f"{t.allocatable.memory_mib}Mi",
+                                           "pods": str(t.allocatable.pods)},
+                           "conditions": [{"type": "Ready", "status": "True"}]}})
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def vpc(moto_server: Server) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{moto_server.port}"
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=url)
+    for inst in (i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]):
+        ec2.terminate_instances(InstanceIds=[inst["InstanceId"]])  # a clean account per test
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    tag = [{"Key": "karpenter.sh/discovery", "Value": "live"}]
+    for i, zone in enumerate(ZONES):
+        sn = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        ec2.create_tags(Resources=[sn], Tags=tag)
+    sg = ec2.create_security_group(GroupName=f"live-{vpc}", Description="nodes", VpcId=vpc)["GroupId"]
+    ec2.create_tags(Resources=[sg], Tags=tag)
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_tags(Resources=[ami], Tags=tag)
+    return {"url": url, "ec2": ec2}
+
+
+NODECLASS = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "default"},
+             "spec": {"subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "live"}}],
+                      "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "live"}}],
+                      "amiSelectorTerms": [{"tags": {"karpenter.sh/discovery": "live"}}], "role": "nodes"}}
+
+
+@contextlib.asynccontextmanager
+async def rig(k8s: K8s, vpc: dict[str, Any], pool: dict | None = None, with_kubelet: bool = True,
+              interruptions: Any = None) -> AsyncIterator[Rig]:
+    em = k8s.emulator
+    em.put("karpenter.sh/v1", "nodepools", pool or nodepool())
+    em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", NODECLASS)
+    async with client.ApiClient(k8s.configuration) as api:
+        cloud = AWSProvider(ec2_client("us-east-1", vpc["url"]), "demo",
+                            lambda n: EC2NodeClass.model_validate(controller.nodeclasses[n]), time.time)
+        controller = ProvisioningController(ProvisionerKube(api), cloud, CATALOG, tick_s=0.1, gc_interval_s=3600,
+                                            disruption_interval_s=0.3, interruptions=interruptions)
+        tasks = [asyncio.create_task(controller.run())]
+        if with_kubelet:
+            tasks.append(asyncio.create_task(kubelet(em, vpc["ec2"])))
+        try:
+            yield Rig(em, vpc["ec2"], controller, cloud)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def initialized(claim: dict) -> bool:
+    return any(c["type"] == "Initialized" and c["status"] == "True"
+               for c in (claim.get("status") or {}).get("conditions") or [])
+
+
+async def test_pending_pods_become_registered_nodes_they_fit_on(k8s_api: K8s, vpc: dict) -> None:
+    em = k8s_api.emulator
+    pods = [pending_pod(f"web-{i}") for i in range(5)]
+    for p in pods:
+        em.put("v1", "pods", p)
+    em.put("v1", "pods", pending_pod("agent", ownerReferences=[{"kind": "DaemonSet", "name": "agent"}]))
+    async with rig(k8s_api, vpc) as r:
+        await until(lambda: r.claims() and all(initialized(c) for c in r.claims()))
+        claims = r.claims()
+        nominated = [p for c in claims for p in json.loads(c["metadata"]["annotations"][NOMINATED])]
+        assert sorted(nominated) == sorted(f"apps/web-{i}" for i in range(5))  # not the DaemonSet's pod
+        assert len(r.running()) == len(claims)  # one instance per NodeClaim, no more
+        nodes = {n["spec"]["providerID"]: n for n in em.all("v1", "nodes")}
+        for c in claims:
+            node = nodes[c["status"]["providerID"]]
+            assert node["spec"]["taints"] == []  # unregistered taint removed
+            assert node["metadata"]["labels"]["karpenter.sh/nodeclaim"] == c["metadata"]["name"]
+            assert c["status"]["nodeName"] == node["metadata"]["name"]
+            mine = [p for p in pods if f"apps/{p['metadata']['name']}" in
+                    json.loads(c["metadata"]["annotations"][NOMINATED])]
+            need = sum(pod_requests(p).cpu_m for p in mine)
+            assert need <= int(node["status"]["allocatable"]["cpu"].rstrip("m"))  # the pods fit
+        assert {e["reason"] for e in em.all("v1", "events")} >= {"Launched"}
+
+
+async def test_restart_after_create_fleet_adopts_and_garbage_is_collected(k8s_api: K8s, vpc: dict) -> None:
+    em = k8s_api.emulator
+    em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", NODECLASS)
+    claim = {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "metadata": {
+        "name": "default-crash", "labels": {"karpenter.sh/nodepool": "default"}, "annotations": {NOMINATED: "[]"}},
+        "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                 "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m5.large"]},
+                                  {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                                  {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]}]}}
+    em.put(*KARP, claim)
+    # a previous controller launched for it and died before recording the instance
+    first = AWSProvider(ec2_client("us-east-1", vpc["url"]), "demo", lambda _: EC2NodeClass.model_validate(NODECLASS),
+                        time.time)
+    offer = Offering("m5.large", "on-demand", "us-east-1a", 0.096)
+    launched = await launch(first, LaunchRequest("default-crash", "default", "default", [offer]),
+                            UnavailableOfferings(), time.time)
+    orphan = await launch(first, LaunchRequest("never-recorded", "default", "default", [offer]),
+                          UnavailableOfferings(), time.time)
+    async with rig(k8s_api, vpc, pool=nodepool(consolidateAfter="1h")) as r:
+        await until(lambda: initialized(r.em.get(*KARP, "", "default-crash")))
+        status = r.em.get(*KARP, "", "default-crash")["status"]
+        assert status["providerID"].endswith("/" + launched.id)  # adopted, not launched again
+        assert {i["InstanceId"] for i in r.running()} == {launched.id, orphan.id}
+        r.controller.clock = lambda: time.time() + 3600  # an hour later: old enough to be garbage
+        await r.controller.collect_garbage()
+        assert {i["InstanceId"] for i in r.running()} == {launched.id}
+
+
+async def test_spot_interruption_replaces_first_then_drains(k8s_api: K8s, vpc: dict) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=vpc["url"])
+    queue = sqs.create_queue(QueueName=f"interruptions-{time.monotonic_ns()}")["QueueUrl"]
+    em = k8s_api.emulator
+    em.put("v1", "pods", pending_pod("api-0"))
+    async with rig(k8s_api, vpc, interruptions=InterruptionQueue(sqs, queue, wait_s=1)) as r:
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        old = r.claims()[0]
+        node = old["status"]["nodeName"]
+        pod = em.get("v1", "pods", "apps", "api-0")
+        pod["spec"]["nodeName"] = node  # the scheduler bound it
+        pod["status"] = {"phase": "Running"}
+        em.put("v1", "pods", pod)
+        instance = old["status"]["providerID"].rsplit("/", 1)[1]
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({
+            "version": "0", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
+            "detail": {"instance-id": instance, "instance-action": "terminate"}}))
+        await until(lambda: old["metadata"]["name"] not in {c["metadata"]["name"] for c in r.claims()}
+                    and len(r.claims()) == 1)
+        replacement = r.claims()[0]
+        assert json.loads(replacement["metadata"]["annotations"][NOMINATED]) == ["apps/api-0"]
+        order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
+        launched_new = order.index(("Launched", replacement["metadata"]["name"]))
+        drained_old = order.index(("DisruptionTerminating", old["metadata"]["name"]))
+        assert launched_new < drained_old  # the replacement was launched before the drain began
+        assert em.get("v1", "pods", "apps", "api-0") is None  # evicted
+        assert instance not in {i["InstanceId"] for i in r.running()}
+
+
+async def test_empty_nodes_go_unless_pinned_or_protected_and_pdbs_pace_the_drain(k8s_api: K8s, vpc: dict) -> None:
+    em = k8s_api.emulator
+    for i in range(3):
+        em.put("v1", "pods", pending_pod(f"big-{i}", cpu="3", labels={"app": f"big{i}"}))  # one per node
+    async with rig(k8s_api, vpc, pool=nodepool(consolidateAfter="1h")) as r:
+        await until(lambda: len(r.claims()) == 3 and all(initialized(c) for c in r.claims()))
+        claims = {json.loads(c["metadata"]["annotations"][NOMINATED])[0]: c for c in r.claims()}
+        for i, key in enumerate(sorted(claims)):
+            pod = em.get("v1", "pods", "apps", f"big-{i}")
+            pod["spec"]["nodeName"] = claims[key]["status"]["nodeName"]
+            pod["status"] = {"phase": "Running"}
+            em.put("v1", "pods", pod)
+        assert await r.controller.disrupt_once() == []  # nothing is empty
+        pinned = claims["apps/big-1"]["status"]["nodeName"]
+        node = em.get("v1", "nodes", "", pinned)
+        node["metadata"]["annotations"] = {"karpenter.sh/do-not-disrupt": "true"}
+        em.put("v1", "nodes", node)
+        em.put("policy/v1", "poddisruptionbudgets", {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                                     "metadata": {"name": "keep", "namespace": "apps"},
+                                                     "spec": {"minAvailable": 1, "selector": {"matchLabels":
+                                                                                              {"app": "big2"}}}})
+        for i in range(3):
+            em.store.objects[("v1", "pods")].pop(("apps", f"big-{i}"))  # all three finish
+            em.store.bump(("v1", "pods"), "DELETED", pending_pod(f"big-{i}"))
+        await asyncio.sleep(0.5)
+        assert await r.controller.disrupt_once() == []  # consolidateAfter 1h not reached
+        r.controller.pools["default"].spec.disruption = {"consolidationPolicy": "WhenEmpty",
+                                                         "consolidateAfter": "0s", "budgets": [{"nodes": "100%"}]}
+        removed = await r.controller.disrupt_once()
+        assert pinned not in {n for n, _ in removed} and len(removed) == 2
+        await until(lambda: len(r.claims()) == 1)
+        assert r.claims()[0]["status"]["nodeName"] == pinned
+        assert len(r.running()) == 1
+
+
+async def test_pods_and_nodes_together_launch_before_the_pods_exist_and_only_once(k8s_api: K8s,
+                                                                                   vpc: dict) -> None:
+    em = k8s_api.emulator
+    template = {"metadata": {"labels": {"app": "infer"}},
+                "spec": {"containers": [{"name": "m", "resources": {"requests": {"cpu": "1500m", "memory": "2Gi"}}}]}}
+    em.put("apps/v1", "deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                      "metadata": {"name": "infer", "namespace": "apps"},
+                                      "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "infer"}},
+                                               "template": template}})
+    async with rig(k8s_api, vpc, with_kubelet=False) as r:
+        await until(lambda: {"nodes", "nodepools", "nodeclaims", "pods"} <= r.controller.synced)
+        claims = await r.controller.prepare_for("apps", "Deployment", "infer", 3)
+        assert claims and len(r.claims()) == len(claims)  # launched with no pod in sight
+        await until(lambda: len(r.running()) == len(claims))
+        assert all(c["metadata"]["annotations"].get("surge.sh/protected-until") for c in r.claims())
+        for i in range(3):  # now the replicas arrive and cannot schedule yet (nodes still booting)
+            em.put("v1", "pods", pending_pod(f"infer-{i}", cpu="1500m", labels={"app": "infer"}))
+        await asyncio.sleep(1.5)  # more than the batch window
+        assert len(r.claims()) == len(claims) and len(r.running()) == len(claims)  # not planned twice
+
+
+async def test_operator_hands_scale_ups_to_the_provisioner(k8s_api: K8s, vpc: dict, redis_plain: Server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`surge operator --controllers autoscaler,provisioner`: a ScaledObject waking from zero gets
+    its nodes launched in the same step — NodeClaims and instances exist while no pod does yet."""
+    from autoscaler.operator.main import run_operator
+    from tests.fixtures.redis import cli
+    from tests.servers import free_port
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("SURGE_CLUSTER_NAME", "demo")
+    monkeypatch.setenv("SURGE_AWS_ENDPOINT_URL", vpc["url"])
+    em = k8s_api.emulator
+    em.put("karpenter.sh/v1", "nodepools", nodepool())
+    em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", NODECLASS)
+    em.put("apps/v1", "deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gpuish", "namespace": "apps"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "gpuish"}}, "template": {
+            "metadata": {"labels": {"app": "gpuish"}},
+            "spec": {"containers": [{"name": "m", "resources": {"requests": {"cpu": "3", "memory": "4Gi"}}}]}}}})
+    cli(redis_plain.port, "DEL", "gpu-jobs")
+    em.put("keda.sh/v1alpha1", "scaledobjects", {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "gpuish", "namespace": "apps"},
+        "spec": {"scaleTargetRef": {"name": "gpuish"}, "pollingInterval": 1, "maxReplicaCount": 4,
+                 "triggers": [{"type": "redis", "metadata": {"address": redis_plain.address, "listName": "gpu-jobs",
+                                                             "listLength": "1"}}]}})
+    task = asyncio.create_task(run_operator(k8s_api.url, "surge", free_port(), leader_elect=False,
+                                            autoscaler=True, provisioner=True))
+    try:
+        await asyncio.sleep(2.0)
+        assert em.all(*KARP) == []  # idle at zero: no nodes
+        cli(redis_plain.port, "RPUSH", "gpu-jobs", "a")
+        await until(lambda: em.get("apps/v1", "deployments", "apps", "gpuish")["spec"]["replicas"] == 1)
+        await until(lambda: len(em.all(*KARP)) == 1)  # 0 → 1: one node for the one new pod
+        claim = em.all(*KARP)[0]
+        assert claim["metadata"]["annotations"]["surge.sh/protected-until"]
+        assert em.all("v1", "pods") == []  # ... before any pod exists
+        await until(lambda: bool((em.all(*KARP)[0].get("status") or {}).get("providerID")))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,155 @@
+"""The provisioning controller's pure decisions: pending pods, batching, NodeClaims from a plan,
+offerings of a NodeClaim, the NodeClaim lifecycle and disruption choices."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from provisioner.catalog import load_catalog
+from provisioner.nodepool import NodePool
+from provisioner.plan import make_plan
+from provisioner.provisioning import (
+    LAUNCH_TIMEOUT_S,
+    NOMINATED,
+    REGISTRATION_TIMEOUT_S,
+    BatchWindow,
+    Disruption,
+    NodeView,
+    claim_step,
+    disruption_order,
+    existing_capacity,
+    is_provisionable,
+    nodeclaims_for,
+    offerings_for,
+    parse_duration,
+    pending_groups,
+    pod_requests,
+)
+
+POOL = NodePool.model_validate(yaml.safe_load("""
+metadata: {name: default}
+spec:
+  template:
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}
+      requirements:
+        - {key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m]}
+        - {key: kubernetes.io/arch, operator: In, values: [amd64]}
+        - {key: karpenter.sh/capacity-type, operator: In, values: [spot, on-demand]}
+      expireAfter: 720h
+  disruption: {consolidationPolicy: WhenEmpty, consolidateAfter: 30s, budgets: [{nodes: "20%"}]}
+"""))
+
+
+def pod(name: str, cpu: str = "500m", mem: str = "1Gi", *, pending: bool = True, node: str = "",
+        daemonset: bool = False) -> dict:
+    meta: dict = {"name": name, "namespace": "ns", "labels": {"app": "w"}}
+    if daemonset:
+        meta["ownerReferences"] = [{"kind": "DaemonSet", "name": "agent"}]
+    status: dict = {"phase": "Pending" if not node else "Running"}
+    if pending:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+    spec: dict = {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}
+    if node:
+        spec["nodeName"] = node
+    return {"metadata": meta, "spec": spec, "status": status}
+
+
+def test_only_unschedulable_non_daemonset_pods_wait_for_capacity() -> None:
+    pods = [pod("a"), pod("b"), pod("c", cpu="2"), pod("d", daemonset=True), pod("e", node="n1", pending=False),
+            pod("f", pending=False)]
+    assert [is_provisionable(p) for p in pods] == [True, True, True, False, False, False]
+    groups = pending_groups(pods, exclude={"ns/b"})
+    assert sorted((g.count, g.requests.cpu_m) for g in groups) == [(1, 500), (1, 2000)]
+    assert sorted(n for g in groups for n in g.names()) == ["ns/a", "ns/c"]
+
+
+def test_batch_closes_after_one_idle_second_or_ten_seconds() -> None:
+    w = BatchWindow()
+    assert not w.due(0.0) and w.wait_s(0.0) is None
+    w.add(0.0)
+    assert not w.due(0.5) and w.due(1.0)
+    w.reset()
+    for t in range(0, 10):  # a pod every 0.9 s keeps it open, but not past 10 s
+        w.add(t * 0.9)
+        assert not w.due(t * 0.9 + 0.05)
+    assert w.due(10.0)
+
+
+def test_plan_becomes_nodeclaims_with_flexible_types_and_nominated_pods() -> None:
+    catalog = load_catalog(spot_prices={("m5.large", "us-east-1a"): 0.03, ("c5.xlarge", "us-east-1a"): 0.05})
+    pods = [pod(f"p{i}") for i in range(3)]
+    plan = make_plan(pending_groups(pods), [POOL], catalog)
+    assert plan.new_nodes
+    requests = {f"ns/p{i}": pod_requests(p) for i, p in enumerate(pods)}
+    claims = nodeclaims_for(plan, {"default": POOL}, catalog, requests, [f"default-{i}" for i in range(9)])
+    assert len(claims) == len(plan.new_nodes)
+    claim = claims[0]
+    reqs = {r["key"]: r for r in claim["spec"]["requirements"]}
+    types = reqs["node.kubernetes.io/instance-type"]["values"]
+    assert types[0] == plan.new_nodes[0].instance_type and 1 < len(types) <= 60
+    assert all(t.split(".")[0][0] in "cm" for t in types)  # the pool's categories only
+    import json
+
+    nominated = [p for c in claims for p in json.loads(c["metadata"]["annotations"][NOMINATED])]
+    assert sorted(nominated) == sorted(requests)
+    assert claim["spec"]["expireAfter"] == "720h" and claim["metadata"]["labels"]["karpenter.sh/nodepool"] == "default"
+    offers = offerings_for(claim, catalog)
+    assert offers and {o.instance_type for o in offers} <= set(types)
+    assert {o.zone for o in offers} == {plan.new_nodes[0].zone}
+
+
+def test_existing_nodes_offer_their_free_room() -> None:
+    node = {"metadata": {"name": "n1", "labels": {"x": "y"}},
+            "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"}},
+            "spec": {"taints": [{"key": "karpenter.sh/unregistered", "effect": "NoExecute"}]}}
+    cordoned = {"metadata": {"name": "n2"}, "spec": {"unschedulable": True},
+                "status": {"allocatable": {"cpu": "8", "memory": "8Gi"}}}
+    [free] = existing_capacity([node, cordoned], [pod("a", cpu="1500m", node="n1", pending=False)])
+    assert (free.name, free.free.cpu_m, free.free.memory_mib, free.free.pods) == ("n1", 500, 3072, 9)
+    assert free.taints == ()
+
+
+def test_nodeclaim_lifecycle_and_timeouts() -> None:
+    claim: dict = {"spec": {"startupTaints": [{"key": "cni-not-ready", "effect": "NoSchedule"}]}, "status": {}}
+    assert claim_step(claim, None, 0, None, 10).action == "launch"
+    assert claim_step(claim, None, 0, None, LAUNCH_TIMEOUT_S + 1).action == "delete"
+    claim["status"] = {"providerID": "aws:///us-east-1a/i-1"}
+    assert claim_step(claim, None, 0, 5, 100).action == "wait"
+    assert "RegistrationTimeout" in claim_step(claim, None, 0, 5, 5 + REGISTRATION_TIMEOUT_S + 1).reason
+    node: dict = {"spec": {"taints": [{"key": "karpenter.sh/unregistered", "effect": "NoExecute"},
+                                      {"key": "cni-not-ready", "effect": "NoSchedule"}]},
+                  "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    assert claim_step(claim, node, 0, 5, 100).action == "register"
+    claim["status"]["conditions"] = [{"type": "Registered", "status": "True"}]
+    node["spec"]["taints"] = [{"key": "cni-not-ready", "effect": "NoSchedule"}]
+    assert claim_step(claim, node, 0, 5, 100).action == "none"  # startup taint still on
+    node["spec"]["taints"] = []
+    assert claim_step(claim, node, 0, 5, 100).action == "initialize"
+
+
+def test_durations() -> None:
+    assert parse_duration("1h30m", None) == 5400 and parse_duration("Never", 1) is None
+    assert parse_duration(None, 7.0) == 7.0
+    with pytest.raises(ValueError, match=r"expected e\.g\. 30s"):
+        parse_duration("soon", None)
+
+
+def view(name: str, *, pods: int = 0, empty_since: float | None = 0.0, price: float = 1.0, dnd: bool = False,
+         protected: float | None = None, created: float = 0.0, expire: float | None = None) -> NodeView:
+    return NodeView(name, name, "default", price, pods, empty_since, dnd, protected, created, expire)
+
+
+def test_disruption_respects_consolidate_after_budgets_and_protection() -> None:
+    policy = {"default": Disruption.of(POOL)}
+    assert policy["default"] == Disruption("WhenEmpty", 30.0, "20%")
+    nodes = [view("busy", pods=3, empty_since=None), view("fresh", empty_since=100.0),
+             view("cheap", price=0.1), view("dear", price=2.0), view("pinned", dnd=True),
+             view("kept", protected=500.0)]
+    picks = disruption_order(nodes, policy, {}, now=110.0)
+    # 20 % of 6 nodes → 2 may go: the most expensive empty ones past 30 s
+    assert [(n.name, why) for n, why in picks] == [("dear", "Empty"), ("cheap", "Empty")]
+    assert disruption_order(nodes, policy, {"default": 2}, now=110.0) == []  # budget already used
+    old = [view("old", pods=5, empty_since=None, created=0.0, expire=100.0), view("young", pods=5, empty_since=None)]
+    assert [(n.name, why) for n, why in disruption_order(old, policy, {}, now=200.0)] == [("old", "Expired")]
