@@ -236,24 +236,28 @@ class ProvisioningController:
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
-        created = []
-        for claim in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog, requests, names, protect_until):
+        created: list[str] = []
+
+        async def create(claim: dict[str, Any]) -> None:
             try:
                 body = await self.kube.create_nodeclaim(claim)
             except ApiException as exc:
                 log.warning("could not create NodeClaim %s: %s", _name(claim), exc)
-                continue
+                return
             self.claims[_name(body)] = body
             created.append(_name(body))
-            self._start_launch(body)
+            self._start_launch(body)  # each launches as soon as its NodeClaim exists
+
+        await asyncio.gather(*(create(c) for c in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog,
+                                                                  requests, names, protect_until)))
         for item in plan.unschedulable:
             pod = self.pods.get(item["pod"])
             if pod is not None:
                 await self._event(pod, "FailedProvisioning", f"no node can be launched for this pod: {item['reason']}",
                                   warning=True)
         if created:
-            log.info("planned %d node(s) for %d pod(s): %s", len(created), sum(g.count for g in groups),
-                     ", ".join(f"{n.instance_type}/{n.capacity_type}" for n in plan.new_nodes))
+            log.info("planned %d node(s) for %d pod(s) in %.2f s: %s", len(created), sum(g.count for g in groups),
+                     plan.solve_seconds, ", ".join(f"{n.instance_type}/{n.capacity_type}" for n in plan.new_nodes[:10]))
         return created
 
     async def prepare_for(self, namespace: str, kind: str, name: str, adding: int) -> list[str]:

@@ -135,20 +135,27 @@ def _fits(it: InstanceType, need: Resources) -> bool:
     return a.cpu_m >= need.cpu_m and a.memory_mib >= need.memory_mib and a.gpu >= need.gpu and a.pods >= need.pods
 
 
-def flexible_types(node: PlannedNode, need: Resources, pool: NodePool, catalog: Sequence[InstanceType]) -> list[str]:
-    """The planned type first, then every type the pool allows that also holds the node's pods,
-    cheapest first (≤ 60): room for the cloud to fall back when the first choice has no capacity."""
+def _allowed_types(pool: NodePool, capacity_type: str, zone: str,
+                   catalog: Sequence[InstanceType]) -> list[tuple[float, InstanceType]]:
+    """Types the pool allows for this capacity type and zone, cheapest first."""
     reqs = pool.requirements()
     allowed = []
     for it in catalog:
-        labels = {**it.labels, "karpenter.sh/nodepool": pool.name, "karpenter.sh/capacity-type": node.capacity_type,
-                  "topology.kubernetes.io/zone": node.zone}
-        if it.name == node.instance_type or not _fits(it, need) or reqs.first_violation(labels) is not None:
+        labels = {**it.labels, "karpenter.sh/nodepool": pool.name, "karpenter.sh/capacity-type": capacity_type,
+                  "topology.kubernetes.io/zone": zone}
+        if reqs.first_violation(labels) is not None:
             continue
-        prices = [o.price for o in it.offerings if o.capacity_type == node.capacity_type]
+        prices = [o.price for o in it.offerings if o.capacity_type == capacity_type]
         if prices:
-            allowed.append((min(prices), it.name))
-    return [node.instance_type, *[name for _, name in sorted(allowed)][:MAX_INSTANCE_TYPES - 1]]
+            allowed.append((min(prices), it))
+    return sorted(allowed, key=lambda pair: (pair[0], pair[1].name))
+
+
+def flexible_types(node: PlannedNode, need: Resources, allowed: Sequence[tuple[float, InstanceType]]) -> list[str]:
+    """The planned type first, then every allowed type that also holds the node's pods, cheapest
+    first (≤ 60): room for the cloud to fall back when the first choice has no capacity."""
+    others = [it.name for _, it in allowed if it.name != node.instance_type and _fits(it, need)]
+    return [node.instance_type, *others[:MAX_INSTANCE_TYPES - 1]]
 
 
 def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[InstanceType],
@@ -156,10 +163,14 @@ def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[
                    protect_until: float | None = None) -> list[dict[str, Any]]:
     """One NodeClaim manifest per new node of the plan, nominating the pods planned onto it."""
     claims = []
+    allowed: dict[tuple[str, str, str], list[tuple[float, InstanceType]]] = {}
     for node, name in zip(plan.new_nodes, names, strict=False):
         pool = pools[node.nodepool]
         need = sum((requests_of.get(p, Resources(pods=1)) for p in node.pods), Resources())
-        types = flexible_types(node, need, pool, catalog)
+        key = (pool.name, node.capacity_type, node.zone)
+        if key not in allowed:
+            allowed[key] = _allowed_types(pool, node.capacity_type, node.zone, catalog)
+        types = flexible_types(node, need, allowed[key])
         zones = [node.zone]
         capacity = ["spot", "on-demand"] if node.capacity_type == "spot" and _allows(pool, "on-demand") else \
             [node.capacity_type]

@@ -34,6 +34,7 @@ from provisioner.nodeclass import EC2NodeClass, SelectorTerm
 CAPACITY_ERRORS = {"InsufficientInstanceCapacity", "UnfulfillableCapacity", "InsufficientFreeAddressesInSubnet",
                    "Unsupported", "SpotMaxPriceTooLow"}
 ACCOUNT_LIMIT_ERRORS = {"MaxSpotInstanceCountExceeded", "VcpuLimitExceeded"}
+RESOLVE_TTL_S = 60.0
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 EC2_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
 
@@ -96,6 +97,8 @@ class AWSProvider:
                  clock: Callable[[], float]) -> None:
         self.ec2, self.cluster, self.nodeclasses, self.clock = ec2, cluster, nodeclasses, clock
         self._templates: set[str] = set()
+        self._resolved: dict[str, tuple[float, Resolved]] = {}
+        self._resolve_lock = asyncio.Lock()
         self._template_lock = asyncio.Lock()
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
@@ -103,6 +106,22 @@ class AWSProvider:
 
     # --- selectors ----------------------------------------------------------------------------------
     async def resolve(self, nodeclass: EC2NodeClass) -> Resolved:
+        """Selectors resolved at most once a minute per node class (a burst of launches shares one
+        lookup; a new subnet or AMI is picked up within the minute)."""
+        key = nodeclass.model_dump_json(include={"spec"})
+        cached = self._resolved.get(key)
+        now = self.clock()
+        if cached is not None and now - cached[0] < RESOLVE_TTL_S:
+            return cached[1]
+        async with self._resolve_lock:
+            cached = self._resolved.get(key)
+            if cached is not None and now - cached[0] < RESOLVE_TTL_S:
+                return cached[1]
+            resolved = await self._resolve(nodeclass)
+            self._resolved[key] = (now, resolved)
+            return resolved
+
+    async def _resolve(self, nodeclass: EC2NodeClass) -> Resolved:
         spec = nodeclass.spec
         name = nodeclass.metadata.get("name", "")
         subnets: dict[str, tuple[int, str]] = {}
