@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from autoscaler.manifests.common import unknown_fields
 from autoscaler.manifests.keda import ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication
 from autoscaler.manifests.loader import MODELS, Document, load_documents
+from provisioner.nodeclass import EC2NodeClass
+from provisioner.nodepool import NodePool
 
 UNRESOLVED = "surge-unresolved"
 
@@ -185,6 +187,8 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             result.errors = issues_from(exc)
         else:
             result.warnings += [f"{p}: unknown field, ignored by surge" for p in unknown_fields(obj)]
+            if isinstance(obj, NodePool | EC2NodeClass):
+                result.warnings += [f if ":" in f else f"{f}: not supported by surge" for f in obj.unsupported_fields()]
             if isinstance(obj, ScaledObject):
                 errors, warnings = check_triggers(obj, auth)
                 result.errors += errors

@@ -86,6 +86,26 @@ class EC2NodeClass(_Model):
     spec: EC2NodeClassSpec
     status: dict[str, Any] | None = None
 
+    def unsupported_fields(self) -> list[str]:
+        """Fields Karpenter acts on and surge's AWS provider does not (yet): said, not ignored."""
+        s = self.spec
+        out = [f"spec.{k}" for k in (s.model_extra or {})]
+        out += [f"spec.amiSelectorTerms[{i}].alias: select the AMI by id, name or tags"
+                for i, t in enumerate(s.ami_selector_terms) if t.alias]
+        out += [f"spec.amiSelectorTerms[{i}].ssmParameter" for i, t in enumerate(s.ami_selector_terms)
+                if t.ssm_parameter]
+        if s.role and not s.instance_profile:
+            out.append("spec.role: surge does not create instance profiles; set spec.instanceProfile")
+        for name, value in (("kubelet", s.kubelet), ("amiFamily", s.ami_family),
+                            ("associatePublicIPAddress", s.associate_public_ip_address),
+                            ("instanceStorePolicy", s.instance_store_policy)):
+            if value is not None:
+                out.append(f"spec.{name}: not applied to launched instances (put it in spec.userData)"
+                           if name in ("kubelet", "amiFamily") else f"spec.{name}: not applied yet")
+        if s.detailed_monitoring:
+            out.append("spec.detailedMonitoring: not applied yet")
+        return out
+
 
 class NodeClassRef(_Model):
     group: str

@@ -42,3 +42,44 @@ def test_unreadable_yaml_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(broken), "--format", "json"])
     assert result.exit_code == 1
     assert "not valid YAML" in json.loads(result.output)[0]["errors"][0]["message"]
+
+
+def test_karpenter_objects_say_what_surge_does_not_act_on(tmp_path: Path) -> None:
+    f = tmp_path / "karpenter.yaml"
+    f.write_text("""
+apiVersion: karpenter.k8s.aws/v1
+kind: EC2NodeClass
+metadata: {name: default}
+spec:
+  role: KarpenterNodeRole
+  amiSelectorTerms: [{alias: al2023@latest}]
+  subnetSelectorTerms: [{tags: {a: b}}]
+  securityGroupSelectorTerms: [{tags: {a: b}}]
+---
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata: {name: default}
+spec:
+  template:
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}
+  disruption:
+    budgets: [{nodes: "0", schedule: "0 9 * * mon-fri", duration: 8h}]
+---
+apiVersion: karpenter.k8s.aws/v1
+kind: EC2NodeClass
+metadata: {name: broken}
+spec: {subnetSelectorTerms: []}
+""")
+    result = runner.invoke(app, ["validate", str(f), "--format", "json"])
+    assert result.exit_code == 1
+    by_name = {(o["kind"], o["name"]): o for o in json.loads(result.output)}
+    nodeclass = by_name[("EC2NodeClass", "default")]
+    assert nodeclass["ok"] and any("alias" in w for w in nodeclass["warnings"])
+    assert any(w.startswith("spec.role:") for w in nodeclass["warnings"])
+    pool = by_name[("NodePool", "default")]["warnings"]
+    assert any("WhenEmptyOrUnderutilized" in w for w in pool)  # the default policy, half supported
+    assert any("budgets[0].schedule" in w for w in pool)
+    broken = by_name[("EC2NodeClass", "broken")]
+    assert not broken["ok"] and {e["field"] for e in broken["errors"]} >= {"spec.subnetSelectorTerms",
+                                                                          "spec.amiSelectorTerms"}

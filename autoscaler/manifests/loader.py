@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from autoscaler.manifests.http import HTTPScaledObject, InterceptorRoute
 from autoscaler.manifests.keda import ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication
+from provisioner.nodeclass import EC2NodeClass, NodeClaim
+from provisioner.nodepool import NodePool
 
 MODELS: dict[str, type[BaseModel]] = {
     "ScaledObject": ScaledObject,
@@ -19,6 +21,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "ClusterTriggerAuthentication": ClusterTriggerAuthentication,
     "HTTPScaledObject": HTTPScaledObject,
     "InterceptorRoute": InterceptorRoute,
+    "NodePool": NodePool,
+    "EC2NodeClass": EC2NodeClass,
+    "NodeClaim": NodeClaim,
 }
 
 
