@@ -69,45 +69,49 @@ def pods(n: int, trial: int) -> list[dict[str, Any]]:
     return out
 
 
+def fresh_account(url: str) -> EC2NodeClass:
+    """A VPC with two tagged subnets, a security group and a tagged AMI; the node class selecting them."""
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=url)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    tag = [{"Key": "karpenter.sh/discovery", "Value": "bench"}]
+    for i, z in enumerate(ZONES):
+        sn = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i * 16}.0/20", AvailabilityZone=z)["Subnet"]
+        ec2.create_tags(Resources=[sn["SubnetId"]], Tags=tag)
+    sg = ec2.create_security_group(GroupName="n", Description="n", VpcId=vpc)["GroupId"]
+    ec2.create_tags(Resources=[sg], Tags=tag)
+    ec2.create_tags(Resources=[ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]], Tags=tag)
+    sel = [{"tags": {"karpenter.sh/discovery": "bench"}}]
+    return EC2NodeClass.model_validate({"metadata": {"name": "default"}, "spec": {
+        "subnetSelectorTerms": sel, "securityGroupSelectorTerms": sel, "amiSelectorTerms": sel}})
+
+
 async def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    mport = free_port()
     rows = []
-    with run_server([moto_server_binary(), "-H", "127.0.0.1", "-p", str(mport)], mport, timeout_s=30):
-        url = f"http://127.0.0.1:{mport}"
-        ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=url)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        tag = [{"Key": "karpenter.sh/discovery", "Value": "bench"}]
-        for i, z in enumerate(ZONES):
-            sn = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i * 16}.0/20", AvailabilityZone=z)["Subnet"]
-            ec2.create_tags(Resources=[sn["SubnetId"]], Tags=tag)
-        sg = ec2.create_security_group(GroupName="n", Description="n", VpcId=vpc)["GroupId"]
-        ec2.create_tags(Resources=[sg], Tags=tag)
-        ec2.create_tags(Resources=[ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]], Tags=tag)
-        sel = [{"tags": {"karpenter.sh/discovery": "bench"}}]
-        nodeclass = EC2NodeClass.model_validate({"metadata": {"name": "default"}, "spec": {
-            "subnetSelectorTerms": sel, "securityGroupSelectorTerms": sel, "amiSelectorTerms": sel}})
-        catalog = load_catalog(ZONES)
-        em = Emulator()
-        runner = web.AppRunner(em.app)
-        await runner.setup()
-        kport = free_port()
-        await web.TCPSite(runner, "127.0.0.1", kport).start()
-        em.put("karpenter.sh/v1", "nodepools", {"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
-                                                "metadata": {"name": "default"}, "spec": {"template": {"spec": {
-                                                    "requirements": [{"key": "karpenter.k8s.aws/instance-category",
-                                                                      "operator": "In", "values": ["c", "m", "r"]}]}}}})
-        async with client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{kport}")) as api:
-            cloud = Timed(AWSProvider(ec2_client("us-east-1", url), "bench", lambda _: nodeclass, time.time))
-            controller = ProvisioningController(ProvisionerKube(api), cloud, catalog)  # type: ignore[arg-type]
-            controller.pools = {"default": NodePool.model_validate(em.all("karpenter.sh/v1", "nodepools")[0])}
-            for n, trials in SIZES:
-                first, last, nodes = [], [], []
-                for trial in range(trials):
+    catalog = load_catalog(ZONES)
+    em = Emulator()
+    runner = web.AppRunner(em.app)
+    await runner.setup()
+    kport = free_port()
+    await web.TCPSite(runner, "127.0.0.1", kport).start()
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+            "spec": {"template": {"spec": {"requirements": [
+                {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]}]}}}}
+    async with client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{kport}")) as api:
+        for n, trials in SIZES:
+            first, last, nodes = [], [], []
+            for trial in range(trials):
+                mport = free_port()  # a fresh moto per trial: its lookups slow down as instances pile up
+                with run_server([moto_server_binary(), "-H", "127.0.0.1", "-p", str(mport)], mport, timeout_s=30):
+                    url = f"http://127.0.0.1:{mport}"
+                    nodeclass = fresh_account(url)
+                    cloud = Timed(AWSProvider(ec2_client("us-east-1", url), "bench", lambda _, c=nodeclass: c,
+                                              time.time))
+                    controller = ProvisioningController(ProvisionerKube(api), cloud, catalog)  # type: ignore[arg-type]
+                    controller.pools = {"default": NodePool.model_validate(pool)}
                     batch = pods(n, trial)
                     controller.pods = {f"bench/{p['metadata']['name']}": p for p in batch}
-                    cloud.sent.clear()
                     start = time.perf_counter()
                     claims = await controller.provision(pending_groups(batch))
                     await asyncio.gather(*controller.launching.values())
@@ -116,15 +120,13 @@ async def main() -> None:
                     nodes.append(len(claims))
                     print(f"  {n} pods, trial {trial}: {len(claims)} nodes, CreateFleet after {first[-1]:.3f} s "
                           f"(first) / {last[-1]:.3f} s (last)", flush=True)
-                    owned = await cloud.inner.list_owned()
-                    await cloud.inner.terminate([i.id for i in owned])
                     for name in claims:
                         await controller._forget_claim(name)
-                rows.append((n, trials, statistics.median(nodes), statistics.median(first),
-                             sorted(first)[min(len(first) - 1, int(0.99 * len(first)))], statistics.median(last),
-                             sorted(last)[min(len(last) - 1, int(0.99 * len(last)))]))
-                print(rows[-1], flush=True)
-        await runner.cleanup()
+            rows.append((n, trials, statistics.median(nodes), statistics.median(first),
+                         sorted(first)[min(len(first) - 1, int(0.99 * len(first)))], statistics.median(last),
+                         sorted(last)[min(len(last) - 1, int(0.99 * len(last)))]))
+            print(rows[-1], flush=True)
+    await runner.cleanup()
     lines = ["| pending pods | trials | nodes planned | first CreateFleet p50 (s) | p99 (s) | "
              "last CreateFleet p50 (s) | p99 (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {n:,} | {t} | {k:.0f} | {f50:.3f} | {f99:.3f} | {l50:.3f} | {l99:.3f} |"

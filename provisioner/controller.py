@@ -44,11 +44,14 @@ from provisioner.provisioning import (
     DO_NOT_DISRUPT,
     NOMINATED,
     PROTECTED_UNTIL,
+    REGISTRATION_TIMEOUT_S,
     UNREGISTERED_TAINT,
     BatchWindow,
     Disruption,
+    Move,
     NodeView,
     claim_step,
+    consolidation_move,
     disruption_order,
     existing_capacity,
     nodeclaims_for,
@@ -107,6 +110,8 @@ class ProvisioningController:
         self.unavailable = UnavailableOfferings()
         self.launched_at: dict[str, float] = {}
         self.empty_since: dict[str, float] = {}
+        self.pods_changed_at: dict[str, float] = {}  # node → when the set of pods bound to it last changed
+        self._pods_on: dict[str, frozenset[str]] = {}
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
@@ -426,6 +431,10 @@ class ProvisioningController:
             meta = claim.get("metadata") or {}
             labels = meta.get("labels") or {}
             pods = pods_on.get(node_name, [])
+            bound = frozenset(pod_key(p) for p in pods)
+            if self._pods_on.get(node_name) != bound:
+                self._pods_on[node_name] = bound
+                self.pods_changed_at[node_name] = now
             # pods launched for and not yet bound anywhere keep a fresh node from looking empty
             waiting = [k for k in json.loads((meta.get("annotations") or {}).get(NOMINATED, "[]"))
                        if k in self.pods and not (self.pods[k].get("spec") or {}).get("nodeName")]
@@ -467,11 +476,71 @@ class ProvisioningController:
             pool = ((self.claims.get(name, {}).get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool")
             if pool:
                 busy[pool] = busy.get(pool, 0) + 1
-        picks = disruption_order([v for v in views if v.claim not in self.disrupting],
-                                 {n: Disruption.of(p) for n, p in self.pools.items()}, busy, now)
+        policies = {n: Disruption.of(p) for n, p in self.pools.items()}
+        candidates = [v for v in views if v.claim not in self.disrupting]
+        picks = disruption_order(candidates, policies, busy, now)
         for view, why in picks:
             self._start_disruption(view.claim, why)
-        return [(v.name, why) for v, why in picks]
+        done = [(v.name, why) for v, why in picks]
+        if not picks:
+            move = self._underutilized(candidates, policies, busy, now)
+            if move is not None:
+                done.append(move)
+        return done
+
+    def _underutilized(self, views: list[NodeView], policies: Mapping[str, Disruption], busy: Mapping[str, int],
+                       now: float) -> tuple[str, str] | None:
+        """One node per round (as Karpenter's single-node consolidation): the least loaded one
+        whose pods have been stable for consolidateAfter and fit elsewhere or on one cheaper node."""
+        per_pool: dict[str, int] = {}
+        for v in views:
+            per_pool[v.nodepool] = per_pool.get(v.nodepool, 0) + 1
+        for view in sorted(views, key=lambda v: (v.pods, -v.price)):
+            policy = policies.get(view.nodepool, Disruption())
+            since = self.pods_changed_at.get(view.name, now)
+            if (view.pods == 0 or view.do_not_disrupt or policy.policy != "WhenEmptyOrUnderutilized"
+                    or policy.consolidate_after_s is None or now - since < policy.consolidate_after_s
+                    or (view.protected_until is not None and now < view.protected_until)
+                    or policy.allowed(per_pool[view.nodepool], busy.get(view.nodepool, 0)) <= 0):
+                continue
+            pods = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") == view.name
+                    and not any(o.get("kind") == "DaemonSet" for o in (p.get("metadata") or {}).get("ownerReferences")
+                                or [])]
+            leaving = {(self.claims.get(c, {}).get("status") or {}).get("nodeName") for c in self.disrupting}
+            others = [n for n in self.nodes.values() if _name(n) != view.name and _name(n) not in leaving]
+            pool = self.pools.get(view.nodepool)
+            if pool is None:
+                continue
+            move = consolidation_move(pods, existing_capacity(others, self.pods.values()), [pool],
+                                      self._catalog_now(now), view.price)
+            if move is None:
+                continue
+            why = f"Underutilized ({move.action}, saves ${move.saving_per_hour:.3f}/h)"
+            if move.action == "delete":
+                self._start_disruption(view.claim, why)
+            else:
+                self._track_disruption(view.claim, asyncio.create_task(self._replace(view, move, pods, why)))
+            return (view.name, why)
+        return None
+
+    async def _replace(self, view: NodeView, move: Move, pods: list[dict[str, Any]], why: str) -> None:
+        """Launch the cheaper node first; drain the old one only once the new one is initialized."""
+        pool = self.pools[view.nodepool]
+        name = f"{pool.name}-{uuid.uuid4().hex[:5]}"
+        requests = {pod_key(p): pod_requests(p) for p in pods}
+        [claim] = nodeclaims_for(move.plan, {pool.name: pool}, self.catalog, requests, [name])
+        body = await self.kube.create_nodeclaim(claim)
+        self.claims[_name(body)] = body
+        self._start_launch(body)
+        deadline = self.clock() + REGISTRATION_TIMEOUT_S
+        while self.clock() < deadline:
+            current = self.claims.get(name)
+            if current is None:
+                return  # the replacement failed: keep the old node
+            if _condition(current, "Initialized"):
+                await self._drain_and_delete(view.claim, why)
+                return
+            await asyncio.sleep(self.tick_s)
 
     async def _drain_and_delete(self, claim_name: str, why: str) -> None:
         """Cordon (taint), evict every pod through the Eviction API (PDBs decide the pace), then
@@ -551,7 +620,9 @@ class ProvisioningController:
         return _name(body)
 
     def _start_disruption(self, claim: str, why: str) -> None:
-        task = asyncio.create_task(self._drain_and_delete(claim, why))
+        self._track_disruption(claim, asyncio.create_task(self._drain_and_delete(claim, why)))
+
+    def _track_disruption(self, claim: str, task: asyncio.Task[None]) -> None:
         self.disrupting[claim] = task
         task.add_done_callback(lambda _: self.disrupting.pop(claim, None))
 

@@ -89,9 +89,6 @@ class NodePool(_Model):
         out += [f"spec.template.spec.requirements[{i}].minValues" for i, r in
                 enumerate(self.spec.template.spec.requirements) if r.min_values is not None]
         d = self.spec.disruption or {}
-        if d.get("consolidationPolicy", "WhenEmptyOrUnderutilized") == "WhenEmptyOrUnderutilized":
-            out.append("spec.disruption.consolidationPolicy: WhenEmptyOrUnderutilized consolidates only empty "
-                       "nodes in surge (underutilized ones are not replaced yet)")
         out += [f"spec.disruption.budgets[{i}].schedule: scheduled budgets are ignored"
                 for i, b in enumerate(d.get("budgets") or []) if b.get("schedule")]
         out += [f"spec.disruption.budgets[{i}].reasons: budgets apply to every reason"

@@ -19,7 +19,7 @@ from typing import Any
 from provisioner.catalog import InstanceType
 from provisioner.cloud.base import Offering
 from provisioner.nodepool import NodePool
-from provisioner.plan import Plan, PlannedNode
+from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup, group_from_pod_spec
 from provisioner.problem import ExistingNode
 from provisioner.requirements import Requirements, Taint
@@ -83,11 +83,14 @@ def is_provisionable(pod: Mapping[str, Any]) -> bool:
 
 def pending_groups(pods: Iterable[Mapping[str, Any]], exclude: set[str] = frozenset()) -> list[PodGroup]:  # type: ignore[assignment]
     """Provisionable pods grouped by identical scheduling needs (one group per distinct spec)."""
+    return groups_of(p for p in pods if pod_key(p) not in exclude and is_provisionable(p))
+
+
+def groups_of(pods: Iterable[Mapping[str, Any]]) -> list[PodGroup]:
+    """Pods grouped by identical scheduling needs, named by their namespace/name keys."""
     by_shape: dict[str, tuple[Mapping[str, Any], Mapping[str, str], list[str]]] = {}
     for pod in pods:
         key = pod_key(pod)
-        if key in exclude or not is_provisionable(pod):
-            continue
         spec = pod.get("spec") or {}
         labels = (pod.get("metadata") or {}).get("labels") or {}
         shape_doc = {k: spec.get(k) for k in ("containers", "initContainers", "nodeSelector", "affinity",
@@ -370,3 +373,30 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
 
 def requirements_of(claim: Mapping[str, Any]) -> Requirements:
     return Requirements.from_terms((claim.get("spec") or {}).get("requirements") or [])
+
+
+@dataclass(frozen=True)
+class Move:
+    """A consolidation of one underutilized node: delete it (its pods fit on the others) or
+    replace it with one cheaper node."""
+
+    action: str  # delete | replace
+    plan: Plan
+    saving_per_hour: float
+
+
+def consolidation_move(pods: Sequence[Mapping[str, Any]], others: Sequence[ExistingNode], pools: Sequence[NodePool],
+                       catalog: Sequence[InstanceType], price: float) -> Move | None:
+    """Simulate rescheduling the node's pods first: onto the free room of the other nodes (delete),
+    else onto one new node that costs less than this one (replace); otherwise leave it."""
+    groups = groups_of(pods)
+    if not groups:
+        return Move("delete", Plan([], 0.0, 0.0), price)
+    plan = make_plan(groups, pools, catalog, others)
+    if plan.unschedulable:
+        return None
+    if not plan.new_nodes:
+        return Move("delete", plan, price)
+    if len(plan.new_nodes) == 1 and plan.new_nodes[0].price_per_hour < price:
+        return Move("replace", plan, price - plan.new_nodes[0].price_per_hour)
+    return None

@@ -42,11 +42,11 @@ async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
 async def _redis_lists(items: list[tuple[int, RedisListScaler]], results: dict[int, Outcome]) -> None:
     groups: dict[str, list[tuple[int, RedisListScaler]]] = defaultdict(list)
     for i, s in items:
-        c = s.config
-        groups[repr((s.trigger.type, c.connection, c.database_index))].append((i, s))
+        groups[s.group_key].append((i, s))
 
     async def read(group: list[tuple[int, RedisListScaler]]) -> None:
         owner = group[0][1]
+
         async def pipelined() -> list[int]:
             async with owner._slot():
                 return await read_list_lengths(owner._connect(), [s.config.list_name for _, s in group])
@@ -58,8 +58,7 @@ async def _redis_lists(items: list[tuple[int, RedisListScaler]], results: dict[i
                 results[i] = redis_error(s.trigger.label, exc)
             return
         for (i, s), length in zip(group, lengths, strict=True):
-            results[i] = Reading({s.metric_specs()[0].name: float(length)},
-                                 active=length > s.config.activation_list_length)
+            results[i] = Reading({s.metric: float(length)}, active=length > s.config.activation_list_length)
 
     await asyncio.gather(*(read(g) for g in groups.values()))
 

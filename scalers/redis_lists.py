@@ -7,6 +7,7 @@ reads as empty rather than as an error.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,8 +93,17 @@ class RedisListScaler(RedisClientOwner):
         self.config = parse_list_config(trigger)
 
     def metric_specs(self) -> list[MetricSpec]:
-        name = metric_name(self.trigger, normalize_name(f"redis-{self.config.list_name}"))
-        return [MetricSpec(name, float(self.config.list_length), self.trigger.metric_type)]
+        return [MetricSpec(self.metric, float(self.config.list_length), self.trigger.metric_type)]
+
+    @functools.cached_property
+    def metric(self) -> str:
+        return metric_name(self.trigger, normalize_name(f"redis-{self.config.list_name}"))
+
+    @functools.cached_property
+    def group_key(self) -> str:
+        """Lists read together in one round trip share this (same server, settings and database)."""
+        c = self.config
+        return repr((self.trigger.type, c.connection, c.database_index))
 
 
     async def list_length(self) -> int:

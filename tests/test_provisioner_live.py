@@ -343,3 +343,51 @@ async def test_operator_hands_scale_ups_to_the_provisioner(k8s_api: K8s, vpc: di
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def bind(em: Any, name: str, node: str, cpu: str) -> None:
+    pod = pending_pod(name, cpu=cpu, labels={"app": name})
+    pod["spec"]["nodeName"] = node
+    pod["status"] = {"phase": "Running"}
+    em.put("v1", "pods", pod)
+
+
+def unbind(em: Any, name: str) -> None:
+    pod = em.store.objects[("v1", "pods")].pop(("apps", name))
+    em.store.bump(("v1", "pods"), "DELETED", pod)
+
+
+async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_api: K8s, vpc: dict) -> None:
+    em = k8s_api.emulator
+    for i in range(2):
+        em.put("v1", "pods", pending_pod(f"wide-{i}", cpu="3", labels={"app": f"wide{i}"}))
+    async with rig(k8s_api, vpc, pool=nodepool(consolidationPolicy="WhenEmptyOrUnderutilized",
+                                               consolidateAfter="1h")) as r:
+        await until(lambda: len(r.claims()) == 2 and all(initialized(c) for c in r.claims()))
+        nodes = sorted(c["status"]["nodeName"] for c in r.claims())
+        for i, node in enumerate(nodes):  # the wide pods finish; small ones take their place
+            unbind(em, f"wide-{i}")
+            bind(em, f"small-{i}", node, "500m")
+        await asyncio.sleep(0.5)
+        assert await r.controller.disrupt_once() == []  # stable for less than consolidateAfter
+        r.controller.pools["default"].spec.disruption = {"consolidationPolicy": "WhenEmptyOrUnderutilized",
+                                                         "consolidateAfter": "0s", "budgets": [{"nodes": "100%"}]}
+        # both small pods fit on one of the two nodes: the disruption loop deletes the other
+        await until(lambda: any("Underutilized (delete" in e["message"] for e in em.all("v1", "events")))
+        await until(lambda: len(r.claims()) == 1)
+        [kept] = r.claims()
+        assert kept["status"]["nodeName"] in nodes and len(r.running()) == 1
+        survivor = next(i for i, n in enumerate(nodes) if n == kept["status"]["nodeName"])
+        old_type = kept["metadata"]["labels"]["node.kubernetes.io/instance-type"]
+        assert em.get("v1", "pods", "apps", f"small-{1 - survivor}") is None  # evicted by the drain
+        bind(em, f"small-{1 - survivor}", kept["status"]["nodeName"], "500m")  # its ReplicaSet's new pod lands
+        # 1 CPU of pods on a 4-CPU node: the disruption loop replaces it with a cheaper one
+        await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
+        await until(lambda: len(r.claims()) == 1 and r.claims()[0]["metadata"]["name"] != kept["metadata"]["name"]
+                    and initialized(r.claims()[0]), timeout=40)
+        new_type = r.claims()[0]["metadata"]["labels"]["node.kubernetes.io/instance-type"]
+        prices = {t.name: min(o.price for o in t.offerings if o.capacity_type == "spot") for t in CATALOG}
+        assert prices[new_type] < prices[old_type]
+        order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
+        assert order.index(("Launched", r.claims()[0]["metadata"]["name"])) < \
+            order.index(("DisruptionTerminating", kept["metadata"]["name"]))  # replacement first

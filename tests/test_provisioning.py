@@ -153,3 +153,22 @@ def test_disruption_respects_consolidate_after_budgets_and_protection() -> None:
     assert disruption_order(nodes, policy, {"default": 2}, now=110.0) == []  # budget already used
     old = [view("old", pods=5, empty_since=None, created=0.0, expire=100.0), view("young", pods=5, empty_since=None)]
     assert [(n.name, why) for n, why in disruption_order(old, policy, {}, now=200.0)] == [("old", "Expired")]
+
+
+def test_consolidation_simulates_rescheduling_first() -> None:
+    from provisioner.problem import ExistingNode
+    from provisioner.provisioning import consolidation_move
+    from provisioner.resources import Resources
+
+    catalog = load_catalog(("us-east-1a",))
+    small = [pod("s1", cpu="500m", node="n1", pending=False), pod("s2", cpu="500m", node="n1", pending=False)]
+    roomy = [ExistingNode("n2", {"karpenter.sh/nodepool": "default", "kubernetes.io/arch": "amd64"},
+                          Resources(4000, 8192, 0, 50))]
+    move = consolidation_move(small, roomy, [POOL], catalog, price=0.4)
+    assert move is not None and move.action == "delete" and move.saving_per_hour == 0.4
+    move = consolidation_move(small, [], [POOL], catalog, price=0.4)  # nowhere to go: one cheaper node
+    assert move is not None and move.action == "replace"
+    assert move.plan.new_nodes[0].price_per_hour < 0.4 and move.saving_per_hour > 0
+    assert consolidation_move(small, [], [POOL], catalog, price=0.01) is None  # nothing cheaper exists
+    huge = [pod("h", cpu="500", node="n1", pending=False)]
+    assert consolidation_move(huge, [], [POOL], catalog, price=5.0) is None  # cannot be placed anywhere

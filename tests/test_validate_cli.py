@@ -78,7 +78,6 @@ spec: {subnetSelectorTerms: []}
     assert nodeclass["ok"] and any("alias" in w for w in nodeclass["warnings"])
     assert any(w.startswith("spec.role:") for w in nodeclass["warnings"])
     pool = by_name[("NodePool", "default")]["warnings"]
-    assert any("WhenEmptyOrUnderutilized" in w for w in pool)  # the default policy, half supported
     assert any("budgets[0].schedule" in w for w in pool)
     broken = by_name[("EC2NodeClass", "broken")]
     assert not broken["ok"] and {e["field"] for e in broken["errors"]} >= {"spec.subnetSelectorTerms",
