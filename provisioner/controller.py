@@ -52,6 +52,7 @@ from provisioner.provisioning import (
     NodeView,
     claim_step,
     consolidation_move,
+    covers,
     disruption_order,
     existing_capacity,
     nodeclaims_for,
@@ -60,6 +61,7 @@ from provisioner.provisioning import (
     pending_groups,
     pod_key,
     pod_requests,
+    total,
 )
 from provisioner.resources import Resources
 
@@ -112,6 +114,8 @@ class ProvisioningController:
         self.empty_since: dict[str, float] = {}
         self.pods_changed_at: dict[str, float] = {}  # node → when the set of pods bound to it last changed
         self._pods_on: dict[str, frozenset[str]] = {}
+        self.forecasts: dict[tuple[str, str, str], tuple[int, float]] = {}  # target → (replicas, until)
+        self.templates: dict[tuple[str, str, str], tuple[Mapping[str, str], Resources]] = {}
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
@@ -293,6 +297,42 @@ class ProvisioningController:
                               else dataclasses.replace(o, available=False) for o in it.offerings)
             out.append(it if offerings == it.offerings else dataclasses.replace(it, offerings=offerings))
         return out
+
+    async def note_forecast(self, namespace: str, kind: str, name: str, replicas: int, horizon_s: float) -> None:
+        """A reliable forecast says `kind/name` needs `replicas` within `horizon_s`: until then,
+        consolidation does not remove capacity those pods would need."""
+        key = (namespace, kind, name)
+        if key not in self.templates:
+            template = await self.kube.pod_template(namespace, kind, name)
+            if not template:
+                return
+            labels = (template.get("metadata") or {}).get("labels") or {}
+            self.templates[key] = (labels, group_from_pod_spec(name, 1, template.get("spec") or {}, labels).requests)
+        self.forecasts[key] = (replicas, self.clock() + horizon_s)
+
+    def _forecast_demand(self, now: float) -> Resources:
+        """What forecast replicas beyond the running ones will ask for, summed over workloads."""
+        demand = Resources()
+        for key, (replicas, until) in list(self.forecasts.items()):
+            if now >= until:
+                del self.forecasts[key]
+                continue
+            labels, requests = self.templates[key]
+            running = sum(1 for k, p in self.pods.items() if k.startswith(key[0] + "/")
+                          and all(((p.get("metadata") or {}).get("labels") or {}).get(a) == b
+                                  for a, b in labels.items()))
+            if replicas > running:
+                demand = demand + requests.times(replicas - running)
+        return demand
+
+    def _kept_for_forecast(self, node_name: str, now: float) -> bool:
+        """Whether removing this node would leave less free room than the forecast needs."""
+        demand = self._forecast_demand(now)
+        if demand == Resources():
+            return False
+        leaving = {(self.claims.get(c, {}).get("status") or {}).get("nodeName") for c in self.disrupting}
+        rest = [n for n in self.nodes.values() if _name(n) != node_name and _name(n) not in leaving]
+        return not covers(total(e.free for e in existing_capacity(rest, self.pods.values())), demand)
 
     def _nodeclass_ok(self, pool: NodePool, now: float) -> bool:
         ref = pool.spec.template.spec.node_class_ref or {}
@@ -478,7 +518,8 @@ class ProvisioningController:
                 busy[pool] = busy.get(pool, 0) + 1
         policies = {n: Disruption.of(p) for n, p in self.pools.items()}
         candidates = [v for v in views if v.claim not in self.disrupting]
-        picks = disruption_order(candidates, policies, busy, now)
+        picks = [(v, why) for v, why in disruption_order(candidates, policies, busy, now)
+                 if why == "Expired" or not self._kept_for_forecast(v.name, now)]
         for view, why in picks:
             self._start_disruption(view.claim, why)
         done = [(v.name, why) for v, why in picks]
@@ -513,7 +554,7 @@ class ProvisioningController:
                 continue
             move = consolidation_move(pods, existing_capacity(others, self.pods.values()), [pool],
                                       self._catalog_now(now), view.price)
-            if move is None:
+            if move is None or (move.action == "delete" and self._kept_for_forecast(view.name, now)):
                 continue
             why = f"Underutilized ({move.action}, saves ${move.saving_per_hour:.3f}/h)"
             if move.action == "delete":

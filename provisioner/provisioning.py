@@ -400,3 +400,13 @@ def consolidation_move(pods: Sequence[Mapping[str, Any]], others: Sequence[Exist
     if len(plan.new_nodes) == 1 and plan.new_nodes[0].price_per_hour < price:
         return Move("replace", plan, price - plan.new_nodes[0].price_per_hour)
     return None
+
+
+def covers(free: Resources, demand: Resources) -> bool:
+    """Whether free room (summed over nodes) is enough for the forecast demand, resource by resource.
+    A fluid check: it ignores how the room is split between nodes, so it errs toward removing."""
+    return free.cpu_m >= demand.cpu_m and free.memory_mib >= demand.memory_mib and free.gpu >= demand.gpu
+
+
+def total(resources: Iterable[Resources]) -> Resources:
+    return sum(resources, Resources())

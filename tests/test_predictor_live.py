@@ -94,9 +94,18 @@ async def test_operator_scales_ahead_of_the_forecast(k8s_api: K8s, redis_plain: 
     clock = {"t": now}
     async with client.ApiClient(k8s_api.configuration) as api:
         controller = ScaledObjectController(Kube(api), clock=lambda: clock["t"], predictor=predictor)
+        told: list[tuple[str, str, str, int, float]] = []
+
+        async def record(*args: object) -> None:
+            told.append(args)  # type: ignore[arg-type]
+
+        controller.on_forecast = record  # what the provisioner's consolidation would be told
         task = asyncio.create_task(controller.run())
         try:
             await until(lambda: replicas() >= 10, timeout=30)
+            assert told  # told in the same cycle as the forecast scaled the target
+            ns, kind, name, wanted, horizon = told[0]
+            assert (ns, kind, name, horizon) == ("jobs", "Deployment", "ahead", 300.0) and 10 <= wanted <= 30
             status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "ahead")["status"]
             pred = {c["type"]: c for c in status["conditions"]}["Predictive"]
             assert (pred["status"], pred["reason"]) == ("True", "ScalingAhead")

@@ -391,3 +391,26 @@ async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_
         order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
         assert order.index(("Launched", r.claims()[0]["metadata"]["name"])) < \
             order.index(("DisruptionTerminating", kept["metadata"]["name"]))  # replacement first
+
+
+async def test_consolidation_keeps_what_the_forecast_will_need(k8s_api: K8s, vpc: dict) -> None:
+    em = k8s_api.emulator
+    em.put("apps/v1", "deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                      "metadata": {"name": "batch", "namespace": "apps"},
+                                      "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "batch"}},
+                                               "template": {"metadata": {"labels": {"app": "batch"}}, "spec": {
+                                                   "containers": [{"name": "c", "resources": {
+                                                       "requests": {"cpu": "3", "memory": "1Gi"}}}]}}}})
+    em.put("v1", "pods", pending_pod("batch-0", cpu="3", labels={"app": "batch"}))
+    async with rig(k8s_api, vpc, pool=nodepool(consolidateAfter="1h")) as r:
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        unbind(em, "batch-0")  # the run ended: the node is empty
+        # the forecast says one such pod is back within ten minutes
+        await r.controller.note_forecast("apps", "Deployment", "batch", 1, 600)
+        r.controller.pools["default"].spec.disruption = {"consolidationPolicy": "WhenEmpty",
+                                                         "consolidateAfter": "0s", "budgets": [{"nodes": "100%"}]}
+        await asyncio.sleep(1.0)
+        assert await r.controller.disrupt_once() == [] and len(r.claims()) == 1  # kept for the forecast
+        later = time.time() + 700
+        r.controller.clock = lambda: later  # the horizon has passed without the pod: now it goes
+        await until(lambda: r.claims() == [])

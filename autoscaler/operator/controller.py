@@ -32,7 +32,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from autoscaler.engine.decide import Decision, EngineState, TriggerReading, decide
-from autoscaler.engine.predictive import Predictive, apply_predictive
+from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
 from autoscaler.manifests.keda import ScaledObject, duration_seconds
 from autoscaler.operator.kube import APPS_SCALE, Kube
@@ -153,6 +153,9 @@ class ScaledObjectController:
         # told about every scale-up (namespace, kind, name, replicas added): the provisioner plans
         # nodes for those pods in the same step instead of waiting for them to go Pending
         self.on_scale_up: Callable[[str, str, str, int], Awaitable[Any]] | None = None
+        # told what a reliable forecast says a target needs within the horizon (namespace, kind,
+        # name, replicas, horizon seconds): consolidation keeps the capacity for it
+        self.on_forecast: Callable[[str, str, str, int, float], Awaitable[Any]] | None = None
         self.handoffs: set[asyncio.Task[None]] = set()
         self.metrics = metrics or Metrics()
         self.clock = clock
@@ -638,8 +641,22 @@ class ScaledObjectController:
             if fc.value is not None:
                 self.metrics.forecast.labels(ns, name, key).set(fc.value)
             self.metrics.forecast_reliable.labels(ns, name, key).set(1 if fc.reliable else 0)
+        wanted, _ = forecast_replicas(spec, forecasts)
+        if self.on_forecast is not None and wanted is not None and p.mode == "on":
+            ref = so.spec.scale_target_ref
+            task = asyncio.create_task(self._tell_forecast(ns, ref.kind, ref.name, min(wanted, spec.max_replicas),
+                                                           horizon))
+            self.handoffs.add(task)
+            task.add_done_callback(self.handoffs.discard)
         return apply_predictive(spec, Predictive(p.mode, p.quantile, p.max_scale_up_from_forecast), d, current,
                                 forecasts)
+
+    async def _tell_forecast(self, ns: str, kind: str, name: str, replicas: int, horizon: float) -> None:
+        assert self.on_forecast is not None
+        try:
+            await self.on_forecast(ns, kind, name, replicas, horizon)
+        except Exception as exc:  # consolidation just goes on without the forecast
+            log.info("could not pass the forecast for %s/%s on: %s", kind, name, exc)
 
     # --- status -----------------------------------------------------------------------------------
     @staticmethod

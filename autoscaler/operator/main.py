@@ -127,6 +127,7 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
         nodes = await make_provisioner(api) if provisioner else None
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
+            controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs
         running: dict[str, asyncio.Task[None]] = {}
 
         async def start() -> None:
