@@ -22,3 +22,5 @@ bench: setup
 	$(PY) bench/packing.py
 	$(PY) bench/reaction.py
 	$(PY) bench/simulate.py
+	$(PY) bench/operator_scale.py
+	$(PY) bench/provision.py

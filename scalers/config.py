@@ -15,6 +15,7 @@ numbers parse as JSON scalars, lists split on commas (optionally with `a-b` rang
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -100,6 +101,12 @@ class TriggerInput:
 T = TypeVar("T")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a config class, once: resolving them costs more than parsing."""
+    return typing.get_type_hints(cls)
+
+
 def parse_config(cls: type[T], source: TriggerInput) -> T:
     """Build `cls` from `source`; raise ConfigError listing every bad field.
 
@@ -108,7 +115,7 @@ def parse_config(cls: type[T], source: TriggerInput) -> T:
     """
     errors: list[FieldError] = []
     values: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)  # type: ignore[arg-type]  # classes are hashable
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         spec: Param | None = f.metadata.get(_PARAM_KEY)
         if spec is None:

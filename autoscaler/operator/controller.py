@@ -87,9 +87,10 @@ class Entry:
     closed: bool = False
     last_status: tuple[Any, ...] = ()
     predictive: bool = False
+    last_desired: int | None = None
     _trigger_metrics: list[TriggerMetrics] | None = None
     _desired: Any = None
-    _latency: Any = None
+    _lag: Any = None
     transitions: dict[str, tuple[str, str]] = field(default_factory=dict)  # type → (status, time)
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -102,7 +103,8 @@ class Entry:
                 labels = (*self.key, scaler.trigger.type, str(scaler.trigger.index), metric)
                 self._trigger_metrics.append(TriggerMetrics(metric, metrics.value.labels(*labels),
                                                             metrics.active.labels(*labels),
-                                                            metrics.scaler_errors.labels(*labels)))
+                                                            metrics.scaler_errors.labels(*labels),
+                                                            metrics.latency.labels(*labels)))
         return self._trigger_metrics
 
     def desired_gauge(self, metrics: Metrics) -> Any:
@@ -110,9 +112,9 @@ class Entry:
             self._desired = metrics.desired.labels(*self.key)
         return self._desired
 
-    def observe_latency(self, seconds: float) -> None:
-        if self._latency is not None:
-            self._latency.observe(seconds)
+    def observe_lag(self, seconds: float) -> None:
+        if self._lag is not None:
+            self._lag.set(seconds)
 
 
 @dataclass
@@ -121,6 +123,8 @@ class TriggerMetrics:
     value: Any
     active: Any
     errors: Any
+    latency: Any
+    last: tuple[float, bool] | None = None
 
 
 class TargetCache:
@@ -322,7 +326,7 @@ class ScaledObjectController:
                 del self.preparing[key]
         self.retries.pop(key, None)
         self.entries[key] = entry
-        entry._latency = self.metrics.latency.labels(ns, name)
+        entry._lag = self.metrics.loop_lag.labels(ns, "scaledobject", name)
         # readings are kept as history only where a forecast will use them (shadow or on)
         p = entry.so.spec.advanced.predictive if entry.so.spec.advanced else None
         entry.predictive = p is not None and p.mode != "off"
@@ -462,7 +466,9 @@ class ScaledObjectController:
                 entry = self.entries.get(key)
                 if entry is None or entry.token != token or entry.busy or entry.closed:
                     continue
-                self.metrics.schedule_lag.observe(max(0.0, now - when))
+                lag = max(0.0, now - when)
+                self.metrics.schedule_lag.observe(lag)
+                entry.observe_lag(lag)
                 entry.busy = True
                 due.append(entry)
             batch = [e for e in due if e.batchable]
@@ -486,8 +492,7 @@ class ScaledObjectController:
             writes = []
             for e in entries:
                 n = len(e.scalers)
-                e.observe_latency(took)
-                write = self._apply(e, outcomes[at:at + n])
+                write = self._apply(e, outcomes[at:at + n], took)
                 if write is not None:
                     writes.append(write)
                 at += n
@@ -507,11 +512,11 @@ class ScaledObjectController:
                     # keep to the schedule; when behind, start again from now instead of bursting
                     self._due(e, max(e.due + e.so.spec.polling_interval, now))
 
-    def _apply(self, entry: Entry, outcomes: list[Any]) -> Coroutine[Any, Any, None] | None:
+    def _apply(self, entry: Entry, outcomes: list[Any], took: float) -> Coroutine[Any, Any, None] | None:
         """Decide without I/O when the target's replicas are cached and nothing needs writing (the
         common case at scale); otherwise return the rest of the cycle as a coroutine."""
         try:
-            readings = self._readings(entry, outcomes)
+            readings = self._readings(entry, outcomes, took)
             ref = entry.so.spec.scale_target_ref
             scale = self.cache.get(entry.key[0], ref.api_version, ref.kind, ref.name)
             if scale is None or (self.predictor is not None and entry.predictive):
@@ -522,18 +527,21 @@ class ScaledObjectController:
         except Exception as exc:
             return self._guard(entry, None, exc)
 
-    def _readings(self, entry: Entry, outcomes: list[Any]) -> dict[str, TriggerReading]:
+    def _readings(self, entry: Entry, outcomes: list[Any], took: float) -> dict[str, TriggerReading]:
         readings: dict[str, TriggerReading] = {}
         for (key, _), outcome, gauges in zip(entry.scalers, outcomes, entry.trigger_metrics(self.metrics),
                                              strict=True):
+            gauges.latency.set(took)
             if isinstance(outcome, Exception):
                 readings[key] = TriggerReading(error=str(outcome))
                 gauges.errors.inc()
             else:
                 value = outcome.values[gauges.metric]
                 readings[key] = TriggerReading(value, outcome.active)
-                gauges.value.set(value)
-                gauges.active.set(1 if outcome.active else 0)
+                if (value, outcome.active) != gauges.last:  # a gauge write is dearer than the comparison
+                    gauges.value.set(value)
+                    gauges.active.set(1 if outcome.active else 0)
+                    gauges.last = (value, outcome.active)
         return readings
 
     async def _slow_cycle(self, entry: Entry, readings: dict[str, TriggerReading],
@@ -556,7 +564,10 @@ class ScaledObjectController:
     def _conclude(self, entry: Entry, d: Decision, scale: tuple[int, int], now: float
                   ) -> Coroutine[Any, Any, None] | None:
         current, _ = scale
-        entry.desired_gauge(self.metrics).set(d.replicas if d.replicas is not None else current)
+        desired = d.replicas if d.replicas is not None else current
+        if desired != entry.last_desired:
+            entry.desired_gauge(self.metrics).set(desired)
+            entry.last_desired = desired
         original = self.original.setdefault(
             entry.key, (entry.raw.get("status") or {}).get("originalReplicaCount", current))
         marker = self._marker(entry, d, original)
