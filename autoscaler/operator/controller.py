@@ -165,7 +165,7 @@ class ScaledObjectController:
         self.clock = clock
         self.entries: dict[Key, Entry] = {}
         self.raw: dict[Key, dict[str, Any]] = {}
-        self.signatures: dict[Key, str] = {}
+        self.signatures: dict[Key, int] = {}
         self.preparing: dict[Key, asyncio.Task[None]] = {}
         self.deps: dict[Key, set[Dep]] = {}
         self.dependents: dict[Dep, set[Key]] = {}  # the reverse index: watch events look up by dep
@@ -259,7 +259,8 @@ class ScaledObjectController:
             if target is not None and self.targets.get(target) == key:
                 del self.targets[target]
             return
-        signature = json.dumps([obj.get("spec"), meta.get("annotations")], sort_keys=True, default=str)
+        # a hash, not the text: ten thousand specs' JSON would be megabytes kept only to compare
+        signature = hash(json.dumps([obj.get("spec"), meta.get("annotations")], sort_keys=True, default=str))
         self.raw[key] = obj
         if self.signatures.get(key) == signature:
             return
