@@ -223,7 +223,8 @@ async def test_spot_interruption_replaces_first_then_drains(k8s_api: K8s, vpc: d
     queue = sqs.create_queue(QueueName=f"interruptions-{time.monotonic_ns()}")["QueueUrl"]
     em = k8s_api.emulator
     em.put("v1", "pods", pending_pod("api-0"))
-    async with rig(k8s_api, vpc, interruptions=InterruptionQueue(sqs, queue, wait_s=1)) as r:
+    async with rig(k8s_api, vpc, pool=nodepool(consolidateAfter="1h"),
+                   interruptions=InterruptionQueue(sqs, queue, wait_s=1)) as r:
         await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
         old = r.claims()[0]
         node = old["status"]["nodeName"]
@@ -364,7 +365,8 @@ async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_
     async with rig(k8s_api, vpc, pool=nodepool(consolidationPolicy="WhenEmptyOrUnderutilized",
                                                consolidateAfter="1h")) as r:
         await until(lambda: len(r.claims()) == 2 and all(initialized(c) for c in r.claims()))
-        nodes = sorted(c["status"]["nodeName"] for c in r.claims())
+        claims_before = r.claims()
+        nodes = sorted(c["status"]["nodeName"] for c in claims_before)
         for i, node in enumerate(nodes):  # the wide pods finish; small ones take their place
             unbind(em, f"wide-{i}")
             bind(em, f"small-{i}", node, "500m")
@@ -383,13 +385,20 @@ async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_
         bind(em, f"small-{1 - survivor}", kept["status"]["nodeName"], "500m")  # its ReplicaSet's new pod lands
         # 1 CPU of pods on a 4-CPU node: the disruption loop replaces it with a cheaper one
         await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
-        await until(lambda: len(r.claims()) == 1 and r.claims()[0]["metadata"]["name"] != kept["metadata"]["name"]
-                    and initialized(r.claims()[0]), timeout=40)
-        new_type = r.claims()[0]["metadata"]["labels"]["node.kubernetes.io/instance-type"]
+        old = kept["metadata"]["name"]
+
+        def launched_other() -> list[dict]:
+            return [e for e in em.all("v1", "events") if e["reason"] == "Launched"
+                    and e["involvedObject"]["name"] not in {old, *(c["metadata"]["name"] for c in claims_before)}]
+
+        await until(lambda: bool(launched_other()) and old not in {c["metadata"]["name"] for c in r.claims()},
+                    timeout=40)
+        [event] = launched_other()
+        new_type = event["message"].split()[1]  # "launched <type> (<capacity>, <zone>) as <id>"
         prices = {t.name: min(o.price for o in t.offerings if o.capacity_type == "spot") for t in CATALOG}
         assert prices[new_type] < prices[old_type]
         order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
-        assert order.index(("Launched", r.claims()[0]["metadata"]["name"])) < \
+        assert order.index(("Launched", event["involvedObject"]["name"])) < \
             order.index(("DisruptionTerminating", kept["metadata"]["name"]))  # replacement first
 
 
