@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -62,11 +63,13 @@ from provisioner.provisioning import (
     pod_key,
     pod_requests,
     total,
+    with_remaining_limits,
 )
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
 PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
+RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 
 
 def _ts(text: str | None, default: float) -> float:
@@ -106,6 +109,7 @@ class ProvisioningController:
         self.nodeclasses: dict[str, dict[str, Any]] = {}
         self.batch = BatchWindow()
         self.seen_pending: set[str] = set()
+        self.retry_at = math.inf
         self.kick = asyncio.Event()
         self.launching: dict[str, asyncio.Task[None]] = {}
         self.disrupting: dict[str, asyncio.Task[None]] = {}
@@ -219,12 +223,15 @@ class ProvisioningController:
                 pending = {n for g in groups for n in g.names()}
                 if pending - self.seen_pending:
                     self.batch.add(now)
+                elif pending and now >= self.retry_at:  # pods nothing could be launched for: try again
+                    self.batch.add(now)
+                    self.retry_at = math.inf
                 self.seen_pending = pending
                 if not pending:
                     self.batch.reset()
                 elif self.batch.due(now):
                     self.batch.reset()
-                    self.seen_pending = set()
+                    self.retry_at = now + RETRY_UNSCHEDULABLE_S
                     await self.provision(groups)
             wait = self.batch.wait_s(self.clock())
             self.kick.clear()
@@ -236,7 +243,9 @@ class ProvisioningController:
         """Plan `groups` against the free room of existing nodes and create NodeClaims for the new
         nodes; returns their names. Pods that fit nowhere get a Warning event."""
         now = self.clock()
-        pools = [p for p in self.pools.values() if self._nodeclass_ok(p, now)]
+        usage = self._pool_usage()
+        pools = [with_remaining_limits(p, usage.get(p.name, Resources())) for p in self.pools.values()
+                 if self._nodeclass_ok(p, now)]
         if not pools:
             log.warning("no usable NodePool for %d pending pods", sum(g.count for g in groups))
             return []
@@ -287,6 +296,21 @@ class ProvisioningController:
         if claims:
             self.reservations.append(Reservation(namespace, labels, adding, tuple(claims), until))
         return claims
+
+    def _pool_usage(self) -> dict[str, Resources]:
+        """Capacity of every NodeClaim per pool: the launched type, or the planned (first) one."""
+        by_name = {t.name: t for t in self.catalog}
+        usage: dict[str, Resources] = {}
+        for claim in self.claims.values():
+            labels = (claim.get("metadata") or {}).get("labels") or {}
+            types = next((r.get("values") or [] for r in (claim.get("spec") or {}).get("requirements") or []
+                          if r.get("key") == "node.kubernetes.io/instance-type"), [])
+            it = by_name.get(labels.get("node.kubernetes.io/instance-type") or (types[0] if types else ""))
+            if it is None:
+                continue
+            pool = labels.get("karpenter.sh/nodepool", "")
+            usage[pool] = usage.get(pool, Resources()) + Resources(it.vcpu * 1000, it.memory_mib, it.gpu_count, 0)
+        return usage
 
     def _catalog_now(self, now: float) -> list[InstanceType]:
         """The catalog with offerings that just ran out of capacity marked unavailable, so the plan
@@ -685,6 +709,7 @@ class ProvisioningController:
         await self._forget_claim(name)
 
     async def _forget_claim(self, name: str) -> None:
+        self.seen_pending = set()  # its nominated pods are pending again: plan them in the next batch
         await self.kube.delete_nodeclaim(name)
         self.claims.pop(name, None)
         self.launched_at.pop(name, None)

@@ -410,3 +410,15 @@ def covers(free: Resources, demand: Resources) -> bool:
 
 def total(resources: Iterable[Resources]) -> Resources:
     return sum(resources, Resources())
+
+
+def with_remaining_limits(pool: NodePool, used: Resources) -> NodePool:
+    """The pool with its limits lowered by what its nodes already hold (Karpenter's limits count
+    every node of the pool, not only the ones about to be launched)."""
+    limit = pool.limit()
+    if limit is None:
+        return pool
+    left = {"cpu": f"{max(0, limit.cpu_m - used.cpu_m)}m", "memory": f"{max(0, limit.memory_mib - used.memory_mib)}Mi",
+            "nvidia.com/gpu": str(max(0, limit.gpu - used.gpu))}
+    limits = {k: v for k, v in left.items() if k in pool.spec.limits}
+    return pool.model_copy(update={"spec": pool.spec.model_copy(update={"limits": limits})})

@@ -423,3 +423,17 @@ async def test_consolidation_keeps_what_the_forecast_will_need(k8s_api: K8s, vpc
         later = time.time() + 700
         r.controller.clock = lambda: later  # the horizon has passed without the pod: now it goes
         await until(lambda: r.claims() == [])
+
+
+async def test_nodepool_limits_count_running_nodes(k8s_api: K8s, vpc: dict) -> None:
+    em = k8s_api.emulator
+    pool = nodepool(consolidateAfter="1h")
+    pool["spec"]["limits"] = {"cpu": "6"}  # room for one 4-CPU node, not two
+    em.put("v1", "pods", pending_pod("first", cpu="3", labels={"app": "a"}))
+    async with rig(k8s_api, vpc, pool=pool) as r:
+        await until(lambda: len(r.claims()) == 1)
+        em.put("v1", "pods", pending_pod("second", cpu="3", labels={"app": "b"}))  # a later batch
+        await until(lambda: any(e["reason"] == "FailedProvisioning" and e["involvedObject"]["name"] == "second"
+                                for e in em.all("v1", "events")))
+        await asyncio.sleep(1.5)
+        assert len(r.claims()) == 1 and len(r.running()) == 1

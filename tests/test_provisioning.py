@@ -172,3 +172,16 @@ def test_consolidation_simulates_rescheduling_first() -> None:
     assert consolidation_move(small, [], [POOL], catalog, price=0.01) is None  # nothing cheaper exists
     huge = [pod("h", cpu="500", node="n1", pending=False)]
     assert consolidation_move(huge, [], [POOL], catalog, price=5.0) is None  # cannot be placed anywhere
+
+
+def test_limits_count_the_nodes_a_pool_already_has() -> None:
+    from provisioner.provisioning import with_remaining_limits
+    from provisioner.resources import Resources
+
+    limited = POOL.model_copy(update={"spec": POOL.spec.model_copy(update={"limits": {"cpu": "10"}})})
+    left = with_remaining_limits(limited, Resources(8000, 16384, 0, 0))
+    assert left.spec.limits == {"cpu": "2000m"} and left.limit().cpu_m == 2000  # type: ignore[union-attr]
+    catalog = load_catalog(("us-east-1a",))
+    plan = make_plan(pending_groups([pod("big", cpu="3")]), [left], catalog)
+    assert plan.new_nodes == [] and "limits" in plan.unschedulable[0]["reason"]
+    assert with_remaining_limits(POOL, Resources(8000, 0, 0, 0)) is POOL  # no limits: unchanged
