@@ -179,11 +179,17 @@ class ProvisioningController:
                         self.pools.pop(name, None)
                         continue
                     try:
-                        self.pools[name] = NodePool.model_validate(obj)
+                        pool = NodePool.model_validate(obj)
+                        Disruption.of(pool)  # durations and budget schedules parse
+                        self.pools[name] = pool
                     except ValidationError as exc:  # a broken NodePool is skipped and said so
                         self.pools.pop(name, None)
-                        await self._event(obj, "InvalidNodePool", f"NodePool {name}: {exc.errors()[0]['loc']}: "
-                                                                  f"{exc.errors()[0]['msg']}", warning=True)
+                        first = exc.errors()[0]
+                        await self._event(obj, "InvalidNodePool", f"NodePool {name}: "
+                                          f"{'.'.join(map(str, first['loc']))}: {first['msg']}", warning=True)
+                    except ValueError as exc:
+                        self.pools.pop(name, None)
+                        await self._event(obj, "InvalidNodePool", f"NodePool {name}: {exc}", warning=True)
                     self.synced.add("nodepools")
                     self.kick.set()
             except asyncio.CancelledError:
@@ -232,7 +238,10 @@ class ProvisioningController:
                 elif self.batch.due(now):
                     self.batch.reset()
                     self.retry_at = now + RETRY_UNSCHEDULABLE_S
-                    await self.provision(groups)
+                    try:
+                        await self.provision(groups)
+                    except Exception:  # one failed batch must not stop provisioning
+                        log.exception("provisioning %d pending pod(s) failed", len(pending))
             wait = self.batch.wait_s(self.clock())
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
@@ -431,7 +440,7 @@ class ProvisioningController:
                 step = claim_step(claim, node, created, self.launched_at.get(name, created), now)
                 try:
                     await self._act(name, claim, node, step.action, step.reason)
-                except ApiException as exc:
+                except Exception as exc:  # the next tick tries again; the other NodeClaims go on
                     log.warning("NodeClaim %s: %s failed: %s", name, step.action, exc)
 
     async def _act(self, name: str, claim: dict[str, Any], node: dict[str, Any] | None, action: str,
@@ -530,7 +539,10 @@ class ProvisioningController:
         while True:
             await asyncio.sleep(self.disruption_interval_s)
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
-                await self.disrupt_once()
+                try:
+                    await self.disrupt_once()
+                except ApiException as exc:  # the next round tries again
+                    log.warning("disruption round failed: %s", exc)
 
     async def disrupt_once(self) -> list[tuple[str, str]]:
         now = self.clock()
@@ -566,7 +578,8 @@ class ProvisioningController:
             if (view.pods == 0 or view.do_not_disrupt or policy.policy != "WhenEmptyOrUnderutilized"
                     or policy.consolidate_after_s is None or now - since < policy.consolidate_after_s
                     or (view.protected_until is not None and now < view.protected_until)
-                    or policy.allowed(per_pool[view.nodepool], busy.get(view.nodepool, 0)) <= 0):
+                    or policy.allowed(per_pool[view.nodepool], busy.get(view.nodepool, 0), "Underutilized",
+                                      now) <= 0):
                 continue
             pods = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") == view.name
                     and not any(o.get("kind") == "DaemonSet" for o in (p.get("metadata") or {}).get("ownerReferences")

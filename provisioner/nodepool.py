@@ -89,10 +89,8 @@ class NodePool(_Model):
         out += [f"spec.template.spec.requirements[{i}].minValues" for i, r in
                 enumerate(self.spec.template.spec.requirements) if r.min_values is not None]
         d = self.spec.disruption or {}
-        out += [f"spec.disruption.budgets[{i}].schedule: scheduled budgets are ignored"
-                for i, b in enumerate(d.get("budgets") or []) if b.get("schedule")]
-        out += [f"spec.disruption.budgets[{i}].reasons: budgets apply to every reason"
-                for i, b in enumerate(d.get("budgets") or []) if b.get("reasons")]
+        out += [f"spec.disruption.budgets[{i}].reasons: Drifted is never a reason in surge (no drift detection)"
+                for i, b in enumerate(d.get("budgets") or []) if "Drifted" in (b.get("reasons") or [])]
         if self.spec.template.spec.termination_grace_period:
             out.append("spec.template.spec.terminationGracePeriod: not enforced (drains wait for PDBs)")
         return out

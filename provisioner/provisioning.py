@@ -301,29 +301,64 @@ def parse_duration(text: str | None, default: float | None) -> float | None:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """One disruption budget: at most `nodes` (a count or a percentage of the pool) disrupted at
+    once, while its cron `schedule` (UTC) fired within the last `duration`, for `reasons` (all if none)."""
+
+    nodes: str = "10%"
+    schedule: str | None = None
+    duration_s: float | None = None
+    reasons: tuple[str, ...] | None = None
+
+    def active(self, now: float, reason: str) -> bool:
+        if self.reasons is not None and reason not in self.reasons:
+            return False
+        if self.schedule is None:
+            return True
+        from datetime import UTC, datetime
+
+        from croniter import croniter
+
+        start = datetime.fromtimestamp(now - (self.duration_s or 0.0), UTC)
+        return float(croniter(self.schedule, start).get_next(float)) <= now
+
+    def limit(self, pool_nodes: int) -> int:
+        if self.nodes.endswith("%"):
+            return math.ceil(pool_nodes * float(self.nodes[:-1]) / 100)
+        return int(self.nodes)
+
+
+@dataclass(frozen=True)
 class Disruption:
     policy: str = "WhenEmptyOrUnderutilized"
     consolidate_after_s: float | None = 0.0
-    budget: str = "10%"
+    budgets: tuple[Budget, ...] = (Budget(),)
 
     @classmethod
     def of(cls, pool: NodePool) -> Disruption:
         d = pool.spec.disruption or {}
-        budgets = d.get("budgets") or [{"nodes": "10%"}]
-        # scheduled budgets (with schedule/duration) are not evaluated: the always-on ones apply
-        always = [str(b.get("nodes", "10%")) for b in budgets if not b.get("schedule")]
-        return cls(d.get("consolidationPolicy", "WhenEmptyOrUnderutilized"),
-                   parse_duration(d.get("consolidateAfter"), 0.0), min(always, key=_budget_rank) if always else "10%")
+        from croniter import croniter
 
-    def allowed(self, pool_nodes: int, disrupting: int) -> int:
-        """How many more of the pool's nodes may be disrupted now."""
-        pct = self.budget.endswith("%")
-        limit = math.ceil(pool_nodes * float(self.budget[:-1]) / 100) if pct else int(self.budget)
-        return max(0, limit - disrupting)
+        for i, b in enumerate(d.get("budgets") or []):
+            if b.get("schedule") and not croniter.is_valid(b["schedule"]):
+                raise ValueError(f"spec.disruption.budgets[{i}].schedule: {b['schedule']!r} is not a cron expression")
+            if b.get("schedule") and not b.get("duration"):
+                raise ValueError(f"spec.disruption.budgets[{i}].duration: required with a schedule")
+        budgets = tuple(Budget(str(b.get("nodes", "10%")), b.get("schedule"),
+                               parse_duration(b.get("duration"), None) if b.get("schedule") else None,
+                               tuple(b["reasons"]) if b.get("reasons") else None)
+                        for b in d.get("budgets") or [{"nodes": "10%"}])
+        try:
+            after = parse_duration(d.get("consolidateAfter"), 0.0)
+        except ValueError as exc:
+            raise ValueError(f"spec.disruption.consolidateAfter: {exc}") from None
+        return cls(d.get("consolidationPolicy", "WhenEmptyOrUnderutilized"), after, budgets)
 
-
-def _budget_rank(budget: str) -> float:
-    return float(budget[:-1]) / 1000 if budget.endswith("%") else float(budget)
+    def allowed(self, pool_nodes: int, disrupting: int, reason: str = "Empty", now: float = 0.0) -> int:
+        """How many more of the pool's nodes may be disrupted now for `reason`: the most
+        restrictive active budget decides; with none active, nothing limits it."""
+        limits = [b.limit(pool_nodes) for b in self.budgets if b.active(now, reason)]
+        return max(0, min(limits) - disrupting) if limits else pool_nodes
 
 
 @dataclass(frozen=True)
@@ -364,7 +399,8 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                 continue
             if n.protected_until is not None and now < n.protected_until:
                 continue
-        if policy.allowed(per_pool[n.nodepool], taken.get(n.nodepool, 0)) <= 0:
+        # expiration is forceful in Karpenter v1: budgets do not hold it back (do-not-disrupt does here)
+        if why != "Expired" and policy.allowed(per_pool[n.nodepool], taken.get(n.nodepool, 0), why, now) <= 0:
             continue
         taken[n.nodepool] = taken.get(n.nodepool, 0) + 1
         picks.append((n, why))

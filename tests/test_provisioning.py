@@ -143,7 +143,8 @@ def view(name: str, *, pods: int = 0, empty_since: float | None = 0.0, price: fl
 
 def test_disruption_respects_consolidate_after_budgets_and_protection() -> None:
     policy = {"default": Disruption.of(POOL)}
-    assert policy["default"] == Disruption("WhenEmpty", 30.0, "20%")
+    assert (policy["default"].policy, policy["default"].consolidate_after_s) == ("WhenEmpty", 30.0)
+    assert [b.nodes for b in policy["default"].budgets] == ["20%"]
     nodes = [view("busy", pods=3, empty_since=None), view("fresh", empty_since=100.0),
              view("cheap", price=0.1), view("dear", price=2.0), view("pinned", dnd=True),
              view("kept", protected=500.0)]
@@ -185,3 +186,35 @@ def test_limits_count_the_nodes_a_pool_already_has() -> None:
     plan = make_plan(pending_groups([pod("big", cpu="3")]), [left], catalog)
     assert plan.new_nodes == [] and "limits" in plan.unschedulable[0]["reason"]
     assert with_remaining_limits(POOL, Resources(8000, 0, 0, 0)) is POOL  # no limits: unchanged
+
+
+def test_scheduled_budgets_and_reasons() -> None:
+    from datetime import UTC, datetime
+
+    from provisioner.provisioning import Budget
+
+    pool = NodePool.model_validate({"metadata": {"name": "p"}, "spec": {"disruption": {"budgets": [
+        {"nodes": "100%"},
+        {"nodes": "0", "schedule": "0 9 * * mon-fri", "duration": "8h"},  # office hours: nothing moves
+        {"nodes": "1", "reasons": ["Underutilized"]}]}}})
+    d = Disruption.of(pool)
+    assert d.budgets[1] == Budget("0", "0 9 * * mon-fri", 8 * 3600.0, None)
+    monday_10 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC).timestamp()
+    monday_18 = datetime(2026, 11, 30, 18, 0, tzinfo=UTC).timestamp()
+    sunday_10 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC).timestamp()
+    assert d.allowed(10, 0, "Empty", monday_10) == 0  # the schedule's window is on
+    assert d.allowed(10, 0, "Empty", monday_18) == 10  # after its 8 h, only 100 % holds
+    assert d.allowed(10, 0, "Empty", sunday_10) == 10
+    assert d.allowed(10, 0, "Underutilized", sunday_10) == 1  # the reason-specific budget
+    expired = [view("old", pods=5, empty_since=None, created=0.0, expire=10.0)]
+    assert disruption_order(expired, {"default": d}, {}, monday_10)  # expiry is not held by budgets
+
+
+def test_bad_budget_schedules_and_durations_name_the_field() -> None:
+    bad = NodePool.model_validate({"metadata": {"name": "p"}, "spec": {"disruption": {"budgets": [
+        {"nodes": "0", "schedule": "every monday", "duration": "1h"}]}}})
+    with pytest.raises(ValueError, match=r"budgets\[0\]\.schedule: 'every monday' is not a cron expression"):
+        Disruption.of(bad)
+    late = NodePool.model_validate({"metadata": {"name": "p"}, "spec": {"disruption": {"consolidateAfter": "soon"}}})
+    with pytest.raises(ValueError, match=r"spec\.disruption\.consolidateAfter: invalid duration 'soon'"):
+        Disruption.of(late)

@@ -64,7 +64,7 @@ spec:
     spec:
       nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}
   disruption:
-    budgets: [{nodes: "0", schedule: "0 9 * * mon-fri", duration: 8h}]
+    budgets: [{nodes: "0", schedule: "0 9 * * mon-fri", duration: 8h, reasons: [Drifted]}]
 ---
 apiVersion: karpenter.k8s.aws/v1
 kind: EC2NodeClass
@@ -78,7 +78,7 @@ spec: {subnetSelectorTerms: []}
     assert nodeclass["ok"] and any("alias" in w for w in nodeclass["warnings"])
     assert any(w.startswith("spec.role:") for w in nodeclass["warnings"])
     pool = by_name[("NodePool", "default")]["warnings"]
-    assert any("budgets[0].schedule" in w for w in pool)
+    assert any("budgets[0].reasons" in w and "Drifted" in w for w in pool)
     broken = by_name[("EC2NodeClass", "broken")]
     assert not broken["ok"] and {e["field"] for e in broken["errors"]} >= {"spec.subnetSelectorTerms",
                                                                           "spec.amiSelectorTerms"}
