@@ -182,14 +182,17 @@ class ProvisioningController:
                         pool = NodePool.model_validate(obj)
                         Disruption.of(pool)  # durations and budget schedules parse
                         self.pools[name] = pool
+                        await self._pool_status(obj, pool.unsupported_fields(), None)
                     except ValidationError as exc:  # a broken NodePool is skipped and said so
                         self.pools.pop(name, None)
                         first = exc.errors()[0]
-                        await self._event(obj, "InvalidNodePool", f"NodePool {name}: "
-                                          f"{'.'.join(map(str, first['loc']))}: {first['msg']}", warning=True)
+                        problem = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+                        await self._event(obj, "InvalidNodePool", f"NodePool {name}: {problem}", warning=True)
+                        await self._pool_status(obj, [], problem)
                     except ValueError as exc:
                         self.pools.pop(name, None)
                         await self._event(obj, "InvalidNodePool", f"NodePool {name}: {exc}", warning=True)
+                        await self._pool_status(obj, [], str(exc))
                     self.synced.add("nodepools")
                     self.kick.set()
             except asyncio.CancelledError:
@@ -197,6 +200,21 @@ class ProvisioningController:
             except Exception as exc:
                 log.warning("nodepools watch ended: %s", exc)
                 await asyncio.sleep(1)
+
+    async def _pool_status(self, obj: Mapping[str, Any], unsupported: list[str], problem: str | None) -> None:
+        """Ready, with what surge does not act on in the message (never silently ignored)."""
+        if problem is not None:
+            ready = _cond("Ready", "False", "InvalidNodePool", self.clock()) | {"message": problem}
+        else:
+            ready = _cond("Ready", "True", "Ready", self.clock()) | {
+                "message": "not acted on by surge: " + "; ".join(unsupported) if unsupported else ""}
+        previous = [c for c in ((obj.get("status") or {}).get("conditions") or []) if c.get("type") == "Ready"]
+        if previous and all(previous[0].get(k) == ready[k] for k in ("status", "reason", "message")):
+            return  # unchanged: no write (and no watch event back)
+        try:
+            await self.kube.patch_nodepool_status(_name(obj), {"conditions": [ready]})
+        except ApiException as exc:
+            log.warning("could not write NodePool %s status: %s", _name(obj), exc)
 
     # --- provisioning --------------------------------------------------------------------------------
     def _nominated(self) -> set[str]:
@@ -630,15 +648,21 @@ class ProvisioningController:
             node = self.nodes[node_name]
             taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
+            grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
+            started = self.clock()
             while True:
                 left = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") == node_name
                         and not any(o.get("kind") == "DaemonSet"
                                     for o in (p.get("metadata") or {}).get("ownerReferences") or [])]
                 if not left:
                     break
+                overdue = grace is not None and self.clock() - started >= grace
                 for pod in left:
                     meta = pod.get("metadata") or {}
-                    if await self.kube.evict(meta.get("namespace", ""), meta.get("name", "")):
+                    if overdue:  # terminationGracePeriod is up: budgets no longer hold the node
+                        await self.kube.delete_pod(meta.get("namespace", ""), meta.get("name", ""))
+                        self.pods.pop(pod_key(pod), None)
+                    elif await self.kube.evict(meta.get("namespace", ""), meta.get("name", "")):
                         self.pods.pop(pod_key(pod), None)
                 await asyncio.sleep(self.tick_s)
         await self._terminate_claim(claim_name)

@@ -92,6 +92,17 @@ class ProvisionerKube:
             if exc.status != 404:
                 raise
 
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        """Past a node's terminationGracePeriod, pods go whatever their budgets say."""
+        try:
+            await self.core.delete_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def patch_nodepool_status(self, name: str, status: dict[str, Any]) -> None:
+        await self.custom.patch_cluster_custom_object_status(*KARPENTER, "nodepools", name, {"status": status})
+
     async def evict(self, namespace: str, name: str) -> bool:
         """Evict through the Eviction API, so PodDisruptionBudgets are honoured; False when a
         budget refuses it now (429)."""

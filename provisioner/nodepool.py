@@ -91,8 +91,6 @@ class NodePool(_Model):
         d = self.spec.disruption or {}
         out += [f"spec.disruption.budgets[{i}].reasons: Drifted is never a reason in surge (no drift detection)"
                 for i, b in enumerate(d.get("budgets") or []) if "Drifted" in (b.get("reasons") or [])]
-        if self.spec.template.spec.termination_grace_period:
-            out.append("spec.template.spec.terminationGracePeriod: not enforced (drains wait for PDBs)")
         return out
 
 

@@ -201,6 +201,8 @@ def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[
                 "taints": [t.model_dump(by_alias=True) for t in template.spec.taints],
                 "startupTaints": [t.model_dump(by_alias=True) for t in template.spec.startup_taints],
                 **({"expireAfter": template.spec.expire_after} if template.spec.expire_after else {}),
+                **({"terminationGracePeriod": template.spec.termination_grace_period}
+                   if template.spec.termination_grace_period else {}),
             },
         })
     return claims

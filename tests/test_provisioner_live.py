@@ -437,3 +437,37 @@ async def test_nodepool_limits_count_running_nodes(k8s_api: K8s, vpc: dict) -> N
                                 for e in em.all("v1", "events")))
         await asyncio.sleep(1.5)
         assert len(r.claims()) == 1 and len(r.running()) == 1
+
+
+async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: dict) -> None:
+    """NodePools get a Ready condition naming what surge does not act on (or what is wrong); an
+    expired node whose pod a PDB protects is drained anyway once terminationGracePeriod is up."""
+    em = k8s_api.emulator
+    pool = nodepool(consolidateAfter="1h")
+    pool["spec"]["template"]["spec"]["requirements"][0]["minValues"] = 2
+    pool["spec"]["template"]["spec"]["expireAfter"] = "3s"
+    pool["spec"]["template"]["spec"]["terminationGracePeriod"] = "1s"
+    broken = nodepool(budgets=[{"nodes": "0", "schedule": "whenever", "duration": "1h"}])
+    broken["metadata"]["name"] = "broken"
+    em.put("karpenter.sh/v1", "nodepools", broken)
+    em.put("v1", "pods", pending_pod("guarded", cpu="1", labels={"app": "guarded"}))
+    em.put("policy/v1", "poddisruptionbudgets", {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                                 "metadata": {"name": "g", "namespace": "apps"},
+                                                 "spec": {"minAvailable": 1,
+                                                          "selector": {"matchLabels": {"app": "guarded"}}}})
+    async with rig(k8s_api, vpc, pool=pool) as r:
+        def ready(name: str) -> dict:
+            obj = em.get("karpenter.sh/v1", "nodepools", "", name) or {}
+            return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+
+        await until(lambda: bool(ready("default")) and bool(ready("broken")))
+        assert ready("default")["status"] == "True" and "minValues" in ready("default")["message"]
+        assert ready("broken")["status"] == "False" and "budgets[0].schedule" in ready("broken")["message"]
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        assert r.claims()[0]["spec"]["terminationGracePeriod"] == "1s"
+        first = r.claims()[0]["metadata"]["name"]
+        bind(em, "guarded", r.claims()[0]["status"]["nodeName"], "1")
+        # expired after 3 s; the PDB refuses the eviction; after the 1 s grace the pod is deleted
+        await until(lambda: first not in {c["metadata"]["name"] for c in r.claims()}, timeout=30)
+        assert em.get("v1", "pods", "apps", "guarded") is None
+        assert any(e["reason"] == "DisruptionTerminating" and "Expired" in e["message"] for e in em.all("v1", "events"))
