@@ -37,6 +37,7 @@ from provisioner.cloud.base import CapacityError, CloudProvider, Instance, Launc
 from provisioner.cloud.launch import launch, orphans
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
+from provisioner.metrics import ProvisionerMetrics
 from provisioner.nodepool import NodePool
 from provisioner.plan import make_plan
 from provisioner.pods import PodGroup, group_from_pod_spec
@@ -98,8 +99,11 @@ class ProvisioningController:
     def __init__(self, kube: ProvisionerKube, cloud: CloudProvider, catalog: list[InstanceType],
                  clock: Callable[[], float] = time.time, gc_interval_s: float = 60.0,
                  disruption_interval_s: float = 10.0, tick_s: float = 1.0,
-                 interruptions: Callable[[], Any] | None = None) -> None:
+                 interruptions: Callable[[], Any] | None = None, metrics: ProvisionerMetrics | None = None) -> None:
         self.kube, self.cloud, self.catalog, self.clock = kube, cloud, catalog, clock
+        self.metrics = metrics or ProvisionerMetrics()
+        self.pool_objs: dict[str, dict[str, Any]] = {}
+        self.pool_problems: dict[str, tuple[str, str]] = {}  # pool → (reason, message) while it cannot launch
         self.gc_interval_s, self.disruption_interval_s, self.tick_s = gc_interval_s, disruption_interval_s, tick_s
         self.interruptions = interruptions
         self.pods: dict[str, dict[str, Any]] = {}
@@ -178,21 +182,29 @@ class ProvisioningController:
                     if event["type"] == "DELETED":
                         self.pools.pop(name, None)
                         continue
+                    self.pool_objs[name] = obj
                     try:
                         pool = NodePool.model_validate(obj)
                         Disruption.of(pool)  # durations and budget schedules parse
                         self.pools[name] = pool
-                        await self._pool_status(obj, pool.unsupported_fields(), None)
+                        if not self._pool_matches_any_type(pool):
+                            self.pool_problems[name] = ("NoInstanceTypes", "spec.template.spec.requirements match "
+                                                        "no instance type in the catalog")
+                        elif self.pool_problems.get(name, ("",))[0] in ("NoInstanceTypes", "InvalidNodePool"):
+                            del self.pool_problems[name]  # fixed by this edit (launch failures clear on launch)
+                        await self._pool_status(name)
                     except ValidationError as exc:  # a broken NodePool is skipped and said so
                         self.pools.pop(name, None)
                         first = exc.errors()[0]
                         problem = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+                        self.pool_problems[name] = ("InvalidNodePool", problem)
                         await self._event(obj, "InvalidNodePool", f"NodePool {name}: {problem}", warning=True)
-                        await self._pool_status(obj, [], problem)
+                        await self._pool_status(name)
                     except ValueError as exc:
                         self.pools.pop(name, None)
+                        self.pool_problems[name] = ("InvalidNodePool", str(exc))
                         await self._event(obj, "InvalidNodePool", f"NodePool {name}: {exc}", warning=True)
-                        await self._pool_status(obj, [], str(exc))
+                        await self._pool_status(name)
                     self.synced.add("nodepools")
                     self.kick.set()
             except asyncio.CancelledError:
@@ -201,11 +213,26 @@ class ProvisioningController:
                 log.warning("nodepools watch ended: %s", exc)
                 await asyncio.sleep(1)
 
-    async def _pool_status(self, obj: Mapping[str, Any], unsupported: list[str], problem: str | None) -> None:
-        """Ready, with what surge does not act on in the message (never silently ignored)."""
+    def _pool_matches_any_type(self, pool: NodePool) -> bool:
+        reqs = pool.requirements()
+        return any(reqs.first_violation({**it.labels, "karpenter.sh/nodepool": pool.name,
+                                         "karpenter.sh/capacity-type": o.capacity_type,
+                                         "topology.kubernetes.io/zone": o.zone}) is None
+                   for it in self.catalog for o in it.offerings)
+
+    async def _pool_status(self, name: str) -> None:
+        """Ready with what surge does not act on in the message (never silently ignored), or
+        Ready=False naming why the pool cannot launch (invalid, no type, its node class failing)."""
+        obj = self.pool_objs.get(name)
+        if obj is None:
+            return
+        problem = self.pool_problems.get(name)
+        self.metrics.nodepool_ready.labels(name).set(0 if problem else 1)
         if problem is not None:
-            ready = _cond("Ready", "False", "InvalidNodePool", self.clock()) | {"message": problem}
+            ready = _cond("Ready", "False", problem[0], self.clock()) | {"message": problem[1]}
         else:
+            pool = self.pools.get(name)
+            unsupported = pool.unsupported_fields() if pool is not None else []
             ready = _cond("Ready", "True", "Ready", self.clock()) | {
                 "message": "not acted on by surge: " + "; ".join(unsupported) if unsupported else ""}
         previous = [c for c in ((obj.get("status") or {}).get("conditions") or []) if c.get("type") == "Ready"]
@@ -295,6 +322,7 @@ class ProvisioningController:
 
         await asyncio.gather(*(create(c) for c in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog,
                                                                   requests, names, protect_until)))
+        self.metrics.unprovisionable.set(len(plan.unschedulable))
         for item in plan.unschedulable:
             pod = self.pods.get(item["pod"])
             if pod is not None:
@@ -385,6 +413,20 @@ class ProvisioningController:
         rest = [n for n in self.nodes.values() if _name(n) != node_name and _name(n) not in leaving]
         return not covers(total(e.free for e in existing_capacity(rest, self.pods.values())), demand)
 
+    async def _mark_pools(self, nodeclass: str, problem: tuple[str, str] | None) -> None:
+        """Launch failures of a node class show on the NodePools that use it, until one succeeds."""
+        for name, pool in self.pools.items():
+            if str((pool.spec.template.spec.node_class_ref or {}).get("name", "default")) != nodeclass:
+                continue
+            current = self.pool_problems.get(name)
+            if problem is not None and current is None:
+                self.pool_problems[name] = problem
+            elif problem is None and current is not None and current[0] == "LaunchFailed":
+                del self.pool_problems[name]
+            else:
+                continue
+            await self._pool_status(name)
+
     def _nodeclass_ok(self, pool: NodePool, now: float) -> bool:
         ref = pool.spec.template.spec.node_class_ref or {}
         err = self.nodeclass_errors.get(str(ref.get("name", "default")))
@@ -407,17 +449,23 @@ class ProvisioningController:
         try:
             instance = await launch(self.cloud, request, self.unavailable, self.clock)
         except CapacityError as exc:
+            self.metrics.launch_failures.labels(request.nodepool, "InsufficientCapacity").inc()
             await self._event(claim, "InsufficientCapacity", str(exc), warning=True)
             await self._forget_claim(name)  # its pods are planned again, without the exhausted offerings
             return
         except LaunchError as exc:
             self.nodeclass_errors[nodeclass] = (self.clock() + 60.0, str(exc))
+            self.metrics.launch_failures.labels(request.nodepool, "LaunchFailed").inc()
             await self._event(claim, "LaunchFailed", str(exc), warning=True)
+            await self._mark_pools(nodeclass, ("LaunchFailed", str(exc)))
             await self._forget_claim(name)
             return
         except Exception as exc:  # throttled past retries, network: the lifecycle loop tries again
+            self.metrics.launch_failures.labels(request.nodepool, "Error").inc()
             await self._event(claim, "LaunchFailed", f"{type(exc).__name__}: {exc} (will retry)", warning=True)
             return
+        self.metrics.launched.labels(request.nodepool, instance.capacity_type).inc()
+        await self._mark_pools(nodeclass, None)
         self.launched_at[name] = self.clock()
         it = next((t for t in self.catalog if t.name == instance.instance_type), None)
         capacity = {} if it is None else {"cpu": str(it.vcpu), "memory": f"{it.memory_mib}Mi", "pods": str(it.max_pods),
@@ -644,6 +692,8 @@ class ProvisioningController:
         claim = self.claims.get(claim_name) or {}
         node_name = (claim.get("status") or {}).get("nodeName")
         await self._event(claim, "DisruptionTerminating", f"{why}: draining and removing node {node_name}")
+        pool = ((claim.get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool", "")
+        self.metrics.disrupted.labels(pool, why.split(" ")[0]).inc()
         if node_name and node_name in self.nodes:
             node = self.nodes[node_name]
             taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]

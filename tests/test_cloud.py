@@ -158,3 +158,16 @@ async def test_aws_selectors_that_select_nothing_are_named(aws: dict) -> None:  
     aliased = nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}])
     with pytest.raises(LaunchError, match="alias 'al2023@latest' is not supported"):
         await cloud.resolve(aliased)
+
+
+async def test_missing_credentials_are_a_launch_error_that_says_so(aws: dict, monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: object) -> None:  # type: ignore[type-arg]
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", f"{tmp_path}/none")
+    monkeypatch.setenv("AWS_CONFIG_FILE", f"{tmp_path}/none")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    cloud = AWSProvider(ec2_client("us-east-1", aws["url"]), "demo", lambda _: nodeclass(), Clock())
+    offer = Offering("m5.large", "on-demand", "us-east-1a", 0.096)
+    with pytest.raises(LaunchError, match="EC2NodeClass default: AWS credentials missing"):
+        await cloud.create_fleet(request("c", [offer]), "on-demand", [offer])

@@ -471,3 +471,36 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
         await until(lambda: first not in {c["metadata"]["name"] for c in r.claims()}, timeout=30)
         assert em.get("v1", "pods", "apps", "guarded") is None
         assert any(e["reason"] == "DisruptionTerminating" and "Expired" in e["message"] for e in em.all("v1", "events"))
+
+
+async def test_bad_nodepools_and_nodeclasses_are_named_in_status_without_launching(k8s_api: K8s,
+                                                                                   vpc: dict) -> None:
+    em = k8s_api.emulator
+    nowhere = nodepool()
+    nowhere["metadata"]["name"] = "nowhere"
+    nowhere["spec"]["template"]["spec"]["requirements"] = [
+        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["z9.mega"]}]
+    lonely = nodepool()
+    lonely["metadata"]["name"] = "lonely"
+    lonely["spec"]["template"]["spec"]["nodeClassRef"]["name"] = "lonely"
+    em.put("karpenter.sh/v1", "nodepools", nowhere)
+    em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", {
+        **NODECLASS, "metadata": {"name": "lonely"},
+        "spec": {**NODECLASS["spec"], "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "nobody"}}]}})
+    em.put("v1", "pods", pending_pod("waiting", cpu="1"))
+    async with rig(k8s_api, vpc, pool=lonely) as r:
+        def ready(name: str) -> dict:
+            obj = em.get("karpenter.sh/v1", "nodepools", "", name) or {}
+            return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+
+        await until(lambda: ready("nowhere").get("reason") == "NoInstanceTypes")
+        assert "match no instance type" in ready("nowhere")["message"]
+        await until(lambda: ready("lonely").get("reason") == "LaunchFailed")
+        assert "spec.subnetSelectorTerms select nothing" in ready("lonely")["message"]
+        assert any(e["reason"] == "LaunchFailed" for e in em.all("v1", "events"))
+        await asyncio.sleep(2.0)
+        assert r.running() == [] and r.claims() == []  # nothing launched, nothing left behind
+        failures = r.controller.metrics.registry.get_sample_value(
+            "surge_nodeclaims_launch_failures_total", {"nodepool": "lonely", "reason": "LaunchFailed"})
+        assert failures == 1  # backed off, not retried hot
+        assert r.controller.metrics.registry.get_sample_value("surge_nodepool_ready", {"nodepool": "lonely"}) == 0

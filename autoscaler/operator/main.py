@@ -27,6 +27,7 @@ from provisioner.cloud.base import LaunchError
 from provisioner.controller import ProvisioningController
 from provisioner.interruption import InterruptionQueue
 from provisioner.kube import ProvisionerKube
+from provisioner.metrics import ProvisionerMetrics
 from provisioner.nodeclass import EC2NodeClass
 
 
@@ -71,7 +72,7 @@ def nodeclass_lookup(controller: object) -> Callable[[str], EC2NodeClass]:
     return lookup
 
 
-async def make_provisioner(api: client.ApiClient) -> ProvisioningController:
+async def make_provisioner(api: client.ApiClient, metrics: Metrics) -> ProvisioningController:
     """The AWS provisioner from the environment the chart sets: AWS_REGION, SURGE_CLUSTER_NAME,
     SURGE_INTERRUPTION_QUEUE (optional), SURGE_AWS_ENDPOINT_URL (optional, e.g. moto)."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -100,7 +101,8 @@ async def make_provisioner(api: client.ApiClient) -> ProvisioningController:
         url = queue_name if queue_name.startswith("http") else \
             (await asyncio.to_thread(sqs.get_queue_url, QueueName=queue_name))["QueueUrl"]
         interruptions = InterruptionQueue(sqs, url)
-    holder["c"] = ProvisioningController(ProvisionerKube(api), cloud, catalog, interruptions=interruptions)
+    holder["c"] = ProvisioningController(ProvisionerKube(api), cloud, catalog, interruptions=interruptions,
+                                         metrics=ProvisionerMetrics(metrics.registry))
     return holder["c"]
 
 
@@ -128,7 +130,7 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
     await web.TCPSite(runner, "0.0.0.0", port).start()
     async with client.ApiClient(configuration) as api:
         controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
-        nodes = await make_provisioner(api) if provisioner else None
+        nodes = await make_provisioner(api, metrics) if provisioner else None
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
             controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs

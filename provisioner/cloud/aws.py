@@ -43,8 +43,25 @@ def ec2_client(region: str, endpoint_url: str | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("ec2", region_name=region, endpoint_url=endpoint_url,
-                        config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+    # a session of its own: credentials are resolved now, not shared with whatever made the default one
+    return boto3.session.Session().client("ec2", region_name=region, endpoint_url=endpoint_url,
+                                          config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+
+
+def aws_problem(exc: BaseException) -> str:
+    """What went wrong talking to AWS, in words that point at the fix."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return "AWS credentials missing (IRSA role annotation on the ServiceAccount, or the AWS_* environment)"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"):
+            return f"AWS denied the call ({code}): the IAM policy lacks it (see docs/iam-policy.json)"
+        return f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+    if isinstance(exc, EndpointConnectionError):
+        return f"AWS endpoint unreachable: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -206,7 +223,12 @@ class AWSProvider:
     async def create_fleet(self, request: LaunchRequest, capacity_type: str,
                            offerings: Sequence[Offering]) -> FleetResult:
         nodeclass = self.nodeclasses(request.nodeclass)
-        resolved = await self.resolve(nodeclass)
+        try:
+            resolved = await self.resolve(nodeclass)
+        except LaunchError:
+            raise
+        except Exception as exc:  # credentials missing or denied, endpoint unreachable: said, not retried hot
+            raise LaunchError(f"EC2NodeClass {request.nodeclass}: {aws_problem(exc)}") from exc
         usable = [o for o in offerings if o.zone in resolved.subnets and o.architecture in resolved.images]
         if not usable:
             return FleetResult(None, tuple(offerings), "no subnet or AMI for any of these offerings")
@@ -237,7 +259,7 @@ class AWSProvider:
         try:
             response = await self._call("create_fleet", **kwargs)
         except Exception as exc:
-            raise LaunchError(f"NodeClaim {request.nodeclaim}: CreateFleet failed: {exc}") from exc
+            raise LaunchError(f"NodeClaim {request.nodeclaim}: CreateFleet failed: {aws_problem(exc)}") from exc
         return fleet_outcome(response, usable, capacity_type, tags, self.clock())
 
     def _instance(self, raw: Mapping[str, Any]) -> Instance:
