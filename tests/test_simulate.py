@@ -272,3 +272,25 @@ def test_assumptions_are_in_the_json(tmp_path: Path) -> None:
     a = replace(Assumptions(), spot_discount=0.5)
     assert a.to_json()["spot_discount"] == 0.5
     assert math.isclose(Assumptions().to_json()["node_boot_gpu_s"], 180)
+
+
+def test_simulated_predictor_forecasts_a_daily_cycle_ahead() -> None:
+    """The simulator's predictive mode runs the operator's forecaster on the readings it sees: on a
+    growing daily cycle it becomes reliable once a few days are kept, and forecasts the next step."""
+    import math as _math
+
+    from autoscaler.simulate.policy import policy_named
+    from autoscaler.simulate.predict import SimulatedPredictor
+
+    def load(t: float) -> float:  # a daily cycle on growing traffic: seasonal naive alone lags it
+        return (100 + 80 * _math.sin(2 * _math.pi * t / 86400)) * (1 + 0.3 * t / 86400)
+
+    p = SimulatedPredictor(horizon_s=50)
+    assert p.horizon_s == 300  # rounded up to one 5-minute step
+    t = 0.0
+    while t < 3.6 * 86400:
+        p.observe(t, load(t))
+        t += 30
+    assert p.fits >= 1 and p.current.reliable, p.current.reason
+    assert p.current.value is not None and abs(p.current.value - load(t + 300)) < 0.1 * load(t + 300)
+    assert not policy_named("surge-no-predictive").predictive and policy_named("surge").predictive

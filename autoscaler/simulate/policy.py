@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast")
+SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive")
 
 
 class PolicyError(ValueError):
@@ -28,12 +28,13 @@ class Policy:
     together: bool = False  # plan nodes in the replica decision's step (no Pending round trip, wake lookahead)
     forecast_consolidation: bool = False  # keep capacity the engine's recent recommendations still want
     batching: bool = True  # Karpenter's pending-pod batch window
+    predictive: bool = False  # the statsmodels forecaster raises replicas ahead of load (mode "on")
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=False, batching=False)
 KEDA_KARPENTER = Policy("keda-karpenter")
 SURGE = Policy("surge", event_driven=True, packer="surge", spot=True, together=True, forecast_consolidation=True,
-               batching=False)
+               batching=False, predictive=True)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
@@ -58,6 +59,8 @@ def policy_named(name: str) -> Policy:
             policy = replace(policy, together=False, batching=True)
         elif part == "forecast":
             policy = replace(policy, forecast_consolidation=False)
+        elif part == "predictive":
+            policy = replace(policy, predictive=False)
         else:
             raise PolicyError(f"policy {name!r}: unknown feature {part!r}; features are {list(SURGE_FEATURES)}")
     if name != "surge" and name.removeprefix("surge")[:4] != "-no-":

@@ -19,10 +19,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autoscaler.engine.decide import EngineState, ScalingSpec, TriggerReading, decide
+from autoscaler.engine.decide import Decision, EngineState, ScalingSpec, TriggerReading, decide
+from autoscaler.engine.predictive import Predictive, apply_predictive
 from autoscaler.manifests.keda import duration_seconds
 from autoscaler.simulate.cluster import Cluster, Node
 from autoscaler.simulate.policy import Assumptions, Policy
+from autoscaler.simulate.predict import QUANTILE, SimulatedPredictor
 from autoscaler.simulate.signals import SimTrigger
 from autoscaler.simulate.trace import Trace
 from autoscaler.simulate.workload import FifoQueue
@@ -184,6 +186,8 @@ class _Run:
         self._seq = 0
         self.replicas = 0
         self.state = EngineState(created_at=0.0)
+        lead = (a.pod_start_gpu_s + a.node_boot_gpu_s) if gpu_pods else (a.pod_start_s + a.node_boot_cpu_s)
+        self.predictor = SimulatedPredictor(lead) if policy.predictive and setup.spec.triggers else None
         self.replica_changes = 0
         self.history: deque[tuple[float, int]] = deque()  # (time, replicas) changes, for the recent peak
         self._rates_dirty = True
@@ -260,6 +264,16 @@ class _Run:
             self.history.popleft()
         return max([self.replicas] + [r for _, r in self.history])
 
+    def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> Decision:
+        """The live controller's predictive step: record, forecast, raise (never lower)."""
+        assert self.predictor is not None
+        trig = self.setup.spec.triggers[0]
+        r = readings.get(trig.name)
+        if r is not None and r.value is not None:
+            self.predictor.observe(now, r.value)
+        return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas,
+                                {trig.name: self.predictor.current})
+
     def _slots_alive(self) -> int:
         return sum(n.slots for n in self.cluster.nodes.values() if n.doomed_at is None and not n.draining)
 
@@ -306,6 +320,8 @@ class _Run:
                 if scheduled or policy.event_driven:
                     readings = self._readings(busy, recent)
                     d = decide(self.setup.spec, readings, self.replicas, cluster.ready_pods, self.state, now)
+                    if self.predictor is not None:
+                        d = self._predictive(readings, d, now)
                     # Between its scheduled decisions an event-driven autoscaler acts only to add
                     # capacity: scale-down keeps the cadence its stabilization window was tuned for.
                     if not scheduled and (d.replicas is None or d.replicas <= self.replicas):
