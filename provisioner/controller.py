@@ -59,6 +59,7 @@ from provisioner.provisioning import (
     existing_capacity,
     nodeclaims_for,
     offerings_for,
+    owned_by_daemonset,
     parse_duration,
     pending_groups,
     pod_key,
@@ -409,7 +410,7 @@ class ProvisioningController:
         demand = self._forecast_demand(now)
         if demand == Resources():
             return False
-        leaving = {(self.claims.get(c, {}).get("status") or {}).get("nodeName") for c in self.disrupting}
+        leaving = self._leaving()
         rest = [n for n in self.nodes.values() if _name(n) != node_name and _name(n) not in leaving]
         return not covers(total(e.free for e in existing_capacity(rest, self.pods.values())), demand)
 
@@ -558,8 +559,7 @@ class ProvisioningController:
         pods_on: dict[str, list[dict[str, Any]]] = {}
         for pod in self.pods.values():
             node = (pod.get("spec") or {}).get("nodeName")
-            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
-            if node and not any(o.get("kind") == "DaemonSet" for o in owners) and \
+            if node and not owned_by_daemonset(pod) and \
                     (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                 pods_on.setdefault(node, []).append(pod)
         views = []
@@ -592,6 +592,15 @@ class ProvisioningController:
                                   _ts(meta.get("creationTimestamp"), now),
                                   parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0)))
         return views
+
+    def _workload_pods(self, node_name: str) -> list[dict[str, Any]]:
+        """The pods bound to a node that drains move (DaemonSet pods stay with the node)."""
+        return [p for p in self.pods.values()
+                if (p.get("spec") or {}).get("nodeName") == node_name and not owned_by_daemonset(p)]
+
+    def _leaving(self) -> set[str | None]:
+        """Nodes being drained: not room for anything else."""
+        return {(self.claims.get(c, {}).get("status") or {}).get("nodeName") for c in self.disrupting}
 
     def _price(self, labels: Mapping[str, str]) -> float:
         it = next((t for t in self.catalog if t.name == labels.get("node.kubernetes.io/instance-type")), None)
@@ -647,10 +656,8 @@ class ProvisioningController:
                     or policy.allowed(per_pool[view.nodepool], busy.get(view.nodepool, 0), "Underutilized",
                                       now) <= 0):
                 continue
-            pods = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") == view.name
-                    and not any(o.get("kind") == "DaemonSet" for o in (p.get("metadata") or {}).get("ownerReferences")
-                                or [])]
-            leaving = {(self.claims.get(c, {}).get("status") or {}).get("nodeName") for c in self.disrupting}
+            pods = self._workload_pods(view.name)
+            leaving = self._leaving()
             others = [n for n in self.nodes.values() if _name(n) != view.name and _name(n) not in leaving]
             pool = self.pools.get(view.nodepool)
             if pool is None:
@@ -701,9 +708,7 @@ class ProvisioningController:
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()
             while True:
-                left = [p for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") == node_name
-                        and not any(o.get("kind") == "DaemonSet"
-                                    for o in (p.get("metadata") or {}).get("ownerReferences") or [])]
+                left = self._workload_pods(node_name)
                 if not left:
                     break
                 overdue = grace is not None and self.clock() - started >= grace

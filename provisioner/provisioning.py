@@ -69,13 +69,18 @@ def pod_key(pod: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
+def owned_by_daemonset(pod: Mapping[str, Any]) -> bool:
+    """DaemonSet pods come with every node: they neither need capacity nor keep a node busy."""
+    return any(o.get("kind") == "DaemonSet" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
+
+
 def is_provisionable(pod: Mapping[str, Any]) -> bool:
     """Pending because nothing fits (PodScheduled=False, Unschedulable), not a DaemonSet's pod,
     not bound, not being deleted."""
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     if spec.get("nodeName") or meta.get("deletionTimestamp") or status.get("phase") not in (None, "Pending"):
         return False
-    if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []):
+    if owned_by_daemonset(pod):
         return False
     return any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
                for c in status.get("conditions") or [])
