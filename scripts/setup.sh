@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # One idempotent setup step for a fresh machine: the venv at .venv/ and the Debian server
-# packages the tests run for real (redis-server, redis-sentinel, prometheus).
+# packages the tests run for real (redis-server, redis-sentinel, prometheus, rabbitmq-server,
+# nats-server, mariadb-server, postgresql, wrk for HTTP load, chromium to render the HTML reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for bin in redis-server redis-sentinel prometheus; do
-  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/bin/$bin" ] || need+=("$bin")
+# binary:Debian-package pairs; the binary's absence is what triggers the install.
+for pair in redis-server:redis-server redis-sentinel:redis-sentinel prometheus:prometheus \
+            promtool:prometheus rabbitmq-server:rabbitmq-server nats-server:nats-server \
+            mariadbd:mariadb-server pg_ctlcluster:postgresql wrk:wrk chromium:chromium; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/bin/$bin" ] && [ ! -x "/usr/sbin/$bin" ]; then
+    [[ " ${need[*]} " == *" $pkg "* ]] || need+=("$pkg")
+  fi
 done
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
