@@ -113,6 +113,10 @@ def operator(
                              autoscaler="autoscaler" in wanted, provisioner="provisioner" in wanted))
 
 
+from autoscaler.interceptor.cli import interceptor  # noqa: E402
+
+app.command("interceptor")(interceptor)
+
 from autoscaler.plan_cli import plan  # noqa: E402
 
 app.command("plan")(plan)
