@@ -20,11 +20,12 @@ from tests.k8s.emulator import Emulator
 from tests.servers import free_port
 
 NS = "web"
+POD = web.AppKey("pod", str)
 
 
 async def _echo(request: web.Request) -> web.StreamResponse:
     body = await request.read()
-    return web.json_response({"pod": request.app["name"], "path": request.path_qs, "method": request.method,
+    return web.json_response({"pod": request.app[POD], "path": request.path_qs, "method": request.method,
                               "headers": dict(request.headers), "body": len(body)})
 
 
@@ -58,7 +59,7 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     async for msg in ws:
         if msg.type == aiohttp.WSMsgType.TEXT:
-            await ws.send_str(f"{request.app['name']}:{msg.data}")
+            await ws.send_str(f"{request.app[POD]}:{msg.data}")
     return ws
 
 
@@ -76,7 +77,7 @@ class Upstream:
 
     async def start(self) -> Upstream:
         app = web.Application()
-        app["name"] = self.name
+        app[POD] = self.name
         app.router.add_get("/ws", _ws)
         app.router.add_get("/stream", _stream)
         app.router.add_post("/upload", _upload)
