@@ -174,12 +174,9 @@ class InterceptorHub:
             try:
                 async with self.session.get(f"http://{endpoint}/stream") as resp:
                     resp.raise_for_status()
-                    async for line in resp.content:
+                    async for line in resp.content:  # after a final line the process may come back
                         if line.strip():
-                            report = json.loads(line)
-                            self.take(endpoint, report)
-                            if report.get("final"):
-                                return
+                            self.take(endpoint, json.loads(line))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -52,14 +52,14 @@ def _now(clock: Callable[[], float]) -> str:
     return datetime.fromtimestamp(clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def generated_scaled_object(raw: dict[str, Any]) -> dict[str, Any]:
+def generated_scaled_object(raw: dict[str, Any], polling_interval: int = 15) -> dict[str, Any]:
     """The ScaledObject the add-on's operator writes for an HTTPScaledObject."""
     meta, spec = raw.get("metadata") or {}, raw.get("spec") or {}
     ref = spec.get("scaleTargetRef") or {}
     so_spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": ref.get("apiVersion", "apps/v1"), "kind": ref.get("kind", "Deployment"),
                            "name": ref.get("name")},
-        "pollingInterval": 15,
+        "pollingInterval": polling_interval,
         "advanced": {"restoreToOriginalReplicaCount": True},
         "triggers": [{"type": "external-push", "metadata": {"scalerAddress": SCALER_ADDRESS,
                                                             "httpScaledObject": meta.get("name")}}],
@@ -90,7 +90,8 @@ def generated_scaled_object(raw: dict[str, Any]) -> dict[str, Any]:
 
 class HTTPController:
     def __init__(self, api: client.ApiClient, hub: InterceptorHub, interceptor_service: tuple[str, str] | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, polling_interval: int = 15) -> None:
+        self.polling_interval = polling_interval  # the add-on's; the HPA's own sync period is also 15 s
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
@@ -240,7 +241,7 @@ class HTTPController:
         await self._status(key, "True", "Reconciled", message)
 
     async def _ensure_scaled_object(self, raw: dict[str, Any]) -> None:
-        body = generated_scaled_object(raw)
+        body = generated_scaled_object(raw, self.polling_interval)
         ns = body["metadata"]["namespace"]
         try:
             await self.custom.create_namespaced_custom_object("keda.sh", "v1alpha1", ns, "scaledobjects", body)
@@ -313,7 +314,8 @@ class HTTPController:
 
 def make_http_controller(api: client.ApiClient, env: dict[str, str]) -> HTTPController:
     """The HTTP controller and its hub from the chart's environment: SURGE_INTERCEPTOR_ADMIN_SERVICE
-    (namespace/name of the interceptors' admin Service) and SURGE_INTERCEPTOR_STALE_AFTER (seconds)."""
+    (namespace/name of the interceptors' admin Service), SURGE_INTERCEPTOR_STALE_AFTER (seconds) and
+    SURGE_HTTP_POLLING_INTERVAL (of the generated ScaledObjects; the add-on's 15 by default)."""
     from scalers.http_addon import use_source
 
     service = env.get("SURGE_INTERCEPTOR_ADMIN_SERVICE", "")
@@ -322,4 +324,5 @@ def make_http_controller(api: client.ApiClient, env: dict[str, str]) -> HTTPCont
         raise ValueError(f"SURGE_INTERCEPTOR_ADMIN_SERVICE={service!r}: expected namespace/name")
     hub = InterceptorHub(float(env.get("SURGE_INTERCEPTOR_STALE_AFTER") or 3.0))
     use_source(hub)
-    return HTTPController(api, hub, (ns, name) if service else None)
+    return HTTPController(api, hub, (ns, name) if service else None,
+                          polling_interval=int(env.get("SURGE_HTTP_POLLING_INTERVAL") or 15))
