@@ -129,11 +129,11 @@ async def test_response_header_timeout_is_504_and_upstream_gone_is_502(k8s_api: 
         put_endpoints(em, "a", [a.port])
         put_http_scaled_object(em, http_scaled_object("a", "a", hosts=["a.example.com"],
                                                       timeouts={"responseHeader": "300ms"}))
-        ic = await start_interceptor(k8s_api.url)
+        ic = await start_interceptor(k8s_api.url, Settings(dial_retry_s=0.3))
         try:
             async with aiohttp.ClientSession() as s:
-                assert (await get(s, ic.url + "/slow?s=2", "a.example.com"))[0] == 504
-                await a.stop()  # listed as ready, refuses connections
+                assert (await get(s, ic.url + "/slow?s=1", "a.example.com"))[0] == 504
+                await a.stop()  # listed as ready, refuses connections: dialled again for 0.3 s, then 502
                 assert (await get(s, ic.url + "/x", "a.example.com"))[0] == 502
         finally:
             await ic.close()

@@ -37,6 +37,7 @@ ENV = {
     "KEDA_HTTP_ENABLE_COLD_START_HEADER": "cold_start_header", "SURGE_HTTP_HEADER_READ_TIMEOUT": "header_read_s",
     "SURGE_HTTP_BODY_IDLE_TIMEOUT": "body_idle_s", "SURGE_HTTP_MAX_URL_BYTES": "max_url_bytes",
     "SURGE_HTTP_MAX_HEADER_BYTES": "max_header_bytes", "SURGE_HTTP_REPORT_INTERVAL": "tick_s",
+    "SURGE_HTTP_MAX_CONNS_PER_HOST": "max_conns_per_host",
 }
 
 

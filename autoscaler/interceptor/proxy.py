@@ -39,6 +39,7 @@ HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer",
     "Transfer-Encoding", "Upgrade"))
 CHUNK = 64 * 1024
+DIAL_RETRY_EVERY_S = 0.05  # the add-on's dial retry interval
 
 
 @dataclass
@@ -49,11 +50,13 @@ class Settings:
     request_s: float = 0.0  # KEDA_HTTP_REQUEST_TIMEOUT: 0 is no limit
     response_header_s: float = 300.0  # KEDA_HTTP_RESPONSE_HEADER_TIMEOUT
     connect_s: float = 0.5  # KEDA_HTTP_CONNECT_TIMEOUT
+    dial_retry_s: float = 60.0  # a failed dial is retried every 50 ms for this long (the add-on's maxRetryDuration)
     header_read_s: float = 60.0  # the add-on's ReadHeaderTimeout (slow-loris), also the idle keep-alive limit
     body_idle_s: float = 60.0  # a request body that sends nothing for this long is abandoned
     max_url_bytes: int = 8192  # request target longer than this → 414
     max_header_bytes: int = 65536  # header block larger than this → 431
     max_idle_per_host: int = 200  # KEDA_HTTP_MAX_IDLE_CONNS_PER_HOST
+    max_conns_per_host: int = 0  # upstream connections per pod address; 0 is no limit (Go's default)
     cold_start_header: bool = True  # KEDA_HTTP_ENABLE_COLD_START_HEADER
     tick_s: float = 0.5  # how often /stream reports (the add-on's scaler polls every 500 ms)
     drain_s: float = 30.0  # KEDA_HTTP_DRAIN_TIMEOUT
@@ -156,7 +159,7 @@ class Interceptor:
 
     async def start(self) -> None:
         s = self.state.settings
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=90)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=s.max_conns_per_host, keepalive_timeout=90)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                              cookie_jar=aiohttp.DummyCookieJar(),
                                              skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
@@ -249,11 +252,22 @@ class Interceptor:
         url = f"http://{address[0]}:{address[1]}{request.raw_path}"
         body = _body(request, s.body_idle_s) if request.body_exists else None
         header_s = route.response_header_s if route.response_header_s is not None else s.response_header_s
+        headers = _forward_headers(request)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + s.dial_retry_s
         try:
-            async with asyncio.timeout(header_s if header_s > 0 else None):
-                upstream = await self.session.request(request.method, url, headers=_forward_headers(request),
-                                                      data=body, allow_redirects=False, compress=None,
-                                                      auto_decompress=False)
+            while True:
+                try:
+                    async with asyncio.timeout(header_s if header_s > 0 else None):
+                        upstream = await self.session.request(request.method, url, headers=headers, data=body,
+                                                              allow_redirects=False, compress=None,
+                                                              auto_decompress=False)
+                    break
+                except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                    # nothing was sent yet: dial again, as the add-on does, every 50 ms for a while
+                    if loop.time() >= give_up:
+                        raise
+                    await asyncio.sleep(DIAL_RETRY_EVERY_S)
         except TimeoutError:
             return _static(504, "Gateway Timeout")
         except _BodyStalled:
@@ -269,8 +283,10 @@ class Interceptor:
                     response.headers.add(k, v)
             if self.state.settings.cold_start_header:
                 response.headers[COLD_START_HEADER] = "true" if cold else "false"
-            if "Content-Length" not in upstream.headers and request.version >= (1, 1) and \
-                    upstream.status not in (204, 304) and request.method != "HEAD":
+            if "Content-Length" in upstream.headers:
+                # a body of known length: its headers leave with its first bytes, one write, not two
+                response._send_headers_immediately = False
+            elif request.version >= (1, 1) and upstream.status not in (204, 304) and request.method != "HEAD":
                 response.enable_chunked_encoding()
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
@@ -278,9 +294,10 @@ class Interceptor:
             await response.write_eof()
             return response
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
-            if request.transport is not None:  # cut short: the client must not mistake it for a whole body
+            # either side went away mid-body: the client must not mistake what it got for a whole body
+            if request.transport is not None:
                 request.transport.close()
-            raise
+            return response
         finally:
             upstream.release()
 
