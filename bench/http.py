@@ -53,8 +53,11 @@ HOST = "app.example.com"
 CORES = os.cpu_count() or 1
 
 
-def pinned(core: int, *argv: str) -> list[str]:
-    return [*(["taskset", "-c", str(core % CORES)] if shutil.which("taskset") else []), *argv]
+def pinned(core: int | None, *argv: str) -> list[str]:
+    """argv run on one core (None: wherever the kernel likes)."""
+    if core is None or not shutil.which("taskset"):
+        return list(argv)
+    return ["taskset", "-c", str(core % CORES), *argv]
 
 
 def upstream_argv(port: int) -> list[str]:
@@ -143,7 +146,7 @@ async def declare(api: Api, upstream_port: int | None, admin_port: int | None = 
 
 
 @contextlib.asynccontextmanager
-async def cluster(upstream_running: bool, interceptor_core: int = 1,
+async def cluster(upstream_running: bool, interceptor_core: int | None = 1,
                   extra_env: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
     api_port, up_port, proxy_port, admin_port = free_port(), free_port(), free_port(), free_port()
     with process([PY, "-m", "tests.k8s.serve", "--port", str(api_port)], api_port):
@@ -201,12 +204,24 @@ async def latency_and_throughput() -> list[list[str]]:
         rows.append(["latency at ~1,000 req/s: via interceptor", f"{p['rps']:.0f}", f"{p['p50']:.2f}",
                      f"{p['p99']:.2f}", f"added p50 {p['p50'] - d['p50']:.2f} ms, p99 {p['p99'] - d['p99']:.2f} ms"])
         d = await asyncio.to_thread(wrk, direct, 64, 10)
+        cpu0 = cpu_seconds(c["pid"])
         p = await asyncio.to_thread(wrk, proxied, 64, 10)
+        user, system = (b - a for a, b in zip(cpu0, cpu_seconds(c["pid"]), strict=True))
+        served = p["rps"] * 10
         rows.append(["max throughput: direct (upstream on core 0)", f"{d['rps']:.0f}", f"{d['p50']:.2f}",
                      f"{d['p99']:.2f}", ""])
         rows.append(["max throughput: via interceptor (pinned to core 1)", f"{p['rps']:.0f}", f"{p['p50']:.2f}",
-                     f"{p['p99']:.2f}", f"{p['rps'] / d['rps']:.2f}× direct; errors {p['errors']:.0f}"])
+                     f"{p['p99']:.2f}", f"{p['rps'] / d['rps']:.2f}× direct; errors {p['errors']:.0f}; interceptor CPU "
+                     f"{1e6 * user / served:.0f} µs user + {1e6 * system / served:.0f} µs system per request = "
+                     f"{served / (user + system):,.0f} req/s per core of its own CPU time"])
     return rows
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 # --- cold start ---------------------------------------------------------------------------------------
@@ -337,10 +352,12 @@ async def main() -> None:
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    load_before = os.getloadavg()[0]
     perf = await latency_and_throughput()
     cold = await cold_start()
     many = await held()
-    machine = (f"{platform.machine()}, Python {platform.python_version()}, {CORES} cores shared with other work, "
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    machine = (f"{platform.machine()}, Python {platform.python_version()}, {CORES} cores shared with other work ({load}), "
                f"wrk {subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1]}")
     text = "\n\n".join([
         "# HTTP interceptor benchmarks (`bench/http.py`)",
