@@ -357,7 +357,8 @@ async def main() -> None:
     cold = await cold_start()
     many = await held()
     load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    machine = (f"{platform.machine()}, Python {platform.python_version()}, {CORES} cores shared with other work ({load}), "
+    machine = (f"{platform.machine()}, Python {platform.python_version()}, {CORES} cores shared with other work "
+               f"({load}), "
                f"wrk {subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1]}")
     text = "\n\n".join([
         "# HTTP interceptor benchmarks (`bench/http.py`)",
