@@ -32,6 +32,7 @@ from autoscaler.interceptor.counts import Counter
 from autoscaler.interceptor.endpoints import Endpoints, Resolution
 from autoscaler.interceptor.routes import Route, ServicePort, build_routes, effective_readiness
 from autoscaler.interceptor.routing import MalformedHost, RouteRef, RoutingTable, request_host
+from autoscaler.interceptor.upstream import ConnectError, Pool, UpstreamError
 
 log = logging.getLogger("surge.interceptor")
 COLD_START_HEADER = "X-KEDA-HTTP-Cold-Start"
@@ -154,22 +155,17 @@ class Interceptor:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.session: aiohttp.ClientSession | None = None
+        s = state.settings
+        self.pool = Pool(s.connect_s, s.max_idle_per_host, s.max_conns_per_host)
         self.tunnels: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        s = self.state.settings
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=s.max_conns_per_host, keepalive_timeout=90)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                             cookie_jar=aiohttp.DummyCookieJar(),
-                                             skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-                                             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_s))
+        """Nothing to open ahead: upstream connections are made on first use and pooled."""
 
     async def close(self) -> None:
         for t in self.tunnels:
             t.cancel()
-        if self.session is not None:
-            await self.session.close()
+        self.pool.close()
 
     # --- the request path --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -248,22 +244,24 @@ class Interceptor:
         s = self.state.settings
         if request.headers.get("Upgrade") and "upgrade" in request.headers.get("Connection", "").lower():
             return await self._tunnel(request, address, cold)
-        assert self.session is not None
-        url = f"http://{address[0]}:{address[1]}{request.raw_path}"
         body = _body(request, s.body_idle_s) if request.body_exists else None
         header_s = route.response_header_s if route.response_header_s is not None else s.response_header_s
         headers = _forward_headers(request)
+        chunked = body is not None and "Content-Length" not in headers
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
+        lines = [f"{request.method} {request.raw_path} HTTP/1.1\r\n"]
+        lines += [f"{k}: {v}\r\n" for k, v in headers.items()]
+        head = ("".join(lines) + "\r\n").encode("latin-1")
         loop = asyncio.get_running_loop()
         give_up = loop.time() + s.dial_retry_s
         try:
             while True:
                 try:
                     async with asyncio.timeout(header_s if header_s > 0 else None):
-                        upstream = await self.session.request(request.method, url, headers=headers, data=body,
-                                                              allow_redirects=False, compress=None,
-                                                              auto_decompress=False)
+                        upstream = await self.pool.request(address, head, body, chunked, request.method)
                     break
-                except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                except ConnectError:
                     # nothing was sent yet: dial again, as the add-on does, every 50 ms for a while
                     if loop.time() >= give_up:
                         raise
@@ -272,28 +270,26 @@ class Interceptor:
             return _static(504, "Gateway Timeout")
         except _BodyStalled:
             return _static(408, "Request Timeout")
-        except (aiohttp.ClientError, OSError) as exc:
-            if isinstance(exc.__cause__ or exc.__context__, _BodyStalled):
-                return _static(408, "Request Timeout")
+        except (UpstreamError, OSError):
             return _static(502, "Bad Gateway")
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
         try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for k, v in upstream.headers.items():
+            for k, v in upstream.headers:
                 if k.lower() not in HOP_BY_HOP:
                     response.headers.add(k, v)
             if self.state.settings.cold_start_header:
                 response.headers[COLD_START_HEADER] = "true" if cold else "false"
-            if "Content-Length" in upstream.headers:
+            if upstream.body_framing == "length":
                 # a body of known length: its headers leave with its first bytes, one write, not two
                 response._send_headers_immediately = False
-            elif request.version >= (1, 1) and upstream.status not in (204, 304) and request.method != "HEAD":
+            elif upstream.body_framing != "none" and request.version >= (1, 1):
                 response.enable_chunked_encoding()
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.chunks():
                 await response.write(chunk)
             await response.write_eof()
             return response
-        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
+        except (UpstreamError, OSError, aiohttp.ClientError):
             # either side went away mid-body: the client must not mistake what it got for a whole body
             if request.transport is not None:
                 request.transport.close()
