@@ -237,3 +237,42 @@ async def test_streams_bodies_both_ways_and_tunnels_websockets(k8s_api: K8s, tmp
             assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 5
         finally:
             await ic.close()
+
+
+async def test_upstream_framing_and_stale_keep_alive(k8s_api: K8s) -> None:
+    """HEAD and 204 carry no body, a 5 MB body arrives intact, and a pooled connection the pod
+    closed while idle is replaced without the client noticing."""
+    from aiohttp import web
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=bytes(range(256)) * 20480)
+
+    async def empty(_: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    app.router.add_get("/empty", empty)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=0.2)  # the pod drops idle connections fast
+    await runner.setup()
+    from tests.servers import free_port
+
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    em = k8s_api.emulator
+    put_service(em, "a")
+    put_endpoints(em, "a", [port])
+    put_http_scaled_object(em, http_scaled_object("a", "a", hosts=["a.example.com"]))
+    ic = await start_interceptor(k8s_api.url)
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(ic.url + "/big", headers={"Host": "a.example.com"}) as r:
+                assert r.status == 200 and await r.read() == bytes(range(256)) * 20480
+            await asyncio.sleep(0.5)  # the pooled connection is closed by the pod meanwhile
+            async with s.head(ic.url + "/big", headers={"Host": "a.example.com"}) as r:
+                assert r.status == 200 and r.headers["Content-Length"] == str(256 * 20480)
+            async with s.get(ic.url + "/empty", headers={"Host": "a.example.com"}) as r:
+                assert r.status == 204 and await r.read() == b""
+    finally:
+        await ic.close()
+        await runner.cleanup()
