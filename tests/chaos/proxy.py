@@ -145,8 +145,8 @@ class FaultProxy:
             if mode == "delay":
                 self.stats.fault("delay")
                 await asyncio.sleep(float(self.params.get("seconds", 1.0)))
-                if src_writer.transport.is_closing() or dst.transport.is_closing():
-                    return  # the other side gave up meanwhile: drop what it sent
+                if src.at_eof() or src_writer.transport.is_closing() or dst.transport.is_closing():
+                    return  # the sender gave up meanwhile: what it sent dies with its connection
             elif mode == "hang":
                 self.stats.fault("hang")
                 await self._wait_change()
