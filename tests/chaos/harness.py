@@ -128,7 +128,7 @@ class Cluster:
         if self._fault_start is not None:
             self.redis_faults.append((self._fault_start[0], now, self._fault_start[1]))
             self._fault_start = None
-        if mode != "pass":
+        if mode not in ("pass", "delay"):  # a delay below the read timeout fails no read
             self._fault_start = (now, mode)
         self.redis_proxy.set(mode, **params)
 
@@ -233,9 +233,9 @@ class Cluster:
             health = next(iter((status.get("health") or {}).values()), {})  # the one trigger's
             failures = int(health.get("numberOfFailures", 0))
             if fallback and fallback[0]["status"] == "True" and failures <= threshold:
-                out.append(f"{w.name}: fallback engaged after {failures} failures (threshold {threshold})")
+                out.append(f"fallback: {w.name} engaged after {failures} failures (threshold {threshold})")
             if fallback and fallback[0]["status"] == "False" and failures > threshold:
-                out.append(f"{w.name}: {failures} failures (threshold {threshold}) and no fallback")
+                out.append(f"fallback: {w.name} not engaged after {failures} failures (threshold {threshold})")
         return out
 
 
