@@ -112,6 +112,8 @@ class FaultProxy:
                                      self._pump(upstream[0], writer, upstream[1], False))
         except (OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:  # the proxy (or its loop) is shutting down: this connection ends
+            pass
         finally:
             self._conns.discard(entry)
             for w in (writer, upstream[1] if upstream else None):
