@@ -382,6 +382,8 @@ class NodeView:
     protected_until: float | None
     created_at: float
     expire_after_s: float | None
+    capacity_type: str = "on-demand"
+    pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
 
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
