@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,7 +34,7 @@ from provisioner.catalog import InstanceType
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
-from provisioner.disruption import PROTECT_S, Action, disruption_actions
+from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
@@ -69,7 +68,6 @@ from provisioner.provisioning import (
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
-RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 
 
 def _ts(text: str | None, default: float) -> float:
@@ -112,7 +110,6 @@ class ProvisioningController:
         self.nodeclasses: dict[str, dict[str, Any]] = {}
         self.batch = BatchWindow()
         self.seen_pending: set[str] = set()
-        self.retry_at = math.inf
         self.kick = asyncio.Event()
         self.launching: dict[str, asyncio.Task[None]] = {}
         self.disrupting: dict[str, asyncio.Task[None]] = {}
@@ -271,17 +268,9 @@ class ProvisioningController:
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 groups = pending_groups(self.pods.values(), self._nominated())
                 pending = {n for g in groups for n in g.names()}
-                if pending - self.seen_pending:
-                    self.batch.add(now)
-                elif pending and now >= self.retry_at:  # pods nothing could be launched for: try again
-                    self.batch.add(now)
-                    self.retry_at = math.inf
+                due = self.batch.observe(now, bool(pending - self.seen_pending), bool(pending))
                 self.seen_pending = pending
-                if not pending:
-                    self.batch.reset()
-                elif self.batch.due(now):
-                    self.batch.reset()
-                    self.retry_at = now + RETRY_UNSCHEDULABLE_S
+                if due:
                     try:
                         await self.provision(groups)
                     except Exception:  # one failed batch must not stop provisioning
@@ -761,12 +750,18 @@ class ProvisioningController:
         await self._event(claim, "SpotInterrupted", f"{event.kind} for {event.instance_id}: replacement "
                                                     f"{_name(body)} launching before the drain", warning=True)
         self._start_launch(body)
-        task = self.launching.get(_name(body))
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
-        self._start_disruption(claim_name, "SpotInterruption")
+        self._track_disruption(claim_name, asyncio.create_task(
+            self._drain_when_replaced(claim_name, _name(body), self.clock())))
         return _name(body)
+
+    async def _drain_when_replaced(self, claim_name: str, replacement: str, noticed_at: float) -> None:
+        """Drain the interrupted node once its replacement is initialized, or by `drain_at`'s deadline."""
+        while True:
+            ready = _condition(self.claims.get(replacement, {}), "Initialized")
+            if self.clock() >= drain_at(noticed_at, self.clock() if ready else None):
+                break
+            await asyncio.sleep(self.tick_s)
+        await self._drain_and_delete(claim_name, "SpotInterruption")
 
     def _start_disruption(self, claim: str, why: str) -> None:
         self._track_disruption(claim, asyncio.create_task(self._drain_and_delete(claim, why)))

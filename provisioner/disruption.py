@@ -27,6 +27,16 @@ from provisioner.provisioning import Disruption, NodeView, disruption_order
 PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
 MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at this many at most
 CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
+SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
+DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+
+
+def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:
+    """When an interrupted node is drained: once its replacement is ready (make before break, as
+    Karpenter pre-spins one on the warning), but early enough for its pods to stop gracefully
+    before the reclaim (https://karpenter.sh/docs/concepts/disruption/#interruption)."""
+    deadline = noticed_at + SPOT_NOTICE_S - DRAIN_BEFORE_RECLAIM_S
+    return deadline if replacement_ready_at is None else min(replacement_ready_at, deadline)
 
 
 @dataclass(frozen=True)
