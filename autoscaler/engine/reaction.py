@@ -4,8 +4,8 @@ operator and the simulator.
 A ScaledObject is due every `pollingInterval` (KEDA's meaning). A scaler whose source pushes
 changes (it has `changes()`: Redis keyspace notifications) wakes it `WAKE_COALESCE_S` after a
 change; a trigger type surge can read cheaply in batches (Kafka lag, SQS queue attributes,
-Prometheus instant queries, Redis stream lag) is read every `LAG_WATCH_S` while its object is
-active, so a consumer falling behind is seen within a second, not at the next poll. While a cycle
+Prometheus instant queries, Redis stream lag) is read every `LAG_WATCH_S`, so work arriving at an
+idle consumer, or a consumer falling behind, is seen within a second, not at the next poll. While a cycle
 runs, a wake is remembered and runs right after it.
 """
 
@@ -25,12 +25,12 @@ def pushes(scaler: Any) -> bool:
     return hasattr(scaler, "changes")
 
 
-def watch_interval(trigger_types: Iterable[str], active: bool) -> float | None:
-    """How often an active object's lag is read between polls: every `LAG_WATCH_S` when all its
-    triggers are cheap to read; None (poll only) otherwise or while it is idle (activation from
-    zero keeps KEDA's pollingInterval)."""
+def watch_interval(trigger_types: Iterable[str]) -> float | None:
+    """How often an object's lag is read between polls: every `LAG_WATCH_S` when all its triggers
+    are cheap to read in batches (idle ones too: waking from zero is when a second matters most);
+    None (poll only) otherwise."""
     types = list(trigger_types)
-    if not active or not types or not all(t in LAG_WATCHED for t in types):
+    if not types or not all(t in LAG_WATCHED for t in types):
         return None
     return LAG_WATCH_S
 

@@ -506,7 +506,7 @@ class ScaledObjectController:
                     for _, scaler in e.scalers:
                         await scaler.close()
                     continue
-                watch = watch_interval((t.type for t in e.so.spec.triggers), (e.last_desired or 0) > 0)
+                watch = watch_interval(t.type for t in e.so.spec.triggers)
                 self._due(e, next_due(e.due, e.so.spec.polling_interval, now, e.woken, watch))
                 e.woken = False
 
