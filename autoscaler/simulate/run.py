@@ -91,6 +91,7 @@ class PolicyResult:
     cost_by_capacity_type: dict[str, float]
     series: Series
     nodes: list[Node] = field(repr=False, default_factory=list)
+    unplaceable_pods: int = 0  # most pods a launch could not place (no fitting type, NodePool limits)
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
@@ -153,7 +154,7 @@ class _Planner:
 
 def scale_for(trace: Trace, a: Assumptions) -> float:
     """The multiplier that makes the trace's p99 rate need `peak_pods` pods."""
-    p99 = float(np.percentile(trace.rates, 99))
+    p99 = float(np.nanpercentile(trace.rates, 99))
     return a.peak_pods * a.pod_rate / p99 if p99 > 0 else 1.0
 
 
@@ -174,8 +175,8 @@ class _Run:
         self.progress = progress
         self.dt = tick_for(trace, a)
         self.n_ticks = round(trace.span / self.dt)
-        per_interval = round(trace.interval / self.dt)
-        self.arrivals = np.repeat(trace.counts * a.scale / per_interval, per_interval)[: self.n_ticks]
+        self.arrivals = trace.arrivals(self.dt, self.n_ticks) * a.scale  # interpolated; 0 in gaps
+        self.gap = trace.missing_ticks(self.dt, self.n_ticks)  # no data: no load, no cost accounted
         gpu_pods = setup.pods.requests.gpu > 0
         self.cluster = Cluster(a.pod_start_gpu_s if gpu_pods else a.pod_start_s, on_change=self._dirty)
         self.queue = FifoQueue(self.dt, trace.span + self.dt, a.slo_seconds,
@@ -195,6 +196,7 @@ class _Run:
         self._idle_rate = 0.0
         self.idle_cost = 0.0
         self.max_pending = 0
+        self.unplaceable = 0
         self.pending_seconds = 0.0
         self.replacements: dict[int, list[Node]] = {}  # spot node → its replacement (launched on the notice)
         self.replacing: set[int] = set()  # nodes a cheaper replacement is booting for
@@ -226,9 +228,12 @@ class _Run:
     def _launch_for(self, count: int, now: float, protect: float = 0.0, consolidating: bool = False) -> list[Node]:
         if count <= 0:
             return []
-        planned, _ = self.planner.plan(count, None if consolidating else self.planner.launch_algorithm)
+        planned, stuck = self.planner.plan(count, None if consolidating else self.planner.launch_algorithm)
+        kept = self._within_limits(planned)
+        cut = sum(len(p.pods) for p in planned if all(p is not k for k in kept))
+        self.unplaceable = max(self.unplaceable, stuck + cut)
         launched = []
-        for p in self._within_limits(planned):
+        for p in kept:
             boot = self.a.node_boot_gpu_s if self.planner.is_gpu(p.instance_type) else self.a.node_boot_cpu_s
             node = self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                        self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
@@ -370,13 +375,14 @@ class _Run:
             served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
             busy = served / (a.pod_rate * dt)
             cost_rate, idle_rate = self._rates()
-            self.idle_cost += idle_rate * dt / 3600
-            if cluster.unbound:
+            if not self.gap[i]:
+                self.idle_cost += idle_rate * dt / 3600
+            if cluster.unbound and not self.gap[i]:
                 self.max_pending = max(self.max_pending, cluster.unbound)
                 self.pending_seconds += cluster.unbound * dt
             if i % record_every == 0:
                 series.t.append(now)
-                series.load.append(float(self.arrivals[i]) / dt)
+                series.load.append(math.nan if self.gap[i] else float(self.arrivals[i]) / dt)
                 series.replicas.append(self.replicas)
                 series.ready.append(cluster.ready_pods)
                 series.nodes.append(len(cluster.nodes))
@@ -557,7 +563,7 @@ class _Run:
         by_cap: dict[str, float] = {}
         cost = savings = seconds = 0.0
         for n in nodes:
-            s = n.seconds(end)
+            s = n.seconds(end) - self.trace.missing_seconds(n.launched_at, n.launched_at + n.seconds(end))
             c = s * n.price / 3600
             cost += c
             seconds += s
@@ -578,7 +584,7 @@ class _Run:
             arrived=stats.arrived, processed=stats.processed, backlog_end=stats.backlog,
             max_pending_pods=self.max_pending, pending_pod_seconds=self.pending_seconds,
             cost_by_nodepool=by_pool, cost_by_instance_type=by_type, cost_by_capacity_type=by_cap,
-            series=series, nodes=nodes,
+            series=series, nodes=nodes, unplaceable_pods=self.unplaceable,
         )
 
 
