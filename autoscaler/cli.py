@@ -138,6 +138,10 @@ from autoscaler.forecast_cli import forecast  # noqa: E402
 
 app.command("forecast")(forecast)
 
+from autoscaler.cost_cli import cost  # noqa: E402
+
+app.command("cost")(cost)
+
 
 if __name__ == "__main__":
     app()

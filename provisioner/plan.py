@@ -57,7 +57,7 @@ def make_plan(
     algorithm: Literal["surge", "karpenter"] = "surge",
 ) -> Plan:
     """Plan nodes for `groups`. Never raises for bad pods: they come back in `unschedulable`."""
-    start = time.perf_counter()
+    start = time.perf_counter()  # reported only: nothing the plan decides depends on it
     problem = build_problem(groups, pools, catalog, existing, daemonset_overhead)
     if algorithm == "surge":
         nodes, left, bound, _ = pack(problem)
@@ -91,5 +91,7 @@ def _render(p: Problem, nodes: list[OpenNode], left: Mapping[int, int], bound: f
             continue
         reason = p.unschedulable.get(g) or "NodePool limits reached (no room left in any NodePool that fits it)"
         unschedulable += [{"pod": name, "reason": reason} for name in list(names[g])[:n]]
+    for grp, reason in p.dropped:
+        unschedulable += [{"pod": name, "reason": reason} for name in grp.names()]
     cost = sum(n.price_per_hour for n in planned)
     return Plan(planned, round(cost, 6), round(bound, 6), unschedulable)

@@ -41,6 +41,8 @@ class Trigger:
     metric_type: MetricType = "AverageValue"
     namespace: str = "default"
     pod_identity: str = ""  # TriggerAuthentication spec.podIdentity.provider, "" when none
+    # the rest of spec.podIdentity as written (roleArn, externalID, identityOwner, identityId, ...)
+    pod_identity_params: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from autoscaler.engine.decide import Decision, EngineState, TriggerReading, decide
 from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
+from autoscaler.engine.reaction import next_due, on_change, pushes, watch_interval
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
 from autoscaler.manifests.keda import ScaledObject, duration_seconds
 from autoscaler.operator.kube import API_ERRORS, APPS_SCALE, Kube
@@ -48,7 +49,6 @@ from scalers.redis_lists import RedisListScaler
 from scalers.registry import build_scaler, known_types
 
 log = logging.getLogger("surge.operator")
-WAKE_COALESCE_S = 0.05  # let a burst of pushes land in one cycle
 DEFAULT_LEAD_S = 300.0  # predictive horizon without an explicit one: node boot + pod start, rounded up
 BATCH_AHEAD_S = 0.02  # objects due this soon join the cycle starting now: fewer, larger batches
 RETRY_S = (5.0, 300.0)  # back-off for objects waiting on something missing (first, cap)
@@ -345,7 +345,7 @@ class ScaledObjectController:
             self.metrics.unsupported.labels(ns, name).set(len(entry.unsupported))
             await self._safely(self.kube.event(ns, raw, "UnsupportedTrigger", message, warning=True))
         entry.watchers = [asyncio.create_task(self._follow_changes(entry, s)) for _, s in entry.scalers
-                          if hasattr(s, "changes")]
+                          if pushes(s)]
         self._due(entry, asyncio.get_running_loop().time())
 
     async def _retry_later(self, key: Key, raw: dict[str, Any]) -> None:
@@ -461,7 +461,7 @@ class ScaledObjectController:
                 if entry.busy:
                     entry.woken = True
                 elif not entry.closed:
-                    self._due(entry, min(entry.due, asyncio.get_running_loop().time() + WAKE_COALESCE_S))
+                    self._due(entry, on_change(entry.due, asyncio.get_running_loop().time()))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # notifications are an optimisation: polling goes on without them
@@ -517,12 +517,9 @@ class ScaledObjectController:
                     for _, scaler in e.scalers:
                         await scaler.close()
                     continue
-                if e.woken:
-                    e.woken = False
-                    self._due(e, now + WAKE_COALESCE_S)
-                else:
-                    # keep to the schedule; when behind, start again from now instead of bursting
-                    self._due(e, max(e.due + e.so.spec.polling_interval, now))
+                watch = watch_interval(t.type for t in e.so.spec.triggers)
+                self._due(e, next_due(e.due, e.so.spec.polling_interval, now, e.woken, watch))
+                e.woken = False
 
     def _apply(self, entry: Entry, outcomes: list[Any], took: float) -> Coroutine[Any, Any, None] | None:
         """Decide without I/O when the target's replicas are cached and nothing needs writing (the

@@ -116,6 +116,8 @@ def build_setup(
         catalog_spot=tuple(load_catalog(spot_prices=spot_prices)), catalog_on_demand=tuple(on_demand),
         overhead=daemonset_overhead(docs), http=first.signal == "rate",
         polling_interval_s=float(so.spec.polling_interval),
+        do_not_disrupt=((template.get("metadata") or {}).get("annotations") or {}).get(
+            "karpenter.sh/do-not-disrupt") == "true",
     )
     return setup, notes
 
