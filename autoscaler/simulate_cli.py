@@ -61,6 +61,7 @@ def simulate(
             progress.update(task, description=f"simulating {p.name}")
             results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
     from autoscaler.simulate.report import warnings
+    from provisioner.disruption import SPOT_NOTICE_S
 
     notes += warnings(results, setup.spec.max_replicas)
     meta = {"trace": tr.name, "span_s": tr.span, "span_days": round(tr.span / 86400, 3), "tick_s": dt,
@@ -82,6 +83,6 @@ def simulate(
     console.print(f"assumptions: pods start in {a.pod_start_s:g} s (GPU {a.pod_start_gpu_s:g} s), nodes boot in "
                   f"{a.node_boot_cpu_s:g} s (GPU {a.node_boot_gpu_s:g} s), spot = on-demand × "
                   f"{1 - a.spot_discount:.2f}, {a.spot_interruptions_per_node_hour:g} interruptions per spot "
-                  f"node-hour with {a.spot_notice_s:g} s notice, one pod completes {a.pod_rate:g}/s")
+                  f"node-hour with {SPOT_NOTICE_S:g} s notice, one pod completes {a.pod_rate:g}/s")
     if report is not None:
         console.print(f"report: {report / 'report.html'}")
