@@ -66,6 +66,7 @@ def simulate(
             progress.update(task, description=f"simulating {p.name}")
             results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
     from autoscaler.simulate.report import warnings
+    from provisioner.disruption import SPOT_NOTICE_S
 
     notes += warnings(results, setup.spec.max_replicas, a)
     meta = {"trace": tr.name, "trace_kind": tr.kind, "trace_start": tr.start,

@@ -285,13 +285,13 @@ class _Run:
             out.append(p)
         return out
 
-    def _registered_free(self, now: float) -> int:
-        """Free room on registered nodes: what `existing_capacity` sees live."""
-        return sum(n.free for n in self.cluster.nodes.values() if n.ready_at <= now)
+    def _free(self) -> int:
+        """Free room on nodes and in-flight ones (what `existing_capacity` + `_inflight_capacity` see)."""
+        return sum(n.free for n in self.cluster.nodes.values())
 
     def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
         """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
-        free room of registered nodes, launched now and protected for PROTECT_S."""
+        free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
         missing = adding - free_before
         if missing > 0:
             self._launch(self.planner.plan(missing), now, protect_until=now + PROTECT_S)
@@ -313,7 +313,7 @@ class _Run:
         if d.replicas is None or d.replicas == self.replicas:
             return
         adding = d.replicas - self.replicas
-        free_before = self._registered_free(now)
+        free_before = self._free()
         self.replicas = d.replicas
         self.replica_changes += 1
         self.cluster.set_replicas(self.replicas, now)
