@@ -126,6 +126,10 @@ def operator(
                              provisioner="provisioner" in wanted, timing=timing))
 
 
+from autoscaler.interceptor.cli import interceptor  # noqa: E402
+
+app.command("interceptor")(interceptor)
+
 from autoscaler.plan_cli import plan  # noqa: E402
 
 app.command("plan")(plan)

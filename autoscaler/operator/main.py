@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from autoscaler.history import MemoryHistory, RedisHistory
+from autoscaler.interceptor.operator import make_http_controller
 from autoscaler.operator.controller import ScaledObjectController
 from autoscaler.operator.kube import Kube, api_client
 from autoscaler.operator.leader import LeaderElector, LeaseTiming
@@ -160,11 +161,15 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
             controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs
+        # HTTPScaledObjects / InterceptorRoutes and the interceptors' signals (autoscaler/interceptor/)
+        http = make_http_controller(api, dict(os.environ)) if autoscaler else None
         running: dict[str, asyncio.Task[None]] = {}
 
         async def start() -> None:
             if autoscaler:
                 running["controller"] = asyncio.create_task(controller.run())
+            if http is not None:
+                running["http"] = asyncio.create_task(http.run())
             if nodes is not None:
                 running["provisioner"] = asyncio.create_task(nodes.run())
 
@@ -174,6 +179,8 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
             await asyncio.gather(*running.values(), return_exceptions=True)
             running.clear()
             await controller.stop()
+            if http is not None:
+                await http.hub.close()
 
         ready["started"] = True
         try:

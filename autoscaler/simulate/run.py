@@ -60,6 +60,7 @@ class Setup:
     overhead: Resources = Resources()  # noqa: RUF009 - immutable value; DaemonSet requests per node
     http: bool = False  # HTTP workload: requests time out instead of queueing forever
     do_not_disrupt: bool = False  # the pods carry karpenter.sh/do-not-disrupt: "true"
+    http_timeout_s: float | None = None  # the route's readiness timeout (else Assumptions.http_timeout_s)
     polling_interval_s: float = 30.0
 
 
@@ -206,7 +207,7 @@ class _Run:
         gpu_pods = setup.pods.requests.gpu > 0
         self.cluster = Cluster(a.pod_start_gpu_s if gpu_pods else a.pod_start_s, on_change=self._dirty)
         self.queue = FifoQueue(self.dt, trace.span + self.dt, a.slo_seconds,
-                               a.http_timeout_s if setup.http else None)
+                               (setup.http_timeout_s or a.http_timeout_s) if setup.http else None)
         self.planner = _Planner(setup, policy)
         self.rng = random.Random(a.seed)
         self.events: list[tuple[float, int, str, int]] = []  # (time, seq, kind, key): notice / drain / replaced
