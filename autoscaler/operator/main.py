@@ -15,6 +15,7 @@ from kubernetes_asyncio import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from autoscaler.cost.exporter import install as install_cost_metrics
 from autoscaler.history import MemoryHistory, RedisHistory
 from autoscaler.operator.controller import ScaledObjectController
 from autoscaler.operator.kube import Kube
@@ -131,6 +132,7 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
     async with client.ApiClient(configuration) as api:
         controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
         nodes = await make_provisioner(api, metrics) if provisioner else None
+        install_cost_metrics(metrics.registry, controller if autoscaler else None, nodes, time.time)
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
             controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs
