@@ -24,6 +24,8 @@ def cost(
     aws_endpoint_url: str | None = typer.Option(None, "--aws-endpoint-url", help="EC2/Pricing endpoint (tests)"),
     what_if: str | None = typer.Option(None, "--what-if", help="keda-karpenter: replay each ScaledObject's "
                                                                 "recorded trigger readings through the simulator"),
+    pod_rate: float = typer.Option(10.0, "--pod-rate", help="what-if: items per second one pod completes"),
+    slo: float = typer.Option(60.0, "--slo", help="what-if: seconds an item may wait"),
     scaledobject: list[Path] = typer.Option([], "--scaledobject", help="what-if: ScaledObject/Deployment/NodePool "  # noqa: B008
                                                                        "manifests to simulate (default: bundled)"),
 ) -> None:
@@ -73,7 +75,7 @@ def cost(
                 from autoscaler.cost.whatif import what_if_keda_karpenter
 
                 progress.update(task, description="simulating keda-karpenter", completed=0, total=None)
-                whatif = what_if_keda_karpenter(prom, run, scaledobject, tick)
+                whatif = what_if_keda_karpenter(prom, run, scaledobject, tick, pod_rate=pod_rate, slo_s=slo)
     except (CostInputError, PrometheusError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -33,7 +33,9 @@ from autoscaler.cost.allocation import IDLE, UNKNOWN
 from autoscaler.cost.prices import PriceBook, SpotRow, catalog_on_demand, spot_changes
 from autoscaler.cost.prom import Prometheus
 from autoscaler.cost.report import run_cost
+from tests.fixtures.aws import moto_server  # noqa: F401 - fixture
 from tests.fixtures.promhistory import OpenMetricsWriter, SynthNode, SynthPod, backfill, prometheus_on, write_cluster
+from tests.servers import Server
 
 GIB = 1024 ** 3
 H = 3600.0
@@ -92,10 +94,51 @@ def history() -> Iterator[tuple[str, float, float]]:
             w = OpenMetricsWriter(f)
             write_cluster(w, g_nodes + b_nodes, g_pods + b_pods, 60.0,
                           scaled_objects=[("web", "web-so", "Deployment", "web")])
+            minutes = [t_good + 60 * i for i in range(120)]
+            w.family("keda_scaler_metrics_value", [
+                ({"namespace": "web", "scaledObject": "web-so", "scaler": "redisScaler", "triggerIndex": "0",
+                  "metric": "s0-redis-jobs"}, [(t, backlog_at(i)) for i, t in enumerate(minutes) if not 50 <= i < 60]),
+                ({"namespace": "web", "scaledObject": "ghost-so", "scaler": "redisScaler", "triggerIndex": "0",
+                  "metric": "s0-redis-q"}, [(t, 5.0) for t in minutes])])
+            w.family("kube_deployment_status_replicas_available", [
+                ({"namespace": "web", "deployment": "web"}, [(t, 2.0) for t in minutes])])
             w.close()
         backfill(om, Path(tmp, "data"))
         with prometheus_on(Path(tmp, "data")) as url:
             yield url, t_good, t_bad
+
+
+def backlog_at(i: int) -> float:
+    """web-so's queue: empty, then 1,500 items piling up for 20 minutes (more than 2 pods serve), draining."""
+    if 30 <= i < 50:
+        return 1500.0 * (i - 29)
+    if 50 <= i < 90:
+        return max(0.0, 30000.0 - 1500.0 * (i - 49))
+    return 0.0
+
+
+WEB_SO = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: web-so, namespace: web}
+spec:
+  scaleTargetRef: {name: web}
+  minReplicaCount: 1
+  maxReplicaCount: 50
+  triggers:
+    - type: redis
+      metadata: {address: "redis:6379", listName: jobs, listLength: "100"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: main, image: web, resources: {requests: {cpu: "1", memory: 2Gi}}}]
+"""
 
 
 def worked_book() -> PriceBook:
@@ -208,3 +251,50 @@ def test_bad_inputs_reported_and_reconciled(history: tuple[str, float, float]) -
     # last sample at the first step of the gap, so it counts 1.5 h + one 5-minute step
     assert a.nodes["node-gap"].hours == pytest.approx(1.5 + 5 / 60)
     assert abs(a.allocated + a.idle - a.total) < 1e-9
+
+
+def test_what_if_keda_karpenter_replays_recorded_readings(history: tuple[str, float, float], tmp_path: Path) -> None:
+    url, t, _ = history
+    manifests = tmp_path / "web.yaml"
+    manifests.write_text(WEB_SO)
+    result = CliRunner().invoke(app, ["cost", "--prometheus", url, "--window", "2h", "--end", str(t + 2 * H),
+                                      "--by", "namespace", "--format", "json", "--what-if", "keda-karpenter",
+                                      "--scaledobject", str(manifests), "--report", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)["what_if"]
+    by = {w["scaledObject"]: w for w in out["workloads"]}
+    web, ghost = by["web-so"], by["ghost-so"]
+    # actual: the cost of web-so's pods (web-1, web-2) at offline prices (node-spot priced on demand)
+    ram, cpu = 0.192 / (4 * R + 16), 0.192 / (4 * R + 16) * R
+    assert web["actual_cost"] == pytest.approx(2 * (1 * cpu + 2 * ram) + 2 * (1.5 * cpu + 3 * ram), rel=1e-5)
+    assert web["signal"] == "backlog" and web["keda_karpenter"]["cost_usd"] > 0
+    # the burst overwhelms 2 replicas at 10 items/s: the estimated actual wait passes the 60 s SLO
+    assert web["actual_slo_violation_minutes"] > 0
+    # readings every 5 minutes (--step); the 10 minutes without samples leave one step past the lookback
+    assert any("1 of 24 steps had no reading" in n for n in web["notes"])
+    assert any("bundled sample" in n for n in ghost["notes"]) and ghost["actual_cost"] == 0
+    assert out["assumptions"]["pod_rate"] == 10.0 and any("lower bound" in n for n in out["notes"])
+    assert "What if KEDA + Karpenter" in (tmp_path / "r" / "cost.html").read_text()
+
+
+def test_cli_live_prices_against_moto_fall_back_and_say_so(history: tuple[str, float, float],
+                                                           moto_server: Server) -> None:  # noqa: F811
+    url, t, _ = history
+    result = CliRunner().invoke(app, ["cost", "--prometheus", url, "--window", "2h", "--end", str(t + 2 * H),
+                                      "--format", "json", "--live-prices",
+                                      "--aws-endpoint-url", f"http://{moto_server.address}"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert any("Pricing API unavailable" in n for n in out["notes"])
+    assert any("90-day" in n for n in out["notes"])  # moto's placeholder spot history is not used
+    assert out["summary"]["total"] == pytest.approx(2 * (0.192 + 0.526 + 0.096), abs=1e-6)
+
+
+def test_bad_arguments_exit_2_naming_the_option(history: tuple[str, float, float]) -> None:
+    url, _, _ = history
+    for args, said in ((["--window", "a week"], "--window"), (["--by", "team"], "--by"),
+                       (["--format", "xml"], "--format"), (["--what-if", "hpa"], "--what-if")):
+        result = CliRunner().invoke(app, ["cost", "--prometheus", url, *args])
+        assert result.exit_code == 2 and said in result.output, result.output
+    result = CliRunner().invoke(app, ["cost", "--prometheus", "http://127.0.0.1:9", "--window", "1h"])
+    assert result.exit_code == 2 and "unreachable" in result.output

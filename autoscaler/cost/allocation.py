@@ -160,6 +160,7 @@ class Allocation:
     end: float
     groups: dict[str, Cost] = field(default_factory=dict)
     group_hours: dict[str, float] = field(default_factory=dict)  # pod-hours per group
+    scaled_objects: dict[str, float] = field(default_factory=dict)  # "ns/ScaledObject" → $, whatever `by` is
     nodes: dict[str, NodeTotal] = field(default_factory=dict)
     series_t: list[float] = field(default_factory=list)  # chunk starts
     series: dict[str, list[float]] = field(default_factory=dict)  # group (and IDLE) → $ per chunk
@@ -391,6 +392,9 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
             out.groups.setdefault(g, Cost()).add(cpu, ram, gpu)
             out.group_hours[g] = out.group_hours.get(g, 0.0) + u.hours
             chunk_groups[g] = chunk_groups.get(g, 0.0) + cpu + ram + gpu
+            if info_pod is not None and info_pod.scaled_object:
+                so = f"{u.namespace}/{info_pod.scaled_object}"
+                out.scaled_objects[so] = out.scaled_objects.get(so, 0.0) + cpu + ram + gpu
 
         chunk_groups[IDLE] = chunk_total - sum(chunk_groups.values())
         for g, v in chunk_groups.items():

@@ -15,13 +15,15 @@ import bisect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from provisioner.catalog import _raw_snapshot
+from autoscaler.cost.allocation import Spec
+from provisioner.catalog import _raw_snapshot, snapshot_rows
 
 CATALOG_REGION = "us-east-1"  # the bundled snapshot's prices are us-east-1's
 PRICING_API_REGION = "us-east-1"  # the Pricing API is served from us-east-1 (and ap-south-1)
-SPOT_HISTORY_S = 7 * 86400  # how far back a spot read reaches when no window is given
+SPOT_HISTORY_KEPT_S = 90 * 86400  # AWS keeps 90 days of spot price history; older rows are not AWS's
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,17 @@ def catalog_on_demand() -> dict[str, float]:
     return dict(_raw_snapshot()[1])
 
 
+@cache
+def _specs() -> dict[str, Spec]:
+    return {r["instance_type"]: Spec(float(r["vcpu"]), float(r["memory_mib"]) * 1024 ** 2, float(r["gpu_count"] or 0))
+            for r in snapshot_rows()}
+
+
+def spec_of(instance_type: str) -> Spec | None:
+    """Capacity of an instance type from the bundled snapshot (used when kube-state-metrics is silent)."""
+    return _specs().get(instance_type)
+
+
 def offline_price_book(region: str = CATALOG_REGION) -> PriceBook:
     notes = [] if region == CATALOG_REGION else [
         f"on-demand prices are the bundled {CATALOG_REGION} snapshot; region {region} may differ"]
@@ -131,6 +144,12 @@ def spot_changes(rows: Iterable[SpotRow]) -> dict[tuple[str, str], list[tuple[fl
     for r in rows:
         by_key.setdefault((r.instance_type, r.zone), {})[r.timestamp] = r.price
     return {k: sorted(v.items()) for k, v in by_key.items()}
+
+
+def plausible_spot_rows(rows: Iterable[SpotRow], start: float) -> list[SpotRow]:
+    """Rows AWS could have served for a window starting at `start`: positive prices no older than the
+    90 days AWS keeps (moto answers every type with 0.00001 $/h dated 2006)."""
+    return [r for r in rows if r.price > 0 and r.timestamp >= start - SPOT_HISTORY_KEPT_S]
 
 
 def latest_spot(rows: Iterable[SpotRow]) -> dict[tuple[str, str], float]:
@@ -229,7 +248,11 @@ def load_price_book(region: str, instance_types: Sequence[str], start: float, en
             book.notes.append(f"DescribeSpotPriceHistory unavailable ({_problem(exc)}): spot nodes priced "
                               "on demand (no spot savings counted)")
         else:
-            book.spot = spot_changes(rows)
-            book.spot_source = f"DescribeSpotPriceHistory ({len(rows)} rows)"
+            kept = plausible_spot_rows(rows, start)
+            if len(kept) < len(rows):
+                book.notes.append(f"{len(rows) - len(kept)} spot price rows older than AWS's 90-day history "
+                                  "(a placeholder, e.g. moto's) were ignored: those spot nodes are priced on demand")
+            book.spot = spot_changes(kept)
+            book.spot_source = f"DescribeSpotPriceHistory ({len(kept)} of {len(rows)} rows)"
             book.read_at = read_at if book.read_at is None else min(book.read_at, read_at)
     return book

@@ -10,31 +10,17 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from autoscaler.cost.allocation import IDLE, Allocation, PriceOf, Spec, allocate, check_by
+from autoscaler.cost.allocation import IDLE, Allocation, PriceOf, allocate, check_by
 from autoscaler.cost.collect import Window, plan_chunks, read_chunks, read_metadata
-from autoscaler.cost.prices import PriceBook
+from autoscaler.cost.prices import PriceBook, spec_of
 from autoscaler.cost.prom import Prometheus
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#bcbd22", "#e377c2")
 IDLE_COLOR = "#bbbbbb"
 TOP_GROUPS = 8  # groups drawn in the stacked chart; the rest are summed as "other"
-
-
-@cache
-def _specs() -> dict[str, Spec]:
-    from provisioner.catalog import snapshot_rows
-
-    return {r["instance_type"]: Spec(float(r["vcpu"]), float(r["memory_mib"]) * 1024 ** 2, float(r["gpu_count"] or 0))
-            for r in snapshot_rows()}
-
-
-def spec_of(instance_type: str) -> Spec | None:
-    """Capacity of an instance type from the bundled snapshot (used when kube-state-metrics is silent)."""
-    return _specs().get(instance_type)
 
 
 def price_of_book(book: PriceBook) -> PriceOf:

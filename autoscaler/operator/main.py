@@ -17,6 +17,7 @@ from kubernetes_asyncio import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from autoscaler.cost.exporter import install as install_cost_metrics
 from autoscaler.history import MemoryHistory, RedisHistory
 from autoscaler.interceptor.operator import make_http_controller
 from autoscaler.operator.controller import ScaledObjectController
@@ -158,6 +159,7 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
         if elector is not None:
             controller.fence = elector.fence
         nodes = await make_provisioner(api, metrics) if provisioner else None
+        install_cost_metrics(metrics.registry, controller if autoscaler else None, nodes, time.time)
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
             controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs
