@@ -3,12 +3,49 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="surge: pod autoscaling and node provisioning.")
+from autoscaler.errors import UserError, describe
+
+
+class SurgeGroup(TyperGroup):
+    """Every command's errors end here: bad input is one line on stderr and exit status 2, never a
+    traceback (SURGE_DEBUG=1 lets the exception through for debugging)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context; its vendored click base class is private
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors: typer reports them itself
+            raise
+        except Exception as exc:
+            if os.environ.get("SURGE_DEBUG"):
+                raise
+            message, status = describe(exc)
+            command = ctx.invoked_subcommand or ""
+            typer.echo(f"surge {command}: error: {message}".replace("  ", " "), err=True)
+            raise typer.Exit(status) from None
+
+
+app = typer.Typer(cls=SurgeGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="surge: pod autoscaling and node provisioning.")
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    """--env KEY=VALUE pairs; a pair without '=' or with an empty key is a user error."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            # the item may be a secret written wrongly: say which one, not what it holds
+            raise UserError(f"--env: expected KEY=VALUE, item {len(pairs) + 1} has no '=' or no key")
+        pairs[key.strip()] = value
+    return pairs
 
 
 class Format(StrEnum):
@@ -57,7 +94,7 @@ def read(
 
     from autoscaler.read import read_and_decide
 
-    pairs = dict(item.split("=", 1) for item in env)
+    pairs = parse_env(env)
     reports, verdicts = asyncio.run(read_and_decide(paths, pairs, current))
     if format is Format.json:
         payload: object = [asdict(r) for r in reports]

@@ -7,17 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 
 def _docs(paths: list[Path]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            out += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-        except (OSError, yaml.YAMLError) as exc:
-            raise typer.BadParameter(f"{path}: {exc}") from exc
-    return out
+    from autoscaler.manifests.reader import mappings
+
+    return [d for path in paths for _, d in mappings(path)]  # a ManifestError is exit status 2
 
 
 def plan(

@@ -49,7 +49,9 @@ def simulate(
         a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
         setup, notes = build_setup(scaledobject, nodepool, deployment, a)
     except (TraceError, InputError, PolicyError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, whatever its length
         raise typer.Exit(2) from None
     notes = list(tr.notes) + notes
     dt = tick_for(tr, a)

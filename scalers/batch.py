@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from scalers.base import Reading, Scaler
-from scalers.errors import NotFoundError, ScalerError
+from scalers.errors import NotFoundError, QueryError, ScalerError
 from scalers.kafka import KafkaScaler, limit_partitions, shared_connection, total_lag
 from scalers.kafka import translate_error as kafka_error
 from scalers.redis_common import translate_error as redis_error
@@ -34,6 +34,8 @@ async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
             results[i] = await s.metrics()
         except ScalerError as exc:
             results[i] = exc
+        except Exception as exc:  # a hostile server's reply (bad status line, truncated body…)
+            results[i] = QueryError(s.trigger.label, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
 
     await asyncio.gather(_redis_lists(redis, results), _kafka_groups(kafka, results), *(one(i, s) for i, s in others))
     return [results[i] for i in range(len(scalers))]

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from autoscaler.engine.formula import FormulaError, compute
 from autoscaler.engine.hpa import Behavior, HPAState, MetricType, normalize, record_scale, replicas_for_metric
 
+FORMULA = "scalingModifiers.formula"  # the composite's key in EngineState.failures
 FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
 
 
@@ -155,30 +156,37 @@ def decide(
         else:
             state.failures[trig.name] = 0
             values[trig.name] = reading.value
-    failing = [t for t in spec.triggers if values[t.name] is None]
-    if spec.fallback is not None and any(state.failures[t.name] >= spec.fallback.failure_threshold for t in failing):
+    failing = [t.name for t in spec.triggers if values[t.name] is None]
+    # the scalingModifiers formula is one more scaler (KEDA's composite): any error computing it
+    # counts as that scaler failing — Ready=False, and fallback once failureThreshold is reached
+    composite: float | None = None
+    if spec.modifiers is not None:
+        try:
+            composite = compute(spec.modifiers.formula, values)
+            state.failures[FORMULA] = 0
+        except FormulaError as exc:
+            state.failures[FORMULA] = state.failures.get(FORMULA, 0) + 1
+            failing.append(FORMULA)
+            conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+    if spec.fallback is not None and any(state.failures[n] >= spec.fallback.failure_threshold for n in failing):
         fallback_active = True
         replicas = _fallback_replicas(spec.fallback, current)
-        conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {[t.name for t in failing]}")
+        conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {failing}")
     else:
         conditions["Fallback"] = Condition(False, "NoFallbackFound")
 
     # 3. activity and the metrics the HPA sees
     metrics: list[tuple[MetricType, float, float]] = []
     if spec.modifiers is not None:
-        try:
-            composite = compute(spec.modifiers.formula, values)
-            active = composite > spec.modifiers.activation_target
+        active = composite is not None and composite > spec.modifiers.activation_target
+        if composite is not None:
             metrics.append((spec.modifiers.metric_type, composite, spec.modifiers.target))
-        except FormulaError as exc:
-            active = False
-            conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
     else:
         active = any(readings.get(t.name, TriggerReading()).active for t in spec.triggers if values[t.name] is not None)
         metrics = [(t.metric_type, v, t.target) for t in spec.triggers if (v := values[t.name]) is not None]
     conditions.setdefault("Ready", Condition(not failing or fallback_active,
                                              "ScaledObjectReady" if not failing else "TriggerError",
-                                             "" if not failing else f"failing triggers: {[t.name for t in failing]}"))
+                                             "" if not failing else f"failing triggers: {failing}"))
     if active:
         state.last_active_at = now
     conditions["Active"] = Condition(active or fallback_active, "ScalerActive" if active else "ScalerNotActive")
