@@ -123,7 +123,15 @@ def read(
 def operator(
     server: str | None = typer.Option(None, "--server", help="API server URL (default: in-cluster, then kubeconfig)"),
     lease_namespace: str = typer.Option("surge", "--lease-namespace", help="namespace of the leader Lease"),
-    port: int = typer.Option(8080, "--port", help="port for /metrics, /healthz, /readyz"),
+    port: int = typer.Option(8080, "--port", help="port for /metrics, /healthz, /readyz", min=1, max=65535),
+    bind_address: str = typer.Option("0.0.0.0", "--bind-address", envvar="SURGE_BIND_ADDRESS",
+                                     help="address /metrics, /healthz and /readyz listen on"),
+    metrics_auth: str = typer.Option("none", "--metrics-auth", envvar="SURGE_METRICS_AUTH",
+                                     help="none, or token-review: /metrics needs a bearer token the API server "
+                                          "authenticates and authorizes for GET /metrics (kube-rbac-proxy style)"),
+    secret_namespaces: str = typer.Option("", "--secret-namespaces", envvar="SURGE_SECRET_NAMESPACES",
+                                          help="comma-separated namespaces whose Secrets surge may read "
+                                               "(default: all; the chart's rbac.secretNamespaces)"),
     leader_elect: bool = typer.Option(True, "--leader-elect/--no-leader-elect"),
     history_redis: str | None = typer.Option(None, "--history-redis",
                                              help="redis:// URL for metric history (env SURGE_HISTORY_REDIS_URL)"),
@@ -134,20 +142,23 @@ def operator(
     """Run the ScaledObject controller and/or the node provisioner (one active replica via a Lease)."""
     import asyncio
     import logging
-    import os
 
+    from autoscaler import redact
     from autoscaler.operator.main import run_operator
 
     level = os.environ.get("SURGE_LOG_LEVEL", "info").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact.install(getattr(logging, level, logging.INFO))  # every handler masks Secret values
     wanted = {c.strip() for c in controllers.split(",") if c.strip()}
     unknown = wanted - {"autoscaler", "provisioner"}
     if unknown:
         raise typer.BadParameter(f"unknown controllers {sorted(unknown)}; expected autoscaler, provisioner",
                                  param_hint="--controllers")
+    if metrics_auth not in ("none", "token-review"):
+        raise UserError(f"--metrics-auth: expected none or token-review, got {metrics_auth!r}")
+    namespaces = tuple(sorted({n.strip() for n in secret_namespaces.split(",") if n.strip()}))
     asyncio.run(run_operator(server, lease_namespace, port, leader_elect, history_redis=history_redis,
-                             autoscaler="autoscaler" in wanted, provisioner="provisioner" in wanted))
+                             autoscaler="autoscaler" in wanted, provisioner="provisioner" in wanted,
+                             bind_address=bind_address, metrics_auth=metrics_auth, secret_namespaces=namespaces))
 
 
 from autoscaler.plan_cli import plan  # noqa: E402

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,8 +17,10 @@ APPS_SCALE = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, secret_namespaces: tuple[str, ...] = ()) -> None:
         self.api = api
+        # when given, Secrets are read and watched only here (the chart grants no more: rbac.secretNamespaces)
+        self.secret_namespaces = secret_namespaces
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -36,8 +40,16 @@ class Kube:
 
     async def watch_secrets(self, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
         """Secret changes, metadata only: the controller re-reads the ones its triggers use."""
+        if self.secret_namespaces:
+            async for event in _merged(*(_raw_stream(functools.partial(self.core.list_namespaced_secret, ns), timeout_s)
+                                         for ns in self.secret_namespaces)):
+                yield {"type": event["type"], "object": {"metadata": event["raw_object"].get("metadata", {})}}
+            return
         async for event in _raw_stream(self.core.list_secret_for_all_namespaces, timeout_s):
             yield {"type": event["type"], "object": {"metadata": event["raw_object"].get("metadata", {})}}
+
+    def may_read_secrets(self, ns: str) -> bool:
+        return not self.secret_namespaces or ns in self.secret_namespaces
 
     async def watch_targets(self, kind: str, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
         """Deployments or StatefulSets as plain dicts: the scale targets' replicas without a GET per poll."""
@@ -123,6 +135,33 @@ async def _raw_stream(lister: Any, timeout_s: int) -> AsyncIterator[dict[str, An
     w.return_type = None  # type: ignore[assignment]
     async for event in stream:
         yield {"type": event["type"], "raw_object": event["raw_object"]}
+
+
+async def _merged(*streams: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Events of several watches as one stream; it ends when every watch has ended."""
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def pump(stream: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for event in stream:
+                await queue.put(event)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(s)) for s in streams]
+    try:
+        running = len(tasks)
+        while running:
+            event = await queue.get()
+            if event is None:
+                running -= 1
+            else:
+                yield event
+        for t in tasks:
+            t.result()  # a watch that failed fails the merged stream, as a single watch would
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def plural(kind: str) -> str:

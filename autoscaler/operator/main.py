@@ -20,6 +20,7 @@ from autoscaler.operator.controller import ScaledObjectController
 from autoscaler.operator.kube import Kube
 from autoscaler.operator.leader import LeaderElector
 from autoscaler.operator.metrics import Metrics
+from autoscaler.operator.metrics_auth import TokenReviewAuth
 from autoscaler.operator.predictor import Predictor
 from provisioner.catalog import load_catalog
 from provisioner.cloud.aws import AWSProvider, ec2_client
@@ -31,8 +32,24 @@ from provisioner.metrics import ProvisionerMetrics
 from provisioner.nodeclass import EC2NodeClass
 
 
-def http_app(metrics: Metrics, ready: dict[str, bool]) -> web.Application:
-    async def metrics_handler(_: web.Request) -> web.Response:
+def http_app(metrics: Metrics, ready: dict[str, bool], auth: dict[str, TokenReviewAuth] | None = None
+             ) -> web.Application:
+    """/metrics (behind token review when `auth` is given: it gets its reviewer once the API client
+    exists), /healthz and /readyz (open: the kubelet probes them)."""
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        if auth is not None:
+            reviewer = auth.get("reviewer")
+            if reviewer is None:
+                return web.Response(status=503, text="starting")
+            try:
+                allowed = await reviewer.allowed(request.headers.get("Authorization"))
+            except Exception as exc:  # the API server is down or refuses us: say so, never serve
+                logging.getLogger("surge.operator").warning("metrics token review failed: %s", exc)
+                return web.Response(status=503, text="cannot review the token")
+            if not allowed:
+                return web.Response(status=401 if "Authorization" not in request.headers else 403,
+                                    text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
@@ -117,7 +134,8 @@ def make_predictor(redis_url: str | None) -> Predictor:
 
 async def run_operator(server: str | None, lease_namespace: str, port: int, leader_elect: bool = True,
                        identity: str | None = None, history_redis: str | None = None,
-                       autoscaler: bool = True, provisioner: bool = False) -> None:
+                       autoscaler: bool = True, provisioner: bool = False, bind_address: str = "0.0.0.0",
+                       metrics_auth: str = "none", secret_namespaces: tuple[str, ...] = ()) -> None:
     configuration = await load_configuration(server)
     # tens of thousands of long-lived objects per thousand ScaledObjects: the default young-generation
     # threshold (700) makes the cyclic collector rescan them many times a second
@@ -125,11 +143,14 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
     metrics = Metrics()
     predictor = make_predictor(history_redis or os.environ.get("SURGE_HISTORY_REDIS_URL"))
     ready = {"started": False}
-    runner = web.AppRunner(http_app(metrics, ready))
+    auth: dict[str, TokenReviewAuth] | None = {} if metrics_auth == "token-review" else None
+    runner = web.AppRunner(http_app(metrics, ready, auth))
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    await web.TCPSite(runner, bind_address, port).start()
     async with client.ApiClient(configuration) as api:
-        controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
+        if auth is not None:
+            auth["reviewer"] = TokenReviewAuth(api)
+        controller = ScaledObjectController(Kube(api, secret_namespaces), metrics, predictor=predictor)
         nodes = await make_provisioner(api, metrics) if provisioner else None
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
