@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
-from scalers.config import check_list_size, parse_bool_like_go
+from scalers.config import address_port_error, check_list_size, parse_bool_like_go
 from scalers.errors import (
     AuthError,
     ConfigError,
@@ -123,6 +123,9 @@ def parse_kafka_metadata(trigger: Trigger) -> tuple[KafkaMetadata, list[FieldErr
     if not servers:
         return fail("bootstrapServers", "is required (no bootstrapServers given)")
     md.brokers = servers.split(",")
+    bad_port = next((e for e in map(address_port_error, md.brokers) if e), None)
+    if bad_port:
+        return fail("bootstrapServers", bad_port)
     md.group = _value(meta, env, "consumerGroup")
     if not md.group:
         return fail("consumerGroup", "is required (no consumer group given)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigger_config, sanitize
-from scalers.config import param
+from scalers.config import param, url_port_error
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
 from scalers.http import parse_json, read_body, snippet
 
@@ -50,6 +50,9 @@ class PrometheusConfig:
 
     def validate(self) -> list[FieldError]:
         errors = []
+        bad_port = url_port_error(self.server_address)
+        if bad_port:
+            errors.append(FieldError("serverAddress", bad_port))
         if self.timeout_ms < 0:
             errors.append(FieldError("timeout", f"got {self.timeout_ms}, expected milliseconds >= 0"))
         for mode in self.auth_modes:

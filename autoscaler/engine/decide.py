@@ -27,6 +27,7 @@ from typing import Any, Literal
 from autoscaler.engine.formula import FormulaError, compute
 from autoscaler.engine.hpa import Behavior, HPAState, MetricType, normalize, record_scale, replicas_for_metric
 
+FORMULA = "scalingModifiers.formula"  # the composite's key in EngineState.failures
 FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
 
 
@@ -175,19 +176,29 @@ def decide(
     metrics: list[tuple[MetricType, float, float]] = []
     if spec.modifiers is not None:
         mods = spec.modifiers
+        composite: float | None = None
+        if not fallback_active and not failing:
+            try:
+                composite = compute(mods.formula, values)
+                state.failures[FORMULA] = 0
+            except FormulaError as exc:
+                # the formula is one more scaler (KEDA's composite): its error counts toward the fallback
+                state.failures[FORMULA] = n = state.failures.get(FORMULA, 0) + 1
+                conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+                if fb is not None and n > fb.failure_threshold:
+                    fallback_active = True
+                    fallback_to = _fallback_replicas(fb, current)
+                    conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {[FORMULA]}")
+                else:
+                    failing.append(FORMULA)
         if fallback_active:  # the composite metric itself falls back
             active = True
             metrics.append(("AverageValue", fallback_to * mods.target, mods.target))
-        elif failing:
+        elif composite is None:
             active = False
         else:
-            try:
-                composite = compute(mods.formula, values)
-                active = composite > mods.activation_target
-                metrics.append((mods.metric_type, composite, mods.target))
-            except FormulaError as exc:
-                active = False
-                conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+            active = composite > mods.activation_target
+            metrics.append((mods.metric_type, composite, mods.target))
     else:
         active = fallback_active or any(readings[t.name].active for t in spec.triggers if values[t.name] is not None)
         metrics = [(t.metric_type, v, t.target) for t in spec.triggers if (v := values[t.name]) is not None]

@@ -36,10 +36,12 @@ from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_
 from autoscaler.engine.reaction import next_due, on_change, pushes, watch_interval
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
 from autoscaler.manifests.keda import ScaledObject, duration_seconds
+from autoscaler.manifests.reader import ManifestError, check_object
 from autoscaler.operator.kube import API_ERRORS, APPS_SCALE, Kube
 from autoscaler.operator.leader import NotLeading
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
+from autoscaler.redact import remember
 from autoscaler.validate import issues_from
 from scalers.base import Reading, Scaler, Trigger, as_scaler_error
 from scalers.batch import poll_cycle
@@ -371,7 +373,11 @@ class ScaledObjectController:
 
     async def _prepare(self, key: Key, raw: dict[str, Any]) -> Entry:
         try:
+            # the reader's depth and size limits, for objects that come from the API server as JSON
+            check_object(raw, f"ScaledObject {key[0]}/{key[1]}")
             so = ScaledObject.model_validate(raw)
+        except ManifestError as exc:
+            raise Invalid("ScaledObjectCheckFailed", str(exc)) from None
         except ValidationError as exc:
             issues = "; ".join(f"{i.field}: {i.message}" for i in issues_from(exc))
             raise Invalid("ScaledObjectCheckFailed", issues) from None
@@ -440,11 +446,16 @@ class ScaledObjectController:
         # reads them from the ScaledObject's, as for a TriggerAuthentication.
         for item in spec.get("secretTargetRef") or []:
             self._depend(key, ("Secret", ns, item["name"]))
+            if not self.kube.may_read_secrets(ns):
+                raise Invalid("SecretNotFound", f"Secret {item['name']!r} for parameter {item['parameter']!r}: surge "
+                                                f"reads Secrets only in namespaces {list(self.kube.secret_namespaces)} "
+                                                "(helm value rbac.secretNamespaces)")
             data = await self.kube.secret_data(ns, item["name"])
             if data is None or item["key"] not in data:
                 raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) for parameter "
                                                 f"{item['parameter']!r} not found")
             params[item["parameter"]] = data[item["key"]]
+            remember(data[item["key"]])  # masked in every log line from now on
         provider = str((spec.get("podIdentity") or {}).get("provider", ""))
         return params, provider
 
