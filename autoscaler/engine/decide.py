@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autoscaler.engine.formula import FormulaError, compute
+from autoscaler.engine.formula import FormulaError, compute, evaluate, parse
 from autoscaler.engine.hpa import Behavior, HPAState, MetricType, normalize, record_scale, replicas_for_metric
 
-FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
+FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower",
+                          "scalingModifiers"]
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,11 @@ def decide(
             state.failures[trig.name] = 0
             values[trig.name] = reading.value
     failing = [t for t in spec.triggers if values[t.name] is None]
-    if spec.fallback is not None and any(state.failures[t.name] >= spec.fallback.failure_threshold for t in failing):
+    # fallback.behavior scalingModifiers: a failing trigger reads as nil in the formula (for `??`), and
+    # only a formula that is nil as a whole falls back (to fallback.replicas × target), as KEDA does
+    modifier_fallback = spec.fallback is not None and spec.fallback.behavior == "scalingModifiers"
+    if spec.fallback is not None and not modifier_fallback and any(
+            state.failures[t.name] >= spec.fallback.failure_threshold for t in failing):
         fallback_active = True
         replicas = _fallback_replicas(spec.fallback, current)
         conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {[t.name for t in failing]}")
@@ -167,7 +172,11 @@ def decide(
     metrics: list[tuple[MetricType, float, float]] = []
     if spec.modifiers is not None:
         try:
-            composite = compute(spec.modifiers.formula, values)
+            if modifier_fallback and spec.fallback is not None and evaluate(parse(spec.modifiers.formula),
+                                                                            values) is None:
+                composite = spec.fallback.replicas * spec.modifiers.target
+            else:
+                composite = compute(spec.modifiers.formula, values)
             active = composite > spec.modifiers.activation_target
             metrics.append((spec.modifiers.metric_type, composite, spec.modifiers.target))
         except FormulaError as exc:

@@ -23,6 +23,7 @@ _TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)|(?P<na
                     r"|(?P<op>\?\?|&&|\|\||==|!=|<=|>=|[-+*/%()<>!?:,]))")
 FUNCTIONS: dict[str, Callable[..., float]] = {
     "min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round,
+    "float": float, "int": int,  # expr-lang conversions; KEDA wraps every formula in float(...)
 }
 _BINARY = {  # operator: (left binding power, right binding power)
     "??": (1, 2), "||": (3, 4), "&&": (5, 6), "==": (7, 8), "!=": (7, 8), "<": (9, 10), "<=": (9, 10),
