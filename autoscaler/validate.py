@@ -55,6 +55,19 @@ class ObjectResult:
 _PREFIXED = re.compile(r"^([A-Za-z][\w.\[\]/-]*): (.+)$", re.S)
 
 
+def join_path(loc: str, prefix: str) -> str:
+    """`loc` + `prefix` without repeating the part they share (spec.scaleTargetRef + scaleTargetRef.name
+    → spec.scaleTargetRef.name, not spec.scaleTargetRef.scaleTargetRef.name)."""
+    if not loc or prefix == loc or prefix.startswith(loc + "."):
+        return prefix
+    parts = loc.split(".")
+    for i in range(len(parts)):
+        tail = ".".join(parts[i:])
+        if prefix == tail or prefix.startswith(tail + ".") or prefix.startswith(tail + "["):
+            return ".".join([*parts[:i], prefix])
+    return f"{loc}.{prefix}"
+
+
 def issues_from(exc: ValidationError) -> list[Issue]:
     out = []
     for err in exc.errors():
@@ -62,7 +75,7 @@ def issues_from(exc: ValidationError) -> list[Issue]:
         message = err["msg"].removeprefix("Value error, ")
         match = _PREFIXED.match(message)
         if match and not match.group(1).startswith("http"):
-            loc = f"{loc}.{match.group(1)}" if loc else match.group(1)
+            loc = join_path(loc, match.group(1))
             message = match.group(2)
         if err["type"] == "missing":
             message = "is required"

@@ -215,3 +215,47 @@ def test_admission_warnings() -> None:
     assert any(w.startswith("spec.cooldownPeriod: CooldownPeriod is configured") for w in result.warnings)
     [quiet] = validate_documents([Document("x.yaml", 0, so(minReplicaCount=0, pollingInterval=10))])
     assert not [w for w in quiet.warnings if "not relevant" in w]
+
+
+def test_error_paths_are_not_doubled() -> None:
+    from autoscaler.validate import join_path
+
+    assert join_path("spec.scaleTargetRef", "scaleTargetRef.name") == "spec.scaleTargetRef.name"
+    assert join_path("spec", "spec.triggers[0]") == "spec.triggers[0]"
+    assert join_path("spec", "triggers[1].name") == "spec.triggers[1].name"
+    assert join_path("spec.triggers", "triggers[1].name") == "spec.triggers[1].name"
+    assert join_path("", "metadata.name") == "metadata.name"
+    ta = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "a"},
+          "spec": {"podIdentity": {"provider": "aws", "externalID": "x"}}}
+    assert errors_of(ta) == [("spec.podIdentity.externalID", "externalID of PodIdentity requires roleArn to be set")]
+
+
+@pytest.mark.parametrize(("spec", "field", "fragment"), [
+    ({"oauth2": {"type": "password", "clientId": "c", "tokenUrl": "https://t/x"}}, "spec.oauth2.type",
+     "'clientCredentials'"),
+    ({"oauth2": {"tokenUrl": "https://t/x"}}, "spec.oauth2.clientId", "is required"),
+    ({"oauth2": {"clientId": "c"}}, "spec.oauth2.tokenUrl", "is required"),
+    ({"oauth2": {"clientId": "c", "tokenUrl": "ftp://t/x"}}, "spec.oauth2.tokenUrl", "valid http or https URL"),
+    ({"podIdentity": {"provider": "aws-kiam"}}, "spec.podIdentity.provider", "'aws-eks' or 'gcp'"),
+    ({"podIdentity": {"provider": "azure-workload", "identityId": ""}}, "spec.podIdentity.identityId",
+     "should not be empty"),
+    ({"filePath": ["a"]}, "spec.filePath", "valid string"),
+])
+def test_trigger_authentication_rules(spec: dict[str, Any], field: str, fragment: str) -> None:
+    ta = {"apiVersion": "keda.sh/v1alpha1", "kind": "ClusterTriggerAuthentication", "metadata": {"name": "a"},
+          "spec": spec}
+    errs = errors_of(ta)
+    assert any(f == field and fragment in m for f, m in errs), errs
+
+
+def test_trigger_authentication_known_fields() -> None:
+    ta = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "a"},
+          "spec": {"podIdentity": {"provider": "azure-workload", "identityId": "i", "identityTenantId": "t",
+                                   "identityAuthorityHost": "https://login"},
+                   "oauth2": {"clientId": "c", "tokenUrl": "https://idp/token", "scopes": ["a"],
+                              "clientSecret": {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}},
+                   "filePath": "creds.json"}}
+    [result] = validate_documents([Document("x.yaml", 0, ta)])
+    assert result.ok, result.errors
+    assert not [w for w in result.warnings if "unknown field" in w], result.warnings
+    assert any(w.startswith("spec.filePath: only a ClusterTriggerAuthentication") for w in result.warnings)
