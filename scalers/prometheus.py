@@ -18,6 +18,7 @@ from typing import Any
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigger_config, sanitize
 from scalers.config import param
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
+from scalers.gcp_auth import SCOPE_MONITORING_READ, GcpAuthError, GcpTokenSource, gcp_authorization
 
 AUTH_MODES = ("tls", "bearer", "basic", "custom")
 
@@ -115,6 +116,9 @@ class PrometheusScaler:
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_prometheus_config(trigger)
+        # Google Managed Prometheus: a bearer token from Google credentials, when no authModes are set
+        gcp = gcp_authorization(trigger) if not self.config.auth_modes else None
+        self._gcp = GcpTokenSource(gcp, [SCOPE_MONITORING_READ], trigger.timeout_s) if gcp else None
         self._session: Any = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -163,8 +167,14 @@ class PrometheusScaler:
         params.update(cfg.query_parameters)
         url = cfg.server_address.rstrip("/") + "/api/v1/query"
         label = self.trigger.label
+        headers = {}
+        if self._gcp is not None:
+            try:
+                headers["Authorization"] = f"Bearer {await self._gcp.token()}"
+            except GcpAuthError as exc:
+                raise AuthError(label, f"gcp: {exc}") from None
         try:
-            async with self._connect().get(url, params=params) as resp:
+            async with self._connect().get(url, params=params, headers=headers) as resp:
                 text = await resp.text()
                 if resp.status in (401, 403):
                     raise AuthError(label, f"prometheus answered {resp.status}: {text[:200]}")
