@@ -19,6 +19,7 @@ from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigge
 from scalers.config import param
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
 from scalers.gcp_auth import SCOPE_MONITORING_READ, GcpAuthError, GcpTokenSource, gcp_authorization
+from scalers.http_auth import close_http
 
 AUTH_MODES = ("tls", "bearer", "basic", "custom")
 
@@ -201,9 +202,4 @@ class PrometheusScaler:
         return Reading({self.metric_specs()[0].name: value}, active=value > self.config.activation_threshold)
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
+        await close_http(self)

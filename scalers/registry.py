@@ -19,6 +19,7 @@ SCALERS: dict[str, str] = {
     "prometheus": "scalers.prometheus:PrometheusScaler",
     "aws-sqs-queue": "scalers.aws_sqs:SqsQueueScaler",
     "cron": "scalers.cron:CronScaler",
+    "metrics-api": "scalers.metrics_api:MetricsApiScaler",
 }
 
 
