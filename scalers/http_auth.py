@@ -9,6 +9,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scalers.base import Trigger, parse_trigger_config
 from scalers.config import Source, param
