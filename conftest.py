@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.aws",
     "tests.fixtures.prometheus",
+    "tests.fixtures.sql",
     "tests.fixtures.conformance",
     "tests.k8s.fixture",
 ]

@@ -20,6 +20,8 @@ SCALERS: dict[str, str] = {
     "aws-sqs-queue": "scalers.aws_sqs:SqsQueueScaler",
     "cron": "scalers.cron:CronScaler",
     "metrics-api": "scalers.metrics_api:MetricsApiScaler",
+    "postgresql": "scalers.postgresql:PostgresScaler",
+    "mysql": "scalers.mysql:MySqlScaler",
 }
 
 
