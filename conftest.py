@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.prometheus",
     "tests.fixtures.sql",
+    "tests.fixtures.rabbitmq",
     "tests.fixtures.conformance",
     "tests.k8s.fixture",
 ]

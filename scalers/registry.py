@@ -22,6 +22,7 @@ SCALERS: dict[str, str] = {
     "metrics-api": "scalers.metrics_api:MetricsApiScaler",
     "postgresql": "scalers.postgresql:PostgresScaler",
     "mysql": "scalers.mysql:MySqlScaler",
+    "rabbitmq": "scalers.rabbitmq:RabbitMQScaler",
 }
 
 
