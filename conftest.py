@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.sql",
     "tests.fixtures.rabbitmq",
+    "tests.fixtures.nats",
     "tests.fixtures.conformance",
     "tests.k8s.fixture",
 ]

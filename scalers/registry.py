@@ -23,6 +23,7 @@ SCALERS: dict[str, str] = {
     "postgresql": "scalers.postgresql:PostgresScaler",
     "mysql": "scalers.mysql:MySqlScaler",
     "rabbitmq": "scalers.rabbitmq:RabbitMQScaler",
+    "nats-jetstream": "scalers.nats_jetstream:NatsJetStreamScaler",
 }
 
 
