@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoscaler.manifests.keda import ScaledObject
+from autoscaler.manifests.keda import ScaledObject, target_of
 from autoscaler.manifests.loader import load_documents
 from autoscaler.validate import AuthIndex
 
@@ -72,7 +72,10 @@ async def read_and_decide(
                                               auth_params=params, resolved_env=dict(env),
                                               pod_identity=resolved.provider,
                                               pod_identity_params=resolved.identity,
-                                              metric_type=trig.metric_type or "AverageValue"))
+                                              metric_type=trig.metric_type or "AverageValue",
+                                              metric_type_given=trig.metric_type is not None,
+                                              namespace=so.metadata.namespace or "default",
+                                              scale_target=target_of(so)))
             except ScalerError as exc:
                 reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None, str(exc)))
                 continue

@@ -25,6 +25,7 @@ from autoscaler.manifests.keda import (
     ScaledObject,
     TriggerAuthentication,
     cluster_object_namespace,
+    target_of,
 )
 from autoscaler.manifests.loader import MODELS, Document, load_documents
 from provisioner.nodeclass import EC2NodeClass
@@ -195,6 +196,7 @@ def check_triggers(so: ScaledObject, auth: AuthIndex) -> tuple[list[Issue], list
         try:
             build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata,
                                  auth_params=params, resolved_env=env, metric_type=trig.metric_type or "AverageValue",
+                                 metric_type_given=trig.metric_type is not None, scale_target=target_of(so),
                                  namespace=so.metadata.namespace or "default", pod_identity=resolved.provider,
                                  pod_identity_params=resolved.identity))
         except ConfigError as exc:

@@ -24,6 +24,9 @@ SCALERS: dict[str, str] = {
     "mysql": "scalers.mysql:MySqlScaler",
     "rabbitmq": "scalers.rabbitmq:RabbitMQScaler",
     "nats-jetstream": "scalers.nats_jetstream:NatsJetStreamScaler",
+    "cpu": "scalers.cpu_memory:CpuMemoryScaler",
+    "memory": "scalers.cpu_memory:CpuMemoryScaler",
+    "kubernetes-workload": "scalers.kubernetes_workload:KubernetesWorkloadScaler",
 }
 
 

@@ -154,10 +154,10 @@ def test_auth_values_come_from_secrets_in_the_same_files() -> None:
 
 
 def test_unknown_trigger_type_and_unknown_fields_are_warnings() -> None:
-    doc = so(triggers=[{"type": "rabbitmq", "metadata": {"queueName": "q"}}], surprise=True)
+    doc = so(triggers=[{"type": "activemq", "metadata": {"destinationName": "q"}}], surprise=True)
     [result] = validate_documents([Document("x.yaml", 0, doc)])
     assert result.ok
-    assert any("'rabbitmq' is not implemented" in w for w in result.warnings)
+    assert any("'activemq' is not implemented" in w for w in result.warnings)
     assert any(w.startswith("spec.surprise: unknown field") for w in result.warnings)
 
 

@@ -6,6 +6,7 @@ then creates. surge validates them together, the way KEDA's webhook sees the API
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -32,10 +33,18 @@ def validate_case(case: dict[str, Any]) -> ObjectResult:
     return validate_documents(docs)[-1]
 
 
+def admission_errors(result: ObjectResult) -> list[tuple[str, str]]:
+    """Errors KEDA's webhook would raise. The webhook does not parse trigger metadata (KEDA's
+    operator does, later); surge validate reports those too, under spec.triggers[i].metadata /
+    .authentication, and they are left out of the admission verdict."""
+    return [(e.field, e.message) for e in result.errors
+            if not re.match(r"^spec\.triggers\[\d+\]\.(metadata|authentication)\.", e.field)]
+
+
 def check(case: dict[str, Any], result: ObjectResult) -> None:
     expected = case["expected"]
     if "accepted" in expected:
-        assert result.ok is expected["accepted"], [(e.field, e.message) for e in result.errors]
+        assert (not admission_errors(result)) is expected["accepted"], admission_errors(result)
     for text in expected.get("warnings_contain", []):
         assert any(text in w for w in result.warnings), result.warnings
     for text in expected.get("warnings_exclude", []):
@@ -51,7 +60,7 @@ def test_scaledobject_webhook(case: dict[str, Any]) -> None:
         pytest.xfail(DIVERGENCES[case["name"]])
     result = validate_case(case)
     check(case, result)
-    if result.errors:  # every error names a field of the object
+    if admission_errors(result):  # every error names a field of the object
         assert all(e.field.startswith(("spec", "metadata")) for e in result.errors)
 
 

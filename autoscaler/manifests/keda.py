@@ -479,3 +479,9 @@ def cluster_object_namespace(env: dict[str, str] | None = None, sa_file: Path = 
         return sa_file.read_text().strip() or "default"
     except OSError:
         return env.get("POD_NAMESPACE") or "default"
+
+
+def target_of(so: ScaledObject) -> tuple[str, str, str]:
+    """The scaleTargetRef as (apiVersion, kind, name), for the triggers that read the target's pods."""
+    ref = so.spec.scale_target_ref
+    return ref.api_version, ref.kind, ref.name

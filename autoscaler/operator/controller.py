@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from autoscaler.engine.decide import Decision, EngineState, TriggerReading, decide
 from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
-from autoscaler.manifests.keda import ScaledObject, cluster_object_namespace, duration_seconds
+from autoscaler.manifests.keda import ScaledObject, cluster_object_namespace, duration_seconds, target_of
 from autoscaler.operator.kube import APPS_SCALE, Kube
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
@@ -398,7 +398,8 @@ class ScaledObjectController:
                     scaler = build_scaler(Trigger(
                         type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata, auth_params=params,
                         resolved_env=env, pod_identity=provider, pod_identity_params=identity,
-                        metric_type=trig.metric_type or "AverageValue", namespace=key[0]))
+                        metric_type=trig.metric_type or "AverageValue", namespace=key[0],
+                        metric_type_given=trig.metric_type is not None, scale_target=target_of(so)))
                 except ScalerError as exc:
                     raise Invalid("ScaledObjectCheckFailed", f"spec.triggers[{i}]: {exc.cause}") from None
                 scalers.append((trigger_key(so, i), scaler))

@@ -129,6 +129,9 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()
     async with client.ApiClient(configuration) as api:
+        from scalers import kube_source
+
+        kube_source.use(api)  # cpu, memory, kubernetes-workload read through the operator's client
         controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
         nodes = await make_provisioner(api, metrics) if provisioner else None
         if nodes is not None and autoscaler:
