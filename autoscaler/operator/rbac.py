@@ -50,7 +50,10 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         + HTTP_WATCHES["list_cluster_custom_object"],
         # re-reading changed credentials needs list + watch on Secrets, as KEDA's default install has
         "list_secret_for_all_namespaces": _rules("", "secrets", "list watch"),
-        "list_{APPS_SCALE[kind]}_for_all_namespaces": _rules("apps", "deployments statefulsets", "list watch"),
+        # with rbac.secretNamespaces, the same per namespace (a Role in each, no ClusterRole rule)
+        "list_namespaced_secret": _rules("", "secrets", "list watch"),
+        "list_deployment_for_all_namespaces": _rules("apps", "deployments", "list watch"),
+        "list_stateful_set_for_all_namespaces": _rules("apps", "statefulsets", "list watch"),
         "get_namespaced_custom_object": _rules(KEDA, "scaledobjects triggerauthentications", "get"),
         # the ScaledObjects HTTPScaledObjects own, as the add-on's operator writes them
         "create_namespaced_custom_object": _rules(KEDA, "scaledobjects", "create"),
@@ -68,6 +71,11 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "patch_namespaced_custom_object_scale": _rules("*", "*/scale", "patch"),
         "create_namespaced_event": _rules("", "events", "create"),
         **LEASES,
+    },
+    # /metrics behind token review (metrics.auth: token-review), as kube-rbac-proxy does it
+    "metrics-auth": {
+        "create_token_review": _rules("authentication.k8s.io", "tokenreviews", "create"),
+        "create_subject_access_review": _rules("authorization.k8s.io", "subjectaccessreviews", "create"),
     },
     "provisioner": {
         "list_pod_for_all_namespaces": _rules("", "pods", "list watch"),
@@ -98,12 +106,13 @@ CONTROLLER_SOURCES: dict[str, tuple[str, ...]] = {
     "interceptor": ("autoscaler/interceptor/kube.py", "autoscaler/interceptor/main.py",
                     "autoscaler/interceptor/proxy.py"),
     "provisioner": ("provisioner/kube.py", "provisioner/controller.py", "autoscaler/operator/leader.py"),
+    "metrics-auth": ("autoscaler/operator/metrics_auth.py",),
 }
 LEASE_RULES = {r for rules in LEASES.values() for r in rules}
 
 _CALL = re.compile(r"\b((?:list|read|get|patch|create|replace|delete)_(?:namespaced|cluster)_"
                    r"(?:[a-z_]|\{[^}]+\})+|list_(?:[a-z_]|\{[^}]+\})+_for_all_namespaces"
-                   r"|(?:list|patch|delete)_node\b)")
+                   r"|(?:list|patch|delete)_node\b|create_(?:token|subject_access)_review\b)")
 
 
 def calls_in(root: Path, controller: str) -> set[str]:

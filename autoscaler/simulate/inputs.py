@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from autoscaler.engine.spec import scaling_spec
 from autoscaler.manifests.keda import ScaledObject
+from autoscaler.manifests.reader import ManifestError, read_file
 from autoscaler.simulate.policy import Assumptions
 from autoscaler.simulate.run import Setup
 from autoscaler.simulate.signals import sim_triggers
@@ -33,11 +33,9 @@ def bundled(name: str) -> Path:
 
 def _docs(path: Path) -> list[dict[str, Any]]:
     try:
-        return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+        return [d for d in read_file(path) if isinstance(d, dict)]
+    except ManifestError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _field_errors(kind: str, name: str, exc: ValidationError) -> str:
@@ -127,6 +125,8 @@ def build_setup(
         catalog_spot=tuple(load_catalog(spot_prices=spot_prices)), catalog_on_demand=tuple(on_demand),
         overhead=daemonset_overhead(docs), http=first.signal == "rate" or http is not None,
         polling_interval_s=float(so.spec.polling_interval),
+        do_not_disrupt=((template.get("metadata") or {}).get("annotations") or {}).get(
+            "karpenter.sh/do-not-disrupt") == "true",
     )
     if http is not None:
         from autoscaler.simulate.http import ADDON_ACTIVATION_S
