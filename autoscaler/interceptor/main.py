@@ -87,25 +87,16 @@ def proxy_server(interceptor: Interceptor) -> web.Server:
 async def watch_all(api: client.ApiClient, state: State, namespace: str = "") -> None:
     k = kube.kinds(api, namespace)
 
-    def route_kind(name: str) -> tuple[Any, Any]:
-        return (lambda t, o: state.apply_route_object(name, t, o),
-                lambda items: state.reset_route_objects(name, items))
-
-    def reset_services(items: list[dict[str, Any]]) -> None:
-        for obj in items:
-            state.endpoints.apply_service("ADDED", obj)
-        state.synced.add("Service")
-
-    def reset_slices(items: list[dict[str, Any]]) -> None:
-        for obj in items:
-            state.endpoints.apply_slice("ADDED", obj)
-        state.synced.add("EndpointSlice")
+    def synced(kind: str) -> Any:
+        return lambda: state.mark_synced(kind)
 
     await asyncio.gather(
-        kube.follow(k["InterceptorRoute"], *route_kind("InterceptorRoute")),
-        kube.follow(k["HTTPScaledObject"], *route_kind("HTTPScaledObject")),
-        kube.follow(k["Service"], state.endpoints.apply_service, reset_services),
-        kube.follow(k["EndpointSlice"], state.endpoints.apply_slice, reset_slices))
+        kube.follow(k["InterceptorRoute"], lambda t, o: state.apply_route_object("InterceptorRoute", t, o),
+                    synced("InterceptorRoute")),
+        kube.follow(k["HTTPScaledObject"], lambda t, o: state.apply_route_object("HTTPScaledObject", t, o),
+                    synced("HTTPScaledObject")),
+        kube.follow(k["Service"], state.endpoints.apply_service, synced("Service")),
+        kube.follow(k["EndpointSlice"], state.endpoints.apply_slice, synced("EndpointSlice")))
 
 
 async def run_interceptor(configuration: client.Configuration, settings: Settings, listen: Listen,

@@ -90,13 +90,13 @@ class State:
             self.objects[kind].pop(key, None)
         else:
             self.objects[kind][key] = obj
-        self.rebuild()
+        if kind in self.synced:  # the first list is applied in one rebuild, when it is complete
+            self.rebuild()
 
-    def reset_route_objects(self, kind: str, items: list[dict[str, Any]]) -> None:
-        self.objects[kind] = {((o.get("metadata") or {}).get("namespace") or "default",
-                               (o.get("metadata") or {}).get("name", "")): o for o in items}
+    def mark_synced(self, kind: str) -> None:
         self.synced.add(kind)
-        self.rebuild()
+        if kind in self.objects:
+            self.rebuild()
 
     def rebuild(self) -> None:
         routes, errors = build_routes(self.objects["InterceptorRoute"].values(),
