@@ -61,11 +61,27 @@ async def test_routes_to_the_declared_service_only(k8s_api: K8s) -> None:
                 assert (await get(s, ic.url + "/x", "b.example.com"))[0] == 404
                 reader, writer = await asyncio.open_connection("127.0.0.1", ic.proxy_port)
                 writer.write(f"GET http://127.0.0.1:{b.port}/ HTTP/1.1\r\nHost: evil.example.com\r\n\r\n".encode())
-                assert (await reader.readline()).startswith(b"HTTP/1.1 404")
+                assert (await raw_response(reader))[0] == 404
+                # absolute-form to a declared host reaches that route's pod, as a path
+                writer.write(b"GET http://a.example.com/abs?x=1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+                status, body = await raw_response(reader)
+                assert status == 200 and b'"path": "/abs?x=1"' in body
+                # Expect: 100-continue is answered before the body is sent
+                writer.write(b"POST /upload HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5\r\n"
+                             b"Expect: 100-continue\r\n\r\n")
+                assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+                writer.write(b"hello")
+                assert (await reader.readline()).startswith(b"HTTP/1.1 200")
                 writer.close()
-            assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 4
+            assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 6
         finally:
             await ic.close()
+
+
+async def raw_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return int(head.split()[1]), await reader.readexactly(length)
 
 
 async def test_hold_at_zero_then_forward_and_disconnect_frees_the_slot(k8s_api: K8s) -> None:

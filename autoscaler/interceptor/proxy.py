@@ -250,7 +250,11 @@ class Interceptor:
         chunked = body is not None and "Content-Length" not in headers
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
-        lines = [f"{request.method} {request.raw_path} HTTP/1.1\r\n"]
+        if body is not None and request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # we want the body: ask for it
+            headers.popall("Expect", None)
+        # origin-form only: an absolute-form target (`GET http://elsewhere/`) reaches the pod as its path
+        lines = [f"{request.method} {request.rel_url.raw_path_qs} HTTP/1.1\r\n"]
         lines += [f"{k}: {v}\r\n" for k, v in headers.items()]
         head = ("".join(lines) + "\r\n").encode("latin-1")
         loop = asyncio.get_running_loop()
@@ -306,7 +310,7 @@ class Interceptor:
                 reader, writer = await asyncio.open_connection(*address)
         except (OSError, TimeoutError):
             return _static(502, "Bad Gateway")
-        head = [f"{request.method} {request.raw_path} HTTP/1.1"]
+        head = [f"{request.method} {request.rel_url.raw_path_qs} HTTP/1.1"]
         head += [f"{k}: {v}" for k, v in _forward_headers(request, keep_upgrade=True).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         try:

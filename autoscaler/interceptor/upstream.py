@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 HIGH_WATER = 256 * 1024
@@ -40,7 +40,7 @@ class _Conn(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.writable: asyncio.Future[None] | None = None
         self.paused = False
-        self.used = False
+        self.on_lost: Callable[[_Conn], None] | None = None  # set while the connection idles in the pool
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,6 +59,8 @@ class _Conn(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.on_lost is not None:
+            self.on_lost(self)
         self.eof = True
         self.error = exc
         self._wake()
@@ -223,13 +225,22 @@ class Pool:
         idle = self.idle.setdefault(address, [])
         if len(idle) < self.max_idle:
             idle.append(conn)
+            conn.on_lost = lambda c: self._forget(address, c)  # a pod gone or closing idle ones
         else:
             conn.close()
+
+    def _forget(self, address: Address, conn: _Conn) -> None:
+        idle = self.idle.get(address)
+        if idle is not None and conn in idle:
+            idle.remove(conn)
+            if not idle:
+                del self.idle[address]
 
     def _take(self, address: Address) -> _Conn | None:
         idle = self.idle.get(address)
         while idle:
             conn = idle.pop()
+            conn.on_lost = None
             if not conn.eof and conn.transport is not None and not conn.transport.is_closing():
                 return conn
             conn.close()
