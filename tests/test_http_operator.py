@@ -142,6 +142,7 @@ async def test_scale_zero_to_one_to_zero_end_to_end(k8s_api: K8s) -> None:
                 broken = em.get("http.keda.sh/v1alpha1", "httpscaledobjects", NS, "broken")["status"]["conditions"]
                 assert (broken[0]["status"], broken[0]["reason"]) == ("False", "ServiceNotFound")
                 assert any(e["reason"] == "ServiceNotFound" and e["type"] == "Warning" for e in em.all("v1", "events"))
+                assert http.errors.labels(NS, "HTTPScaledObject", "broken", "ServiceNotFound")._value.get() == 1
                 async with s.get(ic.url + "/", headers={"Host": "broken.example.com"}) as r:
                     assert r.status == 503 and "nope" not in await r.text()
                 ir = em.get("http.keda.sh/v1beta1", "interceptorroutes", NS, "ir")["status"]["conditions"][0]

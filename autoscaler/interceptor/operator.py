@@ -28,6 +28,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry, Counter
 
 from autoscaler.interceptor import kube
 from autoscaler.interceptor.hub import InterceptorHub, admin_endpoints
@@ -90,7 +91,11 @@ def generated_scaled_object(raw: dict[str, Any], polling_interval: int = 15) -> 
 
 class HTTPController:
     def __init__(self, api: client.ApiClient, hub: InterceptorHub, interceptor_service: tuple[str, str] | None,
-                 clock: Callable[[], float] = time.time, polling_interval: int = 15) -> None:
+                 clock: Callable[[], float] = time.time, polling_interval: int = 15,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.errors = Counter("surge_http_object_errors", "HTTPScaledObjects / InterceptorRoutes found invalid or "
+                              "pointing at a missing Service or port", ("namespace", "kind", "name", "reason"),
+                              registry=registry or CollectorRegistry())
         self.polling_interval = polling_interval  # the add-on's; the HPA's own sync period is also 15 s
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
@@ -281,6 +286,7 @@ class HTTPController:
                                                                     {"status": body})
             self.written[key] = (status, reason, message)
             if warn:
+                self.errors.labels(ns, kind, name, reason).inc()
                 await self._event(ns, raw, reason, message)
         except ApiException as exc:
             log.warning("could not write the status of %s %s/%s: %s", kind, ns, name, exc.reason)
@@ -300,7 +306,8 @@ class HTTPController:
             log.warning("could not record event %s: %s", reason, exc.reason)
 
 
-def make_http_controller(api: client.ApiClient, env: dict[str, str]) -> HTTPController:
+def make_http_controller(api: client.ApiClient, env: dict[str, str], registry: CollectorRegistry | None = None
+                         ) -> HTTPController:
     """The HTTP controller and its hub from the chart's environment: SURGE_INTERCEPTOR_ADMIN_SERVICE
     (namespace/name of the interceptors' admin Service), SURGE_INTERCEPTOR_STALE_AFTER (seconds) and
     SURGE_HTTP_POLLING_INTERVAL (of the generated ScaledObjects; the add-on's 15 by default)."""
@@ -313,4 +320,4 @@ def make_http_controller(api: client.ApiClient, env: dict[str, str]) -> HTTPCont
     hub = InterceptorHub(float(env.get("SURGE_INTERCEPTOR_STALE_AFTER") or 3.0))
     use_source(hub)
     return HTTPController(api, hub, (ns, name) if service else None,
-                          polling_interval=int(env.get("SURGE_HTTP_POLLING_INTERVAL") or 15))
+                          polling_interval=int(env.get("SURGE_HTTP_POLLING_INTERVAL") or 15), registry=registry)
