@@ -132,8 +132,9 @@ async def test_readiness_timeout_gives_504_or_the_failover(k8s_api: K8s) -> None
             async with aiohttp.ClientSession() as s:
                 status, body, _ = await get(s, ic.url + "/", "a.example.com")
                 assert status == 504 and body == "Gateway Timeout\n"
-                status, body, _ = await get(s, ic.url + "/p", "f.example.com")
+                status, body, headers = await get(s, ic.url + "/p", "f.example.com")
                 assert status == 200 and '"pod": "fallback"' in body
+                assert "X-KEDA-HTTP-Cold-Start" not in headers  # as the add-on: no header on the fallback path
         finally:
             await ic.close()
 

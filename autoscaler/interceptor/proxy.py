@@ -212,7 +212,7 @@ class Interceptor:
             if address is None:
                 if route.fallback is None:
                     return _static(504, "Gateway Timeout")
-                return await self._forward_to(request, route, ns, route.fallback, cold=False, fallback=True)
+                return await self._to_fallback(request, route, route.fallback)
         assert address is not None
         return await self._forward(request, route, address, cold)
 
@@ -232,15 +232,15 @@ class Interceptor:
                 return None
             await asyncio.sleep(0.05)  # ready for another port of the Service: look again shortly
 
-    async def _forward_to(self, request: web.BaseRequest, route: Route, ns: str, target: ServicePort, cold: bool,
-                          fallback: bool) -> web.StreamResponse:
-        found, address = self.state.endpoints.resolve(ns, target)
+    async def _to_fallback(self, request: web.BaseRequest, route: Route, target: ServicePort) -> web.StreamResponse:
+        found, address = self.state.endpoints.resolve(route.ref.namespace, target)
         if found is not Resolution.READY or address is None:
-            return _static(503 if fallback else 504, "Service Unavailable" if fallback else "Gateway Timeout")
-        return await self._forward(request, route, address, cold)
+            return _static(503, "Service Unavailable")
+        return await self._forward(request, route, address, None)
 
     async def _forward(self, request: web.BaseRequest, route: Route, address: tuple[str, int],
-                       cold: bool) -> web.StreamResponse:
+                       cold: bool | None) -> web.StreamResponse:
+        """`cold`: whether the request waited for a pod (None: it went to the fallback, no header)."""
         s = self.state.settings
         if request.headers.get("Upgrade") and "upgrade" in request.headers.get("Connection", "").lower():
             return await self._tunnel(request, address, cold)
@@ -281,7 +281,7 @@ class Interceptor:
             for k, v in upstream.headers:
                 if k.lower() not in HOP_BY_HOP:
                     response.headers.add(k, v)
-            if self.state.settings.cold_start_header:
+            if self.state.settings.cold_start_header and cold is not None:
                 response.headers[COLD_START_HEADER] = "true" if cold else "false"
             if upstream.body_framing == "length":
                 # a body of known length: its headers leave with its first bytes, one write, not two
@@ -301,7 +301,8 @@ class Interceptor:
         finally:
             upstream.release()
 
-    async def _tunnel(self, request: web.BaseRequest, address: tuple[str, int], cold: bool) -> web.StreamResponse:
+    async def _tunnel(self, request: web.BaseRequest, address: tuple[str, int], cold: bool | None
+                      ) -> web.StreamResponse:
         """Send the upgrade request upstream as written; on 101 pipe bytes both ways until either
         side closes, otherwise relay the refusal."""
         s = self.state.settings
@@ -326,7 +327,7 @@ class Interceptor:
             if ":" in line:
                 k, v = line.split(":", 1)
                 response.headers.add(k.strip(), v.strip())
-        if self.state.settings.cold_start_header:
+        if self.state.settings.cold_start_header and cold is not None:
             response.headers[COLD_START_HEADER] = "true" if cold else "false"
         if status != 101:
             writer.close()
