@@ -240,3 +240,15 @@ async def test_external_push_scaler_reads_the_source_and_refuses_other_metadata(
         HTTPAddonScaler(Trigger("external-push", {"scalerAddress": "other:9090"}))
     with pytest.raises(ConfigError, match="interceptorTargetPendingRequests"):
         HTTPAddonScaler(Trigger("external-push", {"interceptorTargetPendingRequests": "lots"}))
+
+
+def test_static_route_rules_match_like_the_add_on() -> None:
+    from autoscaler.interceptor.routing import rule_matches
+
+    rule = Rule(hosts=("*.example.com", "exact.org:8080"), paths=("/status",), headers=(HeaderMatch("X-Probe"),))
+    assert rule_matches(rule, "a.b.example.com", "/status/live", [("x-probe", "1")])
+    assert rule_matches(rule, "exact.org", "/status", [("X-Probe", "")])
+    assert not rule_matches(rule, "example.com", "/status", [("X-Probe", "1")])  # the apex is not under *.
+    assert not rule_matches(rule, "a.example.com", "/statuses", [("X-Probe", "1")])
+    assert not rule_matches(rule, "a.example.com", "/status", [])
+    assert rule_matches(Rule(), "anything", "/", [])

@@ -293,3 +293,42 @@ async def test_upstream_framing_and_stale_keep_alive(k8s_api: K8s) -> None:
     finally:
         await ic.close()
         await runner.cleanup()
+
+
+async def test_placeholder_and_static_routes_of_an_interceptor_route(k8s_api: K8s) -> None:
+    em = k8s_api.emulator
+    async with upstreams("a") as (a,):
+        put_service(em, "a")
+        put_endpoints(em, "a", [])
+        em.put("http.keda.sh/v1beta1", "interceptorroutes", {
+            "apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute",
+            "metadata": {"name": "p", "namespace": "web"},
+            "spec": {"target": {"service": "a", "port": 80}, "rules": [{"hosts": ["p.example.com"]}],
+                     "scalingMetric": {"concurrency": {"targetValue": 10}},
+                     "coldStart": {"placeholder": {"response": {"body": "warming up",
+                                                                "headers": {"Retry-After": "5"}}}},
+                     "staticRoutes": [
+                         {"rules": [{"paths": [{"value": "/healthz"}]}], "response": {"body": "ok"},
+                          "responseMode": "Always"},
+                         {"rules": [{"paths": [{"value": "/maint"}]}],
+                          "response": {"statusCode": 202, "body": "down for now"}}]}})
+        ic = await start_interceptor(k8s_api.url)
+        try:
+            async with aiohttp.ClientSession() as s:
+                status, body, headers = await get(s, ic.url + "/x", "p.example.com")
+                assert (status, body, headers["Retry-After"]) == (503, "warming up", "5")  # at once, not held
+                assert (await get(s, ic.url + "/maint/1", "p.example.com"))[:2] == (202, "down for now")
+                assert (await get(s, ic.url + "/healthz", "p.example.com"))[:2] == (200, "ok")
+                put_endpoints(em, "a", [a.port])
+                await until(lambda: _status_of(s, ic.url + "/x", "p.example.com", 200))
+                status, body, _ = await get(s, ic.url + "/maint/1", "p.example.com")
+                assert status == 200 and '"pod": "a"' in body  # WhenUnavailable: the pod answers once ready
+                assert (await get(s, ic.url + "/healthz", "p.example.com"))[:2] == (200, "ok")  # Always
+            # the placeholder request was counted (it wakes the workload); static routes are not
+            assert (await counts(ic.admin_port))["web/p"]["RequestCount"] >= 2
+        finally:
+            await ic.close()
+
+
+async def _status_of(s: aiohttp.ClientSession, url: str, host: str, want: int) -> bool:
+    return (await get(s, url, host))[0] == want

@@ -30,8 +30,8 @@ from multidict import CIMultiDict
 
 from autoscaler.interceptor.counts import Counter
 from autoscaler.interceptor.endpoints import Endpoints, Resolution
-from autoscaler.interceptor.routes import Route, ServicePort, build_routes, effective_readiness
-from autoscaler.interceptor.routing import MalformedHost, RouteRef, RoutingTable, request_host
+from autoscaler.interceptor.routes import Route, ServicePort, Static, build_routes, effective_readiness
+from autoscaler.interceptor.routing import MalformedHost, RouteRef, RoutingTable, request_host, rule_matches
 from autoscaler.interceptor.upstream import ConnectError, Pool, UpstreamError
 
 log = logging.getLogger("surge.interceptor")
@@ -126,6 +126,16 @@ def _static(status: int, text: str, headers: dict[str, str] | None = None) -> we
     return web.Response(status=status, text=text + "\n", headers=headers)
 
 
+def _answer(static: Static, default_status: int) -> web.Response:
+    """A placeholder or static-route response: its status (or the default), headers and body."""
+    response = web.Response(status=static.status or default_status, body=static.body.encode())
+    for k, v in static.headers:
+        response.headers[k] = v
+    if "Content-Type" not in response.headers:
+        response.content_type, response.charset = "text/plain", "utf-8"
+    return response
+
+
 def _check_limits(request: web.BaseRequest, settings: Settings) -> web.Response | None:
     if len(request.raw_path) > settings.max_url_bytes:
         return _static(414, "URI Too Long")
@@ -184,6 +194,15 @@ class Interceptor:
         route = self.state.routes.get(ref) if ref is not None else None
         if route is None:
             return _static(404, "Not Found")
+        if route.static_routes:  # served before counting, as the add-on's static routes are
+            headers = list(request.headers.items())
+            for sr in route.static_routes:
+                if any(rule_matches(r, host, request.path, headers) for r in sr.rules):
+                    if not sr.always:
+                        found, address = self.state.endpoints.resolve(route.ref.namespace, route.target)
+                        if found is Resolution.READY and address is not None:
+                            return await self._forward(request, route, address, None)
+                    return _answer(sr.response, 200)
         request_s = route.request_s if route.request_s is not None else s.request_s
         key = route.key
         self.state.counter.increase(key)
@@ -204,6 +223,9 @@ class Interceptor:
         cold = False
         if found in (Resolution.NO_SERVICE, Resolution.NO_PORT):
             return _static(503, "Service Unavailable")
+        if found is Resolution.NOT_READY and route.placeholder is not None:
+            self.state.notify()  # counted, and the operator hears of it: the workload wakes meanwhile
+            return _answer(route.placeholder, 503)
         if found is Resolution.NOT_READY:
             cold = True
             self.state.notify()  # the operator hears of a request waiting at zero now, not at a tick
