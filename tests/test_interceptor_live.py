@@ -74,6 +74,12 @@ async def test_routes_to_the_declared_service_only(k8s_api: K8s) -> None:
                 assert (await reader.readline()).startswith(b"HTTP/1.1 200")
                 writer.close()
             assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 6
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{ic.extra['metrics_port']}/metrics") as r:
+                text = await r.text()  # the add-on's metric names
+            assert 'interceptor_request_count_total{code="200",method="GET",route_name="a",route_namespace="web"} 5.0' \
+                in text
+            assert 'interceptor_request_count_total{code="404",method="GET",route_name="",route_namespace=""}' in text
+            assert 'interceptor_request_concurrency{route_name="a",route_namespace="web"} 0.0' in text
         finally:
             await ic.close()
 

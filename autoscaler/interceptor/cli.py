@@ -23,6 +23,7 @@ def interceptor(
     namespace: str = typer.Option(os.environ.get("KEDA_HTTP_WATCH_NAMESPACE", ""), "--namespace",
                                   help="watch one namespace (default: all)"),
     shutdown_delay: float = typer.Option(5.0, "--shutdown-delay", help="seconds between SIGTERM and closing"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus /metrics (the add-on uses 2223)"),
     readiness_timeout: float | None = typer.Option(None, "--readiness-timeout",
                                                    help="seconds to hold at zero (0: no limit)"),
     header_read_timeout: float | None = typer.Option(None, "--header-read-timeout"),
@@ -44,7 +45,7 @@ def interceptor(
     if tls_port is None and os.environ.get("KEDA_HTTP_PROXY_TLS_ENABLED", "").lower() == "true":
         tls_port = _env_int("KEDA_HTTP_PROXY_TLS_PORT", 8443)
     listen = Listen(proxy_port, admin_port, tls_port=tls_port, tls_cert=tls_cert, tls_key=tls_key,
-                    shutdown_delay_s=shutdown_delay)
+                    shutdown_delay_s=shutdown_delay, metrics_port=metrics_port)
 
     async def main() -> None:
         await run_interceptor(await load_configuration(server), settings, listen, namespace)

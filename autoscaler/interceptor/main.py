@@ -22,7 +22,7 @@ from aiohttp import web
 from kubernetes_asyncio import client
 
 from autoscaler.interceptor import kube
-from autoscaler.interceptor.proxy import Interceptor, Settings, State, admin_app
+from autoscaler.interceptor.proxy import Interceptor, Settings, State, admin_app, metrics_app
 from autoscaler.manifests.keda import duration_seconds
 
 log = logging.getLogger("surge.interceptor")
@@ -74,6 +74,7 @@ class Listen:
     tls_cert: str | None = None
     tls_key: str | None = None
     shutdown_delay_s: float = 5.0  # KEDA_HTTP_SHUTDOWN_DELAY: endpoints see us leave before we stop listening
+    metrics_port: int | None = None  # Prometheus /metrics (the add-on's exporter port is 2223)
 
 
 def proxy_server(interceptor: Interceptor) -> web.Server:
@@ -113,6 +114,10 @@ async def run_interceptor(configuration: client.Configuration, settings: Setting
     admin = web.AppRunner(admin_app(state), access_log=None)
     await admin.setup()
     await web.TCPSite(admin, listen.host, listen.admin_port).start()
+    metrics = web.AppRunner(metrics_app(interceptor.metrics.registry), access_log=None)
+    await metrics.setup()
+    if listen.metrics_port is not None:  # its own port: Prometheus may reach it, the admin port stays closed
+        await web.TCPSite(metrics, listen.host, listen.metrics_port).start()
     proxy = web.ServerRunner(proxy_server(interceptor), shutdown_timeout=settings.drain_s)
     await proxy.setup()
     await web.TCPSite(proxy, listen.host, listen.proxy_port, backlog=4096).start()
@@ -138,3 +143,4 @@ async def run_interceptor(configuration: client.Configuration, settings: Setting
                 await watches
             await interceptor.close()
             await admin.cleanup()
+            await metrics.cleanup()

@@ -27,9 +27,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from autoscaler.interceptor.counts import Counter
 from autoscaler.interceptor.endpoints import Endpoints, Resolution
+from autoscaler.interceptor.metrics import InterceptorMetrics
 from autoscaler.interceptor.routes import Route, ServicePort, Static, build_routes, effective_readiness
 from autoscaler.interceptor.routing import MalformedHost, RouteRef, RoutingTable, request_host, rule_matches
 from autoscaler.interceptor.upstream import ConnectError, Pool, UpstreamError
@@ -167,6 +169,7 @@ class Interceptor:
         self.state = state
         s = state.settings
         self.pool = Pool(s.connect_s, s.max_idle_per_host, s.max_conns_per_host)
+        self.metrics = InterceptorMetrics(state.counter)
         self.tunnels: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -179,6 +182,12 @@ class Interceptor:
 
     # --- the request path --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        routed: list[RouteRef] = []
+        response = await self._handle(request, routed)
+        self.metrics.record(request.method, response.status, routed[0] if routed else None)
+        return response
+
+    async def _handle(self, request: web.BaseRequest, routed: list[RouteRef]) -> web.StreamResponse:
         s = self.state.settings
         refused = _check_limits(request, s)
         if refused is not None:
@@ -194,6 +203,7 @@ class Interceptor:
         route = self.state.routes.get(ref) if ref is not None else None
         if route is None:
             return _static(404, "Not Found")
+        routed.append(route.ref)
         if route.static_routes:  # served before counting, as the add-on's static routes are
             headers = list(request.headers.items())
             for sr in route.static_routes:
@@ -411,6 +421,15 @@ async def _body(request: web.BaseRequest, idle_s: float) -> AsyncIterator[bytes]
         if not chunk:
             return
         yield chunk
+
+
+def metrics_app(registry: CollectorRegistry) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 # --- admin: what the operator reads -----------------------------------------------------------------
