@@ -48,6 +48,9 @@ def cost(
             raise CostInputError(f"--what-if: expected keda-karpenter; got {what_if!r}")
         span = parse_duration(window, "--window")
         step_s = parse_duration(step, "--step")
+        if step_s > span:
+            raise CostInputError(f"--step: {step} is longer than --window {window}; expected a step of at most "
+                                 "the window (and at least the scrape interval)")
         stop = (end if end is not None else time.time()) // step_s * step_s
         start = stop - span // step_s * step_s
         prom = Prometheus(prometheus)

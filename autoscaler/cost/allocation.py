@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # OpenCost's default prices (configs/default.json): used for the CPU/RAM/GPU split ratio and to
 # price what has no known instance price.
@@ -74,9 +74,9 @@ class PodInfo:
     labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
-@dataclass(frozen=True)
-class PodUsage:
-    """One pod over one chunk: hours it ran and its averages over them (requests, usage)."""
+class PodUsage(NamedTuple):
+    """One pod over one chunk: hours it ran and its averages over them (requests, usage). A named
+    tuple: a month of a big cluster makes hundreds of thousands of them."""
 
     namespace: str
     pod: str
@@ -314,7 +314,8 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
     """Allocate every chunk's node cost to pods and idle; see the module doc for the rules."""
     check_by(by)
     out = Allocation(by, start, end)
-    unknown_node = NodeInfo(UNKNOWN)
+    seen: dict[tuple[str, str], tuple[str, NodeInfo, str, str | None]] = {}  # pod → node, group, ScaledObject
+    gaps: set[str] = set()
     for ci, chunk in enumerate(chunks):
         out.series_t.append(chunk.start)
         mid = (chunk.start + chunk.end) / 2
@@ -359,42 +360,43 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
                 chunk_spot += cpu + ram + gpu
             chunk_total += cpu + ram + gpu
 
+        groups, group_hours, scaled = out.groups, out.group_hours, out.scaled_objects
         for u in chunk.pods:
-            if u.hours <= 0:
+            hours = u.hours
+            if hours <= 0:
                 continue
-            info_pod = pods.get((u.namespace, u.pod))
-            node_name = (info_pod.node if info_pod and info_pod.node else None) or u.node
-            item = f"pod {u.namespace}/{u.pod}"
-            if info_pod is None:
-                out.problem(item, "no kube_pod_info: workload and labels unknown")
-            if not node_name or (node_name not in nodes and node_name not in chunk.node_hours):
-                out.problem(item, f"runs on node {node_name or '(none)'} that no metric describes: charged at "
-                                  "OpenCost's default unit prices on node 'unknown'")
-                node_name = UNKNOWN
+            key = (u.namespace, u.pod)
+            resolved = seen.get(key)
+            if resolved is None:
+                resolved = seen[key] = _resolve(by, key, u, pods, nodes, chunk.node_hours, out.problem)
+            node_name, node_info, g, so = resolved
             if node_name == UNKNOWN:
-                node_info, p = unknown_node, default_price(0, 0, 0, "default")
+                p = UNKNOWN_PRICE
             else:
-                node_info = nodes.get(node_name) or NodeInfo(node_name)
-                p = price(node_name, node_info)
-                if node_name not in chunk.node_hours:
+                p = prices.get(node_name) or price(node_name, node_info)
+                if node_name not in chunk.node_hours and node_name not in gaps:
+                    gaps.add(node_name)
                     out.problem(f"node {node_name}", "pods ran while the node had no samples (a gap in Prometheus): "
-                                                     "charged at its unit prices, its idle goes negative")
-            cpu = max(u.cpu_request, u.cpu_usage) * u.hours * p.cpu_hourly
-            ram = max(u.memory_request, u.memory_usage) / GIB * u.hours * p.ram_hourly
-            gpu = u.gpu_request * u.hours * p.gpu_hourly
-            nt = node_total(node_name, node_info)
+                                                     "charged at its unit prices, its idle may go negative")
+            cpu = (u.cpu_request if u.cpu_request > u.cpu_usage else u.cpu_usage) * hours * p.cpu_hourly
+            mem = u.memory_request if u.memory_request > u.memory_usage else u.memory_usage
+            ram = mem / GIB * hours * p.ram_hourly
+            gpu = u.gpu_request * hours * p.gpu_hourly
+            charged = cpu + ram + gpu
+            nt = out.nodes.get(node_name) or node_total(node_name, node_info)
             nt.allocated.add(cpu, ram, gpu)
             if node_name == UNKNOWN or p.source == "none":  # nothing priced the node: it costs what its pods do
                 nt.cost.add(cpu, ram, gpu)
                 nt.price_source = p.source
-                chunk_total += cpu + ram + gpu
-            g = _group_of(by, info_pod, u, node_info)
-            out.groups.setdefault(g, Cost()).add(cpu, ram, gpu)
-            out.group_hours[g] = out.group_hours.get(g, 0.0) + u.hours
-            chunk_groups[g] = chunk_groups.get(g, 0.0) + cpu + ram + gpu
-            if info_pod is not None and info_pod.scaled_object:
-                so = f"{u.namespace}/{info_pod.scaled_object}"
-                out.scaled_objects[so] = out.scaled_objects.get(so, 0.0) + cpu + ram + gpu
+                chunk_total += charged
+            cost = groups.get(g)
+            if cost is None:
+                cost = groups[g] = Cost()
+            cost.add(cpu, ram, gpu)
+            group_hours[g] = group_hours.get(g, 0.0) + hours
+            chunk_groups[g] = chunk_groups.get(g, 0.0) + charged
+            if so is not None:
+                scaled[so] = scaled.get(so, 0.0) + charged
 
         chunk_groups[IDLE] = chunk_total - sum(chunk_groups.values())
         for g, v in chunk_groups.items():
@@ -409,6 +411,27 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
             out.problem(f"node {n.name}", f"pods were charged ${-n.idle:,.2f} more than the node cost "
                                           "(usage above capacity, or a gap in the node's samples)")
     return out
+
+
+UNKNOWN_PRICE = default_price(0, 0, 0, "default")
+
+
+def _resolve(by: str, key: tuple[str, str], u: PodUsage, pods: Mapping[tuple[str, str], PodInfo],
+             nodes: Mapping[str, NodeInfo], node_hours: Mapping[str, float],
+             problem: Callable[[str, str], None]) -> tuple[str, NodeInfo, str, str | None]:
+    """Where a pod ran, its group and its ScaledObject — once per pod (they do not change)."""
+    info_pod = pods.get(key)
+    node_name = (info_pod.node if info_pod and info_pod.node else None) or u.node
+    item = f"pod {key[0]}/{key[1]}"
+    if info_pod is None:
+        problem(item, "no kube_pod_info: workload and labels unknown")
+    if not node_name or (node_name not in nodes and node_name not in node_hours):
+        problem(item, f"runs on node {node_name or '(none)'} that no metric describes: charged at "
+                      "OpenCost's default unit prices on node 'unknown'")
+        node_name = UNKNOWN
+    node_info = nodes.get(node_name) or NodeInfo(node_name)
+    so = f"{key[0]}/{info_pod.scaled_object}" if info_pod is not None and info_pod.scaled_object else None
+    return node_name, node_info, _group_of(by, info_pod, u, node_info), so
 
 
 def _capacity(info: NodeInfo, spec_of: Callable[[str], Spec | None]) -> tuple[float, float, float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.cost.allocation import IDLE, Allocation, PriceOf, allocate, check_by
-from autoscaler.cost.collect import Window, plan_chunks, read_chunks, read_metadata
+from autoscaler.cost.collect import Window, max_chunk_for, plan_chunks, read_chunks, read_metadata, scrape_interval
 from autoscaler.cost.prices import PriceBook, spec_of
 from autoscaler.cost.prom import Prometheus
 
@@ -53,7 +53,7 @@ def run_cost(prom: Prometheus, start: float, end: float, step_s: float, by: str,
     types = sorted({n.instance_type for n in nodes.values() if n.instance_type})
     zones = sorted({n.zone for n in nodes.values() if n.zone})
     book = book_for(types, zones)
-    chunks = plan_chunks(start, end, step_s)
+    chunks = plan_chunks(start, end, step_s, max_chunk_s=max_chunk_for(scrape_interval(prom, w)))
     done = [0]
 
     def tick(n: int) -> None:
