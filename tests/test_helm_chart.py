@@ -113,7 +113,7 @@ def test_renders_lints_and_validates_on_every_supported_kubernetes(name: str) ->
 
 
 def test_operator_pod_is_locked_down() -> None:
-    (dep,) = of_kind(render({}), "Deployment")
+    dep = next(d for d in of_kind(render({}), "Deployment") if d["metadata"]["name"] == "surge")
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert dep["spec"]["replicas"] == 2
