@@ -38,7 +38,7 @@ def cost(
     from autoscaler.cost.collect import parse_duration
     from autoscaler.cost.prices import PriceBook, load_price_book, offline_price_book, pricing_client
     from autoscaler.cost.prom import Prometheus, PrometheusError
-    from autoscaler.cost.report import run_cost, table, to_csv, to_json, write_report
+    from autoscaler.cost.report import rich_table, run_cost, to_csv, to_json, write_report
 
     err = Console(stderr=True)
     try:
@@ -97,7 +97,7 @@ def cost(
     import sys
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
-    console.print(table(run))
+    console.print(rich_table(run))
     if whatif is not None:
         console.print(whatif.table())
     for p in run.allocation.problems:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import resource
@@ -79,11 +80,17 @@ def measure(url: str, start: float, end: float, step_s: float, by: str) -> dict[
     run = run_cost(prom, start, end, step_s, by, lambda types, zones: offline_price_book())
     wall = time.perf_counter() - t0
     a = run.allocation
-    return {"wall_s": wall, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall_s": wall, "rss_mib": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime,
             "queries": prom.stats["queries"], "prometheus_wait_s": prom.stats["wait_s"],
             "decode_s": prom.stats["decode_s"], "mib_received": prom.stats["bytes"] / 2 ** 20,
             "chunks": run.meta["chunks"], "nodes": run.meta["nodes"], "pods": run.meta["pods"],
             "total": a.total, "reconcile_error": abs(a.allocated + a.idle - a.total), "groups": len(a.groups)}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_mib(pid: int) -> float:
@@ -123,21 +130,25 @@ def main() -> None:
         t0 = time.perf_counter()
         with prometheus_server(Path(tmp, "data")) as (url, server):
             print(f"prometheus ready in {time.perf_counter() - t0:.1f} s")
-            print("| window | by | wall s | Prometheus wait s | JSON decode s | MiB received | queries | chunks "
-                  "| pods | peak RSS MiB | reconcile error $ |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            print("| window | by | wall s | surge CPU s | Prometheus CPU s | Prometheus wait s | JSON decode s "
+                  "| MiB received | queries | chunks | pods | surge peak RSS MiB | reconcile error $ | load avg |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for days, by in ((args.days, "namespace"), (args.days, "workload"), (min(7.0, args.days), "namespace")):
                 start = end - days * 86400
+                prom_cpu = cpu_seconds(server.proc.pid)
                 done = subprocess.run([sys.executable, __file__, "--measure", url, str(start), str(end),
                                        str(args.scrape), by], capture_output=True, text=True, timeout=1800)
                 if done.returncode != 0:
                     raise RuntimeError(done.stderr[-3000:])
                 m = json.loads(done.stdout)
-                print(f"| {days:g} d | {by} | {m['wall_s']:.1f} | {m['prometheus_wait_s']:.1f} | {m['decode_s']:.1f} "
-                      f"| {m['mib_received']:.0f} | {m['queries']:.0f} | {m['chunks']:.0f} | {m['pods']:.0f} "
-                      f"| {m['rss_mib']:.0f} | {m['reconcile_error']:.1e} |")
+                prom_cpu = cpu_seconds(server.proc.pid) - prom_cpu
+                print(f"| {days:g} d | {by} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {prom_cpu:.1f} "
+                      f"| {m['prometheus_wait_s']:.1f} | {m['decode_s']:.1f} | {m['mib_received']:.0f} "
+                      f"| {m['queries']:.0f} | {m['chunks']:.0f} | {m['pods']:.0f} | {m['rss_mib']:.0f} "
+                      f"| {m['reconcile_error']:.1e} | {os.getloadavg()[0]:.1f} |")
             print(f"prometheus peak RSS {vm_hwm_mib(server.proc.pid):.0f} MiB")
-            print("(Prometheus wait and decode are summed over 4 worker threads, so they can exceed the wall time)")
+            print("(Prometheus wait and decode are summed over the worker threads, so they can exceed the wall "
+                  "time; CPU seconds are what the run costs on an idle machine, wall = CPU when cores are shared)")
 
 
 if __name__ == "__main__":

@@ -215,9 +215,13 @@ def test_cli_json_offline_prices_and_html_in_chromium(history: tuple[str, float,
     assert csv_text.splitlines()[0] == "name,hours,cpu,ram,gpu,total,share" and "__idle__" in csv_text
 
     dom = render(tmp_path / "cost.html")
-    assert dom.count('class="layer"') == 4  # ml, web, batch, idle
-    assert 'data-name="idle share"' in dom and 'data-name="spot share"' in dom
-    assert "<td>node-idle</td>" in dom and "<td>ml</td>" in dom and "<td>__idle__</td>" in dom
+    # the stacked cost chart (ml, web, batch, idle), the bars, the idle/spot shares: SVG in the page
+    assert dom.count("<svg") == 3 and dom.count('class="series"') == 4 + 2
+    assert "idle share" in dom and "spot share" in dom and "cost by namespace" in dom
+    groups = dom.split('class="groups"')[1].split("</table>")[0]
+    assert [cell.split("<")[0] for cell in groups.split("<td>")[1:] if cell.split("<")[0] in
+            {"ml", "web", "batch", "__idle__"}] == ["ml", "web", "batch", "__idle__"]
+    assert "<td>node-idle</td>" in dom
 
 
 def render(page: Path) -> str:
