@@ -33,7 +33,6 @@ from autoscaler.cost.allocation import IDLE, UNKNOWN
 from autoscaler.cost.prices import PriceBook, SpotRow, catalog_on_demand, spot_changes
 from autoscaler.cost.prom import Prometheus
 from autoscaler.cost.report import run_cost
-from tests.fixtures.aws import moto_server  # noqa: F401 - fixture
 from tests.fixtures.promhistory import OpenMetricsWriter, SynthNode, SynthPod, backfill, prometheus_on, write_cluster
 from tests.servers import Server
 
@@ -282,7 +281,7 @@ def test_what_if_keda_karpenter_replays_recorded_readings(history: tuple[str, fl
 
 
 def test_cli_live_prices_against_moto_fall_back_and_say_so(history: tuple[str, float, float],
-                                                           moto_server: Server) -> None:  # noqa: F811
+                                                           moto_server: Server) -> None:
     url, t, _ = history
     result = CliRunner().invoke(app, ["cost", "--prometheus", url, "--window", "2h", "--end", str(t + 2 * H),
                                       "--format", "json", "--live-prices",

@@ -23,7 +23,6 @@ from autoscaler.cost.prices import (
     spot_changes,
     spot_rows,
 )
-from tests.fixtures.aws import moto_server  # noqa: F401 - fixture
 from tests.servers import Server
 
 
@@ -83,7 +82,7 @@ def count_calls(client: Any) -> Counter[str]:
     return calls
 
 
-def test_moto_spot_history_read_paged_and_placeholder_ignored(moto_server: Server) -> None:  # noqa: F811
+def test_moto_spot_history_read_paged_and_placeholder_ignored(moto_server: Server) -> None:
     _, ec2 = clients(moto_server)
     now = 1_800_000_000.0
     rows = read_spot_history(ec2, ["m5.large", "g4dn.xlarge"], now - 86400, now)
@@ -94,7 +93,7 @@ def test_moto_spot_history_read_paged_and_placeholder_ignored(moto_server: Serve
     assert plausible_spot_rows(rows, now - 86400) == []
 
 
-def test_moto_price_book_falls_back_and_says_so(moto_server: Server) -> None:  # noqa: F811
+def test_moto_price_book_falls_back_and_says_so(moto_server: Server) -> None:
     pricing, ec2 = clients(moto_server)
     calls = count_calls(ec2)
     cache = SpotCache(ttl_s=600)
