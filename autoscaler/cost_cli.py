@@ -79,8 +79,8 @@ def cost(
 
                 progress.update(task, description="simulating keda-karpenter", completed=0, total=None)
                 whatif = what_if_keda_karpenter(prom, run, scaledobject, tick, pod_rate=pod_rate, slo_s=slo)
-    except (CostInputError, PrometheusError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except (CostInputError, PrometheusError) as exc:  # bad options, unreachable Prometheus: one line, exit 2
+        typer.echo(f"surge cost: error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(2) from None
     notes = whatif.notes if whatif else []
     if report is not None:
