@@ -6,8 +6,8 @@ Rules (facts from OpenCost's cost model, our own code):
   ratio of OpenCost's default prices (CPU 0.031611, RAM 0.004237, GPU 0.95 $/h): with
   m = gpus·(GPU/RAM) + cores·(CPU/RAM) + GiB, RAM = price/m, CPU = RAM·(CPU/RAM), GPU = RAM·(GPU/RAM),
   so cores·CPU + GiB·RAM + gpus·GPU is the node's price exactly.
-- A pod costs, per resource, max(average request, average usage) × the hours it ran × its node's
-  unit price; GPUs are charged by request.
+- A pod costs, per resource, the sum over its containers of max(average request, average usage)
+  × the hours it ran × its node's unit price; GPUs are charged by request.
 - Idle is a node's cost minus what its pods were charged (per resource). allocated + idle = total
   holds for every node, every chunk and the whole window, by construction.
 - Nothing is dropped: a node without an instance type or price is charged at OpenCost's default
@@ -87,6 +87,10 @@ class PodUsage(NamedTuple):
     memory_usage: float = 0.0  # bytes
     gpu_request: float = 0.0
     node: str | None = None  # where the request series said it ran (pod info wins)
+    # Σ over containers of max(request, usage) — OpenCost takes the max per container; None: the
+    # pod-level max(request, usage)
+    cpu_allocation: float | None = None
+    memory_allocation: float | None = None
 
 
 @dataclass(frozen=True)
@@ -378,8 +382,9 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
                     gaps.add(node_name)
                     out.problem(f"node {node_name}", "pods ran while the node had no samples (a gap in Prometheus): "
                                                      "charged at its unit prices, its idle may go negative")
-            cpu = (u.cpu_request if u.cpu_request > u.cpu_usage else u.cpu_usage) * hours * p.cpu_hourly
-            mem = u.memory_request if u.memory_request > u.memory_usage else u.memory_usage
+            cores = u.cpu_allocation if u.cpu_allocation is not None else max(u.cpu_request, u.cpu_usage)
+            cpu = cores * hours * p.cpu_hourly
+            mem = u.memory_allocation if u.memory_allocation is not None else max(u.memory_request, u.memory_usage)
             ram = mem / GIB * hours * p.ram_hourly
             gpu = u.gpu_request * hours * p.gpu_hourly
             charged = cpu + ram + gpu

@@ -132,30 +132,47 @@ def pod_infos(info: list[Sample], rs_owner: list[Sample], targets: list[Sample],
 
 def chunk_from(start: float, end: float, step_s: float, node_counts: list[Sample], pod_counts: list[Sample],
                requests: list[Sample], cpu_seconds: list[Sample], memory: list[Sample]) -> Chunk:
-    """One chunk's query answers as node hours and pod usages (averages over the hours each ran)."""
+    """One chunk's query answers as node hours and pod usages: averages over the hours each pod
+    ran, and per container max(request, usage) summed over the pod (OpenCost's allocation)."""
     hours_per_step = step_s / 3600
     node_hours = {m["node"]: v * hours_per_step for m, v in node_counts if m.get("node")}
-    # per pod: hours, cpu, memory, gpu requests, cpu seconds, memory usage, node
-    pods: dict[tuple[str, str], list[Any]] = {
-        (m.get("namespace", ""), m.get("pod", "")): [v * hours_per_step, 0.0, 0.0, 0.0, 0.0, 0.0, None]
-        for m, v in pod_counts}
-    slot = {"cpu": 1, "memory": 2, "nvidia_com_gpu": 3}
-    for m, v in requests:
-        row = pods.get((m.get("namespace", ""), m.get("pod", "")))
-        if row is None:
-            continue  # requested but never running in this chunk (Pending): not charged
-        i = slot.get(m.get("resource", ""))
-        if i is not None:
-            row[i] = v
-        if m.get("node"):
-            row[6] = m["node"]
-    for i, answer in ((4, cpu_seconds), (5, memory)):
+    hours = {(m.get("namespace", ""), m.get("pod", "")): v * hours_per_step for m, v in pod_counts}
+    # per pod: container → [cpu request, memory request, gpu request, cpu seconds, memory usage]
+    pods: dict[tuple[str, str], dict[str, list[float]]] = {key: {} for key in hours}
+    where: dict[tuple[str, str], str] = {}
+    slot = {"cpu": 0, "memory": 1, "nvidia_com_gpu": 2}
+    answers = ((requests, None), (cpu_seconds, 3), (memory, 4))
+    for answer, fixed in answers:
         for m, v in answer:
-            row = pods.get((m.get("namespace", ""), m.get("pod", "")))
-            if row is not None:
-                row[i] = v
-    usages = [PodUsage(ns, pod, h, cpu, cpu_s / (h * 3600) if h > 0 else 0.0, mem, mem_used, gpu, node)
-              for (ns, pod), (h, cpu, mem, gpu, cpu_s, mem_used, node) in pods.items()]
+            key = (m.get("namespace", ""), m.get("pod", ""))
+            containers = pods.get(key)
+            if containers is None:
+                continue  # requested but never running in this chunk (Pending): not charged
+            i = fixed if fixed is not None else slot.get(m.get("resource", ""))
+            if i is None:
+                continue
+            row = containers.get(m.get("container", ""))
+            if row is None:
+                row = containers[m.get("container", "")] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            row[i] += v
+            if fixed is None and m.get("node"):
+                where[key] = m["node"]
+    usages = []
+    for key, containers in pods.items():
+        h = hours[key]
+        seconds = h * 3600
+        cpu_req = mem_req = gpu = cpu_use = mem_use = cpu_alloc = mem_alloc = 0.0
+        for c_cpu, c_mem, c_gpu, c_cpu_s, c_mem_use in containers.values():
+            c_use = c_cpu_s / seconds if seconds > 0 else 0.0
+            cpu_req += c_cpu
+            mem_req += c_mem
+            gpu += c_gpu
+            cpu_use += c_use
+            mem_use += c_mem_use
+            cpu_alloc += c_cpu if c_cpu > c_use else c_use
+            mem_alloc += c_mem if c_mem > c_mem_use else c_mem_use
+        usages.append(PodUsage(key[0], key[1], h, cpu_req, cpu_use, mem_req, mem_use, gpu, where.get(key),
+                               cpu_alloc, mem_alloc))
     return Chunk(start, end, node_hours, usages)
 
 
@@ -215,10 +232,10 @@ def chunk_queries(start: float, end: float, step_s: float) -> list[str]:
         # plain selector (no per-step aggregation or comparison: several times cheaper on a month)
         f"max by (node) (count_over_time(kube_node_info[{c}:{s}]))",
         f"max by (namespace, pod) (sum_over_time(kube_pod_container_status_running[{c}:{s}]))",
-        f'sum by (namespace, pod, node, resource) (avg_over_time(kube_pod_container_resource_requests'
+        f'sum by (namespace, pod, container, node, resource) (avg_over_time(kube_pod_container_resource_requests'
         f'{{resource=~"cpu|memory|nvidia_com_gpu",{CONTAINERS}}}[{c}]))',
-        f"sum by (namespace, pod) (increase(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{c}]))",
-        f"sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{c}]))",
+        f"sum by (namespace, pod, container) (increase(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{c}]))",
+        f"sum by (namespace, pod, container) (avg_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{c}]))",
     ]
 
 
