@@ -21,6 +21,9 @@ def cost(
     live_prices: bool = typer.Option(False, "--live-prices/--offline-prices",
                                      help="ask the AWS Pricing API and DescribeSpotPriceHistory (default: the "
                                           "bundled catalog, spot priced on demand)"),
+    recorded_prices: bool = typer.Option(True, "--recorded-prices/--no-recorded-prices",
+                                         help="use node prices recorded in Prometheus (node_*_hourly_cost, from "
+                                              "OpenCost or surge's operator) where present"),
     aws_endpoint_url: str | None = typer.Option(None, "--aws-endpoint-url", help="EC2/Pricing endpoint (tests)"),
     what_if: str | None = typer.Option(None, "--what-if", help="keda-karpenter: replay each ScaledObject's "
                                                                 "recorded trigger readings through the simulator"),
@@ -72,7 +75,7 @@ def cost(
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            run = run_cost(prom, start, stop, step_s, by, book_for, tick)
+            run = run_cost(prom, start, stop, step_s, by, book_for, tick, use_recorded=recorded_prices)
             whatif = None
             if what_if is not None:
                 from autoscaler.cost.whatif import what_if_keda_karpenter

@@ -80,6 +80,18 @@ def bad_cluster(t: float) -> tuple[list[SynthNode], list[SynthPod]]:
     return nodes, pods
 
 
+def recorded_cluster(t: float) -> tuple[list[SynthNode], list[SynthPod]]:
+    """Two hours in which a cost exporter recorded node-rec's prices (spot, $0.05/h) but not node-book's."""
+    end = t + 2 * H
+    return ([SynthNode("node-rec", "m5.xlarge", "spot", "us-east-1a", "general", 4, 16 * GIB, 0, t, end),
+             SynthNode("node-book", "m5.large", "on-demand", "us-east-1a", "general", 2, 8 * GIB, 0, t, end)],
+            [SynthPod("rec", "r-1", "node-rec", "<none>", "<none>", 1, 2 * GIB, 0.5, 1 * GIB, t, end)])
+
+
+REC_PRICES = {"node_total_hourly_cost": 0.05, "node_cpu_hourly_cost": 0.008, "node_ram_hourly_cost": 0.001,
+              "node_gpu_hourly_cost": 0.0}
+
+
 @pytest.fixture(scope="module")
 def history() -> Iterator[tuple[str, float, float]]:
     """(Prometheus URL, T of the worked example, T of the broken one)."""
@@ -89,10 +101,16 @@ def history() -> Iterator[tuple[str, float, float]]:
         om = Path(tmp, "history.om")
         g_nodes, g_pods = cluster(t_good)
         b_nodes, b_pods = bad_cluster(t_bad)
+        r_nodes, r_pods = recorded_cluster(t_bad - 3 * H)
         with om.open("w") as f:
             w = OpenMetricsWriter(f)
-            write_cluster(w, g_nodes + b_nodes, g_pods + b_pods, 60.0,
+            write_cluster(w, g_nodes + b_nodes + r_nodes, g_pods + b_pods + r_pods, 60.0,
                           scaled_objects=[("web", "web-so", "Deployment", "web")])
+            rec_minutes = [t_bad - 3 * H + 60 * i for i in range(120)]
+            for name, price in REC_PRICES.items():
+                w.family(name, [({"instance": "node-rec", "node": "node-rec", "instance_type": "m5.xlarge",
+                                  "region": "us-east-1", "provider_id": "aws:///us-east-1a/i-1", "arch": "amd64"},
+                                 [(t, price) for t in rec_minutes])])
             minutes = [t_good + 60 * i for i in range(120)]
             w.family("keda_scaler_metrics_value", [
                 ({"namespace": "web", "scaledObject": "web-so", "scaler": "redisScaler", "triggerIndex": "0",
@@ -301,3 +319,20 @@ def test_bad_arguments_exit_2_naming_the_option(history: tuple[str, float, float
         assert result.exit_code == 2 and said in result.output, result.output
     result = CliRunner().invoke(app, ["cost", "--prometheus", "http://127.0.0.1:9", "--window", "1h"])
     assert result.exit_code == 2 and "unreachable" in result.output
+
+
+def test_recorded_node_prices_are_used_where_present(history: tuple[str, float, float]) -> None:
+    """Where a cost exporter recorded node prices (OpenCost's series), they price the node, as OpenCost
+    reads them; the price book prices the rest and the on-demand side of spot savings."""
+    url, _, t_bad = history
+    t = t_bad - 3 * H
+    a = run_cost(Prometheus(url), t, t + 2 * H, 300, "namespace", lambda types, zones: worked_book()).allocation
+    rec, book = a.nodes["node-rec"], a.nodes["node-book"]
+    assert rec.price_source == "recorded" and rec.cost.total == pytest.approx(2 * 0.05)
+    assert rec.spot_savings == pytest.approx(2 * (0.192 - 0.05))
+    assert a.groups["rec"].total == pytest.approx(2 * (1 * 0.008 + 2 * 0.001))  # the recorded unit prices
+    assert book.price_source == "on-demand" and book.cost.total == pytest.approx(2 * 0.096)
+    assert abs(a.allocated + a.idle - a.total) < 1e-12 and a.problems == []
+    off = run_cost(Prometheus(url), t, t + 2 * H, 300, "namespace", lambda types, zones: worked_book(),
+                   use_recorded=False).allocation
+    assert off.nodes["node-rec"].cost.total == pytest.approx(2 * 0.07)  # the book's spot price instead

@@ -101,6 +101,9 @@ class Chunk:
     end: float
     node_hours: Mapping[str, float]
     pods: Sequence[PodUsage]
+    # node → (total $/h, per core, per GiB, per GPU) as the cluster's cost exporter (OpenCost's or
+    # surge's) recorded them over the chunk; unit prices may be None
+    recorded: Mapping[str, tuple[float, float | None, float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,23 @@ def price_node(node: NodeInfo, spec: Spec | None, price_of: PriceOf, at: float,
     return NodePrice(price, cpu, ram, gpu, on_demand if on_demand is not None else price, capacity == SPOT, source)
 
 
+def recorded_price(node: NodeInfo, spec: Spec | None, rec: tuple[float, float | None, float | None, float | None],
+                   price_of: PriceOf, at: float) -> NodePrice:
+    """The price the cluster's cost exporter recorded for the node (OpenCost reads these series too);
+    unit prices it did not record are split from the total. On-demand price for spot savings from
+    the price book."""
+    total, cpu, ram, gpu = rec
+    if cpu is None or ram is None:
+        cores = node.cpu_cores if node.cpu_cores is not None else (spec.cores if spec else 0.0)
+        mem = node.memory_bytes if node.memory_bytes is not None else (spec.memory_bytes if spec else 0.0)
+        gpus = node.gpus if node.gpus is not None else (spec.gpus if spec else 0.0)
+        cpu, ram, gpu = split_price(total, cores, mem / GIB, gpus)
+    spot = node.capacity_type == SPOT
+    on_demand = price_of(node.instance_type, ON_DEMAND, node.zone, at)[1] if node.instance_type else None
+    return NodePrice(total, cpu, ram, gpu or 0.0, on_demand if on_demand is not None and spot else total, spot,
+                     "recorded")
+
+
 # --- allocation ----------------------------------------------------------------------------------
 def _group_of(by: str, pod: PodInfo | None, usage: PodUsage, node: NodeInfo | None) -> str:
     if by == "namespace":
@@ -338,7 +358,9 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
             p = prices.get(name)
             if p is None:
                 spec = spec_of(info.instance_type) if info.instance_type else None
-                p = prices[name] = price_node(info, spec, price_of, mid, out.problem)
+                rec = chunk.recorded.get(name)  # noqa: B023 - used at once, within this chunk
+                p = prices[name] = recorded_price(info, spec, rec, price_of, mid) if rec is not None \
+                    else price_node(info, spec, price_of, mid, out.problem)
                 nt = node_total(name, info)
                 nt.price_source = p.source
                 if info.capacity_type is None:

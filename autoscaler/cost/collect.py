@@ -19,8 +19,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autoscaler.cost.allocation import Chunk, CostInputError, NodeInfo, PodInfo, PodUsage
@@ -189,7 +189,8 @@ def _dur(seconds: float) -> str:
 
 
 def read_metadata(prom: Prometheus, w: Window, label_key: str | None) -> tuple[
-        dict[str, NodeInfo], dict[tuple[str, str], PodInfo]]:
+        dict[str, NodeInfo], dict[tuple[str, str], PodInfo], bool]:
+    """Nodes, pods, and whether node prices were recorded (node_total_hourly_cost) in the window."""
     at, rng = w.end - EPS, _dur(w.end - w.start)
 
     def q(promql: str) -> list[Sample]:
@@ -210,7 +211,7 @@ def read_metadata(prom: Prometheus, w: Window, label_key: str | None) -> tuple[
         r = {k: f.result() for k, f in futures.items()}
     nodes = node_infos(r["node_info"], r["node_labels"], r["capacity"], r["cost"], r["spot"])
     pods = pod_infos(r["pod_info"], r["rs"], r["targets"], r.get("labels"))
-    return nodes, pods
+    return nodes, pods, bool(r["cost"])
 
 
 def scrape_interval(prom: Prometheus, w: Window) -> float | None:
@@ -225,8 +226,21 @@ def max_chunk_for(interval_s: float | None) -> float:
     return 6 * 3600.0 if interval_s is None else min(24 * 3600.0, max(6 * 3600.0, 720 * interval_s))
 
 
-def chunk_queries(start: float, end: float, step_s: float) -> list[str]:
+RECORDED = ("node_total_hourly_cost", "node_cpu_hourly_cost", "node_ram_hourly_cost", "node_gpu_hourly_cost")
+
+
+def recorded_prices(answers: Sequence[list[Sample]]) -> dict[str, tuple[float, float | None, float | None,
+                                                                         float | None]]:
+    """Per node (total, cpu, ram, gpu) from the four recorded price aggregations; nodes without a
+    positive total are left to the price book."""
+    parts = [{m["node"]: v for m, v in a if m.get("node")} for a in answers]
+    return {n: (t, parts[1].get(n), parts[2].get(n), parts[3].get(n)) for n, t in parts[0].items() if t > 0}
+
+
+def chunk_queries(start: float, end: float, step_s: float, recorded: bool = False) -> list[str]:
+    """The chunk's aggregations; with `recorded`, also the node prices a cost exporter recorded."""
     c, s = _dur(end - start), _dur(step_s)
+    extra = [f"max by (node) (avg_over_time({name}[{c}]))" for name in RECORDED] if recorded else []
     return [
         # steps on the grid where the node / a container of the pod was running; a subquery over a
         # plain selector (no per-step aggregation or comparison: several times cheaper on a month)
@@ -236,6 +250,7 @@ def chunk_queries(start: float, end: float, step_s: float) -> list[str]:
         f'{{resource=~"cpu|memory|nvidia_com_gpu",{CONTAINERS}}}[{c}]))',
         f"sum by (namespace, pod, container) (increase(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{c}]))",
         f"sum by (namespace, pod, container) (avg_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{c}]))",
+        *extra,
     ]
 
 
@@ -264,7 +279,8 @@ def split_by_chunk(series: list[tuple[dict[str, str], list[tuple[float, float]]]
 
 
 def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
-                progress: Callable[[int], None] | None = None, batch: int = 8) -> Iterator[Chunk]:
+                progress: Callable[[int], None] | None = None, batch: int = 8,
+                recorded: bool = False) -> Iterator[Chunk]:
     """The five aggregations of `batch` chunks at a time, each as one range query stepping from
     chunk end to chunk end: Prometheus selects the series once per batch instead of once per chunk
     (what dominates on a month of history). The next batch is read while this one is allocated;
@@ -274,7 +290,7 @@ def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
         def submit(run: list[tuple[float, float]]) -> list[cf.Future[Any]]:
             length = run[0][1] - run[0][0]
             return [pool.submit(prom.query_range, text, run[0][1] - EPS, run[-1][1] - EPS, length)
-                    for text in chunk_queries(run[0][0], run[0][1], w.step_s)]
+                    for text in chunk_queries(run[0][0], run[0][1], w.step_s, recorded)]
 
         pending = submit(runs[0]) if runs else []
         for k, run in enumerate(runs):
@@ -284,6 +300,9 @@ def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
             per_chunk = [split_by_chunk(a, run[0][1], length, len(run)) for a in answers]
             for i, (s, e) in enumerate(run):
                 nodes, pods, reqs, cpu, mem = (per_chunk[q][i] for q in range(5))
-                yield chunk_from(s, e, w.step_s, nodes, pods, reqs, cpu, mem)
+                chunk = chunk_from(s, e, w.step_s, nodes, pods, reqs, cpu, mem)
+                if recorded:
+                    chunk = replace(chunk, recorded=recorded_prices([per_chunk[q][i] for q in range(5, 9)]))
+                yield chunk
                 if progress is not None:
                     progress(1)

@@ -43,13 +43,15 @@ class CostRun:
 
 def run_cost(prom: Prometheus, start: float, end: float, step_s: float, by: str,
              book_for: Callable[[list[str], list[str]], PriceBook],
-             progress: Callable[[int, int], None] | None = None) -> CostRun:
+             progress: Callable[[int, int], None] | None = None, use_recorded: bool = True) -> CostRun:
     """Read the window from Prometheus, price its nodes, allocate. `book_for(types, zones)` makes the
-    price book once the node instance types are known; `progress(done, total)` per chunk."""
+    price book once the node instance types are known; `progress(done, total)` per chunk. Node
+    prices recorded in Prometheus (node_*_hourly_cost, from OpenCost or surge's operator) are used
+    where present unless `use_recorded` is off; the price book prices the rest."""
     check_by(by)
     w = Window(start, end, step_s)
     label_key = by[6:] if by.startswith("label:") else None
-    nodes, pods = read_metadata(prom, w, label_key)
+    nodes, pods, has_recorded = read_metadata(prom, w, label_key)
     types = sorted({n.instance_type for n in nodes.values() if n.instance_type})
     zones = sorted({n.zone for n in nodes.values() if n.zone})
     book = book_for(types, zones)
@@ -61,7 +63,12 @@ def run_cost(prom: Prometheus, start: float, end: float, step_s: float, by: str,
         if progress is not None:
             progress(done[0], len(chunks))
 
-    alloc = allocate(by, start, end, nodes, pods, read_chunks(prom, w, chunks, tick), spec_of, price_of_book(book))
+    recorded = use_recorded and has_recorded
+    if recorded:
+        book.notes.append("node prices recorded in Prometheus (node_*_hourly_cost) are used where present; "
+                          "the price book prices the other nodes and the on-demand side of spot savings")
+    alloc = allocate(by, start, end, nodes, pods, read_chunks(prom, w, chunks, tick, recorded=recorded), spec_of,
+                     price_of_book(book))
     meta = {"prometheus": prom.url, "start": start, "end": end, "window_s": end - start, "step_s": step_s,
             "chunks": len(chunks), "by": by, "nodes": len(nodes), "pods": len(pods), "prices": book.to_json()}
     return CostRun(alloc, book, meta)
