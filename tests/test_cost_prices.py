@@ -139,3 +139,19 @@ def test_spot_rows_accepts_datetimes_and_epochs() -> None:
                        "Timestamp": 1.0}])
     assert rows == [SpotRow("m5.large", "us-east-1a", 0.0412, when.timestamp()),
                     SpotRow("m5.large", "us-east-1b", 0.05, 1.0)]
+
+
+async def test_provider_spot_prices_share_the_paged_reader(moto_server: Server) -> None:
+    """The provisioner's live spot prices and cost reports read spot history through one paged reader."""
+    import time
+
+    from provisioner.cloud.aws import AWSProvider
+    from provisioner.cloud.spot import latest_spot_prices, spot_price_history
+
+    _, ec2 = clients(moto_server)
+    calls = count_calls(ec2)
+    provider = AWSProvider(ec2, "demo", lambda name: None, time.time)  # type: ignore[arg-type, return-value]
+    live = await provider.spot_prices(["m5.large", "c5.large"])
+    assert calls["DescribeSpotPriceHistory"] == 1
+    assert {t for t, _ in live} == {"m5.large", "c5.large"} and len({z for _, z in live}) >= 3
+    assert live == latest_spot_prices(list(spot_price_history(ec2, ["m5.large", "c5.large"], time.time())))
