@@ -106,49 +106,62 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=20000)
     ap.add_argument("--days", type=float, default=30)
     ap.add_argument("--scrape", type=float, default=3600, help="seconds between synthesised samples")
+    ap.add_argument("--data", type=Path, help="keep the backfilled TSDB here and reuse it on the next run "
+                                              "(same --nodes/--pods/--days/--scrape)")
     ap.add_argument("--measure", nargs=5, metavar=("URL", "START", "END", "STEP", "BY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
         url, start, end, step, by = args.measure
         print(json.dumps(measure(url, float(start), float(end), float(step), by)))
         return
-    end = (time.time() // 3600) * 3600 - 3600
+    with tempfile.TemporaryDirectory(prefix="surge-bench-cost-") as tmp:
+        run_bench(args, Path(tmp), args.data)
+
+
+def run_bench(args: argparse.Namespace, tmp: Path, keep: Path | None) -> None:
+    data = (keep or tmp) / "data"
+    stamp = data / "surge-bench-end"
+    reuse = stamp.exists()
+    end = float(stamp.read_text()) if reuse else (time.time() // 3600) * 3600 - 3600
     print(f"# surge cost bench — {platform.python_version()}, {platform.machine()}, "
           f"{args.nodes} nodes, {args.pods} pods, {args.days:g} days sampled every {args.scrape:g} s")
-    with tempfile.TemporaryDirectory(prefix="surge-bench-cost-") as tmp:
-        om = Path(tmp, "history.om")
+    if not reuse:
+        om = tmp / "history.om"
         t0 = time.perf_counter()
         samples = synthesise(om, args.nodes, args.pods, args.days, args.scrape, end)
         t_synth = time.perf_counter() - t0
         size = om.stat().st_size / 2 ** 20
         t0 = time.perf_counter()
-        backfill(om, Path(tmp, "data"), max_block=f"{int(args.days * 24 + 48)}h")
+        backfill(om, data, max_block=f"{int(args.days * 24 + 48)}h")
         t_backfill = time.perf_counter() - t0
         om.unlink()
+        stamp.write_text(repr(end))
         print(f"synthesised {samples:,} samples ({size:,.0f} MiB OpenMetrics) in {t_synth:.1f} s; "
               f"promtool backfill {t_backfill:.1f} s")
-        t0 = time.perf_counter()
-        with prometheus_server(Path(tmp, "data")) as (url, server):
-            print(f"prometheus ready in {time.perf_counter() - t0:.1f} s")
-            print("| window | by | wall s | surge CPU s | Prometheus CPU s | Prometheus wait s | JSON decode s "
-                  "| MiB received | queries | chunks | pods | surge peak RSS MiB | reconcile error $ | load avg |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-            for days, by in ((args.days, "namespace"), (args.days, "workload"), (min(7.0, args.days), "namespace")):
-                start = end - days * 86400
-                prom_cpu = cpu_seconds(server.proc.pid)
-                done = subprocess.run([sys.executable, __file__, "--measure", url, str(start), str(end),
-                                       str(args.scrape), by], capture_output=True, text=True, timeout=1800)
-                if done.returncode != 0:
-                    raise RuntimeError(done.stderr[-3000:])
-                m = json.loads(done.stdout)
-                prom_cpu = cpu_seconds(server.proc.pid) - prom_cpu
-                print(f"| {days:g} d | {by} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {prom_cpu:.1f} "
-                      f"| {m['prometheus_wait_s']:.1f} | {m['decode_s']:.1f} | {m['mib_received']:.0f} "
-                      f"| {m['queries']:.0f} | {m['chunks']:.0f} | {m['pods']:.0f} | {m['rss_mib']:.0f} "
-                      f"| {m['reconcile_error']:.1e} | {os.getloadavg()[0]:.1f} |")
-            print(f"prometheus peak RSS {vm_hwm_mib(server.proc.pid):.0f} MiB")
-            print("(Prometheus wait and decode are summed over the worker threads, so they can exceed the wall "
-                  "time; CPU seconds are what the run costs on an idle machine, wall = CPU when cores are shared)")
+    else:
+        print(f"reusing the backfilled history in {data}")
+    t0 = time.perf_counter()
+    with prometheus_server(data) as (url, server):
+        print(f"prometheus ready in {time.perf_counter() - t0:.1f} s")
+        print("| window | by | wall s | surge CPU s | Prometheus CPU s | Prometheus wait s | JSON decode s "
+              "| MiB received | queries | chunks | pods | surge peak RSS MiB | reconcile error $ | load avg |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for days, by in ((args.days, "namespace"), (args.days, "workload"), (min(7.0, args.days), "namespace")):
+            start = end - days * 86400
+            prom_cpu = cpu_seconds(server.proc.pid)
+            done = subprocess.run([sys.executable, __file__, "--measure", url, str(start), str(end),
+                                   str(args.scrape), by], capture_output=True, text=True, timeout=1800)
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr[-3000:])
+            m = json.loads(done.stdout)
+            prom_cpu = cpu_seconds(server.proc.pid) - prom_cpu
+            print(f"| {days:g} d | {by} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {prom_cpu:.1f} "
+                  f"| {m['prometheus_wait_s']:.1f} | {m['decode_s']:.1f} | {m['mib_received']:.0f} "
+                  f"| {m['queries']:.0f} | {m['chunks']:.0f} | {m['pods']:.0f} | {m['rss_mib']:.0f} "
+                  f"| {m['reconcile_error']:.1e} | {os.getloadavg()[0]:.1f} |")
+        print(f"prometheus peak RSS {vm_hwm_mib(server.proc.pid):.0f} MiB")
+        print("(Prometheus wait and decode are summed over the worker threads, so they can exceed the wall "
+              "time; CPU seconds are what the run costs on an idle machine, wall = CPU when cores are shared)")
 
 
 if __name__ == "__main__":
