@@ -354,11 +354,13 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
                                                  info.nodepool or UNKNOWN)
             return nt
 
-        def price(name: str, info: NodeInfo, prices: dict[str, NodePrice] = prices, mid: float = mid) -> NodePrice:
+        def price(name: str, info: NodeInfo, prices: dict[str, NodePrice] = prices, mid: float = mid,
+                  chunk: Chunk = chunk) -> NodePrice:
+            """The node's price in this chunk (recorded, else from the book), computed once per chunk."""
             p = prices.get(name)
             if p is None:
                 spec = spec_of(info.instance_type) if info.instance_type else None
-                rec = chunk.recorded.get(name)  # noqa: B023 - used at once, within this chunk
+                rec = chunk.recorded.get(name)
                 p = prices[name] = recorded_price(info, spec, rec, price_of, mid) if rec is not None \
                     else price_node(info, spec, price_of, mid, out.problem)
                 nt = node_total(name, info)
