@@ -272,6 +272,11 @@ def test_bad_inputs_reported_and_reconciled(history: tuple[str, float, float]) -
     # last sample at the first step of the gap, so it counts 1.5 h + one 5-minute step
     assert a.nodes["node-gap"].hours == pytest.approx(1.5 + 5 / 60)
     assert abs(a.allocated + a.idle - a.total) < 1e-9
+    # the terminal table says the same, item by item
+    result = CliRunner().invoke(app, ["cost", "--prometheus", url, "--window", "2h", "--end", str(t + 2 * H)])
+    assert result.exit_code == 0, result.output
+    assert "__idle__" in result.output and "problem: node node-odd" in result.output
+    assert "problem: pod b/ghost-pod" in result.output
 
 
 def test_what_if_keda_karpenter_replays_recorded_readings(history: tuple[str, float, float], tmp_path: Path) -> None:
