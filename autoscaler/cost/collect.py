@@ -130,33 +130,69 @@ def pod_infos(info: list[Sample], rs_owner: list[Sample], targets: list[Sample],
     return out
 
 
+Keyed = tuple[Any, float]  # (a key computed once per series, value)
+
+
+def _ns_pod(m: Mapping[str, str]) -> tuple[str, str]:
+    return m.get("namespace", ""), m.get("pod", "")
+
+
+def _container(m: Mapping[str, str]) -> tuple[str, str, str]:
+    return m.get("namespace", ""), m.get("pod", ""), m.get("container", "")
+
+
+def _request(m: Mapping[str, str]) -> tuple[str, str, str, str, str]:
+    return m.get("namespace", ""), m.get("pod", ""), m.get("container", ""), m.get("resource", ""), m.get("node", "")
+
+
+def _node(m: Mapping[str, str]) -> str:
+    return m.get("node", "")
+
+
+# the key of each chunk query's series, in chunk_queries' order (recorded prices last)
+KEYS: tuple[Callable[[Mapping[str, str]], Any], ...] = (_node, _ns_pod, _request, _container, _container,
+                                                         _node, _node, _node, _node)
+
+
 def chunk_from(start: float, end: float, step_s: float, node_counts: list[Sample], pod_counts: list[Sample],
                requests: list[Sample], cpu_seconds: list[Sample], memory: list[Sample]) -> Chunk:
-    """One chunk's query answers as node hours and pod usages: averages over the hours each pod
-    ran, and per container max(request, usage) summed over the pod (OpenCost's allocation)."""
+    """One chunk's query answers (instant vectors) as node hours and pod usages; see chunk_keyed."""
+    answers = (node_counts, pod_counts, requests, cpu_seconds, memory)
+    node_k, pods_k, req_k, cpu_k, mem_k = ([(key(m), v) for m, v in a] for key, a in zip(KEYS, answers, strict=False))
+    return chunk_keyed(start, end, step_s, node_k, pods_k, req_k, cpu_k, mem_k)
+
+
+def chunk_keyed(start: float, end: float, step_s: float, node_counts: list[Keyed], pod_counts: list[Keyed],
+                requests: list[Keyed], cpu_seconds: list[Keyed], memory: list[Keyed]) -> Chunk:
+    """Node hours and pod usages: averages over the hours each pod ran, and per container
+    max(request, usage) summed over the pod (OpenCost's allocation). Samples come keyed by KEYS."""
     hours_per_step = step_s / 3600
-    node_hours = {m["node"]: v * hours_per_step for m, v in node_counts if m.get("node")}
-    hours = {(m.get("namespace", ""), m.get("pod", "")): v * hours_per_step for m, v in pod_counts}
+    node_hours = {node: v * hours_per_step for node, v in node_counts if node}
+    hours = {key: v * hours_per_step for key, v in pod_counts}
     # per pod: container → [cpu request, memory request, gpu request, cpu seconds, memory usage]
     pods: dict[tuple[str, str], dict[str, list[float]]] = {key: {} for key in hours}
     where: dict[tuple[str, str], str] = {}
     slot = {"cpu": 0, "memory": 1, "nvidia_com_gpu": 2}
-    answers = ((requests, None), (cpu_seconds, 3), (memory, 4))
-    for answer, fixed in answers:
-        for m, v in answer:
-            key = (m.get("namespace", ""), m.get("pod", ""))
-            containers = pods.get(key)
+    for (ns, pod, container, resource, node), v in requests:
+        containers = pods.get((ns, pod))
+        i = slot.get(resource)
+        if containers is None or i is None:
+            continue  # requested but never running in this chunk (Pending): not charged
+        row = containers.get(container)
+        if row is None:
+            row = containers[container] = [0.0, 0.0, 0.0, 0.0, 0.0]
+        row[i] += v
+        if node:
+            where[(ns, pod)] = node
+    for i, answer in ((3, cpu_seconds), (4, memory)):
+        for (ns, pod, container), v in answer:
+            containers = pods.get((ns, pod))
             if containers is None:
-                continue  # requested but never running in this chunk (Pending): not charged
-            i = fixed if fixed is not None else slot.get(m.get("resource", ""))
-            if i is None:
                 continue
-            row = containers.get(m.get("container", ""))
+            row = containers.get(container)
             if row is None:
-                row = containers[m.get("container", "")] = [0.0, 0.0, 0.0, 0.0, 0.0]
+                row = containers[container] = [0.0, 0.0, 0.0, 0.0, 0.0]
             row[i] += v
-            if fixed is None and m.get("node"):
-                where[key] = m["node"]
     usages = []
     for key, containers in pods.items():
         h = hours[key]
@@ -229,11 +265,11 @@ def max_chunk_for(interval_s: float | None) -> float:
 RECORDED = ("node_total_hourly_cost", "node_cpu_hourly_cost", "node_ram_hourly_cost", "node_gpu_hourly_cost")
 
 
-def recorded_prices(answers: Sequence[list[Sample]]) -> dict[str, tuple[float, float | None, float | None,
-                                                                         float | None]]:
-    """Per node (total, cpu, ram, gpu) from the four recorded price aggregations; nodes without a
-    positive total are left to the price book."""
-    parts = [{m["node"]: v for m, v in a if m.get("node")} for a in answers]
+def recorded_prices(answers: Sequence[list[Keyed]]) -> dict[str, tuple[float, float | None, float | None,
+                                                                        float | None]]:
+    """Per node (total, cpu, ram, gpu) from the four recorded price aggregations (keyed by node);
+    nodes without a positive total are left to the price book."""
+    parts = [{node: v for node, v in a if node} for a in answers]
     return {n: (t, parts[1].get(n), parts[2].get(n), parts[3].get(n)) for n, t in parts[0].items() if t > 0}
 
 
@@ -266,15 +302,18 @@ def batches(chunks: list[tuple[float, float]], size: int) -> list[list[tuple[flo
     return out
 
 
-def split_by_chunk(series: list[tuple[dict[str, str], list[tuple[float, float]]]], first_end: float,
-                   length: float, n: int) -> list[list[Sample]]:
-    """A range query's answer (evaluated at each chunk's end) as one instant vector per chunk."""
-    out: list[list[Sample]] = [[] for _ in range(n)]
-    for labels, points in series:
-        for t, v in points:
-            i = round((t + EPS - first_end) / length)
-            if 0 <= i < n:
-                out[i].append((labels, v))
+def split_by_chunk(series: list[dict[str, Any]], first_end: float, length: float, n: int,
+                   key: Callable[[Mapping[str, str]], Any]) -> list[list[Keyed]]:
+    """A range query's raw answer (evaluated at each chunk's end) as one keyed vector per chunk; the
+    key is computed once per series, the chunk found by the evaluation time."""
+    out: list[list[Keyed]] = [[] for _ in range(n)]
+    index = {round((first_end + i * length - EPS) * 1000): i for i in range(n)}
+    for series_ in series:
+        k = key(series_["metric"])
+        for t, v in series_["values"]:
+            i = index.get(round(t * 1000))
+            if i is not None:
+                out[i].append((k, float(v)))
     return out
 
 
@@ -289,7 +328,7 @@ def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
     with cf.ThreadPoolExecutor(5) as pool:
         def submit(run: list[tuple[float, float]]) -> list[cf.Future[Any]]:
             length = run[0][1] - run[0][0]
-            return [pool.submit(prom.query_range, text, run[0][1] - EPS, run[-1][1] - EPS, length)
+            return [pool.submit(prom.query_range_raw, text, run[0][1] - EPS, run[-1][1] - EPS, length)
                     for text in chunk_queries(run[0][0], run[0][1], w.step_s, recorded)]
 
         pending = submit(runs[0]) if runs else []
@@ -297,10 +336,11 @@ def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
             answers = [f.result() for f in pending]
             pending = submit(runs[k + 1]) if k + 1 < len(runs) else []
             length = run[0][1] - run[0][0]
-            per_chunk = [split_by_chunk(a, run[0][1], length, len(run)) for a in answers]
+            per_chunk = [split_by_chunk(a, run[0][1], length, len(run), key) for a, key in zip(answers, KEYS,
+                                                                                                 strict=False)]
             for i, (s, e) in enumerate(run):
                 nodes, pods, reqs, cpu, mem = (per_chunk[q][i] for q in range(5))
-                chunk = chunk_from(s, e, w.step_s, nodes, pods, reqs, cpu, mem)
+                chunk = chunk_keyed(s, e, w.step_s, nodes, pods, reqs, cpu, mem)
                 if recorded:
                     chunk = replace(chunk, recorded=recorded_prices([per_chunk[q][i] for q in range(5, 9)]))
                 yield chunk

@@ -68,8 +68,15 @@ class Prometheus:
             raise PrometheusError(f"Prometheus {self.url}: {promql!r} gave a {data.get('resultType')}, not a vector")
         return [(r["metric"], float(r["value"][1])) for r in data["result"]]
 
-    def query_range(self, promql: str, start: float, end: float, step_s: float) -> list[tuple[dict[str, str],
-                                                                                            list[tuple[float, float]]]]:
+    def query_range_raw(self, promql: str, start: float, end: float, step_s: float) -> list[dict[str, Any]]:
+        """A range query's `result` as Prometheus sent it ({metric, values: [[t, "v"], …]}): big
+        answers are converted once, by their reader."""
         data = self._get("/api/v1/query_range", {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
                                                  "step": f"{step_s:g}"})
-        return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in data["result"]]
+        return list(data["result"])
+
+    def query_range(self, promql: str, start: float, end: float, step_s: float) -> list[tuple[dict[str, str],
+                                                                                            list[tuple[float, float]]]]:
+        """(labels, [(time, value), …]) per series."""
+        return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]])
+                for r in self.query_range_raw(promql, start, end, step_s)]
