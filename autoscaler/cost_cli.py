@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+MAX_PRINTED_PROBLEMS = 20
+
 
 def cost(
     prometheus: str = typer.Option(..., "--prometheus", help="Prometheus base URL (kube-state-metrics + cAdvisor)"),
@@ -103,8 +105,11 @@ def cost(
     console.print(rich_table(run))
     if whatif is not None:
         console.print(whatif.table())
-    for p in run.allocation.problems:
+    problems = run.allocation.problems
+    for p in problems[:MAX_PRINTED_PROBLEMS]:
         console.print(f"problem: {p}")
+    if len(problems) > MAX_PRINTED_PROBLEMS:
+        console.print(f"problem: … {len(problems) - MAX_PRINTED_PROBLEMS} more (all in --format json and --report)")
     for n in [*run.prices.notes, *notes]:
         console.print(f"note: {n}")
     if report is not None:

@@ -20,6 +20,7 @@ from autoscaler.cost.prom import Prometheus
 from autoscaler.htmlpage import COLORS, Bars, Line, Section, bar_chart, bullets, line_chart, render_page, table
 
 IDLE_COLOR = "#999999"
+OTHER_COLOR = "#bcbd22"
 TOP_GROUPS = 8  # groups drawn in the stacked chart; the rest are summed as "other"
 
 
@@ -118,7 +119,7 @@ def _stacked_lines(a: Allocation) -> list[Line]:
     out = []
     for k, (label, ys) in enumerate(layers):
         running = [r + y for r, y in zip(running, ys, strict=True)]
-        color = IDLE_COLOR if label == IDLE else COLORS[k % len(COLORS)]
+        color = IDLE_COLOR if label == IDLE else OTHER_COLOR if label == "other" else COLORS[k % len(COLORS)]
         out.append(Line(label, xs, running, color=color, dashed=label == IDLE))
     return out
 
