@@ -108,7 +108,7 @@ async def test_operator_scales_ahead_of_the_forecast(k8s_api: K8s, redis_plain: 
             assert (ns, kind, name, horizon) == ("jobs", "Deployment", "ahead", 300.0) and 10 <= wanted <= 30
             status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "ahead")["status"]
             pred = {c["type"]: c for c in status["conditions"]}["Predictive"]
-            assert (pred["status"], pred["reason"]) == ("True", "ScalingAhead")
+            assert (pred["status"], pred["reason"]) == ("True", "ScalingAhead"), pred
             assert replicas() <= 30
         finally:
             task.cancel()
