@@ -51,7 +51,9 @@ def simulate(
         a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
         setup, notes = build_setup(scaledobject, nodepool, deployment, a)
     except (TraceError, InputError, PolicyError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, whatever its length
         raise typer.Exit(2) from None
     notes = tr.all_notes() + ([cut_note] if cut_note else []) + notes
     if cut_note and format != "json":
@@ -66,6 +68,7 @@ def simulate(
             progress.update(task, description=f"simulating {p.name}")
             results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
     from autoscaler.simulate.report import warnings
+    from provisioner.disruption import SPOT_NOTICE_S
 
     notes += warnings(results, setup.spec.max_replicas, a)
     meta = {"trace": tr.name, "trace_kind": tr.kind, "trace_start": tr.start,
@@ -80,6 +83,7 @@ def simulate(
         return
     import sys
 
+
     console = Console() if sys.stdout.isatty() else Console(width=170)
     console.print(table(results, f"{tr.name}: {tr.span / 86400:.2f} days, trace ×{a.scale:.4g}, "
                                  f"SLO {a.slo_seconds:g} s wait"))
@@ -88,6 +92,6 @@ def simulate(
     console.print(f"assumptions: pods start in {a.pod_start_s:g} s (GPU {a.pod_start_gpu_s:g} s), nodes boot in "
                   f"{a.node_boot_cpu_s:g} s (GPU {a.node_boot_gpu_s:g} s), spot = on-demand × "
                   f"{1 - a.spot_discount:.2f}, {a.spot_interruptions_per_node_hour:g} interruptions per spot "
-                  f"node-hour with {a.spot_notice_s:g} s notice, one pod completes {a.pod_rate:g}/s")
+                  f"node-hour with {SPOT_NOTICE_S:g} s notice, one pod completes {a.pod_rate:g}/s")
     if report is not None:
         console.print(f"report: {report / 'report.html'}")

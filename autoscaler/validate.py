@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from autoscaler.manifests.common import unknown_fields
 from autoscaler.manifests.keda import ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication
 from autoscaler.manifests.loader import MODELS, Document, load_documents
+from autoscaler.redact import remember
 from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 
@@ -133,6 +134,7 @@ def secret_values(raw: dict[str, Any]) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             values[key] = text
     values.update({k: str(v) for k, v in (raw.get("stringData") or {}).items()})
+    remember(*values.values())
     return values
 
 

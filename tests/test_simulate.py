@@ -120,7 +120,7 @@ def test_bad_traces_are_rejected_with_the_line(text: str, needle: str) -> None:
 
 def test_policy_names() -> None:
     p = policy_named("surge-no-spot-no-together")
-    assert (p.spot, p.together, p.event_driven, p.packer) == (False, False, True, "surge")
+    assert (p.spot, p.launch_ahead, p.events, p.packer) == (False, False, True, "surge")
     with pytest.raises(PolicyError, match="unknown feature 'wings'"):
         policy_named("surge-no-wings")
     with pytest.raises(PolicyError, match="unknown policy"):

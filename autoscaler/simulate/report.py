@@ -19,6 +19,7 @@ from autoscaler.htmlpage import COLORS, EPOCH_2001, Bars, Line, Section, bar_cha
 from autoscaler.htmlpage import table as html_table
 from autoscaler.simulate.policy import Assumptions
 from autoscaler.simulate.run import PolicyResult
+from provisioner.provisioning import BATCH_MAX_S
 
 
 def ratios(results: Sequence[PolicyResult]) -> dict[str, dict[str, float | None]]:
@@ -48,7 +49,7 @@ def warnings(results: Sequence[PolicyResult], max_replicas: int, a: Assumptions 
                        "NodePool could not hold them (its limits, its requirements, or requests that fit no "
                        f"instance type); {r.pending_pod_seconds / 3600:,.1f} pod-hours Pending in all")
         elif r.max_pending_pods:
-            wait = a.pending_detect_s + a.batch_max_s + a.node_boot_cpu_s
+            wait = a.pending_detect_s + BATCH_MAX_S + a.node_boot_cpu_s
             out.append(f"{r.policy}: up to {r.max_pending_pods} pods were Pending at once "
                        f"({r.pending_pod_seconds / 3600:,.2f} pod-hours) waiting for new nodes: the provisioner's "
                        f"batch window and node boot (≈ {wait:g} s each time), not a NodePool limit")
