@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -75,7 +74,7 @@ def forecast(
                         "fit_seconds": round(s.fit_seconds, 4)} for s in f.scores]}
     if plot is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot.write_text(_plot_html(tr.name, y, step_s, f, max(horizons)))
+        plot.write_text(_plot_html(tr.name, y, step_s, f, max(horizons), tr.start))
     if format == "json":
         typer.echo(json.dumps(out, indent=2))
         return
@@ -95,29 +94,31 @@ def forecast(
         console.print(f"{k * step_s:g} s: " + ("reliable" if f.reliable[k] else f"not reliable: {f.reasons.get(k)}"))
 
 
-def _plot_html(name: str, y: np.ndarray, step_s: float, f: Forecaster, horizon_s: float) -> str:
+def _plot_html(name: str, y: np.ndarray, step_s: float, f: Forecaster, horizon_s: float, start: float) -> str:
+    """History, forecast and its 80 % interval on one time axis (the shared report look)."""
+    from autoscaler.htmlpage import Line, Section, line_chart, paragraph, render_page
+
     steps = max(1, round(horizon_s / step_s))
     history = y[-max(2 * f.period, 4 * steps):]
+    n0 = len(history)
     points, lo, hi = [], [], []
     for k in range(1, steps + 1):
         fc = predict(f, y, k * step_s, (0.1, 0.9))
         points.append(fc.point or 0.0)
         lo.append(fc.quantiles.get(0.1, 0.0))
         hi.append(fc.quantiles.get(0.9, 0.0))
-    w, h = 900, 260
-    total = len(history) + steps
-    y_max = max(float(history.max()), max(hi, default=0.0)) * 1.05 or 1.0
-
-    def xy(i: int, v: float) -> str:
-        return f"{i / total * w:.1f},{h - v / y_max * h:.1f}"
-
-    hist = " ".join(xy(i, v) for i, v in enumerate(history))
-    n0 = len(history)
-    band = " ".join([xy(n0 + i, v) for i, v in enumerate(hi)] + [xy(n0 + i, v) for i, v in reversed(
-        list(enumerate(lo)))])
-    line = " ".join(xy(n0 + i, v) for i, v in enumerate(points))
-    return (f"<!doctype html><meta charset='utf-8'><title>surge forecast</title><h2>{html.escape(name)}</h2>"
-            f"<p>{html.escape(f.model)}, season {f.period} steps of {step_s:g} s; grey: history, blue: forecast, "
-            f"band: 80% interval (backtest errors)</p><svg width='{w}' height='{h}' style='border:1px solid #ddd'>"
-            f"<polyline fill='none' stroke='#777' points='{hist}'/><polygon fill='#1f77b4' fill-opacity='0.2' "
-            f"points='{band}'/><polyline fill='none' stroke='#1f77b4' stroke-width='2' points='{line}'/></svg>")
+    xs_hist = [i * step_s for i in range(n0)]
+    xs_fc = [(n0 - 1 + k) * step_s for k in range(1, steps + 1)]
+    chart = line_chart(f"{name}: the last {n0} steps and the next {steps}", [
+        Line("history", xs_hist, list(map(float, history)), "#777777", 1.2),
+        Line("forecast", xs_fc, points, "#1f77b4", 2.2),
+        Line("80 % interval (10th percentile)", xs_fc, lo, "#1f77b4", 1.0, dashed=True),
+        Line("80 % interval (90th percentile)", xs_fc, hi, "#1f77b4", 1.0, dashed=True)],
+        f"per {step_s:g} s step", start=start + (len(y) - n0) * step_s, span=(n0 + steps) * step_s)
+    facts = {"model": f.model, "seasons (steps)": ", ".join(map(str, f.periods)), "step": f"{step_s:g} s",
+             "reliable": ", ".join(f"{k * step_s:g} s: {'yes' if ok else 'no — ' + f.reasons.get(k, '')}"
+                                   for k, ok in sorted(f.reliable.items()))}
+    return render_page("surge forecast", [Section("Forecast", [chart, paragraph(
+        "The interval comes from the backtest errors at each horizon (split conformal, relative to the "
+        "forecast); its coverage on held-back origins is in the JSON output.")])], subtitle=name,
+        facts=facts)

@@ -264,4 +264,5 @@ def test_forecast_cli_json(tmp_path: Path) -> None:
     assert {(s["model"], s["horizon_s"]) for s in data["scores"]} == {
         (m, h) for m in ("naive", "seasonal-naive", "holt-winters", "stl-ets") for h in (3600.0, 10800.0)}
     assert set(data["scores"][0]) == {"model", "horizon_s", "mase", "smape", "coverage_80", "fit_seconds"}
-    assert "<polygon" in plot.read_text()
+    page = plot.read_text()
+    assert page.count("<polyline class='series'") >= 4 and "80 % interval" in page and "<script" not in page

@@ -159,8 +159,8 @@ def _runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 def _when(t: float) -> str:
-    """A timestamp as UTC when it is an epoch (after 2001), else as seconds."""
-    if t >= 978307200:
+    """A timestamp as UTC when it is an epoch (after 1980; relative traces start at 0), else as seconds."""
+    if t >= 315532800:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     return f"t={t:g} s"
 
