@@ -53,11 +53,17 @@ def forecast(
         horizons = parse_durations(horizon)
         for h in horizons:
             horizon_steps(h, step_s)
-        y = resample(tr.head(days * 86400)[0].counts, tr.interval, step_s)
+        tr, cut_note = tr.head(days * 86400)
+        y = resample(tr.counts, tr.interval, step_s)
     except (TraceError, HorizonError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    out: dict[str, object] = {"trace": tr.name, "step_s": step_s, "points": len(y)}
+    notes = tr.all_notes() + ([cut_note] if cut_note else [])
+    if format != "json":
+        for n in notes:
+            typer.echo(f"note: {n}", err=True)
+    out: dict[str, object] = {"trace": tr.name, "trace_kind": tr.kind, "step_s": step_s, "points": len(y),
+                              "notes": notes}
     try:
         y = prepare(y, step_s=step_s)
         f = fit_forecaster(y, step_s, horizons)

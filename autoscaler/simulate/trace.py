@@ -100,7 +100,7 @@ class Trace:
     def gap_notes(self) -> list[str]:
         """One line per gap in this (possibly cut) trace."""
         return [f"{self.name}: no data for {(e - s) / self.interval:g} interval(s) ({_hms(e - s)}) from "
-                f"{_when(self.start + s)} ({_hms(s)} into the trace): simulated with no load and no cost"
+                f"{_when(self.start + s)} ({_hms(s)} into the trace): kept as a gap (no load, no cost, NaN to the forecaster)"
                 for s, e in self.gaps()]
 
     def all_notes(self) -> list[str]:
@@ -113,7 +113,7 @@ class Trace:
             note = None
             if seconds > self.span + 1e-9:
                 note = (f"{self.name}: asked for {seconds / 86400:g} days but the trace holds only "
-                        f"{self.span / 86400:.3g} days; simulating all of it")
+                        f"{self.span / 86400:.3g} days; using all of it")
             return self, note
         return replace(self, counts=self.counts[:rows]), None
 
