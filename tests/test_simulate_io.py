@@ -117,6 +117,13 @@ def test_real_gap_is_reported_once_and_only_inside_the_window() -> None:
     assert say is not None and "asked for 30 days but the trace holds only 0.5 days" in say
 
 
+def test_many_gaps_are_reported_without_flooding() -> None:
+    t = parse_trace(csv_text([1.0 if i % 4 else "" for i in range(100)]), "holes.csv")
+    notes = t.gap_notes()
+    assert len(t.gaps()) == 25 and len(notes) == 21
+    assert notes[-1].startswith("holes.csv: 5 more gaps (5 min in all) after t=4800 s")
+
+
 def test_missing_data_costs_nothing_and_carries_no_load() -> None:
     full = parse_trace(csv_text([300.0] * 120), "f.csv")
     holed = parse_trace(csv_text([300.0] * 30 + [""] * 60 + [300.0] * 30), "h.csv")

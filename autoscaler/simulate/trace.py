@@ -97,11 +97,17 @@ class Trace:
         """How much of [start, end) (seconds from the trace's start) has no data."""
         return sum(max(0.0, min(end, e) - max(start, s)) for s, e in self._gaps)
 
-    def gap_notes(self) -> list[str]:
-        """One line per gap in this (possibly cut) trace."""
-        return [f"{self.name}: no data for {(e - s) / self.interval:g} interval(s) ({_hms(e - s)}) from "
-                f"{_when(self.start + s)} ({_hms(s)} into the trace): kept as a gap (no load, no cost, NaN to the forecaster)"
-                for s, e in self.gaps()]
+    def gap_notes(self, most: int = 20) -> list[str]:
+        """One line per gap in this (possibly cut) trace; past `most` gaps, one line for the rest."""
+        spans = self.gaps()
+        out = [f"{self.name}: no data for {(e - s) / self.interval:g} interval(s) ({_hms(e - s)}) from "
+               f"{_when(self.start + s)} ({_hms(s)} into the trace): kept as a gap (no load, no cost, NaN to the "
+               "forecaster)" for s, e in spans[:most]]
+        if len(spans) > most:
+            rest = sum(e - s for s, e in spans[most:])
+            out.append(f"{self.name}: {len(spans) - most} more gaps ({_hms(rest)} in all) after "
+                       f"{_when(self.start + spans[most][0])}, kept as gaps the same way")
+        return out
 
     def all_notes(self) -> list[str]:
         return list(self.notes) + self.gap_notes()
