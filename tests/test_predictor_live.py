@@ -114,3 +114,13 @@ async def test_operator_scales_ahead_of_the_forecast(k8s_api: K8s, redis_plain: 
             task.cancel()
             await controller.stop()
             predictor.close()
+
+
+async def test_a_horizon_off_the_step_is_a_reason_not_a_crash() -> None:
+    now = 20 * DAY
+    p = Predictor(await filled(4, now))
+    assert (await p.forecast("ns/so/q", now, 120.0, 0.9, DAY)).reason == "fitting"
+    await settle(p)
+    fc = await p.forecast("ns/so/q", now, 120.0, 0.9, DAY)
+    assert fc.value is None and not fc.reliable and "horizon 120 s is not a whole number of 300-s steps" in fc.reason
+    p.close()

@@ -91,12 +91,15 @@ class Predictor:
         except Declined as exc:
             return TriggerForecast(None, False, str(exc))
         f = slot.forecaster
-        if f.state is not None and f.seen <= len(clean) - 1:
-            # per poll: take the steps completed since, then forecast from the current partial one
-            f.catch_up(clean[:-1])
-            fc = predict_next(f, horizon_s, (0.1, 0.5, quantile, 0.9), partial=float(clean[-1]))
-        else:
-            fc = predict(f, clean, horizon_s, (0.1, 0.5, quantile, 0.9))
+        try:
+            if f.state is not None and f.seen <= len(clean) - 1:
+                # per poll: take the steps completed since, then forecast from the current partial one
+                f.catch_up(clean[:-1])
+                fc = predict_next(f, horizon_s, (0.1, 0.5, quantile, 0.9), partial=float(clean[-1]))
+            else:
+                fc = predict(f, clean, horizon_s, (0.1, 0.5, quantile, 0.9))
+        except Declined as exc:  # e.g. a horizon changed to one that is not a whole number of steps
+            return TriggerForecast(None, False, str(exc))
         return TriggerForecast(quantile_value(fc, quantile), fc.reliable, fc.reason)
 
     async def _refit(self, slot: _Slot, start: float, values: np.ndarray, horizon_s: float, now: float) -> None:
