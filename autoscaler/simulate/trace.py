@@ -133,21 +133,17 @@ class Trace:
             out = filled.copy()
         else:
             rate = np.where(self.missing, np.nan, filled / self.interval)
-            mid = (np.arange(n) + 0.5) * self.interval
-            t = (np.arange(n * k) + 0.5) * dt
-            own = np.repeat(rate, k)
-            cell = np.repeat(np.arange(n), k)
-            # neighbour to interpolate towards: the previous interval in a cell's first half, else the next
-            side = np.where(t < mid[cell], cell - 1, cell + 1)
-            inside = (side >= 0) & (side < n)
-            other = np.where(inside, rate[np.clip(side, 0, n - 1)], np.nan)
-            other = np.where(np.isnan(other), own, other)  # trace edges and gap edges stay flat
-            w = np.abs(t - mid[cell]) / self.interval
-            shape = np.nan_to_num((1 - w) * own + w * other, nan=0.0)
-            per_cell = shape.reshape(n, k).sum(axis=1)
+            prev = np.concatenate(([np.nan], rate[:-1]))
+            nxt = np.concatenate((rate[1:], [np.nan]))
+            prev = np.where(np.isnan(prev), rate, prev)  # trace edges and gap edges stay flat
+            nxt = np.where(np.isnan(nxt), rate, nxt)
+            u = (np.arange(k) + 0.5) / k - 0.5  # each tick's place from the interval's midpoint
+            w = np.abs(u)[None, :]
+            other = np.where(u[None, :] < 0, prev[:, None], nxt[:, None])
+            shape = np.nan_to_num((1 - w) * rate[:, None] + w * other, nan=0.0)  # (n, k)
+            per_cell = shape.sum(axis=1)
             factor = np.divide(filled, per_cell, out=np.zeros(n), where=per_cell > 0)
-            flat = filled / k
-            out = np.where(np.repeat(per_cell > 0, k), shape * np.repeat(factor, k), np.repeat(flat, k))
+            out = np.where((per_cell > 0)[:, None], shape * factor[:, None], (filled / k)[:, None]).ravel()
         return out if ticks is None else out[:ticks]
 
     def missing_ticks(self, dt: float, ticks: int | None = None) -> np.ndarray:
