@@ -144,7 +144,7 @@ def test_season_is_detected_on_the_training_part_only() -> None:
 
 
 def test_weekly_season_brings_mstl_and_a_weekly_holt_winters() -> None:
-    hourly = five_minute(28, weekly=0.5, noise=0.03).reshape(-1, 12).mean(axis=1)
+    hourly = five_minute(36, weekly=0.5, noise=0.03).reshape(-1, 12).mean(axis=1)  # 2 weeks train, 1 week each split
     f = fit_forecaster(prepare(hourly), HOUR, [HOUR])
     assert f.periods == (168, 24)
     models = {s.model for s in f.scores}

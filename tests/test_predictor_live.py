@@ -106,9 +106,13 @@ async def test_operator_scales_ahead_of_the_forecast(k8s_api: K8s, redis_plain: 
             assert told  # told in the same cycle as the forecast scaled the target
             ns, kind, name, wanted, horizon = told[0]
             assert (ns, kind, name, horizon) == ("jobs", "Deployment", "ahead", 300.0) and 10 <= wanted <= 30
-            status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "ahead")["status"]
-            pred = {c["type"]: c for c in status["conditions"]}["Predictive"]
-            assert (pred["status"], pred["reason"]) == ("True", "ScalingAhead"), pred
+            def predictive() -> dict[str, str]:
+                status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "ahead")["status"]
+                return {c["type"]: c for c in status["conditions"]}["Predictive"]
+
+            # the status patch follows the scale write of the same cycle: wait for it, not a poll later
+            await until(lambda: predictive()["reason"] == "ScalingAhead", timeout=10)
+            assert predictive()["status"] == "True"
             assert replicas() <= 30
         finally:
             task.cancel()

@@ -279,8 +279,10 @@ def _plan(y: np.ndarray, step_s: float, horizon: int, origins: int) -> _Plan:
         s_max = (n - horizon - need) // 2
         if s_max < s_min:
             continue
-        # a day each when the history allows (every phase of the cycle), more for coarse steps
-        split = min(s_max, max(s_min, 4 * horizon, min(max(day, origins // 2), n // 8)))
+        # a cycle each when the history allows (every phase of it; more origins for coarse steps): a
+        # day, or a week when the season is weekly (else select and score see different weekdays)
+        base = m if m > day else min(max(day, origins // 2), n // 8)
+        split = min(s_max, max(s_min, 4 * horizon, base))
         train_end = n - horizon - 2 * split
         if m == 1:
             return _Plan((1,), train_end, split)
@@ -315,7 +317,7 @@ def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
     floor = INTERVAL_FLOOR * float(np.mean(train)) + 1e-9
     candidates: list[Model] = [m for m in models if seasonal or m.name != "stl-ets"]  # no season: = holt
     week = round(WEEK / step_s)
-    if len(periods) >= 2 and periods[0] == week and train_end >= 2 * week:
+    if len(periods) >= 2 and periods[0] == week and train_end >= 2 * week + round(DAY / step_s):
         candidates += [HoltWinters("holt-winters-weekly", longest=True), MstlEts(step_s=step_s)]
     baselines: list[Model] = [SeasonalNaive(), Naive()]
     import_statsmodels()  # imports outside the timed fits

@@ -284,11 +284,15 @@ class MstlEts:
             n = len(y) // per_hour * per_hour
             hourly = y[:n].reshape(-1, per_hour).mean(axis=1)
             res = MSTL(hourly, periods=(day // per_hour, week // per_hour)).fit()
+            if np.ndim(res.seasonal) < 2:  # MSTL drops a season longer than half the series
+                raise ValueError(f"mstl-ets needs more than two weekly cycles, got {len(y)} steps")
             weekly = np.repeat(np.asarray(res.seasonal[:, 1], dtype=float), per_hour)
             weekly = np.concatenate([weekly, weekly[len(weekly) - week:][: len(y) - n]])
             daily = np.asarray(STL(y - weekly, period=day, **_jumps(day)).fit().seasonal, dtype=float)
         else:
             res = MSTL(y, periods=(day, week), stl_kwargs=_jumps(day)).fit()
+            if np.ndim(res.seasonal) < 2:
+                raise ValueError(f"mstl-ets needs more than two weekly cycles, got {len(y)} steps")
             daily = np.asarray(res.seasonal[:, 0], dtype=float)
             weekly = np.asarray(res.seasonal[:, 1], dtype=float)
         return _adjusted_fit(self.name, y, [(day, daily), (week, weekly)])
