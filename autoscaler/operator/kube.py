@@ -58,8 +58,9 @@ class Kube:
             "scaledobjects": Watcher(listed, *KEDA, "scaledobjects"),
             "triggerauthentications": Watcher(listed, *KEDA, "triggerauthentications"),
             "clustertriggerauthentications": Watcher(listed, *KEDA, "clustertriggerauthentications"),
-            **{kind: Watcher(getattr(self.apps, f"list_{lower}_for_all_namespaces"))
-               for kind, lower in APPS_SCALE.items()},
+            # spelled out, not built from APPS_SCALE: the chart's RBAC is derived from the calls named here
+            "Deployment": Watcher(self.apps.list_deployment_for_all_namespaces),
+            "StatefulSet": Watcher(self.apps.list_stateful_set_for_all_namespaces),
         }
         # Secrets: only the granted namespaces when narrowed (rbac.secretNamespaces), else all
         self.secret_watchers = ([Watcher(self.core.list_namespaced_secret, ns) for ns in secret_namespaces]

@@ -52,7 +52,8 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "list_secret_for_all_namespaces": _rules("", "secrets", "list watch"),
         # with rbac.secretNamespaces, the same per namespace (a Role in each, no ClusterRole rule)
         "list_namespaced_secret": _rules("", "secrets", "list watch"),
-        "list_{APPS_SCALE[kind]}_for_all_namespaces": _rules("apps", "deployments statefulsets", "list watch"),
+        "list_deployment_for_all_namespaces": _rules("apps", "deployments", "list watch"),
+        "list_stateful_set_for_all_namespaces": _rules("apps", "statefulsets", "list watch"),
         "get_namespaced_custom_object": _rules(KEDA, "scaledobjects triggerauthentications", "get"),
         # the ScaledObjects HTTPScaledObjects own, as the add-on's operator writes them
         "create_namespaced_custom_object": _rules(KEDA, "scaledobjects", "create"),
