@@ -128,6 +128,10 @@ def test_daily_cycle_with_three_days_or_more_is_never_declined(days: int) -> Non
         assert f.reliable[3], f.reasons
 
 
+def test_three_days_hourly_still_use_the_daily_season() -> None:
+    assert fit_forecaster(prepare(diurnal(days=3)), HOUR, [HOUR]).periods == (24,)
+
+
 def test_decline_says_what_history_is_needed() -> None:
     with pytest.raises(Declined, match=r"at least \d+ points needed; a daily season needs 864 points \(3 days\)"):
         fit_forecaster(prepare(five_minute(0.25)), FIVE_MIN, [12 * FIVE_MIN])

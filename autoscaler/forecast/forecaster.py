@@ -56,7 +56,7 @@ MAX_GAP_S = 3600.0  # longest gap interpolated when the step is known (else MAX_
 MAX_GAP_STEPS = 12
 MARGIN = 0.05  # reliable: MASE at least 5 % below seasonal naive's and naive's on the score split
 INTERVAL_FLOOR = 0.1  # relative errors are taken against at least 10 % of the training mean
-MIN_SPLIT = 12  # origins' span per split, in steps, at the least
+MIN_SPLIT = 8  # origins' span per split, in steps, at the least
 HOUR, DAY, WEEK = 3600.0, 86400.0, 7 * 86400.0
 
 
