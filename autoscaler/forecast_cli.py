@@ -36,7 +36,8 @@ def parse_durations(text: str) -> list[float]:
 def forecast(
     trace: Path = typer.Argument(..., help="CSV timestamp_seconds,value"),  # noqa: B008
     trace_kind: str | None = typer.Option(None, "--trace-kind", help="count, rate or utilisation"),
-    horizon: str = typer.Option("5m,15m,1h", "--horizon", help="comma-separated horizons"),
+    horizon: str | None = typer.Option(None, "--horizon", help="comma-separated horizons, whole steps "
+                                       "(default: those of 5m,15m,1h that are)"),
     step: str | None = typer.Option(None, "--step", help="resample to this step (default: 5m, or the trace's)"),
     days: float = typer.Option(14.0, "--days", help="use the first N days"),
     plot: Path | None = typer.Option(None, "--plot", help="write history + forecast + 80% interval as HTML"),  # noqa: B008
@@ -50,7 +51,11 @@ def forecast(
     try:
         tr = load_trace(trace, trace_kind)
         step_s = parse_durations(step)[0] if step else max(tr.interval, 300.0 if tr.span > 86400 else 60.0)
-        horizons = parse_durations(horizon)
+        if horizon is None:  # the defaults the step allows
+            horizons = [h for h in (300.0, 900.0, 3600.0) if h >= step_s and abs(h / step_s - round(h / step_s)) < 1e-9]
+            horizons = horizons or [step_s]
+        else:
+            horizons = parse_durations(horizon)
         for h in horizons:
             horizon_steps(h, step_s)
         tr, cut_note = tr.head(days * 86400)

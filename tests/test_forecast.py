@@ -168,6 +168,15 @@ def test_horizon_must_be_a_whole_number_of_steps(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "horizon 60 s is not a whole number of 300-s steps" in r.output
 
 
+def test_default_horizons_are_the_ones_the_step_allows(tmp_path: Path) -> None:
+    y = five_minute(4).reshape(-1, 2).sum(axis=1)  # 10-minute steps: 5 and 15 minutes are not whole steps
+    trace = tmp_path / "ten.csv"
+    trace.write_text("timestamp_seconds,value\n" + "".join(f"{i * 600},{v:.2f}\n" for i, v in enumerate(y)))
+    r = CliRunner().invoke(app, ["forecast", str(trace), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert [x["horizon_s"] for x in json.loads(r.output)["reliability"]] == [3600.0]
+
+
 def test_gaps_reach_the_forecaster_and_are_interpolated_or_named(tmp_path: Path) -> None:
     y = five_minute(4)
     short = y.copy()
