@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autoscaler.cli import app
@@ -96,6 +98,20 @@ def test_coarse_intervals_are_interpolated_and_keep_their_arrivals() -> None:
     second = a[120:240]
     assert second[0] < second[-1]  # rising through a rising interval: not a step
     assert abs(a[119] - a[120]) < abs(600 / 120 - 1200 / 120)  # smoother than the step at the boundary
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.floats(0, 1e6)), min_size=2, max_size=40),
+       k=st.sampled_from([1, 2, 5, 12, 120]))
+def test_interpolation_keeps_every_interval_and_never_goes_negative(values: list[float | None], k: int) -> None:
+    if all(v is None for v in values):
+        values[0] = 1.0
+    t = parse_trace(csv_text(["" if v is None else repr(v) for v in values], step=60), "p.csv")
+    a = t.arrivals(60 / k)
+    assert len(a) == len(values) * k and (a >= 0).all()
+    per_interval = a.reshape(-1, k).sum(axis=1)
+    assert np.allclose(per_interval, np.nan_to_num(t.counts), rtol=1e-9, atol=1e-6)
+    assert (per_interval[t.missing] == 0).all()
 
 
 def test_a_gap_gets_no_arrivals_and_its_edges_stay_flat() -> None:
