@@ -2,29 +2,33 @@
 or decline, with a reason and the history that would be needed.
 
 Pure: arrays in, dataclasses out; no clock (fit times are measured, not used), no I/O. The operator
-calls `fit_forecaster` on a schedule off the event loop and `predict` on every poll.
+calls `fit_forecaster` on a schedule off the event loop and `predict_next` on every poll.
 
 The history is cut in three, in time order: **training** | **select** | **score** (+ the horizon).
 - Seasons are detected on the training part only (`detect_seasons`: the autocorrelation at the
   hourly, daily and weekly lags the step allows must be a real peak). The largest season whose two
-  cycles fit in training is used; if it does not fit, the next one is tried, then none.
+  cycles fit in training is used; if it does not fit, the next one is tried, then none. Select and
+  score are up to a day each (a week each for a weekly season), an origin at every step.
 - Every model is fitted once on training, then run forward with its parameters fixed; rolling
   origins in the *select* split choose the model (lowest mean MASE over the horizons), and only the
   *score* split's origins — never used to choose — give the scores reported and the reliability.
+  With a weekly season and two weekly cycles of training (plus a day), a weekly Holt-Winters and
+  MSTL + ETS (daily + weekly) join the candidates.
 - MASE is Hyndman's: mean absolute error at the horizon over the in-sample mean absolute error of
   the one-step seasonal naive forecast on training (shortest season; naive without one).
 - A model is **reliable** at a horizon when, on the score split, its MASE is at least `MARGIN`
   (5 %) below both seasonal naive's and naive's there. Seasonal naive itself is never "reliable":
   predictive mode stays off and the reason says by how much it missed.
 - Intervals are split-conformal per horizon: quantiles of the chosen model's errors relative to
-  its forecast (`_width`) on the select origins, checked on the score origins (`coverage_80`);
-  the forecaster then uses the errors of
-  both splits.
+  its forecast (`_width`) on the select origins, with the finite-sample correction, checked on
+  the score origins (`coverage_80`); the forecaster then uses the errors of both splits.
 - A horizon must be a whole number of steps (`HorizonError` otherwise: resample the series or
   ask for a multiple). Gaps (NaN) up to `MAX_GAP_S` are interpolated by `prepare`; a longer one,
   or more than `MAX_GAP_FRACTION` missing, declines with the gap named.
 - A series holding three days of a daily cycle is never declined: two days train, the third is
-  split between selection and scoring.
+  split between selection and scoring. A decline for short history says how much is needed.
+- The chosen model's state after the history is kept: `observe`/`catch_up` move it on one step at
+  a time and `predict_next` forecasts from it (the operator and the simulator, per step).
 """
 
 from __future__ import annotations
