@@ -116,7 +116,9 @@ def history() -> Iterator[tuple[str, float, float]]:
                 ({"namespace": "web", "scaledObject": "web-so", "scaler": "redisScaler", "triggerIndex": "0",
                   "metric": "s0-redis-jobs"}, [(t, backlog_at(i)) for i, t in enumerate(minutes) if not 50 <= i < 60]),
                 ({"namespace": "web", "scaledObject": "ghost-so", "scaler": "redisScaler", "triggerIndex": "0",
-                  "metric": "s0-redis-q"}, [(t, 5.0) for t in minutes])])
+                  "metric": "s0-redis-q"}, [(t, 5.0) for t in minutes]),
+                ({"namespace": "web", "scaledObject": "api-so", "scaler": "prometheusScaler", "triggerIndex": "0",
+                  "metric": "s0-prometheus"}, [(t, 40.0 if 60 <= i < 90 else 5.0) for i, t in enumerate(minutes)])])
             w.family("kube_deployment_status_replicas_available", [
                 ({"namespace": "web", "deployment": "web"}, [(t, 2.0) for t in minutes])])
             w.close()
@@ -145,6 +147,16 @@ spec:
   triggers:
     - type: redis
       metadata: {address: "redis:6379", listName: jobs, listLength: "100"}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api-so, namespace: web}
+spec:
+  scaleTargetRef: {name: web}
+  maxReplicaCount: 50
+  triggers:
+    - type: prometheus
+      metadata: {serverAddress: "http://prometheus:9090", query: "sum(rate(http_requests_total[1m]))", threshold: "10"}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -299,6 +311,10 @@ def test_what_if_keda_karpenter_replays_recorded_readings(history: tuple[str, fl
     # readings every 5 minutes (--step); the 10 minutes without samples leave one step past the lookback
     assert any("1 of 24 steps had no reading" in n for n in web["notes"])
     assert any("bundled sample" in n for n in ghost["notes"]) and ghost["actual_cost"] == 0
+    # a rate trigger's readings are the arrival rate itself; no wait estimate exists for the actual run
+    api = by["api-so"]
+    assert api["signal"] == "rate" and api["actual_slo_violation_minutes"] is None
+    assert api["keda_karpenter"]["cost_usd"] > 0
     assert out["assumptions"]["pod_rate"] == 10.0 and any("lower bound" in n for n in out["notes"])
     assert "What if KEDA + Karpenter" in (tmp_path / "r" / "cost.html").read_text()
 
