@@ -25,3 +25,4 @@ bench: setup
 	$(PY) bench/operator_scale.py
 	$(PY) bench/http.py
 	$(PY) bench/provision.py
+	$(PY) bench/cost.py
