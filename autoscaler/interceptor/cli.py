@@ -29,7 +29,6 @@ def interceptor(
     header_read_timeout: float | None = typer.Option(None, "--header-read-timeout"),
 ) -> None:
     """Run the HTTP interceptor: route like the KEDA HTTP add-on, hold requests at zero, report counts."""
-    import asyncio
     import logging
 
     from autoscaler.interceptor.main import Listen, run_interceptor, settings_from_env
@@ -50,9 +49,12 @@ def interceptor(
     async def main() -> None:
         await run_interceptor(await load_configuration(server), settings, listen, namespace)
 
+    import ssl
+
+    import uvloop
+
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; the stdlib loop also works
-        asyncio.run(main())
-    else:
         uvloop.run(main())
+    except (OSError, ssl.SSLError) as exc:  # a port in use, an unreadable certificate: said, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -54,9 +54,11 @@ async def follow(kind: Kind, handle: Handler, synced: Callable[[], Any] | None =
     helper, `provisioner/watch.py`: objects deleted while disconnected come out as DELETED with
     their namespace and name only); `synced` runs once the first list has been applied."""
     watcher = Watcher(kind.lister, timeout_s=timeout_s)
+    failures = 0
     while True:
         try:
             async for event in watcher.events():
+                failures = 0
                 if event["type"] == "SYNCED":
                     result = synced() if synced is not None else None
                 else:
@@ -65,6 +67,7 @@ async def follow(kind: Kind, handle: Handler, synced: Callable[[], Any] | None =
                     await result
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # back off 1, 2, 4 … 30 s while the API cannot be reached
+            failures += 1
             log.warning("%s watch ended: %s", kind.name, exc)
-            await asyncio.sleep(1)
+            await asyncio.sleep(min(30.0, 2.0 ** (failures - 1)))
