@@ -2,7 +2,9 @@
 
 A cycle reads every trigger once. Triggers that read the same Redis server are answered by one
 pipelined round trip; Kafka triggers on the same brokers share one metadata and one end-offset
-request, and only the committed offsets are asked per consumer group. Results are the same
+request, and only the committed offsets are asked per consumer group. The other triggers read in
+parallel over one connection (or pool) per server — SQL pools, the RabbitMQ connection, HTTP
+sessions — and Kubernetes-reading triggers share each API read within the cycle. Results are the same
 `Reading`s each scaler's own `metrics()` would give (tests check that).
 """
 
@@ -12,6 +14,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 
+from scalers import kube_source
 from scalers.base import Reading, Scaler
 from scalers.errors import NotFoundError, ScalerError
 from scalers.kafka import KafkaScaler, limit_partitions, shared_connection, total_lag
@@ -35,7 +38,9 @@ async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
         except ScalerError as exc:
             results[i] = exc
 
-    await asyncio.gather(_redis_lists(redis, results), _kafka_groups(kafka, results), *(one(i, s) for i, s in others))
+    async with kube_source.shared_reads():  # cpu/memory/workload triggers share each namespace's reads
+        await asyncio.gather(_redis_lists(redis, results), _kafka_groups(kafka, results),
+                             *(one(i, s) for i, s in others))
     return [results[i] for i in range(len(scalers))]
 
 

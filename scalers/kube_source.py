@@ -10,9 +10,12 @@ API server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +42,32 @@ async def client() -> Any:
     return _client
 
 
+_shared: contextvars.ContextVar[dict[str, asyncio.Future[dict[str, Any]]] | None] = contextvars.ContextVar(
+    "kube_shared_reads", default=None)
+
+
+@contextlib.asynccontextmanager
+async def shared_reads() -> AsyncIterator[None]:
+    """Within one polling cycle, triggers asking for the same API path share one request (all the
+    cpu/memory/workload triggers of a namespace read its pods once)."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
 async def get_json(path: str, timeout_s: float) -> dict[str, Any]:
     """GET an API path and return the decoded JSON body (raises ApiException on HTTP errors)."""
+    shared = _shared.get()
+    if shared is None:
+        return await _get_json(path, timeout_s)
+    if path not in shared:
+        shared[path] = asyncio.ensure_future(_get_json(path, timeout_s))
+    return await asyncio.shield(shared[path])
+
+
+async def _get_json(path: str, timeout_s: float) -> dict[str, Any]:
     api = await client()
     resp = await api.call_api(path, "GET", auth_settings=["BearerToken"], response_types_map={},
                               _preload_content=False, _request_timeout=timeout_s)
