@@ -8,9 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from autoscaler.manifests.keda import ScaledObject, target_of
 from autoscaler.manifests.loader import load_documents
-from autoscaler.validate import AuthIndex
+from autoscaler.manifests.reader import ManifestError
+from autoscaler.validate import AuthIndex, issues_from
 
 
 @dataclass
@@ -50,6 +53,9 @@ async def read_and_decide(
     from scalers.registry import build_scaler
 
     docs = load_documents(paths)
+    unreadable = next((d for d in docs if d.raw is None), None)
+    if unreadable is not None:
+        raise ManifestError(unreadable.file, unreadable.error or "unreadable")
     objects: list[ScaledObject] = []
     auth = AuthIndex(docs)
     reports: list[TriggerReport] = []
@@ -57,7 +63,12 @@ async def read_and_decide(
     for doc in docs:
         if doc.kind != "ScaledObject" or doc.raw is None:
             continue
-        so = ScaledObject.model_validate(doc.raw)
+        try:
+            so = ScaledObject.model_validate(doc.raw)
+        except ValidationError as exc:
+            first = issues_from(exc)[0]
+            raise ManifestError(doc.file, f"ScaledObject {doc.name or '?'}: {first.message}", doc.index,
+                                first.field) from None
         objects.append(so)
         for i, trig in enumerate(so.spec.triggers):
             label = trig.name or f"{trig.type}#{i}"

@@ -28,6 +28,7 @@ from autoscaler.manifests.keda import (
     target_of,
 )
 from autoscaler.manifests.loader import MODELS, Document, load_documents
+from autoscaler.redact import remember
 from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 
@@ -171,6 +172,7 @@ def secret_values(raw: dict[str, Any]) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             values[key] = text
     values.update({k: str(v) for k, v in (raw.get("stringData") or {}).items()})
+    remember(*values.values())
     return values
 
 

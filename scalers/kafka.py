@@ -25,7 +25,7 @@ from typing import Any
 
 from scalers.aws_auth import AwsAuthorization, aws_authorization
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
-from scalers.config import parse_bool_like_go
+from scalers.config import address_port_error, check_list_size, parse_bool_like_go
 from scalers.errors import (
     AuthError,
     ConfigError,
@@ -90,8 +90,14 @@ def parse_partition_limitation(raw: str) -> list[int]:
             bounds = [b.strip() for b in item.split("-")]
             if len(bounds) != 2 or not all(b.isdigit() for b in bounds):
                 raise ValueError(f"invalid partition range {item!r}, expected start-end")
-            out.extend(range(int(bounds[0]), int(bounds[1]) + 1))
+            first, last = int(bounds[0]), int(bounds[1])
+            try:
+                check_list_size(len(out) + max(0, last - first + 1))
+            except ValueError as exc:
+                raise ValueError(f"range {item!r}: {exc}") from None
+            out.extend(range(first, last + 1))
         elif item.lstrip("-").isdigit():
+            check_list_size(len(out) + 1)
             out.append(int(item))
         else:
             raise ValueError(f"invalid partition {item!r}, expected an integer")
@@ -119,6 +125,9 @@ def parse_kafka_metadata(trigger: Trigger) -> tuple[KafkaMetadata, list[FieldErr
     if not servers:
         return fail("bootstrapServers", "is required (no bootstrapServers given)")
     md.brokers = servers.split(",")
+    bad_port = next((e for e in map(address_port_error, md.brokers) if e), None)
+    if bad_port:
+        return fail("bootstrapServers", bad_port)
     md.group = _value(meta, env, "consumerGroup")
     if not md.group:
         return fail("consumerGroup", "is required (no consumer group given)")

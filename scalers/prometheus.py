@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigger_config, sanitize
-from scalers.config import param
+from scalers.config import param, url_port_error
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
 from scalers.gcp_auth import SCOPE_MONITORING_READ, GcpAuthError, GcpTokenSource, gcp_authorization
+from scalers.http import parse_json, read_body, snippet
 from scalers.http_auth import close_http
 
 AUTH_MODES = ("tls", "bearer", "basic", "custom")
@@ -51,6 +52,9 @@ class PrometheusConfig:
 
     def validate(self) -> list[FieldError]:
         errors = []
+        bad_port = url_port_error(self.server_address)
+        if bad_port:
+            errors.append(FieldError("serverAddress", bad_port))
         if self.timeout_ms < 0:
             errors.append(FieldError("timeout", f"got {self.timeout_ms}, expected milliseconds >= 0"))
         for mode in self.auth_modes:
@@ -176,25 +180,24 @@ class PrometheusScaler:
                 raise AuthError(label, f"gcp: {exc}") from None
         try:
             async with self._connect().get(url, params=params, headers=headers) as resp:
-                text = await resp.text()
-                if resp.status in (401, 403):
-                    raise AuthError(label, f"prometheus answered {resp.status}: {text[:200]}")
-                if resp.status == 404:
-                    raise NotFoundError(label, f"prometheus answered 404 for {url}")
-                if not 200 <= resp.status < 300:
-                    raise QueryError(label, f"prometheus answered {resp.status}: {text[:200]}")
-                import json
-
-                try:
-                    body = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise QueryError(label, f"prometheus answer is not JSON: {exc}") from exc
+                status = resp.status
+                raw = await read_body(resp, label, "prometheus")
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise UnreachableError(label, f"prometheus at {cfg.server_address} unreachable: "
                                           f"{exc or type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:  # e.g. a bad status line or a broken chunked body
+            raise QueryError(label, f"prometheus at {cfg.server_address} sent a malformed HTTP reply: "
+                                    f"{exc or type(exc).__name__}") from exc
+        if status in (401, 403):
+            raise AuthError(label, f"prometheus answered {status}: {snippet(raw)}")
+        if status == 404:
+            raise NotFoundError(label, f"prometheus answered 404 for {url}")
+        if not 200 <= status < 300:
+            raise QueryError(label, f"prometheus answered {status}: {snippet(raw)}")
+        body = parse_json(raw, label, "prometheus")
         try:
             return value_from_response(body, cfg.ignore_null_values)
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # a reply of the wrong shape
             raise QueryError(label, f"query {cfg.query!r}: {exc}") from exc
 
     async def metrics(self) -> Reading:

@@ -7,6 +7,7 @@ surge's own extension; without it a ScaledObject behaves exactly as under KEDA.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,8 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
-from autoscaler.manifests.common import Model, ObjectMeta
+from autoscaler.engine.formula import FormulaError, compile_formula
+from autoscaler.manifests.common import INT32_MAX, Model, ObjectMeta
 
 PAUSED = "autoscaling.keda.sh/paused"
 PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
@@ -44,7 +46,7 @@ class ScaleTargetRef(Model):
 
 class HPAScalingPolicy(Model):
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=INT32_MAX)
     period_seconds: int = Field(gt=0, le=1800)
 
 
@@ -87,7 +89,7 @@ class PredictiveSpec(Model):
     horizon: str | None = None
     quantile: float = Field(default=0.9, gt=0, lt=1)
     min_history: str = "24h"
-    max_scale_up_from_forecast: int | None = Field(default=None, ge=0)
+    max_scale_up_from_forecast: int | None = Field(default=None, ge=0, le=INT32_MAX)
 
     @field_validator("horizon", "min_history")
     @classmethod
@@ -105,8 +107,8 @@ class Advanced(Model):
 
 
 class Fallback(Model):
-    failure_threshold: int = Field(ge=0)
-    replicas: int = Field(ge=0)
+    failure_threshold: int = Field(ge=0, le=INT32_MAX)
+    replicas: int = Field(ge=0, le=INT32_MAX)
     behavior: Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower",
                       "scalingModifiers"] = "static"
 
@@ -140,12 +142,12 @@ CPU_MEMORY = ("cpu", "memory")
 
 class ScaledObjectSpec(Model):
     scale_target_ref: ScaleTargetRef
-    polling_interval: int = Field(default=30, ge=1)
-    cooldown_period: int = Field(default=300, ge=0)
-    initial_cooldown_period: int = Field(default=0, ge=0)
-    idle_replica_count: int | None = Field(default=None, ge=0)
-    min_replica_count: int = Field(default=0, ge=0)
-    max_replica_count: int = Field(default=100, ge=1)
+    polling_interval: int = Field(default=30, ge=1, le=INT32_MAX)
+    cooldown_period: int = Field(default=300, ge=0, le=INT32_MAX)
+    initial_cooldown_period: int = Field(default=0, ge=0, le=INT32_MAX)
+    idle_replica_count: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    min_replica_count: int = Field(default=0, ge=0, le=INT32_MAX)
+    max_replica_count: int = Field(default=100, ge=1, le=INT32_MAX)
     fallback: Fallback | None = None
     advanced: Advanced | None = None
     triggers: list[ScaleTrigger] = Field(min_length=1)
@@ -223,11 +225,13 @@ class ScaledObjectSpec(Model):
             raise ValueError("advanced.scalingModifiers.formula: is mandatory when scalingModifiers are used")
         if not modifiers.target:
             raise ValueError("advanced.scalingModifiers.target: formula is given but target is empty")
-        # the formula is compiled against the named triggers other than cpu/memory, as KEDA does
+        # compiled as the engine will run it (KEDA's webhook compiles it with expr-lang likewise),
+        # against the named triggers other than cpu/memory, as KEDA does
         usable = {t.name for t in self.triggers if t.name and t.type not in CPU_MEMORY}
-        problem = formula_problem(modifiers.formula, usable)
-        if problem:
-            raise ValueError(f"advanced.scalingModifiers.formula: {problem}")
+        try:
+            compile_formula(modifiers.formula, usable)
+        except FormulaError as exc:
+            raise ValueError(f"advanced.scalingModifiers.formula: {exc}") from None
         for key in ("target", "activation_target"):
             raw = getattr(modifiers, key)
             if raw is not None:
@@ -235,25 +239,10 @@ class ScaledObjectSpec(Model):
                     value = float(raw)
                 except ValueError:
                     raise ValueError(f"advanced.scalingModifiers.{key}: expected a number, got {raw!r}") from None
+                if not math.isfinite(value):
+                    raise ValueError(f"advanced.scalingModifiers.{key}: expected a finite number, got {raw!r}")
                 if key == "target" and value <= 0:
                     raise ValueError("advanced.scalingModifiers.target: must be greater than 0")
-
-
-def formula_problem(formula: str, triggers: set[str]) -> str | None:
-    """Why KEDA would not compile `formula` with `triggers` as its variables, or None.
-
-    Parsed by the engine's own formula parser (the one that evaluates it at run time)."""
-    from autoscaler.engine.formula import FormulaError, names, parse
-
-    try:
-        node = parse(formula)
-    except FormulaError as exc:
-        return f"does not parse: {exc}"
-    unknown = sorted(names(node) - triggers)
-    if unknown:
-        return (f"refers to {unknown}, which are not names of triggers it can use (named triggers other than "
-                f"cpu/memory: {sorted(triggers)})")
-    return None
 
 
 _FORMULA_FUNCTIONS = {"min", "max", "abs", "ceil", "floor", "round", "true", "false", "nil", "len", "float", "int"}
