@@ -26,6 +26,13 @@ from scalers.redis_lists import RedisListScaler, read_list_lengths
 Outcome = Reading | ScalerError
 
 
+def shares_cycle(scaler: Scaler) -> bool:
+    """Whether the operator may read this trigger in the common cycle: Redis lists and Kafka are
+    answered together; the scalers with one connection or pool per server (`shares_connections`)
+    read side by side over it. Others (SQS through worker threads, cron) keep their own cycle."""
+    return isinstance(scaler, RedisListScaler | KafkaScaler) or bool(getattr(scaler, "shares_connections", False))
+
+
 async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
     """Read every scaler once; a failing trigger yields its error, never stops the others.
 

@@ -73,6 +73,7 @@ def usage(pods: list[dict[str, Any]], metrics: dict[str, dict[str, Any]], resour
 
 
 class CpuMemoryScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.resource = trigger.type

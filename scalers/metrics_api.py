@@ -167,6 +167,7 @@ def value_from_response(body: bytes, location: str, fmt: str) -> float:
 
 
 class MetricsApiScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(MetricsApiConfig, trigger)

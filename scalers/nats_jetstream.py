@@ -85,6 +85,7 @@ SESSIONS = SharedPools(_open, _close)
 
 
 class NatsJetStreamScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(JetStreamConfig, trigger)

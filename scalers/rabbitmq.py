@@ -260,6 +260,7 @@ _CHANNEL_LOCKS: dict[int, asyncio.Lock] = {}
 
 
 class RabbitMQScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(RabbitConfig, trigger)
