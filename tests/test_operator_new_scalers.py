@@ -5,7 +5,6 @@ entry is batched (read with the Redis/Kafka triggers' cycle)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from kubernetes_asyncio import client
 
@@ -13,14 +12,7 @@ from autoscaler.operator.controller import ScaledObjectController
 from autoscaler.operator.kube import Kube
 from scalers import kube_source
 from tests.k8s.fixture import K8s
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = asyncio.get_event_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_event_loop().time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.1)
+from tests.test_operator_e2e import until
 
 
 def pod(name: str) -> dict:
