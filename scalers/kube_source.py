@@ -176,3 +176,18 @@ async def workload(api_version: str, kind: str, namespace: str, name: str, timeo
         return dict(json.loads(await resp.read()))
 
     return await _once(f"{kind}/{namespace}/{name}", read)
+
+
+async def endpoint_slices(namespace: str, service: str, timeout_s: float) -> list[dict[str, Any]]:
+    """The EndpointSlices of a Service (label kubernetes.io/service-name), as dicts."""
+    async def read() -> dict[str, Any]:
+        from kubernetes_asyncio.client import DiscoveryV1Api
+
+        resp: Any = await DiscoveryV1Api(await client()).list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False,
+            _request_timeout=timeout_s)
+        return dict(json.loads(await resp.read()))
+
+    data = await _once(f"endpointslices/{namespace}/{service}", read)
+    return [s for s in data.get("items") or []
+            if ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == service]
