@@ -19,6 +19,7 @@ SCALERS: dict[str, str] = {
     "prometheus": "scalers.prometheus:PrometheusScaler",
     "aws-sqs-queue": "scalers.aws_sqs:SqsQueueScaler",
     "cron": "scalers.cron:CronScaler",
+    "external-push": "scalers.http_addon:HTTPAddonScaler",  # the KEDA HTTP add-on's triggers only
     "metrics-api": "scalers.metrics_api:MetricsApiScaler",
     "postgresql": "scalers.postgresql:PostgresScaler",
     "mysql": "scalers.mysql:MySqlScaler",
@@ -27,7 +28,6 @@ SCALERS: dict[str, str] = {
     "cpu": "scalers.cpu_memory:CpuMemoryScaler",
     "memory": "scalers.cpu_memory:CpuMemoryScaler",
     "kubernetes-workload": "scalers.kubernetes_workload:KubernetesWorkloadScaler",
-    "external-push": "scalers.http_addon:HTTPAddonScaler",  # the KEDA HTTP add-on's triggers only
 }
 
 

@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autoscaler.engine.formula import FormulaError, compile_formula, compute, evaluate
+from autoscaler.engine.formula import FormulaError, compute, evaluate, parse
 from autoscaler.engine.hpa import Behavior, HPAState, MetricType, normalize, record_scale, replicas_for_metric
 
 FORMULA = "scalingModifiers.formula"  # the composite's key in EngineState.failures
 FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower",
-                          "scalingModifiers"]
+                           "scalingModifiers"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,9 @@ def decide(
     # 2. failures and fallback: a trigger failing more than failureThreshold times in a row reads as
     # the fallback's replicas (KEDA feeds the HPA fallback.replicas × target for it), and counts as active
     fb = spec.fallback
+    # fallback.behavior scalingModifiers: a failing trigger reads as nil in the formula (for `??`), and
+    # only a formula that is nil as a whole falls back (to fallback.replicas × target), as KEDA does
+    modifier_fallback = fb is not None and fb.behavior == "scalingModifiers" and spec.modifiers is not None
     values: dict[str, float | None] = {}
     failing: list[str] = []  # erroring, no fallback (yet): their metric is missing
     falling_back: list[TriggerSpec] = []
@@ -160,13 +163,8 @@ def decide(
         if reading.error is not None:
             state.failures[trig.name] = n = state.failures.get(trig.name, 0) + 1
             values[trig.name] = None
-            if fb is not None and n > fb.failure_threshold:
-                # fallback.behavior scalingModifiers: past the threshold the trigger reads as nil in the
-                # formula (for `??`); only a nil formula falls back, to fallback.replicas × target (KEDA)
-                if fb.behavior != "scalingModifiers" or spec.modifiers is None:
-                    falling_back.append(trig)
-            else:
-                failing.append(trig.name)
+            (falling_back.append(trig) if fb is not None and not modifier_fallback and n > fb.failure_threshold
+             else failing.append(trig.name))
         else:
             state.failures[trig.name] = 0
             values[trig.name] = reading.value
@@ -184,15 +182,18 @@ def decide(
     if spec.modifiers is not None:
         mods = spec.modifiers
         composite: float | None = None
-        if not fallback_active and not failing:
+        if not fallback_active and (not failing or modifier_fallback):
             try:
-                if fb is not None and fb.behavior == "scalingModifiers" and evaluate(
-                        compile_formula(mods.formula), values) is None:
-                    fallback_active, fallback_to = True, fb.replicas
-                    conditions["Fallback"] = Condition(True, "FallbackExists", "the scalingModifiers formula is nil")
+                if modifier_fallback and failing and evaluate(parse(mods.formula), values) is None:
+                    assert fb is not None
+                    composite = fb.replicas * mods.target
                 else:
                     composite = compute(mods.formula, values)
                 state.failures[FORMULA] = 0
+                if modifier_fallback and failing:  # the formula covered the failing triggers: its value stands
+                    conditions["Fallback"] = Condition(True, "FallbackExists",
+                                                       f"scalingModifiers, failing triggers: {failing}")
+                    failing = []
             except FormulaError as exc:
                 # the formula is one more scaler (KEDA's composite): its error counts toward the fallback
                 state.failures[FORMULA] = n = state.failures.get(FORMULA, 0) + 1

@@ -225,13 +225,11 @@ class ScaledObjectSpec(Model):
             raise ValueError("advanced.scalingModifiers.formula: is mandatory when scalingModifiers are used")
         if not modifiers.target:
             raise ValueError("advanced.scalingModifiers.target: formula is given but target is empty")
-        # compiled as the engine will run it (KEDA's webhook compiles it with expr-lang likewise),
-        # against the named triggers other than cpu/memory, as KEDA does
+        # the formula is compiled against the named triggers other than cpu/memory, as KEDA does
         usable = {t.name for t in self.triggers if t.name and t.type not in CPU_MEMORY}
-        try:
-            compile_formula(modifiers.formula, usable)
-        except FormulaError as exc:
-            raise ValueError(f"advanced.scalingModifiers.formula: {exc}") from None
+        problem = formula_problem(modifiers.formula, usable)
+        if problem:
+            raise ValueError(f"advanced.scalingModifiers.formula: {problem}")
         for key in ("target", "activation_target"):
             raw = getattr(modifiers, key)
             if raw is not None:
@@ -243,6 +241,28 @@ class ScaledObjectSpec(Model):
                     raise ValueError(f"advanced.scalingModifiers.{key}: expected a finite number, got {raw!r}")
                 if key == "target" and value <= 0:
                     raise ValueError("advanced.scalingModifiers.target: must be greater than 0")
+
+
+def formula_problem(formula: str, triggers: set[str]) -> str | None:
+    """Why KEDA would not compile `formula` with `triggers` as its variables, or None.
+
+    Compiled by the engine's own formula compiler (syntax, number literals, length and depth
+    limits: what would fail at run time fails here)."""
+    from autoscaler.engine.formula import names, parse
+
+    try:
+        node = parse(formula)
+    except FormulaError as exc:
+        return f"does not parse: {exc}"
+    unknown = sorted(names(node) - triggers)
+    if unknown:
+        return (f"refers to {unknown}, which are not names of triggers it can use (named triggers other than "
+                f"cpu/memory: {sorted(triggers)})")
+    try:
+        compile_formula(formula, triggers)
+    except FormulaError as exc:
+        return str(exc)
+    return None
 
 
 _FORMULA_FUNCTIONS = {"min", "max", "abs", "ceil", "floor", "round", "true", "false", "nil", "len", "float", "int"}

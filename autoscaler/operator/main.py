@@ -181,6 +181,9 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
         kube_source.use(api)  # cpu, memory, kubernetes-workload read through the operator's client
         if auth is not None:
             auth["reviewer"] = TokenReviewAuth(api)
+        from scalers import kube_source
+
+        kube_source.use(api)  # cpu, memory, kubernetes-workload read through the operator's client
         controller = ScaledObjectController(Kube(api, secret_namespaces), metrics, predictor=predictor)
         elector = LeaderElector(api, lease_namespace, "surge-operator", me, timing) if leader_elect else None
         if elector is not None:
