@@ -44,10 +44,8 @@ from autoscaler.operator.predictor import Predictor
 from autoscaler.redact import remember
 from autoscaler.validate import issues_from
 from scalers.base import Reading, Scaler, Trigger, as_scaler_error
-from scalers.batch import poll_cycle
+from scalers.batch import poll_cycle, shares_cycle
 from scalers.errors import ScalerError
-from scalers.kafka import KafkaScaler
-from scalers.redis_lists import RedisListScaler
 from scalers.registry import build_scaler, known_types
 
 log = logging.getLogger("surge.operator")
@@ -430,7 +428,7 @@ class ScaledObjectController:
         spec = scaling_spec(so, targets)
         spec = dataclasses.replace(spec, triggers=tuple(t for t in spec.triggers if t.name in targets))
         state = self.states.get(key) or self._restored_state(raw) or EngineState(created_at=self.clock())
-        batchable = all(isinstance(s, RedisListScaler | KafkaScaler) for _, s in scalers)
+        batchable = all(shares_cycle(s) for _, s in scalers)
         return Entry(key, raw, so, scalers, spec, state, batchable, unsupported)
 
     async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str, dict[str, str]]:

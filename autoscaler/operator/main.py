@@ -176,6 +176,9 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
     # deadline has landed or failed before another replica may take the Lease
     async with api_client(configuration, min(DEFAULT_REQUEST_TIMEOUT_S, timing.write_budget_s),
                           user_agent=f"surge-operator/{me}") as api:
+        from scalers import kube_source
+
+        kube_source.use(api)  # cpu, memory, kubernetes-workload read through the operator's client
         if auth is not None:
             auth["reviewer"] = TokenReviewAuth(api)
         from scalers import kube_source
