@@ -56,8 +56,8 @@ class Kube:
             "triggerauthentications": Watcher(listed, *KEDA, "triggerauthentications"),
             "clustertriggerauthentications": Watcher(listed, *KEDA, "clustertriggerauthentications"),
             "secrets": Watcher(self.core.list_secret_for_all_namespaces),
-            **{kind: Watcher(getattr(self.apps, f"list_{lower}_for_all_namespaces"))
-               for kind, lower in APPS_SCALE.items()},
+            **{kind: Watcher(getattr(self.apps, f"list_{APPS_SCALE[kind]}_for_all_namespaces"))
+               for kind in APPS_SCALE},
         }
 
     def watch_scaled_objects(self) -> AsyncIterator[dict[str, Any]]:
