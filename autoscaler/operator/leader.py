@@ -31,14 +31,12 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from autoscaler.operator.kube import API_ERRORS
+from autoscaler.operator.kube import API_ERRORS, NotLeading
+
+__all__ = ["LeaderElector", "LeaseTiming", "NotLeading"]
 
 log = logging.getLogger("surge.leader")
 JITTER = 1.2  # client-go's JitterFactor for the acquire loop
-
-
-class NotLeading(Exception):
-    """A write was about to be sent by a replica that may no longer lead: it is dropped."""
 
 
 @dataclass(frozen=True)
