@@ -306,6 +306,9 @@ class ScaledObjectController:
         self.preparing.clear()
         for key in list(self.entries):
             await self._drop(key)
+        # a later run() (leadership regained) must rebuild every object its watches replay
+        self.signatures.clear()
+        self.retries.clear()
 
     # --- building an object ---------------------------------------------------------------------
     async def _setup(self, key: Key, raw: dict[str, Any]) -> None:
@@ -791,7 +794,7 @@ class ScaledObjectController:
         except NotLeading:
             call.close()
         except API_ERRORS as exc:
-            log.warning("kubernetes call failed: %s", exc or type(exc).__name__)
+            log.warning("kubernetes call failed: %s", str(exc) or type(exc).__name__)
 
     async def _report_invalid(self, raw: dict[str, Any], reason: str, message: str) -> None:
         meta = raw.get("metadata", {})
@@ -806,7 +809,7 @@ class ScaledObjectController:
         except NotLeading:
             pass
         except API_ERRORS as exc:
-            log.warning("could not report on %s/%s: %s", ns, name, exc or type(exc).__name__)
+            log.warning("could not report on %s/%s: %s", ns, name, str(exc) or type(exc).__name__)
 
     async def _restore(self, raw: dict[str, Any]) -> None:
         """restoreToOriginalReplicaCount: put the target back as it was when surge took it over."""

@@ -148,7 +148,7 @@ class LeaderElector:
                                             renew_time=now, lease_transitions=lease.spec.lease_transitions)
             await self.leases.replace_namespaced_lease(self.name, self.namespace, lease)
         except API_ERRORS as exc:
-            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
+            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, str(exc) or type(exc).__name__)
             return False
         log.info("%s released the lease", self.identity)
         return True
@@ -157,7 +157,7 @@ class LeaderElector:
         try:
             return await asyncio.wait_for(self.try_acquire_or_renew(), max(0.0, limit_s))
         except API_ERRORS as exc:
-            log.warning("lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
+            log.warning("lease %s/%s: %s", self.namespace, self.name, str(exc) or type(exc).__name__)
             return False
 
     # --- the loop ---------------------------------------------------------------------------------
