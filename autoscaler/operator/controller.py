@@ -65,6 +65,16 @@ class Invalid(Exception):
         self.reason = reason
 
 
+async def _close_scalers(entry: Entry) -> None:
+    """Release an object's connections; a close that fails is logged, never left to stop the
+    loop that called it (the other objects of a cycle would stay busy for ever)."""
+    for _, scaler in entry.scalers:
+        try:
+            await scaler.close()
+        except Exception as exc:
+            log.info("closing %s: %s", scaler.trigger.label, str(exc) or type(exc).__name__)
+
+
 def _now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -296,8 +306,7 @@ class ScaledObjectController:
         for w in entry.watchers:
             w.cancel()
         if not entry.busy:  # a running cycle closes its scalers when it ends
-            for _, scaler in entry.scalers:
-                await scaler.close()
+            await _close_scalers(entry)
 
     async def stop(self) -> None:
         for task in [*self.preparing.values(), *self.cycles]:
@@ -517,8 +526,7 @@ class ScaledObjectController:
             for e in entries:
                 e.busy = False
                 if e.closed:
-                    for _, scaler in e.scalers:
-                        await scaler.close()
+                    await _close_scalers(e)
                     continue
                 watch = watch_interval(t.type for t in e.so.spec.triggers)
                 self._due(e, next_due(e.due, e.so.spec.polling_interval, now, e.woken, watch))
