@@ -169,7 +169,7 @@ class Cluster:
         for op in self.operators.values():
             op.sample_rss()
 
-    async def wait_for(self, what: str, test: Any, timeout_s: float = 20.0) -> float:
+    async def wait_for(self, what: str, test: Any, timeout_s: float = 30.0) -> float:
         """Wait until `test()` holds; returns the seconds it took. Samples RSS meanwhile."""
         started = time.monotonic()
         while not test():
