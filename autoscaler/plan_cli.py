@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 ALGORITHMS = ("surge", "karpenter")
 FORMATS = ("text", "json")
@@ -24,25 +23,10 @@ class PlanInputError(ValueError):
 
 
 def _docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
-    out: list[tuple[Path, dict[str, Any]]] = []
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 45k-Pod file in seconds
-    for path in paths:
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise PlanInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        except UnicodeDecodeError as exc:
-            raise PlanInputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-        try:
-            for d in yaml.load_all(text, Loader=loader):  # a safe loader (C or pure Python)
-                if d is None:
-                    continue
-                if not isinstance(d, dict):
-                    raise PlanInputError(f"{path}: a document is {type(d).__name__}, expected a Kubernetes object")
-                out.append((path, d))
-        except yaml.YAMLError as exc:
-            raise PlanInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return out
+    """Every mapping in the files, read by the hardened reader (a ManifestError is exit status 2)."""
+    from autoscaler.manifests.reader import mappings
+
+    return [(path, d) for path in paths for _, d in mappings(path)]
 
 
 def _name(doc: Mapping[str, Any]) -> str:

@@ -51,7 +51,9 @@ def simulate(
         a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
         setup, notes = build_setup(scaledobject, nodepool, deployment, a)
     except (TraceError, InputError, PolicyError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, whatever its length
         raise typer.Exit(2) from None
     notes = tr.all_notes() + ([cut_note] if cut_note else []) + notes
     if cut_note and format != "json":
@@ -66,6 +68,7 @@ def simulate(
             progress.update(task, description=f"simulating {p.name}")
             results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
     from autoscaler.simulate.report import warnings
+    from provisioner.disruption import SPOT_NOTICE_S
 
     notes += warnings(results, setup.spec.max_replicas, a)
     meta = {"trace": tr.name, "trace_kind": tr.kind, "trace_start": tr.start,
@@ -80,7 +83,6 @@ def simulate(
         return
     import sys
 
-    from provisioner.disruption import SPOT_NOTICE_S
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
     console.print(table(results, f"{tr.name}: {tr.span / 86400:.2f} days, trace ×{a.scale:.4g}, "

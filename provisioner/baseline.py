@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from provisioner.packing import OpenNode, preferred_pool_mask
+from provisioner.packing import OpenNode, place_single_node_groups, preferred_pool_mask
 from provisioner.problem import BIG, Problem
 
 
@@ -31,6 +31,7 @@ class _InFlight:
 def baseline_pack(p: Problem) -> tuple[list[OpenNode], dict[int, int]]:
     remaining = p.count.copy()
     remaining[~p.compat.any(axis=1)] = 0
+    single = place_single_node_groups(p, remaining)
     allowed = preferred_pool_mask(p, set())
     existing = [i for i, c in enumerate(p.candidates) if c.existing]
     is_existing = np.array([bool(c.existing) for c in p.candidates], dtype=bool)
@@ -65,7 +66,7 @@ def baseline_pack(p: Problem) -> tuple[list[OpenNode], dict[int, int]]:
         options = np.nonzero(node.mask)[0]
         cheapest = options[np.lexsort((options, p.price[options]))][0]
         out.append(OpenNode(int(cheapest), dict(node.pods)))
-    return out, {g: int(n) for g, n in enumerate(remaining) if n > 0}
+    return single + out, {g: int(n) for g, n in enumerate(remaining) if n > 0}
 
 
 def _place(p: Problem, node: _InFlight, g: int, need: np.ndarray, usable: np.ndarray, remaining: np.ndarray) -> bool:

@@ -41,6 +41,7 @@ from provisioner.metrics import ProvisionerMetrics
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, make_plan
 from provisioner.pods import PodGroup, group_from_pod_spec
+from provisioner.problem import ExistingNode
 from provisioner.provisioning import (
     DISRUPTED_TAINT,
     DO_NOT_DISRUPT,
@@ -65,6 +66,7 @@ from provisioner.provisioning import (
     total,
     with_remaining_limits,
 )
+from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
@@ -292,7 +294,7 @@ class ProvisioningController:
             log.warning("no usable NodePool for %d pending pods", sum(g.count for g in groups))
             return []
         plan = make_plan(groups, pools, self._catalog_now(now),
-                         existing_capacity(self.nodes.values(), self.pods.values()))
+                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity())
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
@@ -320,6 +322,33 @@ class ProvisioningController:
             log.info("planned %d node(s) for %d pod(s) in %.2f s: %s", len(created), sum(g.count for g in groups),
                      plan.solve_seconds, ", ".join(f"{n.instance_type}/{n.capacity_type}" for n in plan.new_nodes[:10]))
         return created
+
+    def _inflight_capacity(self) -> list[ExistingNode]:
+        """Room left on NodeClaims that have no Node yet: what they were launched for is in their
+        `spec.resources.requests`; the rest takes new pods instead of another launch (Karpenter's
+        scheduler counts in-flight NodeClaims the same way)."""
+        by_name = {t.name: t for t in self.catalog}
+        out = []
+        for name, claim in self.claims.items():
+            meta, spec = claim.get("metadata") or {}, claim.get("spec") or {}
+            if (claim.get("status") or {}).get("nodeName") in self.nodes or meta.get("deletionTimestamp") \
+                    or name in self.disrupting:
+                continue
+            labels = dict(meta.get("labels") or {})
+            for r in spec.get("requirements") or []:
+                if r.get("operator") == "In" and r.get("values"):
+                    labels.setdefault(r["key"], r["values"][0])
+            it = by_name.get(labels.get("node.kubernetes.io/instance-type", ""))
+            if it is None:
+                continue
+            requests = (spec.get("resources") or {}).get("requests") or {}
+            asked = Resources.from_requests(requests, pods=int(requests.get("pods", 0)))
+            a = it.allocatable
+            free = Resources(max(0, a.cpu_m - asked.cpu_m), max(0, a.memory_mib - asked.memory_mib),
+                             max(0, a.gpu - asked.gpu), max(0, a.pods - asked.pods))
+            taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("taints") or [])
+            out.append(ExistingNode(name, {**it.labels, **labels}, free, taints))
+        return out
 
     async def prepare_for(self, namespace: str, kind: str, name: str, adding: int) -> list[str]:
         """Pods and nodes together: the ScaledObject controller is adding `adding` replicas to
@@ -756,8 +785,9 @@ class ProvisioningController:
     async def _drain_when_replaced(self, claim_name: str, replacement: str, noticed_at: float) -> None:
         """Drain the interrupted node once its replacement is initialized, or by `drain_at`'s deadline."""
         while True:
+            now = self.clock()
             ready = _condition(self.claims.get(replacement, {}), "Initialized")
-            if self.clock() >= drain_at(noticed_at, self.clock() if ready else None):
+            if now >= drain_at(noticed_at, now if ready else None):
                 break
             await asyncio.sleep(self.tick_s)
         await self._drain_and_delete(claim_name, "SpotInterruption")

@@ -62,6 +62,33 @@ def _fill(p: Problem, cands: np.ndarray, remaining: np.ndarray, order: np.ndarra
     return counts
 
 
+def place_single_node_groups(p: Problem, remaining: np.ndarray) -> list[OpenNode]:
+    """Self pod affinity on hostname: every pod of the group on one node (the first one Karpenter
+    opens); the node is the candidate holding the most of them, cheapest on ties; the rest wait."""
+    nodes = []
+    for g, grp in enumerate(p.groups):
+        if not grp.single_node or remaining[g] <= 0:
+            continue
+        cands = np.nonzero(p.compat[g] & np.array([not c.existing for c in p.candidates], dtype=bool))[0]
+        if not len(cands):
+            continue
+        need = p.req[g]
+        dims = np.nonzero(need)[0]
+        fit = np.min(p.cap[cands][:, dims] // need[dims], axis=1) if len(dims) else np.full(len(cands), remaining[g])
+        fit = np.minimum(np.minimum(fit, remaining[g]), p.node_cap[g])
+        best = cands[np.lexsort((cands, p.price[cands], -fit))[0]]
+        k = int(np.minimum(np.minimum(fit, remaining[g]), p.node_cap[g])[list(cands).index(best)])
+        if k <= 0:
+            continue
+        nodes.append(OpenNode(int(best), {g: k}))
+        if remaining[g] > k:
+            p.held_back[g] = int(remaining[g] - k)
+            p.left_reasons[g] = (f"self pod affinity on kubernetes.io/hostname: all its pods share one node and "
+                                 f"only {k} fit on the largest allowed type")
+        remaining[g] = 0
+    return nodes
+
+
 def preferred_pool_mask(p: Problem, exhausted: set[int]) -> np.ndarray:
     """compat restricted to each group's highest-weight pool that still has room (NodePool weight)."""
     allowed = np.zeros_like(p.compat)
@@ -88,6 +115,7 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
         value = p.req[:, 0] / 1000 * 0.02 + p.req[:, 1] / 1024 * 0.005 + p.req[:, 2] * 0.5 + 1e-6
     order = _with_targets_first(p, np.lexsort((-p.req[:, 1], -p.req[:, 0], -value)))
     nodes: list[OpenNode] = []
+    single = place_single_node_groups(p, remaining)
 
     existing = np.array([i for i, c in enumerate(p.candidates) if c.existing], dtype=np.int64)
     if len(existing):
@@ -98,6 +126,7 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
                 nodes.append(OpenNode(int(c), {int(g): int(n) for g, n in enumerate(row) if n}))
                 remaining -= row
 
+    nodes += single
     greedy_nodes, greedy_left = list(nodes), remaining.copy()
     _greedy(p, value, order, greedy_nodes, greedy_left, np.zeros((len(p.pools), len(p.dims)), dtype=np.int64))
     _shrink(p, greedy_nodes)
@@ -185,7 +214,9 @@ def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNo
         worths = np.stack([f @ value for f in fills])
         pick = np.argmax(worths, axis=0)
         worth = worths[pick, np.arange(len(live))]
-        score = np.where(worth > 0, worth / np.maximum(p.price[live], 1e-9), -1.0)
+        pods = np.stack([f.sum(axis=1) for f in fills])[pick, np.arange(len(live))]
+        # equal value per dollar: the fuller node wins (fewer nodes, as Karpenter's first fit gives)
+        score = np.where(worth > 0, worth / np.maximum(p.price[live], 1e-9) * (1 + 1e-9 * pods), -1.0)
         best = int(np.argmax(score))
         if score[best] <= 0:
             break

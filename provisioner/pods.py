@@ -133,6 +133,7 @@ class PodGroup:
     spread: tuple[SpreadConstraint, ...] = ()
     preferred: tuple[Requirements, ...] = ()  # preferred node affinity, heaviest first
     per_node_max: int | None = None  # at most this many of these pods per node (hostname spread)
+    single_node: bool = False  # self pod affinity on hostname: every pod on the first node, the rest wait
 
     def names(self) -> list[str]:
         if self.pod_names:
@@ -227,6 +228,9 @@ def _requirement_terms(exprs: Any, path: str) -> Requirements:
         values = e.get("values") or []
         if not isinstance(values, list):
             raise PodSpecError(f"{where}.values", "expected a list of strings")
+        if e.get("operator") in ("Gte", "Lte"):  # Karpenter NodePool operators, not Kubernetes pod ones
+            raise PodSpecError(f"{where}.operator", f"unknown operator {e['operator']!r}, expected In, NotIn, "
+                                                    "Exists, DoesNotExist, Gt or Lt")
         try:
             vs = value_set(str(e.get("operator", "")), [str(v) for v in values])
         except ValueError as exc:

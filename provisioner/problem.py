@@ -18,8 +18,10 @@ nodes that hold group X".
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +61,7 @@ class Candidate:
     price: float
     capacity: Resources  # room for pods (allocatable − DaemonSets)
     existing: str = ""  # name of an existing node, "" for a new one
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)  # the node's labels
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Problem:
     needs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (G,) group to share a node with
     unschedulable: dict[int, str] = field(default_factory=dict)  # group index → reason
     dropped: list[tuple[PodGroup, str]] = field(default_factory=list)  # pods no domain can take
+    left_reasons: dict[int, str] = field(default_factory=dict)  # why a group's leftover pods wait
+    held_back: dict[int, int] = field(default_factory=dict)  # pods set aside before packing (they wait)
 
     def has_limit(self, pi: int) -> bool:
         return bool((self.limits[pi] < BIG).any())
@@ -124,8 +129,7 @@ def _pin(g: PodGroup, key: str, values: Sequence[str], count: int, names: list[s
     pin = Requirements.from_terms([{"key": key, "operator": "In", "values": list(values)}])
     return dataclasses.replace(g, name=f"{g.name}{suffix}", count=count,
                                requirements=tuple(r.intersect(pin) for r in g.requirements),
-                               pod_names=tuple(names), zone_max_skew=None, spread=(),
-                               pod_anti_affinity=tuple(t for t in g.pod_anti_affinity if t.topology_key == HOSTNAME))
+                               pod_names=tuple(names), zone_max_skew=None, spread=())
 
 
 def _split(g: PodGroup, key: str, domains: list[str], per_domain: list[int], reason: str,
@@ -209,6 +213,10 @@ def resolve_constraints(groups: Sequence[PodGroup], pools: Sequence[NodePool], c
                 next_parts += [_pin(part, t.topology_key, doms[:1], part.count, part.names(), "")] if doms \
                     else [part]
             parts = next_parts
+        single = any(t.topology_key == HOSTNAME and selects(t, g, g) and not any(
+            o is not g and selects(t, g, o) for o in groups) for t in g.pod_affinity)
+        if single:
+            parts = [dataclasses.replace(p, single_node=True) for p in parts]
         hostname_anti = any(t.topology_key == HOSTNAME and selects(t, g, g) for t in g.pod_anti_affinity)
         if hostname_anti or ports_conflict(g.host_ports, g.host_ports):
             cap = 1
@@ -216,27 +224,61 @@ def resolve_constraints(groups: Sequence[PodGroup], pools: Sequence[NodePool], c
     return _cross_group_domains(out, domains_for, dropped), dropped
 
 
-def _cross_group_domains(groups: list[PodGroup], domains_for: object,
+def _domain_values(g: PodGroup, key: str, domains: list[str]) -> list[str]:
+    """The domains of `key` the group can still land in (its requirements narrowed by pins)."""
+    return [d for d in domains if _allowed_by_pod(g, key, d)]
+
+
+def _cross_group_domains(groups: list[PodGroup], domains_for: Any,
                          dropped: list[tuple[PodGroup, str]]) -> list[PodGroup]:
-    """Zone-level pod affinity to other groups: pinned to a domain of the group it follows."""
+    """Zone-level (any non-hostname key) pod affinity and anti-affinity between groups.
+
+    Groups are taken in Karpenter's queue order (CPU, then memory, largest first). A group related
+    to others (anti-affinity in either direction, affinity in either direction) is committed to one
+    domain, its first allowed, when it is placed; later groups avoid (anti) or join (affinity) the
+    domains of the related groups placed before them. Karpenter reaches the same state over two
+    batches (it commits a domain only when the node is created); surge commits at planning time."""
     out = list(groups)
-    for i, g in enumerate(out):
-        for t in g.pod_affinity:
-            if t.topology_key == HOSTNAME:
+    order = sorted(range(len(out)), key=lambda i: (-out[i].requests.cpu_m, -out[i].requests.memory_mib, i))
+    keys = {t.topology_key for g in out for t in (*g.pod_affinity, *g.pod_anti_affinity)} - {HOSTNAME}
+    alive = [True] * len(out)
+    for key in sorted(keys):
+        def anti(a: int, b: int, key: str = key) -> bool:
+            return any(t.topology_key == key and selects(t, out[a], out[b]) for t in out[a].pod_anti_affinity) or \
+                any(t.topology_key == key and selects(t, out[b], out[a]) for t in out[b].pod_anti_affinity)
+
+        def follows(a: int, b: int, key: str = key) -> bool:
+            return any(t.topology_key == key and selects(t, out[a], out[b]) for t in out[a].pod_affinity) or \
+                any(t.topology_key == key and selects(t, out[b], out[a]) for t in out[b].pod_affinity)
+
+        placed: dict[int, list[str]] = {}
+        for i in order:
+            if not alive[i]:
                 continue
-            targets = [o for o in out if o is not g and selects(t, g, o)]
-            if not targets:
+            g = out[i]
+            doms = [d for d in domains_for(g, key)]
+            allowed = list(doms)
+            for j, dj in placed.items():
+                if anti(i, j):
+                    allowed = [d for d in allowed if d not in dj]
+            free = list(allowed)
+            for j, dj in placed.items():
+                if follows(i, j) and not anti(i, j):
+                    allowed = [d for d in allowed if d in dj]
+            if not allowed and any(t.topology_key == key and selects(t, g, g) for t in g.pod_affinity):
+                allowed = free  # it matches its own affinity: like a first pod, it may open its own domain
+            related = any(j != i and (anti(i, j) or follows(i, j)) for j in range(len(out)) if alive[j])
+            if not allowed:
+                if related:
+                    dropped.append((g, f"pod (anti-)affinity on {key}: no {key} domain is left for it"))
+                    alive[i] = False
                 continue
-            values: set[str] = set()
-            for o in targets:
-                for r in o.requirements:
-                    vs = r.by_key.get(t.topology_key)
-                    if vs is not None and vs.include is not None:
-                        values |= set(vs.include)
-            if values:
-                doms = sorted(v for v in values if _allowed_by_pod(g, t.topology_key, v))
-                out[i] = _pin(g, t.topology_key, doms[:1] if len(values) > 1 else doms, g.count, g.names(), "")
-    return out
+            if related:
+                allowed = allowed[:1]
+            if allowed != doms:
+                out[i] = _pin(g, key, allowed, g.count, g.names(), "")
+            placed[i] = allowed
+    return [g for g, ok in zip(out, alive, strict=True) if ok]
 
 
 def pair_constraints(groups: Sequence[PodGroup]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -246,7 +288,8 @@ def pair_constraints(groups: Sequence[PodGroup]) -> tuple[np.ndarray, np.ndarray
     exclusive = np.zeros((n, n), dtype=bool)
     needs = np.full(n, -1, dtype=np.int64)
     reasons: dict[int, str] = {}
-    with_terms = [i for i, g in enumerate(groups) if g.pod_anti_affinity or g.host_ports or g.pod_affinity]
+    with_terms = [i for i, g in enumerate(groups) if g.pod_anti_affinity or g.host_ports or g.pod_affinity
+                  or g.spread]
     for i in with_terms:
         g = groups[i]
         for j, o in enumerate(groups):
@@ -257,46 +300,49 @@ def pair_constraints(groups: Sequence[PodGroup]) -> tuple[np.ndarray, np.ndarray
             for t in g.pod_anti_affinity:
                 if t.topology_key == HOSTNAME and selects(t, g, o):
                     exclusive[i, j] = exclusive[j, i] = True
+            for c in g.spread:  # hostname spread, maxSkew 1, over pods of several groups: one of them per node
+                if (c.topology_key == HOSTNAME and c.max_skew == 1 and c.when_unsatisfiable == "DoNotSchedule"
+                        and selects(c, g, g) and selects(c, g, o)):
+                    exclusive[i, j] = exclusive[j, i] = True
         for t in g.pod_affinity:
-            if t.topology_key != HOSTNAME:
-                continue
             targets = [j for j, o in enumerate(groups) if j != i and selects(t, g, o)]
-            if targets:
+            if not targets and not selects(t, g, g):
+                reasons[i] = f"its required pod affinity ({t.topology_key}) selects no pending or running pod"
+            elif targets and t.topology_key == HOSTNAME:
                 needs[i] = targets[0]
-            elif not selects(t, g, g):
-                reasons[i] = "its required pod affinity (kubernetes.io/hostname) selects no pending or running pod"
     return exclusive, needs, reasons
 
 
 # --- candidates --------------------------------------------------------------------------------------
 
 def _minvalues_floor(key: str, n: int, labels_of: list[dict[str, str]], cap: np.ndarray) -> None:
-    """NodePool `minValues`: a node may hold only what at least N types with distinct values of the
-    key (among the pool's candidates in the same zone and capacity type) can hold, so its NodeClaim
-    keeps N options; it is still launched as (and priced at) its cheapest type. A candidate's room
-    shrinks to r·room, r the (N−1)-th best "smallest ratio to this room" over the other values'
-    types — every load that fits is held by N types of distinct values."""
-    slots: dict[tuple[str | None, str | None], list[int]] = {}
+    """NodePool `minValues`: a node may hold only what at least N instance types with distinct
+    values of the key (among the pool's types) can hold, so its NodeClaim keeps N options; it is
+    still launched as (and priced at) its cheapest type. A type's room shrinks to r·room, r the
+    (N−1)-th best "smallest ratio to this room" over the types of the other values: every load
+    that fits is then held by N types of distinct values. Worked per distinct type, not per offering."""
+    first_of: dict[str, int] = {}
     for i, lab in enumerate(labels_of):
-        slots.setdefault((lab.get(ZONE), lab.get(CAPACITY_TYPE)), []).append(i)
-    for members in slots.values():
-        idx = np.array(members)
-        codes_of: dict[str, int] = {}
-        codes = np.array([codes_of.setdefault(labels_of[i].get(key, ""), len(codes_of)) for i in members])
-        if len(codes_of) < n:
-            cap[idx] = -1  # the pool cannot keep N distinct values here: never launched
-            continue
-        room = cap[idx].astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(room[None, :, :] > 0, room[:, None, :] / np.maximum(room[None, :, :], 1), np.inf)
-        r = ratio.min(axis=2).T  # r[i, k]: how much of i's room type k holds
-        order = np.argsort(codes, kind="stable")
-        starts = np.r_[0, np.nonzero(np.diff(codes[order]))[0] + 1]
-        best = np.maximum.reduceat(r[:, order], starts, axis=1)  # (m, values)
-        best[np.arange(len(idx)), codes] = -np.inf  # column j is value code j (codes sorted)
-        kth = -np.partition(-best, n - 2, axis=1)[:, n - 2]
-        scale = np.clip(kth, 0, 1)
-        cap[idx] = np.where(scale[:, None] > 0, np.floor(cap[idx] * scale[:, None]), -1).astype(np.int64)
+        first_of.setdefault(lab.get("node.kubernetes.io/instance-type", str(i)), i)
+    rows = np.array(list(first_of.values()))
+    codes_of: dict[str, int] = {}
+    codes = np.array([codes_of.setdefault(labels_of[i].get(key, ""), len(codes_of)) for i in rows])
+    index = {name: k for k, name in enumerate(first_of)}
+    type_of = np.array([index[lab.get("node.kubernetes.io/instance-type", str(i))] for i, lab in enumerate(labels_of)])
+    if len(codes_of) < n:
+        cap[:] = -1  # the pool cannot keep N distinct values: never launched
+        return
+    room = cap[rows].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(room[:, None, :] > 0, room[None, :, :] / np.maximum(room[:, None, :], 1), np.inf)
+    r = ratio.min(axis=2)  # r[i, k]: the share of type i's room that type k holds
+    order = np.argsort(codes, kind="stable")
+    starts = np.r_[0, np.nonzero(np.diff(codes[order]))[0] + 1]
+    best = np.maximum.reduceat(r[:, order], starts, axis=1)  # (types, values): column j is value code j
+    best[np.arange(len(rows)), codes] = -np.inf
+    kth = -np.partition(-best, n - 2, axis=1)[:, n - 2]
+    scale = np.clip(kth, 0, 1)[type_of]
+    cap[:] = np.where(scale[:, None] > 0, np.floor(cap * scale[:, None]), -1).astype(np.int64)
 
 
 def build_problem(
@@ -317,25 +363,28 @@ def build_problem(
     pool_index: list[int] = []
     limit_rows: list[tuple[int, ...]] = []
     cap_rows: list[tuple[int, ...]] = []
+    known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | {"karpenter.sh/nodepool"}
     for pi, pool in enumerate(pools):
-        reqs = pool.requirements()
         extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
+        reqs, variants = _custom_labels(pool.requirements(), known | set(extra))
         first = len(candidates)
         for t in catalog:
             type_labels = dict(t.labels) | extra
-            if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items() if k not in OFFERING_KEYS):
+            if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items()
+                   if k not in OFFERING_KEYS and k not in variants[0]):
                 continue
             capacity = t.allocatable - daemonset_overhead
             if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
                 continue
             room, full = capacity.vector(ext), t.capacity.vector(ext)
-            for o in t.offerings:
+            for o, variant in itertools.product(t.offerings, variants):
                 if not o.available:
                     continue
-                labels = type_labels | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
+                labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
                 if reqs.first_violation(labels) is not None:
                     continue
-                candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity))
+                candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
+                                            labels=labels))
                 labels_of.append(labels)
                 taints_of.append(pool.taints())
                 pool_index.append(pi)
@@ -351,7 +400,8 @@ def build_problem(
     for node in existing:
         candidates.append(Candidate("", str(node.labels.get("node.kubernetes.io/instance-type", "")),
                                     str(node.labels.get(CAPACITY_TYPE, "")),
-                                    str(node.labels.get(ZONE, "")), 0.0, node.free, existing=node.name))
+                                    str(node.labels.get(ZONE, "")), 0.0, node.free, existing=node.name,
+                                    labels=dict(node.labels)))
         labels_of.append(dict(node.labels))
         taints_of.append(node.taints)
         pool_index.append(-1)
@@ -361,15 +411,29 @@ def build_problem(
     req = np.array([g.requests.vector(ext) for g in groups], dtype=np.int64).reshape(-1, len(dims))
     compat = np.zeros((len(groups), len(candidates)), dtype=bool)
     table = _LabelTable(labels_of, taints_of)
+    minvalue_reasons: dict[int, str] = {}
     for gi, g in enumerate(groups):
         fits = np.all(cap >= req[gi], axis=1)
-        row = table.match(g.requirements, g.tolerations) & fits
+        row = np.zeros(len(candidates), dtype=bool)
+        for term in g.requirements:  # Karpenter tries the terms in order, relaxing to the next on failure
+            row = table.match((term,), g.tolerations) & fits
+            if row.any():
+                break
         for pref in g.preferred:  # Karpenter honours preferred node affinity while it can
             narrowed = row & table.match(tuple(r.intersect(pref) for r in g.requirements), g.tolerations)
             if narrowed.any():
                 row = narrowed
                 break
         compat[gi] = row
+    for pi, pool in enumerate(pools):  # minValues over the types each group's pods allow (NodePool ∩ pod)
+        in_pool = np.array(pool_index, dtype=np.int64) == pi if pool_index else np.zeros(0, dtype=bool)
+        for key, n in pool.min_values():
+            for gi in range(len(groups)):
+                cols = np.nonzero(compat[gi] & in_pool)[0]
+                if len(cols) and len({labels_of[c].get(key) for c in cols}) < n:
+                    compat[gi, cols] = False
+                    minvalue_reasons[gi] = (f"NodePool {pool.name}: minValues requirement is not met for label(s) "
+                                            f"{key} ({n} distinct values needed among the types its pods allow)")
     exclusive, needs, affinity_reasons = pair_constraints(groups)
     node_cap = np.array([g.node_cap() if g.node_cap() is not None else BIG for g in groups], dtype=np.int64)
     limits = np.array([[pool.limit_amounts().get(d, BIG) for d in dims] for pool in pools],
@@ -387,8 +451,23 @@ def build_problem(
         problem.unschedulable[gi] = reason
     for gi, g in enumerate(groups):
         if not compat[gi].any() and gi not in problem.unschedulable:
-            problem.unschedulable[gi] = why_unschedulable(g, pools, catalog, daemonset_overhead)
+            problem.unschedulable[gi] = minvalue_reasons.get(gi) or why_unschedulable(g, pools, catalog,
+                                                                                      daemonset_overhead)
     return problem
+
+
+def _custom_labels(reqs: Requirements, known: set[str]) -> tuple[Requirements, list[dict[str, str]]]:
+    """A NodePool requirement on a key no instance type defines (`team In [a, b]`) labels the node
+    with one of its values, as Karpenter does: one candidate variant per combination. Such keys
+    without values (NotIn, Exists) constrain nothing the catalog knows, so they are dropped."""
+    custom = {k: vs for k, vs in reqs.by_key.items() if k not in known}
+    if not custom:
+        return reqs, [{}]
+    keep = Requirements({k: vs for k, vs in reqs.by_key.items() if k not in custom or vs.include is not None})
+    valued = [(k, sorted(vs.include)) for k, vs in custom.items() if vs.include is not None]
+    variants = [dict(zip([k for k, _ in valued], combo, strict=True))
+                for combo in itertools.product(*[v for _, v in valued])]
+    return keep, variants or [{}]
 
 
 class _LabelTable:

@@ -39,10 +39,13 @@ class Trigger:
     name: str = ""
     index: int = 0
     metric_type: MetricType = "AverageValue"
+    metric_type_given: bool = True  # False when the trigger set no metricType (cpu/memory need one)
     namespace: str = "default"
     pod_identity: str = ""  # TriggerAuthentication spec.podIdentity.provider, "" when none
     # the rest of spec.podIdentity as written (roleArn, externalID, identityOwner, identityId, ...)
     pod_identity_params: Mapping[str, str] = field(default_factory=dict)
+    # the ScaledObject's scaleTargetRef (apiVersion, kind, name): cpu/memory read its pods' usage
+    scale_target: tuple[str, str, str] = ("apps/v1", "Deployment", "")
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property

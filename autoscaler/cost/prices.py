@@ -15,13 +15,15 @@ import bisect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from provisioner.catalog import _raw_snapshot
+from autoscaler.cost.allocation import Spec
+from provisioner.catalog import _raw_snapshot, snapshot_rows
 
 CATALOG_REGION = "us-east-1"  # the bundled snapshot's prices are us-east-1's
 PRICING_API_REGION = "us-east-1"  # the Pricing API is served from us-east-1 (and ap-south-1)
-SPOT_HISTORY_S = 7 * 86400  # how far back a spot read reaches when no window is given
+SPOT_HISTORY_KEPT_S = 90 * 86400  # AWS keeps 90 days of spot price history; older rows are not AWS's
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,17 @@ def catalog_on_demand() -> dict[str, float]:
     return dict(_raw_snapshot()[1])
 
 
+@cache
+def _specs() -> dict[str, Spec]:
+    return {r["instance_type"]: Spec(float(r["vcpu"]), float(r["memory_mib"]) * 1024 ** 2, float(r["gpu_count"] or 0))
+            for r in snapshot_rows()}
+
+
+def spec_of(instance_type: str) -> Spec | None:
+    """Capacity of an instance type from the bundled snapshot (used when kube-state-metrics is silent)."""
+    return _specs().get(instance_type)
+
+
 def offline_price_book(region: str = CATALOG_REGION) -> PriceBook:
     notes = [] if region == CATALOG_REGION else [
         f"on-demand prices are the bundled {CATALOG_REGION} snapshot; region {region} may differ"]
@@ -133,9 +146,10 @@ def spot_changes(rows: Iterable[SpotRow]) -> dict[tuple[str, str], list[tuple[fl
     return {k: sorted(v.items()) for k, v in by_key.items()}
 
 
-def latest_spot(rows: Iterable[SpotRow]) -> dict[tuple[str, str], float]:
-    """The newest price per (type, zone)."""
-    return {k: v[-1][1] for k, v in spot_changes(rows).items()}
+def plausible_spot_rows(rows: Iterable[SpotRow], start: float) -> list[SpotRow]:
+    """Rows AWS could have served for a window starting at `start`: positive prices no older than the
+    90 days AWS keeps (moto answers every type with 0.00001 $/h dated 2006)."""
+    return [r for r in rows if r.price > 0 and r.timestamp >= start - SPOT_HISTORY_KEPT_S]
 
 
 # --- readers (I/O: a boto3 client passed in) ----------------------------------------------------------
@@ -166,15 +180,10 @@ def read_spot_history(ec2: Any, instance_types: Sequence[str], start: float, end
                       zones: Sequence[str] | None = None) -> list[SpotRow]:
     """Every page of DescribeSpotPriceHistory (Linux/UNIX) for the types over [start, end]; the
     price in force at `start` is included (AWS returns the change that was current then)."""
-    import datetime as dt
+    from provisioner.cloud.spot import spot_price_history
 
-    kwargs: dict[str, Any] = {"InstanceTypes": list(instance_types), "ProductDescriptions": ["Linux/UNIX"],
-                              "StartTime": dt.datetime.fromtimestamp(start, dt.UTC),
-                              "EndTime": dt.datetime.fromtimestamp(end, dt.UTC)}
-    rows: list[SpotRow] = []
-    for page in ec2.get_paginator("describe_spot_price_history").paginate(**kwargs):
-        rows += [r for r in spot_rows(page.get("SpotPriceHistory") or []) if zones is None or r.zone in zones]
-    return rows
+    rows = spot_rows(spot_price_history(ec2, instance_types, start, end))
+    return [r for r in rows if zones is None or r.zone in zones]
 
 
 def _problem(exc: BaseException) -> str:
@@ -229,7 +238,11 @@ def load_price_book(region: str, instance_types: Sequence[str], start: float, en
             book.notes.append(f"DescribeSpotPriceHistory unavailable ({_problem(exc)}): spot nodes priced "
                               "on demand (no spot savings counted)")
         else:
-            book.spot = spot_changes(rows)
-            book.spot_source = f"DescribeSpotPriceHistory ({len(rows)} rows)"
+            kept = plausible_spot_rows(rows, start)
+            if len(kept) < len(rows):
+                book.notes.append(f"{len(rows) - len(kept)} spot price rows older than AWS's 90-day history "
+                                  "(a placeholder, e.g. moto's) were ignored: those spot nodes are priced on demand")
+            book.spot = spot_changes(kept)
+            book.spot_source = f"DescribeSpotPriceHistory ({len(kept)} of {len(rows)} rows)"
             book.read_at = read_at if book.read_at is None else min(book.read_at, read_at)
     return book

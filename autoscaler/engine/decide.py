@@ -24,10 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autoscaler.engine.formula import FormulaError, compute
+from autoscaler.engine.formula import FormulaError, compute, evaluate, parse
 from autoscaler.engine.hpa import Behavior, HPAState, MetricType, normalize, record_scale, replicas_for_metric
 
-FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
+FORMULA = "scalingModifiers.formula"  # the composite's key in EngineState.failures
+FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower",
+                           "scalingModifiers"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,9 @@ def decide(
     # 2. failures and fallback: a trigger failing more than failureThreshold times in a row reads as
     # the fallback's replicas (KEDA feeds the HPA fallback.replicas × target for it), and counts as active
     fb = spec.fallback
+    # fallback.behavior scalingModifiers: a failing trigger reads as nil in the formula (for `??`), and
+    # only a formula that is nil as a whole falls back (to fallback.replicas × target), as KEDA does
+    modifier_fallback = fb is not None and fb.behavior == "scalingModifiers" and spec.modifiers is not None
     values: dict[str, float | None] = {}
     failing: list[str] = []  # erroring, no fallback (yet): their metric is missing
     falling_back: list[TriggerSpec] = []
@@ -158,7 +163,8 @@ def decide(
         if reading.error is not None:
             state.failures[trig.name] = n = state.failures.get(trig.name, 0) + 1
             values[trig.name] = None
-            (falling_back.append(trig) if fb is not None and n > fb.failure_threshold else failing.append(trig.name))
+            (falling_back.append(trig) if fb is not None and not modifier_fallback and n > fb.failure_threshold
+             else failing.append(trig.name))
         else:
             state.failures[trig.name] = 0
             values[trig.name] = reading.value
@@ -175,19 +181,37 @@ def decide(
     metrics: list[tuple[MetricType, float, float]] = []
     if spec.modifiers is not None:
         mods = spec.modifiers
+        composite: float | None = None
+        if not fallback_active and (not failing or modifier_fallback):
+            try:
+                if modifier_fallback and failing and evaluate(parse(mods.formula), values) is None:
+                    assert fb is not None
+                    composite = fb.replicas * mods.target
+                else:
+                    composite = compute(mods.formula, values)
+                state.failures[FORMULA] = 0
+                if modifier_fallback and failing:  # the formula covered the failing triggers: its value stands
+                    conditions["Fallback"] = Condition(True, "FallbackExists",
+                                                       f"scalingModifiers, failing triggers: {failing}")
+                    failing = []
+            except FormulaError as exc:
+                # the formula is one more scaler (KEDA's composite): its error counts toward the fallback
+                state.failures[FORMULA] = n = state.failures.get(FORMULA, 0) + 1
+                conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+                if fb is not None and n > fb.failure_threshold:
+                    fallback_active = True
+                    fallback_to = _fallback_replicas(fb, current)
+                    conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {[FORMULA]}")
+                else:
+                    failing.append(FORMULA)
         if fallback_active:  # the composite metric itself falls back
             active = True
             metrics.append(("AverageValue", fallback_to * mods.target, mods.target))
-        elif failing:
+        elif composite is None:
             active = False
         else:
-            try:
-                composite = compute(mods.formula, values)
-                active = composite > mods.activation_target
-                metrics.append((mods.metric_type, composite, mods.target))
-            except FormulaError as exc:
-                active = False
-                conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+            active = composite > mods.activation_target
+            metrics.append((mods.metric_type, composite, mods.target))
     else:
         active = fallback_active or any(readings[t.name].active for t in spec.triggers if values[t.name] is not None)
         metrics = [(t.metric_type, v, t.target) for t in spec.triggers if (v := values[t.name]) is not None]

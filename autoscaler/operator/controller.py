@@ -35,11 +35,13 @@ from autoscaler.engine.decide import Decision, EngineState, TriggerReading, deci
 from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
 from autoscaler.engine.reaction import next_due, on_change, pushes, watch_interval
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
-from autoscaler.manifests.keda import ScaledObject, duration_seconds
+from autoscaler.manifests.keda import ScaledObject, cluster_object_namespace, duration_seconds, target_of
+from autoscaler.manifests.reader import ManifestError, check_object
 from autoscaler.operator.kube import API_ERRORS, APPS_SCALE, Kube
 from autoscaler.operator.leader import NotLeading
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
+from autoscaler.redact import remember
 from autoscaler.validate import issues_from
 from scalers.base import Reading, Scaler, Trigger, as_scaler_error
 from scalers.batch import poll_cycle
@@ -164,8 +166,10 @@ class TargetCache:
 
 class ScaledObjectController:
     def __init__(self, kube: Kube, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
-                 predictor: Predictor | None = None) -> None:
+                 predictor: Predictor | None = None, cluster_namespace: str | None = None) -> None:
         self.kube = kube
+        # where ClusterTriggerAuthentication Secrets live (KEDA_CLUSTER_OBJECT_NAMESPACE, else our own)
+        self.cluster_namespace = cluster_namespace or cluster_object_namespace()
         self.predictor = predictor
         # told about every scale-up (namespace, kind, name, replicas added): the provisioner plans
         # nodes for those pods in the same step instead of waiting for them to go Pending
@@ -383,7 +387,11 @@ class ScaledObjectController:
 
     async def _prepare(self, key: Key, raw: dict[str, Any]) -> Entry:
         try:
+            # the reader's depth and size limits, for objects that come from the API server as JSON
+            check_object(raw, f"ScaledObject {key[0]}/{key[1]}")
             so = ScaledObject.model_validate(raw)
+        except ManifestError as exc:
+            raise Invalid("ScaledObjectCheckFailed", str(exc)) from None
         except ValidationError as exc:
             issues = "; ".join(f"{i.field}: {i.message}" for i in issues_from(exc))
             raise Invalid("ScaledObjectCheckFailed", issues) from None
@@ -414,12 +422,13 @@ class ScaledObjectController:
                     # KEDA knows it, surge does not implement it: said in status and an event
                     unsupported.append(f"spec.triggers[{i}] (type {trig.type!r})")
                     continue
-                params, provider = await self._auth(key, trig)
+                params, provider, identity = await self._auth(key, trig)
                 try:
                     scaler = build_scaler(Trigger(
                         type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata, auth_params=params,
-                        resolved_env=env, pod_identity=provider, metric_type=trig.metric_type or "AverageValue",
-                        namespace=key[0]))
+                        resolved_env=env, pod_identity=provider, pod_identity_params=identity,
+                        metric_type=trig.metric_type or "AverageValue", namespace=key[0],
+                        metric_type_given=trig.metric_type is not None, scale_target=target_of(so)))
                 except ScalerError as exc:
                     raise Invalid("ScaledObjectCheckFailed", f"spec.triggers[{i}]: {exc.cause}") from None
                 scalers.append((trigger_key(so, i), scaler))
@@ -436,11 +445,11 @@ class ScaledObjectController:
         batchable = all(isinstance(s, RedisListScaler | KafkaScaler) for _, s in scalers)
         return Entry(key, raw, so, scalers, spec, state, batchable, unsupported)
 
-    async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str]:
+    async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str, dict[str, str]]:
         ns = key[0]
         ref = trig.authentication_ref
         if ref is None:
-            return {}, ""
+            return {}, "", {}
         cluster = ref.kind == "ClusterTriggerAuthentication"
         self._depend(key, (ref.kind if cluster else "TriggerAuthentication", "" if cluster else ns, ref.name))
         auth = await self.kube.trigger_auth(ns, ref.kind, ref.name)
@@ -448,17 +457,23 @@ class ScaledObjectController:
             raise Invalid("TriggerAuthenticationNotFound", f"{ref.kind} {ref.name!r} not found")
         spec = auth.get("spec") or {}
         params: dict[str, str] = {}
-        # KEDA reads a ClusterTriggerAuthentication's Secrets from the operator's namespace; surge
-        # reads them from the ScaledObject's, as for a TriggerAuthentication.
+        # as KEDA: a ClusterTriggerAuthentication's Secrets are read from the cluster object namespace
+        secret_ns = self.cluster_namespace if cluster else ns
         for item in spec.get("secretTargetRef") or []:
-            self._depend(key, ("Secret", ns, item["name"]))
-            data = await self.kube.secret_data(ns, item["name"])
+            self._depend(key, ("Secret", secret_ns, item["name"]))
+            if not self.kube.may_read_secrets(secret_ns):
+                raise Invalid("SecretNotFound", f"Secret {item['name']!r} for parameter {item['parameter']!r}: surge "
+                                                f"reads Secrets only in namespaces {list(self.kube.secret_namespaces)} "
+                                                "(helm value rbac.secretNamespaces)")
+            data = await self.kube.secret_data(secret_ns, item["name"])
             if data is None or item["key"] not in data:
-                raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) for parameter "
-                                                f"{item['parameter']!r} not found")
+                raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) in namespace "
+                                                f"{secret_ns!r} for parameter {item['parameter']!r} not found")
             params[item["parameter"]] = data[item["key"]]
-        provider = str((spec.get("podIdentity") or {}).get("provider", ""))
-        return params, provider
+            remember(data[item["key"]])  # masked in every log line from now on
+        identity = dict(spec.get("podIdentity") or {})
+        provider = str(identity.pop("provider", ""))
+        return params, provider, {k: str(v) for k, v in identity.items() if isinstance(v, str)}
 
     # --- the schedule -----------------------------------------------------------------------------
     def _due(self, entry: Entry, when: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -53,8 +54,10 @@ def api_client(configuration: client.Configuration, request_timeout_s: float = D
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, secret_namespaces: tuple[str, ...] = ()) -> None:
         self.api = api
+        # when given, Secrets are read and watched only here (the chart grants no more: rbac.secretNamespaces)
+        self.secret_namespaces = secret_namespaces
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -64,10 +67,13 @@ class Kube:
             "scaledobjects": Watcher(listed, *KEDA, "scaledobjects"),
             "triggerauthentications": Watcher(listed, *KEDA, "triggerauthentications"),
             "clustertriggerauthentications": Watcher(listed, *KEDA, "clustertriggerauthentications"),
-            "secrets": Watcher(self.core.list_secret_for_all_namespaces),
-            **{kind: Watcher(getattr(self.apps, f"list_{APPS_SCALE[kind]}_for_all_namespaces"))
-               for kind in APPS_SCALE},
+            # spelled out, not built from APPS_SCALE: the chart's RBAC is derived from the calls named here
+            "Deployment": Watcher(self.apps.list_deployment_for_all_namespaces),
+            "StatefulSet": Watcher(self.apps.list_stateful_set_for_all_namespaces),
         }
+        # Secrets: only the granted namespaces when narrowed (rbac.secretNamespaces), else all
+        self.secret_watchers = ([Watcher(self.core.list_namespaced_secret, ns) for ns in secret_namespaces]
+                                or [Watcher(self.core.list_secret_for_all_namespaces)])
 
     def watch_scaled_objects(self) -> AsyncIterator[dict[str, Any]]:
         return self.watchers["scaledobjects"].events()
@@ -77,8 +83,12 @@ class Kube:
 
     async def watch_secrets(self) -> AsyncIterator[dict[str, Any]]:
         """Secret changes, metadata only: the controller re-reads the ones its triggers use."""
-        async for event in self.watchers["secrets"].events():
+        streams = [w.events() for w in self.secret_watchers]
+        async for event in (streams[0] if len(streams) == 1 else _merged(*streams)):
             yield {"type": event["type"], "object": {"metadata": event["object"].get("metadata", {})}}
+
+    def may_read_secrets(self, ns: str) -> bool:
+        return not self.secret_namespaces or ns in self.secret_namespaces
 
     def watch_targets(self, kind: str) -> AsyncIterator[dict[str, Any]]:
         """Deployments or StatefulSets as plain dicts: the scale targets' replicas without a GET per poll."""
@@ -153,6 +163,33 @@ class Kube:
             first_timestamp=now, last_timestamp=now, count=1,
             source=client.V1EventSource(component="surge-operator"))
         await self.core.create_namespaced_event(ns, body)
+
+
+async def _merged(*streams: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Events of several watches as one stream; it ends when every watch has ended."""
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def pump(stream: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for event in stream:
+                await queue.put(event)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(s)) for s in streams]
+    try:
+        running = len(tasks)
+        while running:
+            event = await queue.get()
+            if event is None:
+                running -= 1
+            else:
+                yield event
+        for t in tasks:
+            t.result()  # a watch that failed fails the merged stream, as a single watch would
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def plural(kind: str) -> str:

@@ -60,6 +60,7 @@ class Setup:
     overhead: Resources = Resources()  # noqa: RUF009 - immutable value; DaemonSet requests per node
     http: bool = False  # HTTP workload: requests time out instead of queueing forever
     do_not_disrupt: bool = False  # the pods carry karpenter.sh/do-not-disrupt: "true"
+    http_timeout_s: float | None = None  # the route's readiness timeout (else Assumptions.http_timeout_s)
     polling_interval_s: float = 30.0
 
 
@@ -206,7 +207,7 @@ class _Run:
         gpu_pods = setup.pods.requests.gpu > 0
         self.cluster = Cluster(a.pod_start_gpu_s if gpu_pods else a.pod_start_s, on_change=self._dirty)
         self.queue = FifoQueue(self.dt, trace.span + self.dt, a.slo_seconds,
-                               a.http_timeout_s if setup.http else None)
+                               (setup.http_timeout_s or a.http_timeout_s) if setup.http else None)
         self.planner = _Planner(setup, policy)
         self.rng = random.Random(a.seed)
         self.events: list[tuple[float, int, str, int]] = []  # (time, seq, kind, key): notice / drain / replaced
@@ -285,13 +286,13 @@ class _Run:
             out.append(p)
         return out
 
-    def _registered_free(self, now: float) -> int:
-        """Free room on registered nodes: what `existing_capacity` sees live."""
-        return sum(n.free for n in self.cluster.nodes.values() if n.ready_at <= now)
+    def _free(self) -> int:
+        """Free room on nodes and in-flight ones (what `existing_capacity` + `_inflight_capacity` see)."""
+        return sum(n.free for n in self.cluster.nodes.values())
 
     def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
         """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
-        free room of registered nodes, launched now and protected for PROTECT_S."""
+        free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
         missing = adding - free_before
         if missing > 0:
             self._launch(self.planner.plan(missing), now, protect_until=now + PROTECT_S)
@@ -313,7 +314,7 @@ class _Run:
         if d.replicas is None or d.replicas == self.replicas:
             return
         adding = d.replicas - self.replicas
-        free_before = self._registered_free(now)
+        free_before = self._free()
         self.replicas = d.replicas
         self.replica_changes += 1
         self.cluster.set_replicas(self.replicas, now)
