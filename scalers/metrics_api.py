@@ -19,6 +19,7 @@ from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigge
 from scalers.config import param
 from scalers.cron import keda_normalize
 from scalers.errors import AuthError, FieldError, QueryError, UnreachableError
+from scalers.http import read_body
 from scalers.http_auth import HttpAuth, close_http, parse_http_auth, parse_quantity
 
 FORMATS = ("prometheus", "json", "xml", "yaml")
@@ -195,7 +196,7 @@ class MetricsApiScaler:
         label, cfg = self.trigger.label, self.config
         try:
             async with self._connect().get(cfg.url, params=self.auth.query() or None) as resp:
-                body = await resp.read()
+                body = await read_body(resp, label, "metrics api")  # bounded: a huge reply is an error
                 if resp.status in (401, 403):
                     raise AuthError(label, f"{cfg.url}: api returned {resp.status}")
                 if resp.status != 200:

@@ -26,6 +26,7 @@ from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigge
 from scalers.config import Source, param
 from scalers.cron import keda_normalize
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
+from scalers.http import read_body
 from scalers.metrics_api import duration_s
 from scalers.sql_pools import SharedPools
 
@@ -358,7 +359,7 @@ class RabbitMQScaler:
         headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()} if user else {}
         try:
             async with session.get(yarl.URL(url, encoded=True), headers=headers) as resp:  # sent as KEDA sends it
-                text = await resp.text()
+                text = (await read_body(resp, label, "rabbitmq management API")).decode(errors="replace")
         except aiohttp.ClientConnectionError as exc:
             await self._drop()
             raise UnreachableError(label, anonymize(f"rabbitmq management API unreachable: {exc}")) from None
