@@ -46,19 +46,23 @@ async def test_a_crash_between_createfleet_and_its_answer_adopts_the_instance(
             em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", NODECLASS)
             em.put("v1", "pods", pending_pod("api-0"))
             moto.set("lostreply", match=b"Action=CreateFleet")
-            await c.start_operator("prov-a", controllers="provisioner", env=env)
-            await c.wait_for("prov-a to lead", lambda: c.leader() == "prov-a", 60)
-            standby = await c.start_operator("prov-b", controllers="provisioner", env=env)
+            # two replicas start together; whichever leads launches, and is killed mid-launch
+            for who in ("prov-a", "prov-b"):
+                await c.start_operator(who, controllers="provisioner", env=env)
+            await c.wait_for("a leader", lambda: c.leader() in ("prov-a", "prov-b"), 60)
+            leader = c.leader()
+            [standby] = [op for who, op in c.operators.items() if who != leader]
             await c.wait_for("CreateFleet to land in moto", lambda: len(instances(ec2)) >= 1, 60)
             assert len(instances(ec2)) == 1
             assert len(em.all(*KARP)) == 1
             claim = em.all(*KARP)[0]
             assert not (claim.get("status") or {}).get("providerID")  # the answer never came back
             await c.wait_for_ready(standby, 60)
-            await c.stop_operator("prov-a", signal.SIGKILL)
+            await c.stop_operator(leader, signal.SIGKILL)
             moto.set("pass")
             await c.wait_for("the NodeClaim to be Launched", lambda: any(
                 (cl.get("status") or {}).get("providerID") for cl in em.all(*KARP)), 60)
+            assert c.leader() == standby.identity
             claims = em.all(*KARP)
             running = instances(ec2)
             assert [cl["metadata"]["name"] for cl in claims] == [claim["metadata"]["name"]]  # no new NodeClaim
