@@ -232,6 +232,8 @@ async def test_spot_interruption_replaces_first_then_drains(k8s_api: K8s, vpc: d
         pod["spec"]["nodeName"] = node  # the scheduler bound it
         pod["status"] = {"phase": "Running"}
         em.put("v1", "pods", pod)
+        # the controller must have seen the binding (its pods watch) before the warning arrives
+        await until(lambda: ((r.controller.pods.get("apps/api-0") or {}).get("spec") or {}).get("nodeName") == node)
         instance = old["status"]["providerID"].rsplit("/", 1)[1]
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({
             "version": "0", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",

@@ -65,6 +65,16 @@ class Invalid(Exception):
         self.reason = reason
 
 
+async def _close_scalers(entry: Entry) -> None:
+    """Release an object's connections; a close that fails is logged, never left to stop the
+    loop that called it (the other objects of a cycle would stay busy for ever)."""
+    for _, scaler in entry.scalers:
+        try:
+            await scaler.close()
+        except Exception as exc:
+            log.info("closing %s: %s", scaler.trigger.label, str(exc) or type(exc).__name__)
+
+
 def _now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -298,8 +308,7 @@ class ScaledObjectController:
         for w in entry.watchers:
             w.cancel()
         if not entry.busy:  # a running cycle closes its scalers when it ends
-            for _, scaler in entry.scalers:
-                await scaler.close()
+            await _close_scalers(entry)
 
     async def stop(self) -> None:
         for task in [*self.preparing.values(), *self.cycles]:
@@ -308,6 +317,9 @@ class ScaledObjectController:
         self.preparing.clear()
         for key in list(self.entries):
             await self._drop(key)
+        # a later run() (leadership regained) must rebuild every object its watches replay
+        self.signatures.clear()
+        self.retries.clear()
 
     # --- building an object ---------------------------------------------------------------------
     async def _setup(self, key: Key, raw: dict[str, Any]) -> None:
@@ -527,8 +539,7 @@ class ScaledObjectController:
             for e in entries:
                 e.busy = False
                 if e.closed:
-                    for _, scaler in e.scalers:
-                        await scaler.close()
+                    await _close_scalers(e)
                     continue
                 watch = watch_interval(t.type for t in e.so.spec.triggers)
                 self._due(e, next_due(e.due, e.so.spec.polling_interval, now, e.woken, watch))
@@ -804,7 +815,7 @@ class ScaledObjectController:
         except NotLeading:
             call.close()
         except API_ERRORS as exc:
-            log.warning("kubernetes call failed: %s", exc or type(exc).__name__)
+            log.warning("kubernetes call failed: %s", str(exc) or type(exc).__name__)
 
     async def _report_invalid(self, raw: dict[str, Any], reason: str, message: str) -> None:
         meta = raw.get("metadata", {})
@@ -819,7 +830,7 @@ class ScaledObjectController:
         except NotLeading:
             pass
         except API_ERRORS as exc:
-            log.warning("could not report on %s/%s: %s", ns, name, exc or type(exc).__name__)
+            log.warning("could not report on %s/%s: %s", ns, name, str(exc) or type(exc).__name__)
 
     async def _restore(self, raw: dict[str, Any]) -> None:
         """restoreToOriginalReplicaCount: put the target back as it was when surge took it over."""
