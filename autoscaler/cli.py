@@ -138,6 +138,12 @@ def operator(
     controllers: str = typer.Option("autoscaler", "--controllers",
                                     help="comma-separated: autoscaler, provisioner (AWS: env AWS_REGION, "
                                          "SURGE_CLUSTER_NAME, SURGE_INTERRUPTION_QUEUE)"),
+    identity: str | None = typer.Option(None, "--identity", help="holder identity in the Lease (default host-pid)"),
+    lease_duration: float = typer.Option(15.0, "--leader-elect-lease-duration", help="seconds a standby waits "
+                                         "for a silent leader"),
+    renew_deadline: float = typer.Option(10.0, "--leader-elect-renew-deadline", help="seconds the leader keeps "
+                                         "acting without a successful renewal (< lease duration)"),
+    retry_period: float = typer.Option(2.0, "--leader-elect-retry-period", help="seconds between attempts"),
 ) -> None:
     """Run the ScaledObject controller and/or the node provisioner (one active replica via a Lease)."""
     import asyncio
@@ -156,10 +162,21 @@ def operator(
     if metrics_auth not in ("none", "token-review"):
         raise UserError(f"--metrics-auth: expected none or token-review, got {metrics_auth!r}")
     namespaces = tuple(sorted({n.strip() for n in secret_namespaces.split(",") if n.strip()}))
-    asyncio.run(run_operator(server, lease_namespace, port, leader_elect, history_redis=history_redis,
-                             autoscaler="autoscaler" in wanted, provisioner="provisioner" in wanted,
-                             bind_address=bind_address, metrics_auth=metrics_auth, secret_namespaces=namespaces))
+    from autoscaler.operator.leader import LeaseTiming
 
+    try:
+        timing = LeaseTiming(lease_duration, renew_deadline, retry_period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--leader-elect-*") from None
+    asyncio.run(run_operator(server, lease_namespace, port, leader_elect, identity=identity,
+                             history_redis=history_redis, autoscaler="autoscaler" in wanted,
+                             provisioner="provisioner" in wanted, timing=timing, bind_address=bind_address,
+                             metrics_auth=metrics_auth, secret_namespaces=namespaces))
+
+
+from autoscaler.interceptor.cli import interceptor  # noqa: E402
+
+app.command("interceptor")(interceptor)
 
 from autoscaler.plan_cli import plan  # noqa: E402
 
@@ -172,6 +189,10 @@ app.command("simulate")(simulate)
 from autoscaler.forecast_cli import forecast  # noqa: E402
 
 app.command("forecast")(forecast)
+
+from autoscaler.cost_cli import cost  # noqa: E402
+
+app.command("cost")(cost)
 
 
 if __name__ == "__main__":

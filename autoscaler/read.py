@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from autoscaler.manifests.keda import ScaledObject
+from autoscaler.manifests.keda import ScaledObject, target_of
 from autoscaler.manifests.loader import load_documents
 from autoscaler.manifests.reader import ManifestError
 from autoscaler.validate import AuthIndex, issues_from
@@ -72,15 +72,21 @@ async def read_and_decide(
         objects.append(so)
         for i, trig in enumerate(so.spec.triggers):
             label = trig.name or f"{trig.type}#{i}"
-            params, assumed, provider, warning = auth.resolve(so, i)
+            resolved = auth.resolve(so, i)
+            params, assumed = resolved.params, resolved.assumed
             if assumed:
-                reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None,
-                                             warning or f"auth parameters {sorted(assumed)} are not in these files"))
+                reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None, resolved.warning
+                                             or f"auth parameters {sorted(assumed)} are not in these files"))
                 continue
             try:
                 scaler = build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata,
-                                              auth_params=params, resolved_env=dict(env), pod_identity=provider,
-                                              metric_type=trig.metric_type or "AverageValue"))
+                                              auth_params=params, resolved_env=dict(env),
+                                              pod_identity=resolved.provider,
+                                              pod_identity_params=resolved.identity,
+                                              metric_type=trig.metric_type or "AverageValue",
+                                              metric_type_given=trig.metric_type is not None,
+                                              namespace=so.metadata.namespace or "default",
+                                              scale_target=target_of(so)))
             except ScalerError as exc:
                 reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None, str(exc)))
                 continue

@@ -9,7 +9,7 @@ batching 1 s idle / 10 s max; `karpenter.sh/do-not-disrupt`; consolidateAfter; b
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +20,7 @@ from provisioner.catalog import InstanceType
 from provisioner.cloud.base import Offering
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
-from provisioner.pods import PodGroup, group_from_pod_spec
+from provisioner.pods import PodGroup, PodSpecError, group_from_pod_spec, shape_key
 from provisioner.problem import ExistingNode
 from provisioner.requirements import Requirements, Taint
 from provisioner.resources import Resources
@@ -33,6 +33,7 @@ PROTECTED_UNTIL = "surge.sh/protected-until"  # annotation: capacity launched ah
 LAUNCH_TIMEOUT_S = 300.0
 REGISTRATION_TIMEOUT_S = 900.0
 BATCH_IDLE_S, BATCH_MAX_S = 1.0, 10.0
+RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 MAX_INSTANCE_TYPES = 60
 
 
@@ -44,6 +45,7 @@ class BatchWindow:
     max_s: float = BATCH_MAX_S
     opened: float | None = None
     last: float | None = None
+    retry_at: float = math.inf
 
     def add(self, now: float) -> None:
         if self.opened is None:
@@ -62,6 +64,24 @@ class BatchWindow:
 
     def reset(self) -> None:
         self.opened = self.last = None
+
+    def observe(self, now: float, new_pending: bool, pending: bool, seen_at: float | None = None) -> bool:
+        """One look at the pending pods: new ones (seen at `seen_at`, default now) extend the
+        batch; pods nothing could be launched for are tried again `RETRY_UNSCHEDULABLE_S` after
+        the last batch. True when the batch is due: plan it now."""
+        if new_pending:
+            self.add(now if seen_at is None else seen_at)
+        elif pending and now >= self.retry_at:
+            self.add(now)
+            self.retry_at = math.inf
+        if not pending:
+            self.reset()
+            return False
+        if not self.due(now):
+            return False
+        self.reset()
+        self.retry_at = now + RETRY_UNSCHEDULABLE_S
+        return True
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -93,20 +113,22 @@ def pending_groups(pods: Iterable[Mapping[str, Any]], exclude: set[str] = frozen
 
 def groups_of(pods: Iterable[Mapping[str, Any]]) -> list[PodGroup]:
     """Pods grouped by identical scheduling needs, named by their namespace/name keys."""
-    by_shape: dict[str, tuple[Mapping[str, Any], Mapping[str, str], list[str]]] = {}
+    by_shape: dict[str, tuple[Mapping[str, Any], Mapping[str, str], str, list[str]]] = {}
     for pod in pods:
         key = pod_key(pod)
         spec = pod.get("spec") or {}
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        shape_doc = {k: spec.get(k) for k in ("containers", "initContainers", "nodeSelector", "affinity",
-                                               "tolerations", "topologySpreadConstraints")}
-        shape = hashlib.sha1(json.dumps([shape_doc, labels], sort_keys=True, default=str).encode()).hexdigest()
-        by_shape.setdefault(shape, (spec, labels, []))[2].append(key)
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        namespace = str(meta.get("namespace") or "default")
+        shape = shape_key(namespace, spec, labels)
+        by_shape.setdefault(shape, (spec, labels, namespace, []))[3].append(key)
     groups = []
-    for shape, (spec, labels, names) in by_shape.items():
-        g = group_from_pod_spec(f"pods-{shape[:8]}", len(names), spec, labels)
-        groups.append(PodGroup(g.name, g.count, g.requests, g.requirements, g.tolerations, g.one_per_node,
-                               g.zone_max_skew, tuple(names)))
+    for shape, (spec, labels, namespace, names) in by_shape.items():
+        try:
+            g = group_from_pod_spec(f"pods-{shape[:8]}", len(names), spec, labels, namespace)
+        except PodSpecError:
+            continue  # a pod Kubernetes admitted but surge cannot read stays pending (the controller reports it)
+        groups.append(dataclasses.replace(g, pod_names=tuple(names)))
     return groups
 
 
@@ -382,6 +404,8 @@ class NodeView:
     protected_until: float | None
     created_at: float
     expire_after_s: float | None
+    capacity_type: str = "on-demand"
+    pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
 
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],

@@ -194,6 +194,16 @@ def _empty_value(tp: Any) -> Any:
     return zeros.get(base)
 
 
+# A list a trigger's metadata expands to (ranges included) holds at most this many items: one
+# object's `0-2000000000` must be an error naming the field, not gigabytes in the operator.
+MAX_LIST_ITEMS = 100_000
+
+
+def check_list_size(count: int) -> None:
+    if count > MAX_LIST_ITEMS:
+        raise ValueError(f"at most {MAX_LIST_ITEMS} items in all (ranges expanded), got {count}")
+
+
 def convert(raw: str, tp: Any, range_separator: str | None = None) -> Any:
     """Parse one trimmed string into `tp`; ValueError says what was expected."""
     tp = _strip_optional(tp)
@@ -204,7 +214,9 @@ def convert(raw: str, tp: Any, range_separator: str | None = None) -> Any:
         for part in (p.strip() for p in raw.split(",")):
             if range_separator and elem_tp is int and range_separator in part:
                 lo, _, hi = part.partition(range_separator)
-                items.extend(range(_json_int(lo), _json_int(hi) + 1))
+                first, last = _json_int(lo), _json_int(hi)
+                check_list_size(len(items) + max(0, last - first + 1))
+                items.extend(range(first, last + 1))
             else:
                 items.append(convert(part, elem_tp))
         return tuple(items) if origin is tuple else items

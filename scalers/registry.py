@@ -19,6 +19,15 @@ SCALERS: dict[str, str] = {
     "prometheus": "scalers.prometheus:PrometheusScaler",
     "aws-sqs-queue": "scalers.aws_sqs:SqsQueueScaler",
     "cron": "scalers.cron:CronScaler",
+    "external-push": "scalers.http_addon:HTTPAddonScaler",  # the KEDA HTTP add-on's triggers only
+    "metrics-api": "scalers.metrics_api:MetricsApiScaler",
+    "postgresql": "scalers.postgresql:PostgresScaler",
+    "mysql": "scalers.mysql:MySqlScaler",
+    "rabbitmq": "scalers.rabbitmq:RabbitMQScaler",
+    "nats-jetstream": "scalers.nats_jetstream:NatsJetStreamScaler",
+    "cpu": "scalers.cpu_memory:CpuMemoryScaler",
+    "memory": "scalers.cpu_memory:CpuMemoryScaler",
+    "kubernetes-workload": "scalers.kubernetes_workload:KubernetesWorkloadScaler",
 }
 
 

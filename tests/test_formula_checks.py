@@ -93,10 +93,12 @@ def test_a_formula_error_is_a_scaler_error_with_fallback() -> None:
     first = decide(spec, readings, current=3, ready=3, state=state, now=10)
     assert first.conditions["Ready"].status is False and first.conditions["Ready"].reason == "ScalingModifiersError"
     assert "division by zero" in first.conditions["Ready"].message
-    assert first.replicas is None  # below the threshold: hold
+    assert first.replicas is None  # not above the threshold: hold
     second = decide(spec, readings, current=3, ready=3, state=first.state, now=20)
-    assert second.replicas == 7 and second.conditions["Fallback"].status is True
-    healthy = decide(spec, {"a": TriggerReading(6, True), "b": TriggerReading(2, True)}, 7, 7, second.state, 30)
+    assert second.replicas is None  # KEDA falls back once failures exceed failureThreshold (> 2)
+    third = decide(spec, readings, current=3, ready=3, state=second.state, now=30)
+    assert third.replicas == 7 and third.conditions["Fallback"].status is True
+    healthy = decide(spec, {"a": TriggerReading(6, True), "b": TriggerReading(2, True)}, 7, 7, third.state, 40)
     assert healthy.state.failures["scalingModifiers.formula"] == 0 and healthy.conditions["Ready"].status is True
 
 

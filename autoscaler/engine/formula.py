@@ -54,7 +54,7 @@ def _int(name: str) -> Callable[[float], float]:
 
 FUNCTIONS: dict[str, Callable[..., float]] = {
     "min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round,
-    "int": _int("int"), "float": float,
+    "int": _int("int"), "float": float,  # expr-lang conversions; KEDA wraps every formula in float(...)
 }
 # expr-lang's precedences (parser/operator/operator.go) and associativity
 _BINARY: dict[str, tuple[int, bool]] = {

@@ -80,7 +80,18 @@ def build_setup(
     """The simulated workload. Returns notes on everything that was assumed or not simulated."""
     a = assumptions or Assumptions()
     notes: list[str] = []
-    so = load_scaled_object(scaled_object or bundled("sim-scaledobject.yaml"))
+    path = scaled_object or bundled("sim-scaledobject.yaml")
+    http = next((d for d in _docs(path) if d.get("kind") == "HTTPScaledObject"), None)
+    if http is not None:  # the KEDA HTTP add-on's kind: the interceptor's semantics (simulate/http.py)
+        from autoscaler.simulate.http import HTTPInputError, http_workload
+
+        try:
+            so, http_triggers, route, http_notes = http_workload(http)
+        except HTTPInputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        notes += http_notes
+    else:
+        so = load_scaled_object(path)
     pools = load_nodepools(list(nodepools) or [bundled("sim-nodepool.yaml")])
     for pool in pools:
         notes += [f"NodePool {pool.name}: {f} is not simulated" for f in pool.unsupported_fields()
@@ -99,7 +110,7 @@ def build_setup(
     template = ((chosen.get("spec") or {}).get("template") or {})
     pods = group_from_pod_spec(target, 1, template.get("spec") or {}, (template.get("metadata") or {}).get("labels")
                                or {})
-    triggers = sim_triggers(so)
+    triggers = http_triggers if http is not None else sim_triggers(so)
     notes += [t.note for t in triggers if t.note]
     if all(t.signal == "none" for t in triggers):
         raise InputError(f"ScaledObject/{so.metadata.name}: spec.triggers: none of the trigger types can be "
@@ -112,9 +123,15 @@ def build_setup(
     setup = Setup(
         spec=spec, triggers=tuple(triggers), pods=pods, pools=tuple(pools),
         catalog_spot=tuple(load_catalog(spot_prices=spot_prices)), catalog_on_demand=tuple(on_demand),
-        overhead=daemonset_overhead(docs), http=first.signal == "rate",
+        overhead=daemonset_overhead(docs), http=first.signal == "rate" or http is not None,
         polling_interval_s=float(so.spec.polling_interval),
+        do_not_disrupt=((template.get("metadata") or {}).get("annotations") or {}).get(
+            "karpenter.sh/do-not-disrupt") == "true",
     )
+    if http is not None:
+        from autoscaler.simulate.http import ADDON_ACTIVATION_S
+
+        setup = replace(setup, polling_interval_s=ADDON_ACTIVATION_S, http_timeout_s=route.readiness_s)
     return setup, notes
 
 
