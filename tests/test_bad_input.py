@@ -223,3 +223,11 @@ def test_mappings_and_missing_files(corpus: dict[str, Path]) -> None:
         list(mappings(corpus["not-a-mapping"]))
     with pytest.raises(ManifestError, match=r"no-such-file\.yaml: cannot read: No such file"):
         read_file(corpus["missing"])
+
+
+def test_a_metrics_api_answering_an_alias_bomb_is_refused_quickly() -> None:
+    from scalers.metrics_api import value_from_response
+
+    with pytest.raises(ValueError, match="aliases are not accepted"):
+        value_from_response(alias_bomb(), "a8", "yaml")
+    assert value_from_response(b"queue: {depth: 7}\n", "queue.depth", "yaml") == 7

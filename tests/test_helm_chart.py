@@ -248,6 +248,10 @@ def test_crd_schemas_accept_and_reject_like_surge_validate() -> None:
 
 # --- least privilege ------------------------------------------------------------------------------
 
+def operator_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == "surge")
+
+
 def test_narrowed_values_grant_exactly_the_calls_within_their_scope() -> None:
     docs = render(VALUE_SETS["narrowed"])
     wide = required_rules(ROOT, {"autoscaler", "metrics-auth"})
@@ -264,7 +268,7 @@ def test_narrowed_values_grant_exactly_the_calls_within_their_scope() -> None:
     assert bindings == {"team-a", "team-b"}
     (reader,) = [r for r in of_kind(docs, "ClusterRole") if r["metadata"]["name"] == "surge-metrics-reader"]
     assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
-    args = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = operator_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert {"--secret-namespaces=team-a,team-b", "--metrics-auth=token-review", "--bind-address=0.0.0.0"} <= set(args)
 
 
@@ -273,22 +277,25 @@ def test_defaults_keep_kedas_reach_but_no_token_review_rights() -> None:
     rules = granted(docs)
     assert Rule("", "secrets", "watch") in rules and Rule("*", "*/scale", "patch") in rules
     assert not any(r.group.startswith("authentication") for r in rules)
-    args = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = operator_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--metrics-auth=none" in args and not any(a.startswith("--secret-namespaces") for a in args)
 
 
 def test_network_policy_and_memory_backed_tmp() -> None:
+    def operator_policies(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p for p in of_kind(docs, "NetworkPolicy") if p["metadata"]["name"] == "surge-operator"]
+
     docs = render(VALUE_SETS["narrowed"])
-    (policy,) = of_kind(docs, "NetworkPolicy")
+    (policy,) = operator_policies(docs)
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = policy["spec"]["ingress"]
     assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
     assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
     assert egress_ports == {53, 443, 6443, 6379}
-    assert of_kind(render({}), "NetworkPolicy")[0]["spec"]["policyTypes"] == ["Ingress"]
-    assert of_kind(render(VALUE_SETS["minimal"]), "NetworkPolicy") == []
-    pod = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    assert operator_policies(render({}))[0]["spec"]["policyTypes"] == ["Ingress"]
+    assert operator_policies(render(VALUE_SETS["minimal"])) == []
+    pod = operator_deployment(docs)["spec"]["template"]["spec"]
     (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
     assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
 
