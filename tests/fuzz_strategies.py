@@ -111,7 +111,7 @@ def mutated_bytes(draw: st.DrawFn) -> bytes:
 
 NAMES = ["a", "b", "queue_len", "rps"]
 _atoms = st.one_of(st.sampled_from(NAMES), st.sampled_from(["1", "0", "2.5", "1e3", "1e999", "0x1f", "1_000",
-                                                            "99999999999999999999", "nil", "true", "'s'", ".5"]))
+                                                            "99999999999999999999", "nil", "true", "'s'", ".5", "#"]))
 _ops = st.sampled_from(["+", "-", "*", "/", "%", "**", "^", "??", "&&", "||", "and", "or", "==", "!=", "<", ">="])
 formulas = st.one_of(
     st.recursive(_atoms, lambda inner: st.one_of(
@@ -119,10 +119,14 @@ formulas = st.one_of(
         inner.map(lambda x: f"({x})"),
         st.tuples(st.sampled_from(["-", "!", "not ", "+"]), inner).map("".join),
         st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
-        st.tuples(st.sampled_from(["min", "max", "abs", "ceil", "floor", "round", "int", "float", "__import__", "exp"]),
+        st.tuples(st.sampled_from(["min", "max", "abs", "ceil", "floor", "round", "int", "float", "__import__", "exp",
+                                   "sum", "mean", "median", "len"]),
                   st.lists(inner, min_size=1, max_size=3)).map(lambda t: f"{t[0]}({', '.join(t[1])})"),
+        st.lists(inner, max_size=4).map(lambda xs: f"[{', '.join(xs)}]"),
+        st.tuples(st.sampled_from(["count", "all", "any", "none", "one", "filter", "map"]),
+                  st.lists(inner, max_size=3), inner).map(lambda t: f"{t[0]}([{', '.join(t[1])}], {{# > {t[2]}}})"),
     ), max_leaves=30),
-    st.text(st.sampled_from(list("ab()+-*/%?:!<>=&|^ .,'\"0123456789e_x")), max_size=80),
+    st.text(st.sampled_from(list("ab()+-*/%?:!<>=&|^ .,'\"0123456789e_x[]{}#")), max_size=80),
     st.integers(1, 3000).map(lambda n: "(" * n + "a" + ")" * n),
     st.integers(1, 3000).map(lambda n: "a" + " + a" * n),
 )

@@ -169,3 +169,20 @@ def test_compile_formula_is_cached_and_checks_names() -> None:
     assert compile_formula("a + b") is tree
     with pytest.raises(FormulaError, match=r"refers to \['b'\]"):
         compile_formula("a + b", {"a"})
+
+
+def test_comparisons_with_zero_and_expr_lang_arrays() -> None:
+    env = {"trig_one": 2.0, "trig_two": 0.0, "gone": None}
+    assert compute("trig_two > 0 ? 1 : 2", env) == 2  # a zero operand is not a division
+    assert compute("count([trig_one, trig_two], {# > 1}) > 1 ? 5 : 0", env) == 0
+    assert compute("count([trig_one, trig_two], {# >= 0}) > 1 ? 5 : 0", env) == 5
+    assert compute("sum([trig_one, 3]) + mean([1, 3]) + median([5, 1, 3]) + len([1, 2])", env) == 5 + 2 + 3 + 2
+    assert compute("max([trig_one, trig_two]) + min([4, 3])", env) == 5
+    assert compute("len(filter(map([1, 2, 3], {# * 2}), {# > 3}))", env) == 2
+    assert compute("all([1, 2], {# > 0}) && any([0, 1], {# > 0}) && none([0], {# > 0}) && one([1, 0], {# > 0})",
+                   env) == 1
+    for bad, fragment in [("# + 1", "outside a predicate"), ("count(trig_one, {# > 1})", "needs an array"),
+                          ("count([1], 2)", "expected '{'"), ("[1, 2] + 1", "array used as a number"),
+                          ("sum([gone])", "must be a number"), ("min([])", "empty array")]:
+        with pytest.raises(FormulaError, match=fragment):
+            compute(bad, env)
