@@ -77,7 +77,9 @@ def cost(
                 progress.update(task, description="simulating keda-karpenter", completed=0, total=None)
                 whatif = what_if_keda_karpenter(prom, run, scaledobject, tick, pod_rate=pod_rate, slo_s=slo)
     except (CostInputError, PrometheusError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, whatever its length
         raise typer.Exit(2) from None
     notes = whatif.notes if whatif else []
     if report is not None:
