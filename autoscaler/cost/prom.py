@@ -40,7 +40,7 @@ class Prometheus:
             raise PrometheusError(f"Prometheus {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
         except ValueError as exc:
             raise PrometheusError(f"Prometheus {self.url}: answer to {query!r} is not JSON") from exc
-        if not isinstance(body, dict) or "data" not in body and body.get("status") == "success":
+        if not isinstance(body, dict) or ("data" not in body and body.get("status") == "success"):
             raise PrometheusError(f"Prometheus {self.url}: answer to {query!r} is not a Prometheus API response")
         if body.get("status") != "success":
             raise PrometheusError(f"Prometheus {self.url}: {body.get('errorType')}: {body.get('error')} for {query!r}")
