@@ -140,6 +140,9 @@ def test_operator_pod_is_locked_down() -> None:
     ({"historyRedis": {"enabled": True}}, "/historyRedis/existingSecret"),
     ({"replicas": 2}, "replicas"),
     ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
+    ({"metrics": {"auth": "basic"}}, "/metrics/auth"),
+    ({"rbac": {"secretNamespaces": ["Not_A_Namespace"]}}, "/rbac/secretNamespaces/0"),
+    ({"rbac": {"scaleTargetApiGroups": ["bad group"]}}, "/rbac/scaleTargetApiGroups/0"),
 ])
 def test_bad_values_fail_naming_the_field(values: dict[str, Any], field: str) -> None:
     with pytest.raises(helm.HelmError) as info:
@@ -270,6 +273,8 @@ def test_narrowed_values_grant_exactly_the_calls_within_their_scope() -> None:
     assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
     args = operator_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert {"--secret-namespaces=team-a,team-b", "--metrics-auth=token-review", "--bind-address=0.0.0.0"} <= set(args)
+    (monitor,) = of_kind(render({**VALUE_SETS["narrowed"], "serviceMonitor": {"enabled": True}}), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["bearerTokenFile"].endswith("serviceaccount/token")
 
 
 def test_defaults_keep_kedas_reach_but_no_token_review_rights() -> None:
