@@ -24,4 +24,5 @@ bench: setup
 	$(PY) bench/simulate.py
 	$(PY) bench/operator_scale.py
 	$(PY) bench/provision.py
+	$(PY) bench/cost.py
 	$(PY) bench/fuzz.py
