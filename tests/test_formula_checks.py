@@ -186,3 +186,18 @@ def test_comparisons_with_zero_and_expr_lang_arrays() -> None:
                           ("sum([gone])", "must be a number"), ("min([])", "empty array")]:
         with pytest.raises(FormulaError, match=fragment):
             compute(bad, env)
+
+
+def test_httpscaledobject_numbers_are_bounded_too() -> None:
+    target = {"name": "web", "kind": "Deployment", "apiVersion": "apps/v1", "service": "web", "port": 8080}
+    raw = {"apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject",
+           "metadata": {"name": "web", "namespace": "t"},
+           "spec": {"hosts": ["example.com"], "scaleTargetRef": target,
+                    "replicas": {"min": 0, "max": 10**40}, "scaledownPeriod": 2**31}}
+    (result,) = validate_documents([Document("h.yaml", 0, raw)])
+    fields = {e.field for e in result.errors}
+    assert {"spec.replicas.max", "spec.scaledownPeriod"} <= fields, result.errors
+    raw["spec"]["replicas"]["max"], raw["spec"]["scaledownPeriod"] = 10, 300
+    raw["spec"]["scaleTargetRef"]["port"] = 99999999999
+    (result,) = validate_documents([Document("h.yaml", 0, raw)])
+    assert [e.field for e in result.errors] == ["spec.scaleTargetRef.port"], result.errors
