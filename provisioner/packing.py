@@ -132,15 +132,21 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
     _greedy(p, value, order, greedy_nodes, greedy_left, np.zeros((len(p.pools), len(p.dims)), dtype=np.int64), focus)
     _shrink(p, greedy_nodes)
     best = (float(sum(p.price[n.candidate] for n in greedy_nodes)), greedy_nodes, greedy_left)
-    seed = best[1][len(nodes):]
-    start = [(n.candidate, tuple(n.pods.get(g, 0) for g in range(len(p.groups)))) for n in seed]
+    # distinct patterns of the greedy plan (thousands of nodes share a few hundred)
+    distinct = dict.fromkeys((n.candidate, tuple(sorted(n.pods.items()))) for n in best[1][len(nodes):])
+    start = []
+    for c, items in distinct:
+        counts = [0] * len(p.groups)
+        for g, k in items:
+            counts[g] = k
+        start.append((c, tuple(counts)))
     # column generation from the best plan's patterns, then an integer program over them
     demand = remaining.copy()
     # only when every greedy node sits in its pods' preferred NodePool (weights honoured, no limit hit)
-    if start and all(allowed[g, c] for c, counts in start for g, k in enumerate(counts) if k):
+    if start and all(allowed[g, c] for c, items in distinct for g, _ in items):
         from provisioner.patterns import generate, solve_integer, solve_rounded
 
-        columns = generate(p, list(dict.fromkeys(start)), demand, allowed, focus=focus,
+        columns = generate(p, start, demand, allowed, focus=focus,
                            rounds=25 if small else 8)
         if small:
             chosen = solve_integer(p, columns, demand)
@@ -160,6 +166,8 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
 
 
 SMALL_GROUPS = 40  # up to this many pod groups, the integer program over the patterns; above, LP rounding
+NEAR_BEST, PICKS_PER_ROUND = 0.98, 16  # large problems: patterns within 2 % of the best value per $ taken together
+LARGE_ROUNDS = 300  # large problems: greedy rounds before the tail is packed group by group
 
 
 def _focus(p: Problem, schedulable: np.ndarray) -> np.ndarray:
@@ -249,7 +257,13 @@ def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNo
     new = focus if focus is not None else np.array([i for i, c in enumerate(p.candidates) if not c.existing],
                                                    dtype=np.int64)
     masks: dict[frozenset[int], np.ndarray] = {}
+    large = int((remaining > 0).sum()) > SMALL_GROUPS
+    rounds = 0
     while remaining.sum() > 0 and len(new):
+        rounds += 1
+        if large and rounds > LARGE_ROUNDS and not any(p.has_limit(pi) for pi in range(len(p.pools))):
+            _alone(p, remaining, masks.get(frozenset(exhausted), preferred_pool_mask(p, exhausted)), new, nodes)
+            return
         key = frozenset(exhausted)
         if key not in masks:
             masks[key] = preferred_pool_mask(p, exhausted)
@@ -275,21 +289,57 @@ def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNo
         best = int(np.argmax(score))
         if score[best] <= 0:
             break
-        c = int(live[best])
-        pattern = fills[int(pick[best])][best]
-        groups = np.nonzero(pattern)[0]
-        reps = int(min(remaining[g] // pattern[g] for g in groups))
-        pi = int(p.pool_of[c])
-        if p.has_limit(pi):
-            left = p.limits[pi] - used[pi]
-            fit = min((left[d] // p.limit_cap[c, d] for d in range(len(p.dims)) if p.limit_cap[c, d] > 0),
-                      default=reps)
-            reps = int(min(reps, fit))
-        reps = max(reps, 1)
-        for _ in range(reps):
-            nodes.append(OpenNode(c, {int(g): int(pattern[g]) for g in groups}))
-        remaining -= pattern * reps
-        used[pi] += p.limit_cap[c] * reps
+        # the best pattern, and (large problems) other near-best ones in the same round: fewer rounds
+        picks = [best]
+        if len(remaining) > SMALL_GROUPS:
+            near = np.nonzero(score >= score[best] * NEAR_BEST)[0]
+            picks += [int(j) for j in near[np.lexsort((near, -score[near]))] if j != best][:PICKS_PER_ROUND - 1]
+        for rank, j in enumerate(picks):
+            c = int(live[j])
+            pattern = fills[int(pick[j])][j]
+            groups = np.nonzero(pattern)[0]
+            if not len(groups):
+                continue
+            reps = int(min(remaining[g] // pattern[g] for g in groups))
+            if rank and reps < 1:
+                continue  # an earlier pick of this round took the pods it counted on
+            pi = int(p.pool_of[c])
+            if p.has_limit(pi):
+                left = p.limits[pi] - used[pi]
+                fit = min((left[d] // p.limit_cap[c, d] for d in range(len(p.dims)) if p.limit_cap[c, d] > 0),
+                          default=reps)
+                reps = int(min(reps, fit))
+                if rank and reps < 1:
+                    continue
+            reps = max(reps, 1)
+            pods = {int(g): int(pattern[g]) for g in groups}
+            nodes.extend(OpenNode(c, dict(pods)) for _ in range(reps))
+            remaining -= np.minimum(pattern * reps, remaining)
+            used[pi] += p.limit_cap[c] * reps
+
+
+def _alone(p: Problem, remaining: np.ndarray, allowed: np.ndarray, cands: np.ndarray, nodes: list[OpenNode]) -> None:
+    """The tail of a large greedy: each group's pods on its cheapest-per-pod candidate, alone (the
+    last node partly full; shrinking re-types it). A deterministic round budget instead of hundreds
+    of one-node rounds."""
+    for g in np.nonzero(remaining > 0)[0]:
+        cs = cands[allowed[g, cands]]
+        need = p.req[g]
+        dims = np.nonzero(need)[0]
+        if not len(cs):
+            continue
+        per = np.min(p.cap[cs][:, dims] // need[dims], axis=1) if len(dims) else np.full(len(cs), remaining[g])
+        per = np.minimum(np.minimum(per, p.node_cap[g]), remaining[g])
+        ok = per > 0
+        if p.needs[g] >= 0 or p.exclusive[g].any() or not ok.any():
+            continue  # pairs need the full greedy: leave them (they stay pending only if it never ran)
+        cs, per = cs[ok], per[ok]
+        j = np.lexsort((cs, p.price[cs] / per))[0]
+        full, rest = divmod(int(remaining[g]), int(per[j]))
+        nodes.extend(OpenNode(int(cs[j]), {int(g): int(per[j])}) for _ in range(full))
+        if rest:
+            nodes.append(OpenNode(int(cs[j]), {int(g): rest}))
+        remaining[g] = 0
 
 
 def _shrink(p: Problem, nodes: list[OpenNode]) -> None:
