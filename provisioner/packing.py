@@ -43,11 +43,19 @@ def _fill(p: Problem, cands: np.ndarray, remaining: np.ndarray, order: np.ndarra
     okm = allowed[np.ix_(active, cands)]
     keep = okm.any(axis=1)
     active, okm = active[keep], okm[keep]
-    for g, ok in zip(active, okm, strict=True):
+    floor = p.req[active].min(axis=0)  # no group asks for less than this: a node below it is full
+    dims_of = _dims_of(p)
+    caps = p.node_cap
+    for i, (g, ok) in enumerate(zip(active, okm, strict=True)):
+        if i % 8 == 7 and not (room >= floor).all(axis=1).any():
+            break
         need = p.req[g]
-        dims = np.nonzero(need)[0]
-        per = np.min(room[:, dims] // need[dims], axis=1) if len(dims) else np.full(len(cands), remaining[g])
-        per = np.minimum(per, min(int(remaining[g]), int(p.node_cap[g])))
+        dims = dims_of[g]
+        if len(dims):
+            per = (room[:, dims] // need[dims]).min(axis=1)
+            np.minimum(per, min(int(remaining[g]), int(caps[g])), out=per)
+        else:
+            per = np.full(len(cands), min(int(remaining[g]), int(caps[g])), dtype=np.int64)
         if pairs:
             blocked = p.exclusive[g]
             if blocked.any():
@@ -58,6 +66,14 @@ def _fill(p: Problem, cands: np.ndarray, remaining: np.ndarray, order: np.ndarra
         counts[:, g] = per
         room -= per[:, None] * need[None, :]
     return counts
+
+
+def _dims_of(p: Problem) -> list[np.ndarray]:
+    """Per group, the resources it requests (computed once per problem)."""
+    key = "dims_of"
+    if key not in p.cache:
+        p.cache[key] = [np.nonzero(r)[0] for r in p.req]
+    return p.cache[key]  # type: ignore[return-value]
 
 
 def place_single_node_groups(p: Problem, remaining: np.ndarray) -> list[OpenNode]:
@@ -136,10 +152,10 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
     distinct = dict.fromkeys((n.candidate, tuple(sorted(n.pods.items()))) for n in best[1][len(nodes):])
     start = []
     for c, items in distinct:
-        counts = [0] * len(p.groups)
+        row = [0] * len(p.groups)
         for g, k in items:
-            counts[g] = k
-        start.append((c, tuple(counts)))
+            row[g] = k
+        start.append((c, tuple(row)))
     # column generation from the best plan's patterns, then an integer program over them
     demand = remaining.copy()
     # only when every greedy node sits in its pods' preferred NodePool (weights honoured, no limit hit)
