@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,29 @@ def _load_all(text: str) -> list[Any]:
 
 
 def _docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Every mapping in the files, read by the hardened reader (a ManifestError is exit status 2)."""
+    from autoscaler.manifests.reader import mappings
+
+    return [(path, d) for path in paths for _, d in mappings(path)]
+
+
+def _pod_docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Pod files: what `kubectl get pods -A -o yaml` dumps is far past the hardened reader's
+    per-manifest limits (a 45k-Pod List is ~10 MB, one document, ~1M nodes), so they are read with
+    yaml-rs under a byte cap of their own (SURGE_PLAN_MAX_BYTES, default 512 MiB); errors are one
+    line naming the file, as everywhere."""
+    cap = int(os.environ.get("SURGE_PLAN_MAX_BYTES", str(512 * 2**20)))
     out: list[tuple[Path, dict[str, Any]]] = []
     for path in paths:
         try:
-            text = path.read_bytes().decode("utf-8")
+            with open(path, "rb") as fh:
+                data = fh.read(cap + 1)
         except OSError as exc:
             raise PlanInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        if len(data) > cap:
+            raise PlanInputError(f"{path}: over {cap} bytes (SURGE_PLAN_MAX_BYTES)")
+        try:
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PlanInputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         try:
@@ -166,7 +184,7 @@ def _plan(pods: list[Path], nodepool: list[Path], existing: Path | None, spot_pr
     if format not in FORMATS:
         raise PlanInputError(f"--format: {format!r}, expected one of {', '.join(FORMATS)}")
     by_file: dict[Path, list[dict[str, Any]]] = {}
-    for path, doc in _docs(pods):
+    for path, doc in _pod_docs(pods):
         by_file.setdefault(path, []).append(doc)
     groups, skipped = [], []
     from provisioner.resources import Resources

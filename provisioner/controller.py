@@ -20,10 +20,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,12 +34,14 @@ from provisioner.catalog import InstanceType, with_spot_prices
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
+from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
 from provisioner.nodepool import NodePool
-from provisioner.plan import make_plan
+from provisioner.plan import Plan, make_plan
 from provisioner.pods import PodGroup, group_from_pod_spec
+from provisioner.problem import ExistingNode
 from provisioner.provisioning import (
     DISRUPTED_TAINT,
     DO_NOT_DISRUPT,
@@ -50,14 +51,12 @@ from provisioner.provisioning import (
     UNREGISTERED_TAINT,
     BatchWindow,
     Disruption,
-    Move,
     NodeView,
     claim_step,
-    consolidation_move,
     covers,
     daemonset_overhead_of,
-    disruption_order,
     existing_capacity,
+    groups_of,
     nodeclaims_for,
     offerings_for,
     owned_by_daemonset,
@@ -70,12 +69,11 @@ from provisioner.provisioning import (
     total,
     with_remaining_limits,
 )
+from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
-PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
 SPOT_REFRESH_S = 12 * 3600.0  # spot prices read again (all pages) as often as Karpenter's pricing controller
-RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 
 
 def _ts(text: str | None, default: float) -> float:
@@ -119,7 +117,6 @@ class ProvisioningController:
         self.nodeclasses: dict[str, dict[str, Any]] = {}
         self.batch = BatchWindow()
         self.seen_pending: set[str] = set()
-        self.retry_at = math.inf
         self.kick = asyncio.Event()
         self.launching: dict[str, asyncio.Task[None]] = {}
         self.disrupting: dict[str, asyncio.Task[None]] = {}
@@ -279,17 +276,9 @@ class ProvisioningController:
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 groups = pending_groups(self.pods.values(), self._nominated())
                 pending = {n for g in groups for n in g.names()}
-                if pending - self.seen_pending:
-                    self.batch.add(now)
-                elif pending and now >= self.retry_at:  # pods nothing could be launched for: try again
-                    self.batch.add(now)
-                    self.retry_at = math.inf
+                due = self.batch.observe(now, bool(pending - self.seen_pending), bool(pending))
                 self.seen_pending = pending
-                if not pending:
-                    self.batch.reset()
-                elif self.batch.due(now):
-                    self.batch.reset()
-                    self.retry_at = now + RETRY_UNSCHEDULABLE_S
+                if due:
                     try:
                         await self.provision(groups)
                     except Exception:  # one failed batch must not stop provisioning
@@ -313,7 +302,8 @@ class ProvisioningController:
         pools = [await self._within_subnets(p) for p in pools]
         overhead = daemonset_overhead_of(self.pods.values())  # every new node runs the DaemonSets too
         plan = make_plan(groups, pools, self._catalog_now(now),
-                         existing_capacity(self.nodes.values(), self.pods.values()), overhead)
+                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity(),
+                         overhead)
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
@@ -342,6 +332,33 @@ class ProvisioningController:
             log.info("planned %d node(s) for %d pod(s) in %.2f s: %s", len(created), sum(g.count for g in groups),
                      plan.solve_seconds, ", ".join(f"{n.instance_type}/{n.capacity_type}" for n in plan.new_nodes[:10]))
         return created
+
+    def _inflight_capacity(self) -> list[ExistingNode]:
+        """Room left on NodeClaims that have no Node yet: what they were launched for is in their
+        `spec.resources.requests`; the rest takes new pods instead of another launch (Karpenter's
+        scheduler counts in-flight NodeClaims the same way)."""
+        by_name = {t.name: t for t in self.catalog}
+        out = []
+        for name, claim in self.claims.items():
+            meta, spec = claim.get("metadata") or {}, claim.get("spec") or {}
+            if (claim.get("status") or {}).get("nodeName") in self.nodes or meta.get("deletionTimestamp") \
+                    or name in self.disrupting:
+                continue
+            labels = dict(meta.get("labels") or {})
+            for r in spec.get("requirements") or []:
+                if r.get("operator") == "In" and r.get("values"):
+                    labels.setdefault(r["key"], r["values"][0])
+            it = by_name.get(labels.get("node.kubernetes.io/instance-type", ""))
+            if it is None:
+                continue
+            requests = (spec.get("resources") or {}).get("requests") or {}
+            asked = Resources.from_requests(requests, pods=int(requests.get("pods", 0)))
+            a = it.allocatable
+            free = Resources(max(0, a.cpu_m - asked.cpu_m), max(0, a.memory_mib - asked.memory_mib),
+                             max(0, a.gpu - asked.gpu), max(0, a.pods - asked.pods))
+            taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("taints") or [])
+            out.append(ExistingNode(name, {**it.labels, **labels}, free, taints))
+        return out
 
     async def prepare_for(self, namespace: str, kind: str, name: str, adding: int) -> list[str]:
         """Pods and nodes together: the ScaledObject controller is adding `adding` replicas to
@@ -443,13 +460,13 @@ class ProvisioningController:
                 demand = demand + requests.times(replicas - running)
         return demand
 
-    def _kept_for_forecast(self, node_name: str, now: float) -> bool:
-        """Whether removing this node would leave less free room than the forecast needs."""
+    def _kept_for_forecast(self, node_names: Sequence[str], now: float) -> bool:
+        """Whether removing these nodes would leave less free room than the forecast needs."""
         demand = self._forecast_demand(now)
         if demand == Resources():
             return False
         leaving = self._leaving()
-        rest = [n for n in self.nodes.values() if _name(n) != node_name and _name(n) not in leaving]
+        rest = [n for n in self.nodes.values() if _name(n) not in node_names and _name(n) not in leaving]
         return not covers(total(e.free for e in existing_capacity(rest, self.pods.values())), demand)
 
     async def _mark_pools(self, nodeclass: str, problem: tuple[str, str] | None) -> None:
@@ -628,7 +645,9 @@ class ProvisioningController:
                                   len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
                                   float(protected) if protected else None,
                                   _ts(meta.get("creationTimestamp"), now),
-                                  parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0)))
+                                  parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0),
+                                  labels.get("karpenter.sh/capacity-type", "on-demand"),
+                                  self.pods_changed_at.get(node_name, now)))
         return views
 
     def _workload_pods(self, node_name: str) -> list[dict[str, Any]]:
@@ -658,6 +677,7 @@ class ProvisioningController:
                     log.warning("disruption round failed: %s", exc)
 
     async def disrupt_once(self) -> list[tuple[str, str]]:
+        """One round of `provisioner.disruption`'s decisions (the simulator makes the same ones)."""
         now = self.clock()
         views = self._views(now)
         busy: dict[str, int] = {}
@@ -667,57 +687,48 @@ class ProvisioningController:
                 busy[pool] = busy.get(pool, 0) + 1
         policies = {n: Disruption.of(p) for n, p in self.pools.items()}
         candidates = [v for v in views if v.claim not in self.disrupting]
-        picks = [(v, why) for v, why in disruption_order(candidates, policies, busy, now)
-                 if why == "Expired" or not self._kept_for_forecast(v.name, now)]
-        for view, why in picks:
-            self._start_disruption(view.claim, why)
-        done = [(v.name, why) for v, why in picks]
-        if not picks:
-            move = self._underutilized(candidates, policies, busy, now)
-            if move is not None:
-                done.append(move)
+        actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
+                                     keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now))
+        done = []
+        for action in actions:
+            why = action.reason
+            if action.reason == "Underutilized":
+                why = f"Underutilized ({action.kind}, saves ${action.saving_per_hour:.3f}/h)"
+            if action.kind == "replace":
+                [first, *rest] = action.nodes
+                task = asyncio.create_task(self._replace(action, why))
+                self._track_disruption(first.claim, task)
+                for view in rest:
+                    self._track_disruption(view.claim, task)
+            else:
+                for view in action.nodes:
+                    self._start_disruption(view.claim, why)
+            done += [(v.name, why) for v in action.nodes]
         return done
 
-    def _underutilized(self, views: list[NodeView], policies: Mapping[str, Disruption], busy: Mapping[str, int],
-                       now: float) -> tuple[str, str] | None:
-        """One node per round (as Karpenter's single-node consolidation): the least loaded one
-        whose pods have been stable for consolidateAfter and fit elsewhere or on one cheaper node."""
-        per_pool: dict[str, int] = {}
-        for v in views:
-            per_pool[v.nodepool] = per_pool.get(v.nodepool, 0) + 1
-        for view in sorted(views, key=lambda v: (v.pods, -v.price)):
-            policy = policies.get(view.nodepool, Disruption())
-            since = self.pods_changed_at.get(view.name, now)
-            if (view.pods == 0 or view.do_not_disrupt or policy.policy != "WhenEmptyOrUnderutilized"
-                    or policy.consolidate_after_s is None or now - since < policy.consolidate_after_s
-                    or (view.protected_until is not None and now < view.protected_until)
-                    or policy.allowed(per_pool[view.nodepool], busy.get(view.nodepool, 0), "Underutilized",
-                                      now) <= 0):
-                continue
-            pods = self._workload_pods(view.name)
-            leaving = self._leaving()
-            others = [n for n in self.nodes.values() if _name(n) != view.name and _name(n) not in leaving]
-            pool = self.pools.get(view.nodepool)
-            if pool is None:
-                continue
-            move = consolidation_move(pods, existing_capacity(others, self.pods.values()), [pool],
-                                      self._catalog_now(now), view.price)
-            if move is None or (move.action == "delete" and self._kept_for_forecast(view.name, now)):
-                continue
-            why = f"Underutilized ({move.action}, saves ${move.saving_per_hour:.3f}/h)"
-            if move.action == "delete":
-                self._start_disruption(view.claim, why)
-            else:
-                self._track_disruption(view.claim, asyncio.create_task(self._replace(view, move, pods, why)))
-            return (view.name, why)
-        return None
+    def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
+        """Where the nodes' pods would go: the free room of the other nodes, then new nodes."""
+        names = {v.name for v in views}
+        pods = [p for n in names for p in self._workload_pods(n)]
+        if not pods:
+            return Plan([], 0.0, 0.0)
+        leaving = self._leaving()
+        others = [n for n in self.nodes.values() if _name(n) not in names and _name(n) not in leaving]
+        pools = [self.pools[v.nodepool] for v in views if v.nodepool in self.pools]
+        if not pools:
+            return None
+        unique = list({p.name: p for p in pools}.values())
+        return make_plan(groups_of(pods), unique, self._catalog_now(now), existing_capacity(others, self.pods.values()))
 
-    async def _replace(self, view: NodeView, move: Move, pods: list[dict[str, Any]], why: str) -> None:
-        """Launch the cheaper node first; drain the old one only once the new one is initialized."""
-        pool = self.pools[view.nodepool]
+    async def _replace(self, action: Action, why: str) -> None:
+        """Launch the cheaper node first; drain the old ones only once the new one is initialized."""
+        assert action.replacement is not None
+        new = action.replacement.new_nodes[0]
+        pool = self.pools[new.nodepool]
         name = f"{pool.name}-{uuid.uuid4().hex[:5]}"
+        pods = [p for v in action.nodes for p in self._workload_pods(v.name)]
         requests = {pod_key(p): pod_requests(p) for p in pods}
-        [claim] = nodeclaims_for(move.plan, {pool.name: pool}, self.catalog, requests, [name])
+        [claim] = nodeclaims_for(action.replacement, {pool.name: pool}, self.catalog, requests, [name])
         body = await self.kube.create_nodeclaim(claim)
         self.claims[_name(body)] = body
         self._start_launch(body)
@@ -725,9 +736,9 @@ class ProvisioningController:
         while self.clock() < deadline:
             current = self.claims.get(name)
             if current is None:
-                return  # the replacement failed: keep the old node
+                return  # the replacement failed: keep the old nodes
             if _condition(current, "Initialized"):
-                await self._drain_and_delete(view.claim, why)
+                await asyncio.gather(*(self._drain_and_delete(v.claim, why) for v in action.nodes))
                 return
             await asyncio.sleep(self.tick_s)
 
@@ -807,12 +818,19 @@ class ProvisioningController:
         await self._event(claim, "SpotInterrupted", f"{event.kind} for {event.instance_id}: replacement "
                                                     f"{_name(body)} launching before the drain", warning=True)
         self._start_launch(body)
-        task = self.launching.get(_name(body))
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
-        self._start_disruption(claim_name, "SpotInterruption")
+        self._track_disruption(claim_name, asyncio.create_task(
+            self._drain_when_replaced(claim_name, _name(body), self.clock())))
         return _name(body)
+
+    async def _drain_when_replaced(self, claim_name: str, replacement: str, noticed_at: float) -> None:
+        """Drain the interrupted node once its replacement is initialized, or by `drain_at`'s deadline."""
+        while True:
+            now = self.clock()
+            ready = _condition(self.claims.get(replacement, {}), "Initialized")
+            if now >= drain_at(noticed_at, now if ready else None):
+                break
+            await asyncio.sleep(self.tick_s)
+        await self._drain_and_delete(claim_name, "SpotInterruption")
 
     def _start_disruption(self, claim: str, why: str) -> None:
         self._track_disruption(claim, asyncio.create_task(self._drain_and_delete(claim, why)))

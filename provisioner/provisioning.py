@@ -33,6 +33,7 @@ PROTECTED_UNTIL = "surge.sh/protected-until"  # annotation: capacity launched ah
 LAUNCH_TIMEOUT_S = 300.0
 REGISTRATION_TIMEOUT_S = 900.0
 BATCH_IDLE_S, BATCH_MAX_S = 1.0, 10.0
+RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 MAX_INSTANCE_TYPES = 60
 
 
@@ -44,6 +45,7 @@ class BatchWindow:
     max_s: float = BATCH_MAX_S
     opened: float | None = None
     last: float | None = None
+    retry_at: float = math.inf
 
     def add(self, now: float) -> None:
         if self.opened is None:
@@ -62,6 +64,24 @@ class BatchWindow:
 
     def reset(self) -> None:
         self.opened = self.last = None
+
+    def observe(self, now: float, new_pending: bool, pending: bool, seen_at: float | None = None) -> bool:
+        """One look at the pending pods: new ones (seen at `seen_at`, default now) extend the
+        batch; pods nothing could be launched for are tried again `RETRY_UNSCHEDULABLE_S` after
+        the last batch. True when the batch is due: plan it now."""
+        if new_pending:
+            self.add(now if seen_at is None else seen_at)
+        elif pending and now >= self.retry_at:
+            self.add(now)
+            self.retry_at = math.inf
+        if not pending:
+            self.reset()
+            return False
+        if not self.due(now):
+            return False
+        self.reset()
+        self.retry_at = now + RETRY_UNSCHEDULABLE_S
+        return True
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -481,6 +501,8 @@ class NodeView:
     protected_until: float | None
     created_at: float
     expire_after_s: float | None
+    capacity_type: str = "on-demand"
+    pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
 
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],

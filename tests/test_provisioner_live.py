@@ -51,13 +51,13 @@ async def until(predicate: Callable[[], bool], timeout: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
-def nodepool(**disruption: Any) -> dict:
+def nodepool(capacity: tuple[str, ...] = ("spot", "on-demand"), **disruption: Any) -> dict:
     return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
             "spec": {"template": {"spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
                 "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": TYPES},
                                  {"key": "karpenter.sh/capacity-type", "operator": "In",
-                                  "values": ["spot", "on-demand"]}]}},
+                                  "values": list(capacity)}]}},
                      "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "0s",
                                     "budgets": [{"nodes": "100%"}], **disruption}}}
 
@@ -346,8 +346,8 @@ async def test_operator_hands_scale_ups_to_the_provisioner(k8s_api: K8s, vpc: di
         await asyncio.gather(task, return_exceptions=True)
 
 
-def bind(em: Any, name: str, node: str, cpu: str) -> None:
-    pod = pending_pod(name, cpu=cpu, labels={"app": name})
+def bind(em: Any, name: str, node: str, cpu: str, **meta: Any) -> None:
+    pod = pending_pod(name, cpu=cpu, labels={"app": name}, **meta)
     pod["spec"]["nodeName"] = node
     pod["status"] = {"phase": "Running"}
     em.put("v1", "pods", pod)
@@ -362,27 +362,32 @@ async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_
     em = k8s_api.emulator
     for i in range(2):
         em.put("v1", "pods", pending_pod(f"wide-{i}", cpu="3", labels={"app": f"wide{i}"}))
-    async with rig(k8s_api, vpc, pool=nodepool(consolidationPolicy="WhenEmptyOrUnderutilized",
+    # on-demand: Karpenter replaces spot with spot only behind the SpotToSpotConsolidation gate (off)
+    async with rig(k8s_api, vpc, pool=nodepool(("on-demand",), consolidationPolicy="WhenEmptyOrUnderutilized",
                                                consolidateAfter="1h")) as r:
         await until(lambda: len(r.claims()) == 2 and all(initialized(c) for c in r.claims()))
         claims_before = r.claims()
         nodes = sorted(c["status"]["nodeName"] for c in claims_before)
-        for i, node in enumerate(nodes):  # the wide pods finish; small ones take their place
+        # the wide pods finish; small ones take their place, the first one not to be disrupted
+        # (https://karpenter.sh/docs/concepts/disruption/#pod-level-controls), so the two nodes are
+        # not consolidated together (multi-node) but the second alone (single-node)
+        for i, node in enumerate(nodes):
             unbind(em, f"wide-{i}")
-            bind(em, f"small-{i}", node, "500m")
+            bind(em, f"small-{i}", node, "500m",
+                 **({"annotations": {"karpenter.sh/do-not-disrupt": "true"}} if i == 0 else {}))
         await asyncio.sleep(0.5)
         assert await r.controller.disrupt_once() == []  # stable for less than consolidateAfter
         r.controller.pools["default"].spec.disruption = {"consolidationPolicy": "WhenEmptyOrUnderutilized",
                                                          "consolidateAfter": "0s", "budgets": [{"nodes": "100%"}]}
-        # both small pods fit on one of the two nodes: the disruption loop deletes the other
+        # the second small pod fits on the first node: the disruption loop deletes the second
         await until(lambda: any("Underutilized (delete" in e["message"] for e in em.all("v1", "events")))
         await until(lambda: len(r.claims()) == 1)
         [kept] = r.claims()
-        assert kept["status"]["nodeName"] in nodes and len(r.running()) == 1
-        survivor = next(i for i, n in enumerate(nodes) if n == kept["status"]["nodeName"])
+        assert kept["status"]["nodeName"] == nodes[0] and len(r.running()) == 1
         old_type = kept["metadata"]["labels"]["node.kubernetes.io/instance-type"]
-        assert em.get("v1", "pods", "apps", f"small-{1 - survivor}") is None  # evicted by the drain
-        bind(em, f"small-{1 - survivor}", kept["status"]["nodeName"], "500m")  # its ReplicaSet's new pod lands
+        assert em.get("v1", "pods", "apps", "small-1") is None  # evicted by the drain
+        bind(em, "small-0", nodes[0], "500m")  # may be disrupted now
+        bind(em, "small-1", nodes[0], "500m")  # its ReplicaSet's new pod lands
         # 1 CPU of pods on a 4-CPU node: the disruption loop replaces it with a cheaper one
         await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
         old = kept["metadata"]["name"]
@@ -395,7 +400,7 @@ async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_
                     timeout=40)
         [event] = launched_other()
         new_type = event["message"].split()[1]  # "launched <type> (<capacity>, <zone>) as <id>"
-        prices = {t.name: min(o.price for o in t.offerings if o.capacity_type == "spot") for t in CATALOG}
+        prices = {t.name: min(o.price for o in t.offerings if o.capacity_type == "on-demand") for t in CATALOG}
         assert prices[new_type] < prices[old_type]
         order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
         assert order.index(("Launched", event["involvedObject"]["name"])) < \
@@ -443,8 +448,7 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
     """NodePools get a Ready condition (naming what surge does not act on, or what is wrong); an
     expired node whose pod a PDB protects is drained anyway once terminationGracePeriod is up."""
     em = k8s_api.emulator
-    pool = nodepool(consolidateAfter="1h")
-    pool["spec"]["template"]["spec"]["requirements"][0]["minValues"] = 2
+    pool = nodepool(consolidateAfter="1h", budgets=[{"nodes": "100%", "reasons": ["Drifted"]}])
     pool["spec"]["template"]["spec"]["expireAfter"] = "3s"
     pool["spec"]["template"]["spec"]["terminationGracePeriod"] = "1s"
     broken = nodepool(budgets=[{"nodes": "0", "schedule": "whenever", "duration": "1h"}])
@@ -462,7 +466,8 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
 
         await until(lambda: bool(ready("default")) and bool(ready("broken")))
         # minValues is planned for (no longer reported as a field surge does not act on)
-        assert ready("default")["status"] == "True" and "minValues" not in ready("default").get("message", "")
+        assert ready("default")["status"] == "True" and "Drifted" in ready("default")["message"]
+        assert "minValues" not in ready("default")["message"]
         assert ready("broken")["status"] == "False" and "budgets[0].schedule" in ready("broken")["message"]
         await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
         assert r.claims()[0]["spec"]["terminationGracePeriod"] == "1s"

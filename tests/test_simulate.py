@@ -97,10 +97,12 @@ def first_time(result: PolicyResult, values: list[int], predicate: object) -> fl
 
 # --- traces ---------------------------------------------------------------------------------------
 
-def test_trace_reads_header_and_fills_gaps_naming_the_line() -> None:
+def test_trace_reads_header_and_keeps_gaps_as_gaps() -> None:
     t = parse_trace("timestamp_seconds,value\n0,1\n60,2\n240,4\n", "x.csv")
-    assert t.interval == 60 and list(t.counts) == [1, 2, 0, 0, 4]
-    assert t.notes and "2 interval(s) missing after line 3" in t.notes[0]
+    assert t.interval == 60 and np.array_equal(t.counts, [1, 2, np.nan, np.nan, 4], equal_nan=True)
+    assert t.gaps() == [(120.0, 240.0)]
+    assert t.gap_notes() == ["x.csv: no data for 2 interval(s) (2 min) from t=120 s (2 min into the trace): "
+                             "simulated with no load and no cost"]
 
 
 @pytest.mark.parametrize(("text", "needle"), [
@@ -118,7 +120,7 @@ def test_bad_traces_are_rejected_with_the_line(text: str, needle: str) -> None:
 
 def test_policy_names() -> None:
     p = policy_named("surge-no-spot-no-together")
-    assert (p.spot, p.together, p.event_driven, p.packer) == (False, False, True, "surge")
+    assert (p.spot, p.launch_ahead, p.events, p.packer) == (False, False, True, "surge")
     with pytest.raises(PolicyError, match="unknown feature 'wings'"):
         policy_named("surge-no-wings")
     with pytest.raises(PolicyError, match="unknown policy"):
@@ -257,7 +259,7 @@ def test_cli_json_and_report(tmp_path: Path) -> None:
     assert all(p["cost_usd"] > 0 for p in data["policies"])
     assert {f.name for f in out.iterdir()} == {"report.html", "report.json", "report.csv"}
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 4 and "keda-karpenter" in page
+    assert page.count("<svg") == 5 and "keda-karpenter" in page  # summary, cost, one per policy
 
 
 def test_cli_names_the_bad_line(tmp_path: Path) -> None:

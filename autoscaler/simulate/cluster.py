@@ -30,8 +30,7 @@ class Node:
     ready: int = 0
     last_change: float = 0.0
     protected_until: float = 0.0
-    doomed_at: float | None = None  # spot termination time after a notice
-    draining: bool = False  # its pods have successors starting elsewhere; it holds no new pods
+    doomed_at: float | None = None  # spot termination time after a notice: tainted, holds no new pods
     terminated_at: float | None = None
 
     @property
@@ -40,7 +39,7 @@ class Node:
 
     @property
     def free(self) -> int:
-        return 0 if self.doomed_at is not None or self.draining else self.slots - self.pods
+        return 0 if self.doomed_at is not None else self.slots - self.pods
 
     def seconds(self, end: float) -> float:
         return (self.terminated_at if self.terminated_at is not None else end) - self.launched_at
@@ -66,7 +65,7 @@ class Cluster:
     # --- pods -------------------------------------------------------------------------------------
     @property
     def pods(self) -> int:
-        return self.unbound + sum(n.pods for n in self.nodes.values() if not n.draining)
+        return self.unbound + sum(n.pods for n in self.nodes.values())
 
     def set_replicas(self, replicas: int, now: float) -> None:
         """What the ReplicaSet controller does: create Pending pods, or delete the least useful ones."""
@@ -79,18 +78,23 @@ class Cluster:
             self._on_change()
 
     def _delete(self, count: int, now: float) -> None:
-        # Kubernetes deletes unscheduled pods first, then not-ready ones, then ready ones; among
-        # equals, pods on emptier nodes go first — which is also what lets nodes empty out.
+        """The ReplicaSet controller's scale-down order (https://kubernetes.io/docs/concepts/workloads/
+        controllers/replicaset/#scaling-a-replicaset): unscheduled pods first, then not-ready before
+        ready ones; among those, pods sharing a node with more of their replicas first (the rank), then
+        the more recently started (newer nodes). Every pod of the one workload carries the same
+        pod-deletion-cost, so that rule never separates them."""
         take = min(count, self.unbound)
         self.unbound -= take
         count -= take
-        by_fill = sorted((n for n in self.nodes.values() if not n.draining), key=lambda n: (n.pods, -n.price))
-        for node in by_fill:
+        if not count:
+            return
+        by_rank = sorted((n for n in self.nodes.values() if n.pods), key=lambda n: (-n.pods, -n.launched_at))
+        for node in by_rank:
             while count and node.starting:
                 node.starting.pop()
                 node.last_change = now
                 count -= 1
-        for node in by_fill:
+        for node in by_rank:
             while count and node.ready:
                 node.ready -= 1
                 self.ready_pods -= 1
@@ -98,20 +102,34 @@ class Cluster:
                 count -= 1
 
     def schedule(self, now: float) -> int:
-        """Bind unbound pods to nodes with room (ready nodes first, then the fullest); returns how many."""
+        """Bind unbound pods to nodes with room; returns how many. Ready nodes first, the least
+        allocated first (kube-scheduler's default scoring, https://kubernetes.io/docs/concepts/
+        scheduling-eviction/resource-bin-packing/); then nodes still booting, which stand for the
+        provisioner's nominations."""
         if not self.unbound:
             return 0
         bound = 0
-        for node in sorted(self.nodes.values(), key=lambda n: (n.ready_at > now, n.free)):
-            room = node.free
-            if room <= 0:
-                continue
-            n = min(room, self.unbound)
-            self._start(node, n, now)
-            self.unbound -= n
-            bound += n
+        heap = [(n.pods / n.slots, n.id, n) for n in self.nodes.values() if n.ready_at <= now and n.free > 0]
+        heapq.heapify(heap)
+        taken: dict[int, int] = {}
+        while heap and self.unbound:  # one pod at a time onto the least allocated ready node
+            _, node_id, node = heapq.heappop(heap)
+            k = taken.get(node_id, 0) + 1
+            taken[node_id] = k
+            self.unbound -= 1
+            bound += 1
+            if node.free > k:
+                heapq.heappush(heap, ((node.pods + k) / node.slots, node_id, node))
+        for node_id, k in taken.items():
+            self._start(self.nodes[node_id], k, now)
+        for node in sorted((n for n in self.nodes.values() if n.ready_at > now), key=lambda n: n.id):
             if not self.unbound:
                 break
+            k = min(node.free, self.unbound)
+            if k > 0:
+                self._start(node, k, now)
+                self.unbound -= k
+                bound += k
         if bound:
             self._on_change()
         return bound
@@ -156,33 +174,6 @@ class Cluster:
         self.unbound += count
         self._on_change()
 
-    def drain_gently(self, source: Node, targets: list[Node], now: float) -> float | None:
-        """Make before break: start successors for `source`'s pods on `targets` while the old pods
-        keep serving; returns when they are all ready (then call `finish_drain`), or None when the
-        targets lack room and nothing was started."""
-        count = source.pods
-        if sum(t.free for t in targets) < count:
-            return None
-        source.draining = True
-        last = now
-        for target in targets:
-            if not count:
-                break
-            n = min(target.free, count)
-            if n > 0:
-                self._start(target, n, now)
-                last = max(last, target.starting[-1])
-                count -= n
-                self.pod_moves += n
-        self._on_change()
-        return last
-
-    def finish_drain(self, source: Node, now: float) -> None:
-        self.ready_pods -= source.ready
-        source.ready = 0
-        source.starting.clear()
-        self.terminate(source, now)
-
     # --- nodes ------------------------------------------------------------------------------------
     def launch(self, instance_type: str, capacity_type: str, zone: str, pool: str, price: float,
                on_demand_price: float, slots: int, now: float, boot_s: float, protected_s: float = 0.0) -> Node:
@@ -195,11 +186,7 @@ class Cluster:
         return node
 
     def terminate(self, node: Node, now: float) -> None:
-        if node.draining:
-            self.ready_pods -= node.ready
-            node.ready = 0
-            node.starting.clear()
-        elif node.pods:
+        if node.pods:
             self.move_pods(node, [n for n in self.nodes.values() if n is not node], now)
         node.terminated_at = now
         del self.nodes[node.id]

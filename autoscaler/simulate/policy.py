@@ -19,46 +19,55 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Policy:
+    """A model of what a system decides. Each switch is a shipped mechanism: what it calls is the
+    code the live controllers run (`engine.decide`, `engine.reaction`, `provisioner.disruption`,
+    `BatchWindow`, `make_plan`)."""
+
     name: str
     static: bool = False
-    event_driven: bool = False  # decide on every change of the signal instead of at poll/HPA-sync times
-    packer: Literal["surge", "karpenter"] = "karpenter"  # plans consolidation (and launches unless below)
-    launch_packer: Literal["surge", "karpenter"] | None = None
+    # keda-hpa: KEDA polls at pollingInterval (activation), the HPA syncs every 15 s;
+    # operator: surge's operator, due per `engine.reaction` (pollingInterval, pushed changes, lag watch)
+    reaction: Literal["keda-hpa", "operator"] = "keda-hpa"
+    events: bool = False  # operator: wakes on pushed changes and reads lag between polls
+    packer: Literal["surge", "karpenter"] = "karpenter"  # plans launches and consolidation
     spot: bool = True  # use spot where the NodePool allows it
-    together: bool = False  # plan nodes in the replica decision's step (no Pending round trip, wake lookahead)
-    forecast_consolidation: bool = False  # keep capacity the engine's recent recommendations still want
-    batching: bool = True  # Karpenter's pending-pod batch window
+    launch_ahead: bool = False  # the operator hands scale-ups to the provisioner (`prepare_for`)
+    forecast_keep: bool = False  # consolidation keeps the room a reliable forecast will need
     predictive: bool = False  # the statsmodels forecaster raises replicas ahead of load (mode "on")
 
 
-STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=False, batching=False)
+STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
+STATIC_PEAK_ON_DEMAND = Policy("static-peak-on-demand", static=True, packer="surge", spot=False)
 KEDA_KARPENTER = Policy("keda-karpenter")
-SURGE = Policy("surge", event_driven=True, packer="surge", spot=True, together=True, forecast_consolidation=True,
-               batching=False, predictive=True)
+SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
+               forecast_keep=True, predictive=True)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
 def policy_named(name: str) -> Policy:
-    """`static-peak`, `keda-karpenter`, `surge`, or `surge-no-<feature>[-no-<feature>…]`."""
+    """`static-peak`, `static-peak-on-demand`, `keda-karpenter`, `surge`, or
+    `surge-no-<feature>[-no-<feature>…]`."""
     if name == "static-peak":
         return STATIC_PEAK
+    if name == "static-peak-on-demand":
+        return STATIC_PEAK_ON_DEMAND
     if name == "keda-karpenter":
         return KEDA_KARPENTER
     if not name.startswith("surge"):
-        raise PolicyError(f"unknown policy {name!r}: expected static-peak, keda-karpenter, surge or "
-                          f"surge-no-<feature> with feature in {list(SURGE_FEATURES)}")
+        raise PolicyError(f"unknown policy {name!r}: expected static-peak, static-peak-on-demand, keda-karpenter, "
+                          f"surge or surge-no-<feature> with feature in {list(SURGE_FEATURES)}")
     policy = replace(SURGE, name=name)
     for part in name.removeprefix("surge").split("-no-")[1:]:
         if part == "events":
-            policy = replace(policy, event_driven=False)
+            policy = replace(policy, events=False)
         elif part == "packer":
             policy = replace(policy, packer="karpenter")
         elif part == "spot":
             policy = replace(policy, spot=False)
         elif part == "together":
-            policy = replace(policy, together=False, batching=True)
+            policy = replace(policy, launch_ahead=False)
         elif part == "forecast":
-            policy = replace(policy, forecast_consolidation=False)
+            policy = replace(policy, forecast_keep=False)
         elif part == "predictive":
             policy = replace(policy, predictive=False)
         else:
@@ -83,18 +92,17 @@ class Assumptions:
     node_boot_gpu_s: float = 180.0
     spot_discount: float = 0.65  # spot price = on-demand × (1 − discount); no offline spot history exists
     spot_interruptions_per_node_hour: float = 0.005
-    spot_notice_s: float = 120.0
     slo_seconds: float = 60.0
     http_timeout_s: float = 30.0
     hpa_sync_s: float = 15.0  # the HPA controller's sync period (KEDA serves it metrics on demand)
-    batch_idle_s: float = 1.0  # Karpenter's batch window: idle / max duration
-    batch_max_s: float = 10.0
-    pending_detect_s: float = 1.0  # scheduler marks a pod Unschedulable before Karpenter sees it
-    consolidation_interval_s: float = 10.0
-    replace_margin: float = 0.1  # replace nodes only for a cheaper set at least this much cheaper
-    headroom_window_s: float = 1800.0  # surge sizes launches and replacements for the peak of this window
-    protect_s: float = 120.0  # capacity surge launched ahead of pods is kept this long
+    pending_detect_s: float = 1.0  # scheduler marks a pod Unschedulable before the provisioner sees it
     seed: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DRAIN_BEFORE_RECLAIM_S, PROTECT_S, SPOT_NOTICE_S
+        from provisioner.provisioning import BATCH_IDLE_S, BATCH_MAX_S
+
+        shared = {"batch_idle_s": BATCH_IDLE_S, "batch_max_s": BATCH_MAX_S,
+                  "consolidation_interval_s": CONSOLIDATION_INTERVAL_S, "protect_s": PROTECT_S,
+                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S}
+        return asdict(self) | {"live_constants": shared}

@@ -1,10 +1,14 @@
-"""One policy over one trace: the simulated cluster, driven by the same decision functions the
-live operator (`decide`) and provisioner (`make_plan`) use. Pure: simulated clock, no I/O.
+"""One policy over one trace: the simulated cluster, driven by the decision functions the live
+controllers call — the operator's `decide` on `engine.reaction`'s schedule, the provisioner's
+`BatchWindow`, `make_plan`, `prepare_for` sizing, `provisioner.disruption` (consolidation,
+budgets, interruption drains) with the same constants. Pure: simulated clock, no I/O. What is
+modelled here is only the world: Kubernetes (ReplicaSet, scheduler), the cloud, the work.
 
-Each tick, in order: pods and nodes whose time has come become ready (and spot notices fire);
-the autoscaler decides if it is its time to; the ReplicaSet creates or deletes pods; the
-scheduler binds pods to room; the provisioner launches nodes; consolidation looks for nodes to
-remove; work arrives and ready pods serve it; money is spent on the nodes that now exist.
+Each tick, in order: pods and nodes whose time has come become ready (spot notices, drains and
+replacements fire); the autoscaler decides if it is due; the ReplicaSet creates or deletes pods;
+the scheduler binds pods to room; the provisioner batches pending pods and launches nodes;
+consolidation looks for nodes to remove; work arrives and ready pods serve it; money is spent on
+the nodes that now exist.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from autoscaler.engine.decide import Decision, EngineState, ScalingSpec, TriggerReading, decide
-from autoscaler.engine.predictive import Predictive, apply_predictive
-from autoscaler.manifests.keda import duration_seconds
+from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
+from autoscaler.engine.reaction import next_due, on_change, watch_interval
 from autoscaler.simulate.cluster import Cluster, Node
 from autoscaler.simulate.policy import Assumptions, Policy
 from autoscaler.simulate.predict import QUANTILE, SimulatedPredictor
@@ -29,9 +33,17 @@ from autoscaler.simulate.signals import SimTrigger
 from autoscaler.simulate.trace import Trace
 from autoscaler.simulate.workload import FifoQueue
 from provisioner.catalog import InstanceType
+from provisioner.disruption import (
+    CONSOLIDATION_INTERVAL_S,
+    PROTECT_S,
+    SPOT_NOTICE_S,
+    disruption_actions,
+    drain_at,
+)
 from provisioner.nodepool import NodePool
-from provisioner.plan import PlannedNode, make_plan
+from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup
+from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration
 from provisioner.resources import Resources
 
 
@@ -47,6 +59,8 @@ class Setup:
     catalog_on_demand: tuple[InstanceType, ...]
     overhead: Resources = Resources()  # noqa: RUF009 - immutable value; DaemonSet requests per node
     http: bool = False  # HTTP workload: requests time out instead of queueing forever
+    do_not_disrupt: bool = False  # the pods carry karpenter.sh/do-not-disrupt: "true"
+    http_timeout_s: float | None = None  # the route's readiness timeout (else Assumptions.http_timeout_s)
     polling_interval_s: float = 30.0
 
 
@@ -91,6 +105,7 @@ class PolicyResult:
     cost_by_capacity_type: dict[str, float]
     series: Series
     nodes: list[Node] = field(repr=False, default_factory=list)
+    unplaceable_pods: int = 0  # most pods a launch could not place (no fitting type, NodePool limits)
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
@@ -117,21 +132,19 @@ def _round(v: Any) -> Any:
 class _Planner:
     """make_plan for n pods of the workload, memoised: the workload's shape never changes."""
 
-    def __init__(self, setup: Setup, policy: Policy, spot: bool):
+    def __init__(self, setup: Setup, policy: Policy):
         self.setup = setup
         self.algorithm = policy.packer
-        self.launch_algorithm = policy.launch_packer or policy.packer
-        self.catalog = setup.catalog_spot if spot else setup.catalog_on_demand
+        self.catalog = setup.catalog_spot if policy.spot else setup.catalog_on_demand
         self.types = {t.name: t for t in self.catalog}
-        self._cache: dict[tuple[int, str], tuple[list[PlannedNode], int]] = {}
+        self._cache: dict[int, Plan] = {}
 
-    def plan(self, count: int, algorithm: Literal["surge", "karpenter"] | None = None) -> tuple[list[PlannedNode], int]:
-        algo = algorithm or self.algorithm
-        if (count, algo) not in self._cache:
+    def plan(self, count: int) -> Plan:
+        if count not in self._cache:
             group = replace(self.setup.pods, count=count, pod_names=())
-            p = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead, algo)
-            self._cache[count, algo] = (p.new_nodes, len(p.unschedulable))
-        return self._cache[count, algo]
+            self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
+                                           self.algorithm)
+        return self._cache[count]
 
     def slots(self, instance_type: str) -> int:
         if self.setup.pods.one_per_node:
@@ -153,7 +166,7 @@ class _Planner:
 
 def scale_for(trace: Trace, a: Assumptions) -> float:
     """The multiplier that makes the trace's p99 rate need `peak_pods` pods."""
-    p99 = float(np.percentile(trace.rates, 99))
+    p99 = float(np.nanpercentile(trace.rates, 99))
     return a.peak_pods * a.pod_rate / p99 if p99 > 0 else 1.0
 
 
@@ -162,9 +175,24 @@ def tick_for(trace: Trace, a: Assumptions) -> float:
     return trace.interval / math.ceil(trace.interval / a.tick_s - 1e-9)
 
 
+def arrivals_per_tick(trace: Trace, a: Assumptions, dt: float) -> np.ndarray:
+    """Items arriving in each tick: interpolated within each interval (trace.arrivals), 0 in gaps."""
+    return trace.arrivals(dt, round(trace.span / dt)) * a.scale
+
+
+def static_replicas(trace: Trace, a: Assumptions) -> int:
+    """static-peak's fixed replicas: the trace's peak rate at its own resolution, served."""
+    peak = float(np.nanmax(trace.counts)) * a.scale / trace.interval if len(trace.counts) else 0.0
+    return max(1, math.ceil(peak / a.pod_rate - 1e-9))
+
+
 def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
              progress: Callable[[int], None] | None = None) -> PolicyResult:
+    """Run one policy; `progress(n)` is called with the number of ticks done since its last call."""
     return _Run(trace, setup, policy, a, progress).run()
+
+
+PROGRESS_EVERY = 10000  # ticks between progress callbacks
 
 
 class _Run:
@@ -173,38 +201,38 @@ class _Run:
         self.trace, self.setup, self.policy, self.a = trace, setup, policy, a
         self.progress = progress
         self.dt = tick_for(trace, a)
-        self.n_ticks = round(trace.span / self.dt)
-        per_interval = round(trace.interval / self.dt)
-        self.arrivals = np.repeat(trace.counts * a.scale / per_interval, per_interval)[: self.n_ticks]
+        self.arrivals = arrivals_per_tick(trace, a, self.dt)
+        self.n_ticks = len(self.arrivals)
+        self.gap = trace.missing_ticks(self.dt, self.n_ticks)  # no data: no load, no cost accounted
         gpu_pods = setup.pods.requests.gpu > 0
         self.cluster = Cluster(a.pod_start_gpu_s if gpu_pods else a.pod_start_s, on_change=self._dirty)
         self.queue = FifoQueue(self.dt, trace.span + self.dt, a.slo_seconds,
-                               a.http_timeout_s if setup.http else None)
-        self.planner = _Planner(setup, policy, policy.spot)
+                               (setup.http_timeout_s or a.http_timeout_s) if setup.http else None)
+        self.planner = _Planner(setup, policy)
         self.rng = random.Random(a.seed)
-        self.events: list[tuple[float, int, str, int]] = []  # node events: spot notice/migrate/terminate
+        self.events: list[tuple[float, int, str, int]] = []  # (time, seq, kind, key): notice / drain / replaced
         self._seq = 0
         self.replicas = 0
         self.state = EngineState(created_at=0.0)
         lead = (a.pod_start_gpu_s + a.node_boot_gpu_s) if gpu_pods else (a.pod_start_s + a.node_boot_cpu_s)
         self.predictor = SimulatedPredictor(lead) if policy.predictive and setup.spec.triggers else None
+        self.forecast: tuple[int, float] | None = None  # what the operator told the provisioner: (replicas, until)
         self.replica_changes = 0
-        self.history: deque[tuple[float, int]] = deque()  # (time, replicas) changes, for the recent peak
         self._rates_dirty = True
         self._cost_rate = 0.0
         self._idle_rate = 0.0
         self.idle_cost = 0.0
         self.max_pending = 0
+        self.unplaceable = 0
         self.pending_seconds = 0.0
-        self.replacements: dict[int, list[Node]] = {}  # spot node → its replacement (launched on the notice)
-        self.replacing: set[int] = set()  # nodes a cheaper replacement is booting for
-        self._replace_sets: dict[int, tuple[list[int], list[int], list[Node]]] = {}
-        disruption = dict(setup.pools[0].spec.disruption or {}) if setup.pools else {}
-        self.consolidation_policy = str(disruption.get("consolidationPolicy", "WhenEmptyOrUnderutilized"))
-        after = str(disruption.get("consolidateAfter", "0s"))
-        self.consolidate_after = None if after == "Never" else duration_seconds(after)
-        budgets = disruption.get("budgets") or [{"nodes": "10%"}]
-        self.budget_nodes = str(budgets[0].get("nodes", "10%"))
+        self.batch = BatchWindow()
+        self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
+        self.expire_after = {p.name: parse_duration(p.spec.template.spec.expire_after, 720 * 3600.0)
+                             for p in setup.pools}
+        self.disrupting: dict[int, str] = {}  # node id → its pool, while its replacement boots
+        self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
+        self.trigger_types = tuple(t.type for t in setup.triggers)
+        self.pushes = policy.events and any(t.pushes for t in setup.triggers)
 
     # --- bookkeeping -----------------------------------------------------------------------------
     def _dirty(self) -> None:
@@ -218,28 +246,30 @@ class _Run:
             self._rates_dirty = False
         return self._cost_rate, self._idle_rate
 
-    def _push(self, at: float, kind: str, node_id: int) -> None:
+    def _push(self, at: float, kind: str, key: int) -> None:
         self._seq += 1
-        heapq.heappush(self.events, (at, self._seq, kind, node_id))
+        heapq.heappush(self.events, (at, self._seq, kind, key))
 
-    # --- provisioning ----------------------------------------------------------------------------
-    def _launch_for(self, count: int, now: float, protect: float = 0.0, consolidating: bool = False) -> list[Node]:
-        if count <= 0:
-            return []
-        planned, _ = self.planner.plan(count, None if consolidating else self.planner.launch_algorithm)
+    # --- provisioning: what provisioner/controller.py does, on counted pods -----------------------
+    def _launch(self, plan: Plan, now: float, protect_until: float | None = None) -> list[Node]:
+        planned = plan.new_nodes
+        kept = self._within_limits(planned)
+        cut = sum(len(p.pods) for p in planned if all(p is not k for k in kept))
+        self.unplaceable = max(self.unplaceable, len(plan.unschedulable) + cut)
         launched = []
-        for p in self._within_limits(planned):
+        for p in kept:
             boot = self.a.node_boot_gpu_s if self.planner.is_gpu(p.instance_type) else self.a.node_boot_cpu_s
             node = self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                        self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
-                                       self.planner.slots(p.instance_type), now, boot, protect)
+                                       self.planner.slots(p.instance_type), now, boot,
+                                       (protect_until - now) if protect_until is not None else 0.0)
             launched.append(node)
             if p.capacity_type == "spot" and self.a.spot_interruptions_per_node_hour > 0:
                 gap = self.rng.expovariate(self.a.spot_interruptions_per_node_hour / 3600)
                 self._push(now + gap, "notice", node.id)
         return launched
 
-    def _within_limits(self, planned: list[PlannedNode]) -> list[PlannedNode]:
+    def _within_limits(self, planned: Sequence[PlannedNode]) -> list[PlannedNode]:
         """A plan is made for the pods alone; the NodePool's limits count the nodes it already has."""
         limits = {pool.name: pool.limit() for pool in self.setup.pools}
         used = {name: Resources() for name in limits}
@@ -256,137 +286,55 @@ class _Run:
             out.append(p)
         return out
 
-    def _recent_peak(self, now: float) -> int:
-        """The most replicas asked for within the headroom window: the forecast stands in for it
-        once the predictor lands."""
-        cutoff = now - self.a.headroom_window_s
-        while len(self.history) > 1 and self.history[1][0] <= cutoff:
-            self.history.popleft()
-        return max([self.replicas] + [r for _, r in self.history])
+    def _free(self) -> int:
+        """Free room on nodes and in-flight ones (what `existing_capacity` + `_inflight_capacity` see)."""
+        return sum(n.free for n in self.cluster.nodes.values())
+
+    def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
+        """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
+        free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
+        missing = adding - free_before
+        if missing > 0:
+            self._launch(self.planner.plan(missing), now, protect_until=now + PROTECT_S)
+
+    def _provision_batch(self, now: float, new_pending: bool) -> None:
+        """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
+        by `BatchWindow.observe`, then planned together."""
+        cluster = self.cluster
+        if self.batch.observe(now, new_pending, cluster.unbound > 0, seen_at=now + self.a.pending_detect_s):
+            self._launch(self.planner.plan(cluster.unbound), now)
+            cluster.schedule(now)
+
+    # --- the autoscaler: engine.decide on engine.reaction's schedule ------------------------------
+    def _decide(self, readings: dict[str, TriggerReading], now: float) -> None:
+        d = decide(self.setup.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
+        if self.predictor is not None:
+            d = self._predictive(readings, d, now)
+        self.state = d.state
+        if d.replicas is None or d.replicas == self.replicas:
+            return
+        adding = d.replicas - self.replicas
+        free_before = self._free()
+        self.replicas = d.replicas
+        self.replica_changes += 1
+        self.cluster.set_replicas(self.replicas, now)
+        self.cluster.schedule(now)
+        if self.policy.launch_ahead and adding > 0:
+            self._prepare_for(adding, free_before, now)
+            self.cluster.schedule(now)
 
     def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> Decision:
-        """The live controller's predictive step: record, forecast, raise (never lower)."""
+        """The live controller's predictive step: record, forecast, tell the provisioner, raise."""
         assert self.predictor is not None
         trig = self.setup.spec.triggers[0]
         r = readings.get(trig.name)
         if r is not None and r.value is not None:
             self.predictor.observe(now, r.value)
-        return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas,
-                                {trig.name: self.predictor.current})
-
-    def _slots_alive(self) -> int:
-        return sum(n.slots for n in self.cluster.nodes.values() if n.doomed_at is None and not n.draining)
-
-    def _free_slots(self) -> int:
-        return sum(n.free for n in self.cluster.nodes.values())
-
-    def _wanted_by_metrics(self, readings: dict[str, TriggerReading]) -> int:
-        """What the HPA formula asks for before its rate limits: surge provisions for it at once."""
-        wanted = 0
-        for trig in self.setup.spec.triggers:
-            r = readings.get(trig.name)
-            if r is not None and r.value is not None and trig.metric_type == "AverageValue" and trig.target > 0:
-                wanted = max(wanted, math.ceil(r.value / trig.target))
-        return min(wanted, self.setup.spec.max_replicas)
-
-    # --- the loop --------------------------------------------------------------------------------
-    def run(self) -> PolicyResult:
-        a, dt, policy, cluster = self.a, self.dt, self.policy, self.cluster
-        series = Series()
-        record_every = max(1, self.n_ticks // 2000)
-        window = max(1, round(60 / dt))
-        recent: deque[float] = deque(maxlen=window)
-        next_poll = next_hpa = next_consolidation = 0.0
-        batch_start: float | None = None
-        last_unbound_rise = 0.0
-        prev_unbound = 0
-        busy = 0.0
-        poll = self.setup.polling_interval_s
-        if policy.static:
-            self._start_static()
-        for i in range(self.n_ticks):
-            now = i * dt
-            cluster.advance(now)
-            while self.events and self.events[0][0] <= now:
-                _, _, kind, node_id = heapq.heappop(self.events)
-                self._node_event(kind, node_id, now)
-            # the autoscaler
-            if not policy.static:
-                scheduled = now >= next_poll or (now >= next_hpa and self.replicas > 0)
-                if now >= next_poll:
-                    next_poll += poll
-                if now >= next_hpa:
-                    next_hpa += a.hpa_sync_s
-                if scheduled or policy.event_driven:
-                    readings = self._readings(busy, recent)
-                    d = decide(self.setup.spec, readings, self.replicas, cluster.ready_pods, self.state, now)
-                    if self.predictor is not None:
-                        d = self._predictive(readings, d, now)
-                    # Between its scheduled decisions an event-driven autoscaler acts only to add
-                    # capacity: scale-down keeps the cadence its stabilization window was tuned for.
-                    if not scheduled and (d.replicas is None or d.replicas <= self.replicas):
-                        d.replicas = None
-                    else:
-                        self.state = d.state
-                    if d.replicas is not None and d.replicas != self.replicas:
-                        self.replicas = d.replicas
-                        self.replica_changes += 1
-                        self.history.append((now, self.replicas))
-                        cluster.set_replicas(self.replicas, now)
-                        cluster.schedule(now)
-                    if policy.together:
-                        cluster.schedule(now)
-                        ahead = max(self._wanted_by_metrics(readings), self.replicas) - self.replicas
-                        missing = cluster.unbound + ahead - self._free_slots()
-                        if missing > 0:
-                            if policy.forecast_consolidation:
-                                # size what must be launched anyway for the level the workload just had
-                                missing = max(missing, self._recent_peak(now) - self._slots_alive())
-                            self._launch_for(missing, now, protect=a.protect_s)
-                            cluster.schedule(now)
-            # Karpenter's way: pods go Pending, get noticed, are batched, then nodes launch
-            if policy.batching and cluster.unbound:
-                cluster.schedule(now)
-                if cluster.unbound > prev_unbound:
-                    last_unbound_rise = now
-                    if batch_start is None:
-                        batch_start = now + a.pending_detect_s
-                prev_unbound = cluster.unbound
-                if cluster.unbound and batch_start is not None and now >= batch_start and (
-                        now - last_unbound_rise >= a.batch_idle_s + a.pending_detect_s
-                        or now - batch_start >= a.batch_max_s):
-                    self._launch_for(cluster.unbound, now)
-                    cluster.schedule(now)
-                    batch_start = None
-                    prev_unbound = cluster.unbound
-            elif not cluster.unbound:
-                batch_start, prev_unbound = None, 0
-            if not policy.static and now >= next_consolidation:
-                next_consolidation += a.consolidation_interval_s
-                self._consolidate(now)
-            # the work (and the money: every node change of this tick has happened by now)
-            self.queue.arrive(now, float(self.arrivals[i]))
-            recent.append(float(self.arrivals[i]))
-            served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
-            busy = served / (a.pod_rate * dt)
-            cost_rate, idle_rate = self._rates()
-            self.idle_cost += idle_rate * dt / 3600
-            if cluster.unbound:
-                self.max_pending = max(self.max_pending, cluster.unbound)
-                self.pending_seconds += cluster.unbound * dt
-            if i % record_every == 0:
-                series.t.append(now)
-                series.load.append(float(self.arrivals[i]) / dt)
-                series.replicas.append(self.replicas)
-                series.ready.append(cluster.ready_pods)
-                series.nodes.append(len(cluster.nodes))
-                series.cost_per_hour.append(cost_rate)
-                series.backlog.append(self.queue.backlog)
-            if self.progress is not None and i % 10000 == 9999:
-                self.progress(10000)
-        if self.progress is not None:
-            self.progress(self.n_ticks % 10000)
-        return self._result(series)
+        forecasts = {trig.name: self.predictor.current}
+        wanted, _ = forecast_replicas(self.setup.spec, forecasts)
+        if wanted is not None and self.policy.forecast_keep:
+            self.forecast = (min(wanted, self.setup.spec.max_replicas), now + self.predictor.horizon_s)
+        return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas, forecasts)
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
         out = {}
@@ -404,148 +352,183 @@ class _Run:
             out[t.key] = TriggerReading(value, value > t.activation)
         return out
 
+    # --- the loop --------------------------------------------------------------------------------
+    def run(self) -> PolicyResult:
+        a, dt, policy, cluster = self.a, self.dt, self.policy, self.cluster
+        series = Series()
+        record_every = max(1, self.n_ticks // 2000)
+        recent: deque[float] = deque(maxlen=max(1, round(60 / dt)))
+        next_poll = next_hpa = next_consolidation = due = 0.0
+        busy = 0.0
+        prev_unbound = 0
+        poll = self.setup.polling_interval_s
+        if policy.static:
+            self._start_static()
+        for i in range(self.n_ticks):
+            now = i * dt
+            cluster.advance(now)
+            while self.events and self.events[0][0] <= now:
+                _, _, kind, key = heapq.heappop(self.events)
+                self._event(kind, key, now)
+            if not policy.static:
+                if policy.reaction == "keda-hpa":
+                    # KEDA polls on its own clock (activation); the HPA syncs every 15 s while active
+                    scheduled = now >= next_poll or (now >= next_hpa and self.replicas > 0)
+                    if now >= next_poll:
+                        next_poll += poll
+                    if now >= next_hpa:
+                        next_hpa += a.hpa_sync_s
+                    if scheduled:
+                        self._decide(self._readings(busy, recent), now)
+                elif now >= due:
+                    self._decide(self._readings(busy, recent), now)
+                    watch = watch_interval(self.trigger_types) if policy.events else None
+                    due = next_due(due, poll, now, False, watch)
+                self._provision_batch(now, cluster.unbound > prev_unbound)
+                prev_unbound = cluster.unbound
+                if now >= next_consolidation:
+                    next_consolidation += CONSOLIDATION_INTERVAL_S
+                    self._consolidate(now)
+                    prev_unbound = min(prev_unbound, cluster.unbound)
+            # the work (and the money: every node change of this tick has happened by now)
+            backlog = self.queue.backlog
+            self.queue.arrive(now, float(self.arrivals[i]))
+            recent.append(float(self.arrivals[i]))
+            served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
+            busy = served / (a.pod_rate * dt)
+            if self.pushes and self.queue.backlog != backlog:
+                due = on_change(due, now)  # keyspace notification: decide at the next tick
+            cost_rate, idle_rate = self._rates()
+            if not self.gap[i]:
+                self.idle_cost += idle_rate * dt / 3600
+            if cluster.unbound and not self.gap[i]:
+                self.max_pending = max(self.max_pending, cluster.unbound)
+                self.pending_seconds += cluster.unbound * dt
+            if i % record_every == 0:
+                series.t.append(now)
+                series.load.append(math.nan if self.gap[i] else float(self.arrivals[i]) / dt)
+                series.replicas.append(self.replicas)
+                series.ready.append(cluster.ready_pods)
+                series.nodes.append(len(cluster.nodes))
+                series.cost_per_hour.append(cost_rate)
+                series.backlog.append(self.queue.backlog)
+            if self.progress is not None and i % PROGRESS_EVERY == PROGRESS_EVERY - 1:
+                self.progress(PROGRESS_EVERY)
+        if self.progress is not None:
+            self.progress(self.n_ticks % PROGRESS_EVERY)
+        return self._result(series)
+
     def _start_static(self) -> None:
-        peak = float(self.arrivals.max()) / self.dt if len(self.arrivals) else 0.0
-        self.replicas = max(1, math.ceil(peak / self.a.pod_rate - 1e-9))
+        """Fixed replicas for the trace's peak, packed once onto the nodes the NodePool allows."""
+        self.replicas = static_replicas(self.trace, self.a)
         self.cluster.pod_start_s, start = 0.0, self.cluster.pod_start_s
-        planned, _ = self.planner.plan(self.replicas)
-        for p in planned:
+        for p in self.planner.plan(self.replicas).new_nodes:
             self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
-                                p.price_per_hour, self.planner.slots(p.instance_type), 0.0, 0.0)
+                                self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
+                                self.planner.slots(p.instance_type), 0.0, 0.0)
         self.cluster.set_replicas(self.replicas, 0.0)
         self.cluster.schedule(0.0)
         self.cluster.advance(0.0)
         self.cluster.pod_start_s = start
 
-    # --- spot interruptions ----------------------------------------------------------------------
-    def _node_event(self, kind: str, node_id: int, now: float) -> None:
-        if kind == "replace":
-            self._finish_replace(node_id, now)
+    # --- interruptions and drains -----------------------------------------------------------------
+    def _event(self, kind: str, key: int, now: float) -> None:
+        if kind == "replaced":
+            ids = self._replacements.pop(key)
+            for node_id in ids:
+                self.disrupting.pop(node_id, None)
+                node = self.cluster.nodes.get(node_id)
+                if node is not None:
+                    self._drain(node, now)
             return
-        node = self.cluster.nodes.get(node_id)
+        node = self.cluster.nodes.get(key)
         if node is None:
             return
         if kind == "notice" and node.doomed_at is None:
-            node.doomed_at = now + self.a.spot_notice_s
-            self._push(node.doomed_at, "terminate", node_id)
-            if self.policy.together and node.pods:
-                # launch the replacement first; move the pods once it is up (or when time runs out)
-                repl = self._launch_for(node.pods, now, protect=self.a.protect_s)
-                self.replacements[node_id] = repl
-                ready = max((n.ready_at for n in repl), default=now)
-                self._push(min(ready, node.doomed_at), "migrate", node_id)
-            else:
-                # Karpenter taints and drains on the warning; the pods go Pending and take the usual path
-                self.cluster.move_pods(node, self._targets(exclude=node), now)
-        elif kind == "migrate":
-            targets = self.replacements.pop(node_id, []) + self._targets(exclude=node)
-            self._remove(node, [n for n in targets if n.id in self.cluster.nodes], now, terminate=False)
-        elif kind == "drained":
-            if node.draining:
-                self.cluster.finish_drain(node, now)
-        elif kind == "terminate":
-            self.replacements.pop(node_id, None)
-            self.cluster.terminate(node, now)
-        self._dirty()
-
-    def _finish_replace(self, key: int, now: float) -> None:
-        ids, later, new = self._replace_sets.pop(key)
-        self.replacing.difference_update(later)
-        targets = [n for n in new if n.id in self.cluster.nodes]
-        for node_id in ids:
-            self.replacing.discard(node_id)
-            node = self.cluster.nodes.get(node_id)
-            if node is None:
-                continue
-            self._remove(node, sorted(targets, key=lambda n: n.free) + self._targets(exclude=node), now)
-        self._dirty()
-
-    def _remove(self, node: Node, targets: list[Node], now: float, terminate: bool = True) -> bool:
-        """Take `node`'s pods off it. Karpenter evicts (the pods restart elsewhere: a capacity dip);
-        surge starts their successors first and removes the node once they are ready."""
-        if self.policy.together and node.pods:
-            done = self.cluster.drain_gently(node, targets, now)
-            if done is None:
-                return False
-            self._push(done if node.doomed_at is None else min(done, node.doomed_at), "drained", node.id)
-            return True
-        self.cluster.move_pods(node, targets, now)
-        if terminate:
-            self.cluster.terminate(node, now)
-        return True
-
-    def _targets(self, exclude: Node) -> list[Node]:
-        return sorted((n for n in self.cluster.nodes.values() if n is not exclude and n.free > 0),
-                      key=lambda n: (n.ready_at, n.free))
-
-    # --- consolidation ---------------------------------------------------------------------------
-    def _consolidate(self, now: float) -> None:
-        if self.consolidation_policy == "Never" or self.consolidate_after is None:
-            return
-        nodes = [n for n in self.cluster.nodes.values() if n.doomed_at is None and not n.draining]
-        if not nodes:
-            return
-        budget = self._budget(len(self.cluster.nodes))
-        keep = self.replicas
-        if self.policy.forecast_consolidation:
-            window = self.setup.spec.behavior.scale_down.stabilization_window_seconds
-            keep = max([keep] + [int(r) for t, r in self.state.hpa.recommendations if t >= now - window])
-        total = sum(n.slots for n in nodes)
-        eligible = sorted((n for n in nodes if n.ready_at <= now and now >= n.protected_until
-                           and now - n.last_change >= self.consolidate_after),
-                          key=lambda n: (n.pods, -n.price))
-        removed: set[int] = set()
-        eligible = [n for n in eligible if n.id not in self.replacing]
-        for node in eligible:
-            if budget <= 0:
-                break
-            if total - node.slots < keep:
-                continue
+            # Karpenter and surge alike: taint, pre-spin a replacement for its pods, drain once it is
+            # ready or by drain_at's deadline (provisioner/controller.py handle_interruption)
+            node.doomed_at = now + SPOT_NOTICE_S
+            ready = None
             if node.pods:
-                if self.consolidation_policy != "WhenEmptyOrUnderutilized":
+                new = self._launch(self.planner.plan(node.pods), now)
+                ready = max((n.ready_at for n in new), default=None)
+            self._push(drain_at(now, ready), "drain", node.id)
+            self.disrupting[node.id] = node.pool
+        elif kind == "drain":
+            self.disrupting.pop(node.id, None)
+            self._drain(node, now)
+        self._dirty()
+
+    def _drain(self, node: Node, now: float) -> None:
+        """Evict the node's pods (they restart where the scheduler puts them, or go Pending), then
+        terminate it."""
+        count = node.pods
+        if count:
+            self.cluster.move_pods(node, [], now)  # all Pending: the scheduler places them below
+            self.cluster.pod_moves += count
+        self.cluster.terminate(node, now)
+        if count:
+            self.cluster.schedule(now)
+
+    # --- consolidation: provisioner.disruption's decisions ----------------------------------------
+    def _views(self, now: float) -> list[NodeView]:
+        out = []
+        for n in self.cluster.nodes.values():
+            if n.ready_at > now or n.doomed_at is not None or n.id in self.disrupting:
+                continue
+            out.append(NodeView(str(n.id), str(n.id), n.pool, n.price, n.pods,
+                                n.last_change if n.pods == 0 else None,
+                                self.setup.do_not_disrupt and n.pods > 0,
+                                n.protected_until if n.protected_until > n.launched_at else None,
+                                n.launched_at, self.expire_after.get(n.pool), n.capacity_type, n.last_change))
+        return out
+
+    def _others_free(self, ids: set[str], now: float) -> int:
+        return sum(n.free for n in self.cluster.nodes.values()
+                   if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting)
+
+    def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
+        """The nodes' pods onto the other registered nodes' room, the rest onto new nodes."""
+        pods = sum(v.pods for v in views)
+        missing = pods - self._others_free({v.name for v in views}, now)
+        if missing <= 0:
+            return Plan([], 0.0, 0.0)
+        return self.planner.plan(missing)
+
+    def _kept_for_forecast(self, views: Sequence[NodeView], now: float) -> bool:
+        """`ProvisioningController._kept_for_forecast`: removing the nodes must leave room for the
+        replicas a reliable forecast wants beyond the running ones."""
+        if self.forecast is None or now >= self.forecast[1]:
+            return False
+        demand = self.forecast[0] - self.cluster.pods
+        return demand > 0 and self._others_free({v.name for v in views}, now) < demand
+
+    def _consolidate(self, now: float) -> None:
+        views = self._views(now)
+        if not views:
+            return
+        busy: dict[str, int] = {}
+        for pool in self.disrupting.values():
+            busy[pool] = busy.get(pool, 0) + 1
+        keep: Callable[[Sequence[NodeView]], bool] = (
+            (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
+        actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
+                                     keep)
+        for action in actions:
+            nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
+            if action.kind == "replace":
+                assert action.replacement is not None
+                new = self._launch(action.replacement, now)
+                if not new:
                     continue
-                others = sorted((n for n in nodes if n.id != node.id and n.id not in removed and n.free > 0
-                                 and n.ready_at <= now), key=lambda n: n.free)
-                if sum(n.free for n in others) < node.pods:
-                    continue
-                if not self._remove(node, others, now):
-                    continue
+                self._seq += 1
+                self._replacements[self._seq] = [n.id for n in nodes]
+                for n in nodes:
+                    self.disrupting[n.id] = n.pool
+                self._push(max(n.ready_at for n in new), "replaced", self._seq)
             else:
-                self.cluster.terminate(node, now)
-            removed.add(node.id)
-            total -= node.slots
-            budget -= 1
-        if budget > 0 and not removed:
-            self._replace_cheaper([n for n in eligible if n.pods], budget, now)
-
-    def _replace_cheaper(self, candidates: list[Node], budget: int, now: float) -> None:
-        """Replace consolidation: when a cheaper set of nodes would hold the candidates' pods, launch
-        it; once it is up, the first `budget` old nodes are drained into it, and later passes drain
-        the rest through the underutilized rule (their pods fit in the new room), budget by budget."""
-        pods = sum(n.pods for n in candidates)
-        if not candidates or not pods:
-            return
-        if self.policy.forecast_consolidation:
-            # the replacement must also hold the level the workload just had, or it is churn
-            others = self._slots_alive() - sum(n.slots for n in candidates)
-            pods = max(pods, self._recent_peak(now) - others)
-        planned, stuck = self.planner.plan(pods)
-        old_cost = sum(n.price for n in candidates)
-        if stuck or sum(p.price_per_hour for p in planned) >= old_cost * (1 - self.a.replace_margin):
-            return
-        new = self._launch_for(pods, now, protect=self.a.protect_s, consolidating=True)
-        chosen = sorted(candidates, key=lambda n: n.pods / max(n.slots, 1))
-        ids = [n.id for n in chosen]
-        self.replacing.update(ids)
-        self._seq += 1
-        self._replace_sets[self._seq] = (ids[:budget], ids[budget:], new)
-        self._push(max(n.ready_at for n in new), "replace", self._seq)
-
-    def _budget(self, count: int) -> int:
-        spec = self.budget_nodes.strip()
-        if spec.endswith("%"):
-            return math.ceil(count * float(spec[:-1]) / 100)
-        return int(spec)
+                for n in nodes:
+                    self._drain(n, now)
 
     # --- the result ------------------------------------------------------------------------------
     def _result(self, series: Series) -> PolicyResult:
@@ -557,7 +540,7 @@ class _Run:
         by_cap: dict[str, float] = {}
         cost = savings = seconds = 0.0
         for n in nodes:
-            s = n.seconds(end)
+            s = n.seconds(end) - self.trace.missing_seconds(n.launched_at, n.launched_at + n.seconds(end))
             c = s * n.price / 3600
             cost += c
             seconds += s
@@ -578,7 +561,7 @@ class _Run:
             arrived=stats.arrived, processed=stats.processed, backlog_end=stats.backlog,
             max_pending_pods=self.max_pending, pending_pod_seconds=self.pending_seconds,
             cost_by_nodepool=by_pool, cost_by_instance_type=by_type, cost_by_capacity_type=by_cap,
-            series=series, nodes=nodes,
+            series=series, nodes=nodes, unplaceable_pods=self.unplaceable,
         )
 
 

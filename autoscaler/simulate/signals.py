@@ -37,6 +37,8 @@ class SimTrigger:
     target: float
     activation: float
     note: str = ""
+    type: str = ""
+    pushes: bool = False  # the scaler's source notifies changes (`engine.reaction.pushes`)
 
 
 class _AnyEnv(dict[str, str]):
@@ -53,6 +55,7 @@ class _AnyEnv(dict[str, str]):
 
 
 def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
+    from autoscaler.engine.reaction import pushes
     from scalers.base import Trigger
     from scalers.errors import ScalerError
     from scalers.registry import build_scaler
@@ -74,5 +77,6 @@ def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
         config = getattr(scaler, "config", None)
         activation = next((float(v) for k, v in vars(config).items() if k.startswith("activation")
                            and isinstance(v, int | float)), 0.0) if config is not None else 0.0
-        out.append(SimTrigger(key, signal, float(scaler.metric_specs()[0].target), activation))
+        out.append(SimTrigger(key, signal, float(scaler.metric_specs()[0].target), activation, type=trig.type,
+                              pushes=pushes(scaler)))
     return out

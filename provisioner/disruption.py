@@ -1,0 +1,136 @@
+"""Which nodes consolidation removes or replaces, and when: one pure function that the
+provisioning controller and the simulator both call, so the simulated Karpenter baseline and the
+shipped provisioner follow the same rules with the same constants.
+
+The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
+- methods in order: expired nodes (forceful), empty nodes (many at once), then — only under
+  `consolidationPolicy: WhenEmptyOrUnderutilized` — multi-node consolidation (the largest prefix
+  of the candidates whose pods fit elsewhere or on one cheaper node), then single-node;
+- `consolidateAfter` counts from the last pod bound to or removed from the node;
+- budgets (default `nodes: 10%` of the NodePool) cap how many nodes are disrupted at once, the
+  most restrictive active budget winning; nodes already being disrupted count against them;
+- `karpenter.sh/do-not-disrupt` on the node or one of its pods keeps it;
+- a replacement must be one node, cheaper than the nodes it replaces; replacing spot with spot is
+  behind the `SpotToSpotConsolidation` feature gate, which defaults to off
+  (https://karpenter.sh/docs/reference/settings/#feature-gates).
+Capacity surge launched ahead of pods is kept `PROTECT_S` (live and simulated alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from provisioner.plan import Plan
+from provisioner.provisioning import Disruption, NodeView, disruption_order
+
+PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
+MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at this many at most
+CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
+SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
+DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+
+
+def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:
+    """When an interrupted node is drained: once its replacement is ready (make before break, as
+    Karpenter pre-spins one on the warning), but early enough for its pods to stop gracefully
+    before the reclaim (https://karpenter.sh/docs/concepts/disruption/#interruption)."""
+    deadline = noticed_at + SPOT_NOTICE_S - DRAIN_BEFORE_RECLAIM_S
+    return deadline if replacement_ready_at is None else min(replacement_ready_at, deadline)
+
+
+@dataclass(frozen=True)
+class Action:
+    """Disrupt `nodes` for `reason`: Expired / Empty / Underutilized. An Underutilized action with a
+    `replacement` launches that plan's one new node first and drains the nodes once it is ready."""
+
+    nodes: tuple[NodeView, ...]
+    reason: str
+    replacement: Plan | None = None
+    saving_per_hour: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return "replace" if self.replacement is not None and self.replacement.new_nodes else "delete"
+
+
+def consolidatable(node: NodeView, policy: Disruption, now: float) -> bool:
+    """Past consolidateAfter since its pods last changed, not protected, not do-not-disrupt."""
+    if node.do_not_disrupt or policy.consolidate_after_s is None:
+        return False
+    if node.protected_until is not None and now < node.protected_until:
+        return False
+    since = node.pods_changed_at if node.pods_changed_at is not None else node.empty_since
+    return since is None or now - since >= policy.consolidate_after_s
+
+
+def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = False) -> Action | None:
+    """Whether moving `nodes`' pods as `plan` says is a consolidation: delete when they all fit on
+    the other nodes; replace when they need exactly one new node that costs less than `nodes` and
+    is not spot-for-spot (unless the gate is on); otherwise nothing."""
+    if plan is None or plan.unschedulable:
+        return None
+    price = sum(n.price for n in nodes)
+    if not plan.new_nodes:
+        return Action(tuple(nodes), "Underutilized", None, price)
+    if len(plan.new_nodes) != 1:
+        return None
+    new = plan.new_nodes[0]
+    if new.price_per_hour >= price:
+        return None
+    if not spot_to_spot and new.capacity_type == "spot" and all(n.capacity_type == "spot" for n in nodes):
+        return None
+    return Action(tuple(nodes), "Underutilized", plan, price - new.price_per_hour)
+
+
+def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
+                       now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
+                       keep: Callable[[Sequence[NodeView]], bool] = lambda _: False,
+                       spot_to_spot: bool = False) -> list[Action]:
+    """This round's disruptions. `plan_for(nodes)` reschedules the nodes' pods onto the other nodes
+    (and new ones where needed), None when some cannot be placed; `keep(nodes)` may veto removing
+    capacity without a replacement (surge's forecast-aware consolidation). `nodes` are the
+    initialized nodes not already being disrupted; `disrupting` counts those that are, per pool."""
+    picks = [(n, why) for n, why in disruption_order(nodes, pools, disrupting, now)
+             if why == "Expired" or not keep([n])]
+    if picks:
+        return [Action((n,), why) for n, why in picks]
+    per_pool: dict[str, int] = {}
+    for n in nodes:
+        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), "Underutilized", now)
+            for name, count in per_pool.items()}
+    candidates = []
+    for n in sorted(nodes, key=lambda n: (n.pods, -n.price, n.name)):
+        policy = pools.get(n.nodepool, Disruption())
+        if n.pods == 0 or policy.policy != "WhenEmptyOrUnderutilized" or not consolidatable(n, policy, now):
+            continue
+        if room.get(n.nodepool, 0) <= 0:
+            continue
+        room[n.nodepool] -= 1
+        candidates.append(n)
+    candidates = candidates[:MAX_MULTI_NODE_CANDIDATES]
+
+    def attempt(chosen: Sequence[NodeView]) -> Action | None:
+        action = judge(chosen, plan_for(chosen), spot_to_spot)
+        if action is None or (action.kind == "delete" and keep(chosen)):
+            return None
+        return action
+
+    # multi-node: the largest prefix (binary search, as Karpenter) of at least two nodes
+    best: Action | None = None
+    lo, hi = 2, len(candidates)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        action = attempt(candidates[:mid])
+        if action is not None:
+            best, lo = action, mid + 1
+        else:
+            hi = mid - 1
+    if best is not None:
+        return [best]
+    for n in candidates:  # single-node: the first that works
+        action = attempt([n])
+        if action is not None:
+            return [action]
+    return []
