@@ -425,6 +425,8 @@ def build_problem(
         extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
         reqs, variants = _custom_labels(pool.requirements(), known | set(extra))
         first = len(candidates)
+        # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
+        offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
         for t in catalog:
             type_labels = dict(t.labels) | extra
             if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items()
@@ -438,7 +440,7 @@ def build_problem(
                 if not o.available:
                     continue
                 labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
-                if reqs.first_violation(labels) is not None:
+                if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
                     continue
                 candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
                                             labels=labels))
