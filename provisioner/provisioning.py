@@ -158,23 +158,29 @@ def pod_requests(pod: Mapping[str, Any]) -> Resources:
 
 
 def existing_capacity(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> list[ExistingNode]:
-    """Free room on Ready, schedulable nodes: allocatable minus the requests of pods bound there."""
+    """Free room on Ready, schedulable nodes: allocatable minus the requests of pods bound there,
+    every resource (extended ones too). A pod or node whose quantities do not parse is skipped
+    (the API server admitted it; it must not stop planning)."""
     used: dict[str, Resources] = {}
     for pod in pods:
         node = (pod.get("spec") or {}).get("nodeName")
         if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-            used[node] = used.get(node, Resources()) + pod_requests(pod)
+            try:
+                used[node] = used.get(node, Resources()) + pod_requests(pod)
+            except PodSpecError:
+                continue
     out = []
     for node in nodes:
         meta, spec = node.get("metadata") or {}, node.get("spec") or {}
         if spec.get("unschedulable"):
             continue
-        alloc = Resources.from_requests((node.get("status") or {}).get("allocatable") or {}, pods=0)
-        pods_cap = int(((node.get("status") or {}).get("allocatable") or {}).get("pods", 110))
-        alloc = Resources(alloc.cpu_m, alloc.memory_mib, alloc.gpu, pods_cap)
-        taken = used.get(meta.get("name", ""), Resources())
-        free = Resources(max(0, alloc.cpu_m - taken.cpu_m), max(0, alloc.memory_mib - taken.memory_mib),
-                         max(0, alloc.gpu - taken.gpu), max(0, alloc.pods - taken.pods))
+        raw = (node.get("status") or {}).get("allocatable") or {}
+        try:
+            alloc = Resources.from_requests(raw, pods=int(str(raw.get("pods", 110))))
+        except ValueError:
+            continue
+        left = (alloc - used.get(meta.get("name", ""), Resources())).amounts()
+        free = Resources.from_amounts({k: max(0, v) for k, v in left.items()}, max(0, left["pods"]))
         taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("taints") or []
                        if t["key"] != UNREGISTERED_TAINT["key"])
         out.append(ExistingNode(meta.get("name", ""), meta.get("labels") or {}, free, taints))
