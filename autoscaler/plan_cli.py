@@ -6,6 +6,7 @@ exit status 2 (`PlanInputError`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -50,11 +51,17 @@ def _docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _pod_docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
-    """Pod files: what `kubectl get pods -A -o yaml` dumps is far past the hardened reader's
-    per-manifest limits (a 45k-Pod List is ~10 MB, one document, ~1M nodes), so they are read with
-    yaml-rs under a byte cap of their own (SURGE_PLAN_MAX_BYTES, default 512 MiB); errors are one
-    line naming the file, as everywhere."""
-    cap = int(os.environ.get("SURGE_PLAN_MAX_BYTES", str(512 * 2**20)))
+    """Pod files. What `kubectl get pods -A -o yaml` dumps is far past the hardened reader's
+    per-manifest size (a 45k-Pod List is ~10 MB, one document, ~1M nodes) and its Python object
+    construction takes ~35 s, so pod files are parsed by yaml-rs with the reader's checks around
+    it: its decoding (binary, UTF-16, Latin-1 named), its document count and depth limits, alias
+    expansion bounded, and two limits of their own — SURGE_PLAN_MAX_BYTES (default 256 MiB) and
+    no line over 1 MiB (no Kubernetes object holds such a value)."""
+    from autoscaler.manifests.reader import Limits, check_object, decode
+
+    limits = Limits.from_env()
+    cap = int(os.environ.get("SURGE_PLAN_MAX_BYTES", str(256 * 2**20)))
+    walk = dataclasses.replace(limits, max_nodes=max(limits.max_nodes, cap // 4))
     out: list[tuple[Path, dict[str, Any]]] = []
     for path in paths:
         try:
@@ -63,20 +70,25 @@ def _pod_docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
         except OSError as exc:
             raise PlanInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
         if len(data) > cap:
-            raise PlanInputError(f"{path}: over {cap} bytes (SURGE_PLAN_MAX_BYTES)")
+            raise PlanInputError(f"{path}: over the limit of {cap} bytes (SURGE_PLAN_MAX_BYTES)")
+        text = decode(data, str(path), dataclasses.replace(limits, max_bytes=cap))
+        longest = max((len(line) for line in text.splitlines()), default=0)
+        if longest > 2**20:
+            raise PlanInputError(f"{path}: a line of {longest} characters is over the limit of 1 MiB")
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PlanInputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-        try:
-            for d in _load_all(text):
-                if d is None:
-                    continue
-                if not isinstance(d, dict):
-                    raise PlanInputError(f"{path}: a document is {type(d).__name__}, expected a Kubernetes object")
-                out.append((path, d))
+            docs = _load_all(text)
         except yaml.YAMLError as exc:
             raise PlanInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if len(docs) > limits.max_documents:
+            raise PlanInputError(f"{path}: has more than {limits.max_documents} documents "
+                                 "(SURGE_MANIFEST_MAX_DOCUMENTS)")
+        for d in docs:
+            if d is None:
+                continue
+            if not isinstance(d, dict):
+                raise PlanInputError(f"{path}: a document is {type(d).__name__}, expected a Kubernetes object")
+            check_object(d, str(path), walk)
+            out.append((path, d))
     return out
 
 
@@ -168,7 +180,7 @@ def plan(
     try:
         _plan(pods, nodepool, existing, spot_prices, algorithm, format)
     except PlanInputError as exc:
-        typer.echo(f"surge plan: {exc}", err=True)
+        typer.echo(f"surge plan: error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 

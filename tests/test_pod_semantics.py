@@ -156,7 +156,7 @@ def test_bad_manifest_names_object_and_field() -> None:
     ("kind: Deployment\nmetadata: {name: d}\nspec: {replicas: three}\n", [], "Deployment d: spec.replicas"),
     ("kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n", ["--algorithm", "bogus"],
      "--algorithm: 'bogus'"),
-    (b"\xff\xfe", [], "not UTF-8"),
+    (b"\xff\xfe", [], "must be UTF-8"),
 ])
 def test_plan_cli_bad_input_is_one_line_exit_2(tmp_path: Path, content: str | bytes, args: list[str],
                                                 fragment: str) -> None:
