@@ -24,3 +24,4 @@ bench: setup
 	$(PY) bench/simulate.py
 	$(PY) bench/operator_scale.py
 	$(PY) bench/provision.py
+	$(PY) bench/cost.py

@@ -15,7 +15,7 @@ Reuse::
     rows = table(["policy", "cost $"], [["surge", "12.30"]], numeric={1})
     page = render_page("surge cost", [Section("Summary", [rows, chart])], facts={"cluster": "prod"})
 
-`line_chart` takes x in seconds from `start`; with `start` an epoch (after 2001) the axis shows UTC
+`line_chart` takes x in seconds from `start`; with `start` an epoch (after 1980) the axis shows UTC
 dates and times, otherwise time since the start ("6 h", "2 d 12 h"). Lines may hold NaN: the line
 breaks there (a gap in the data stays visible). `bar_chart` draws grouped horizontal bars, one
 group per label, one panel per measure, so measures of different units sit side by side. Pages are
@@ -34,7 +34,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
-EPOCH_2001 = 978307200.0
+EPOCH_1980 = 315532800.0  # a start later than this is a Unix time (traces from 1995 on exist); earlier is relative
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -176,7 +176,7 @@ def time_ticks(span: float, start: float = 0.0, count: int = 8) -> list[tuple[fl
     """(x, label) for a time axis of `span` seconds: dates/times (UTC) for an epoch `start`,
     else elapsed time."""
     step = next((s for s in _TIME_STEPS if span / s <= count), _TIME_STEPS[-1])
-    absolute = start >= EPOCH_2001
+    absolute = start >= EPOCH_1980
     out = []
     first = (math.ceil(start / step) * step - start) if absolute and step <= 86400 else 0.0
     x = first
@@ -248,7 +248,7 @@ def line_chart(title: str, lines: Sequence[Line], y_label: str, x_label: str = "
             pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in seg)
             paths.append(f"<polyline class='series' fill='none' stroke='{color}' stroke-width='{ln.width}'"
                          f"{dash} points='{pts}'/>")
-    absolute = start >= EPOCH_2001
+    absolute = start >= EPOCH_1980
     xl = x_label or ("time (UTC)" if absolute else "time since the start of the trace")
     axes = (f"<rect x='{PAD_L}' y='{PAD_T}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>"
             f"<text x='{PAD_L + pw / 2:.0f}' y='{height - 6}' text-anchor='middle'>{html.escape(xl)}</text>"

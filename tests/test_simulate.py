@@ -102,7 +102,7 @@ def test_trace_reads_header_and_keeps_gaps_as_gaps() -> None:
     assert t.interval == 60 and np.array_equal(t.counts, [1, 2, np.nan, np.nan, 4], equal_nan=True)
     assert t.gaps() == [(120.0, 240.0)]
     assert t.gap_notes() == ["x.csv: no data for 2 interval(s) (2 min) from t=120 s (2 min into the trace): "
-                             "simulated with no load and no cost"]
+                             "kept as a gap (no load, no cost, NaN to the forecaster)"]
 
 
 @pytest.mark.parametrize(("text", "needle"), [

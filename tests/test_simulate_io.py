@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autoscaler.cli import app
@@ -98,6 +100,20 @@ def test_coarse_intervals_are_interpolated_and_keep_their_arrivals() -> None:
     assert abs(a[119] - a[120]) < abs(600 / 120 - 1200 / 120)  # smoother than the step at the boundary
 
 
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.floats(0, 1e6)), min_size=2, max_size=40),
+       k=st.sampled_from([1, 2, 5, 12, 120]))
+def test_interpolation_keeps_every_interval_and_never_goes_negative(values: list[float | None], k: int) -> None:
+    if all(v is None for v in values):
+        values[0] = 1.0
+    t = parse_trace(csv_text(["" if v is None else repr(v) for v in values], step=60), "p.csv")
+    a = t.arrivals(60 / k)
+    assert len(a) == len(values) * k and (a >= 0).all()
+    per_interval = a.reshape(-1, k).sum(axis=1)
+    assert np.allclose(per_interval, np.nan_to_num(t.counts), rtol=1e-9, atol=1e-6)
+    assert (per_interval[t.missing] == 0).all()
+
+
 def test_a_gap_gets_no_arrivals_and_its_edges_stay_flat() -> None:
     t = parse_trace(csv_text([600, "", 600], step=600), "g.csv")
     a, gap = t.arrivals(5.0), t.missing_ticks(5.0)
@@ -115,6 +131,13 @@ def test_real_gap_is_reported_once_and_only_inside_the_window() -> None:
     assert before.gap_notes() == []
     _, say = t.head(30 * 86400)
     assert say is not None and "asked for 30 days but the trace holds only 0.5 days" in say
+
+
+def test_many_gaps_are_reported_without_flooding() -> None:
+    t = parse_trace(csv_text([1.0 if i % 4 else "" for i in range(100)]), "holes.csv")
+    notes = t.gap_notes()
+    assert len(t.gaps()) == 25 and len(notes) == 21
+    assert notes[-1].startswith("holes.csv: 5 more gaps (5 min in all) after t=4800 s")
 
 
 def test_missing_data_costs_nothing_and_carries_no_load() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autoscaler.htmlpage import COLORS, EPOCH_2001, Bars, Line, Section, bar_chart, bullets, line_chart, render_page
+from autoscaler.htmlpage import COLORS, EPOCH_1980, Bars, Line, Section, bar_chart, bullets, line_chart, render_page
 from autoscaler.htmlpage import table as html_table
 from autoscaler.simulate.policy import Assumptions
 from autoscaler.simulate.run import PolicyResult
@@ -158,7 +158,7 @@ def to_html(results: Sequence[PolicyResult], a: Assumptions, meta: dict[str, Any
 
 def _utc(t: Any) -> Any:
     """An epoch start as a UTC time (relative traces start at 0 and stay as they are)."""
-    if isinstance(t, int | float) and t >= EPOCH_2001:
+    if isinstance(t, int | float) and t >= EPOCH_1980:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     return t
 

@@ -97,11 +97,17 @@ class Trace:
         """How much of [start, end) (seconds from the trace's start) has no data."""
         return sum(max(0.0, min(end, e) - max(start, s)) for s, e in self._gaps)
 
-    def gap_notes(self) -> list[str]:
-        """One line per gap in this (possibly cut) trace."""
-        return [f"{self.name}: no data for {(e - s) / self.interval:g} interval(s) ({_hms(e - s)}) from "
-                f"{_when(self.start + s)} ({_hms(s)} into the trace): simulated with no load and no cost"
-                for s, e in self.gaps()]
+    def gap_notes(self, most: int = 20) -> list[str]:
+        """One line per gap in this (possibly cut) trace; past `most` gaps, one line for the rest."""
+        spans = self.gaps()
+        out = [f"{self.name}: no data for {(e - s) / self.interval:g} interval(s) ({_hms(e - s)}) from "
+               f"{_when(self.start + s)} ({_hms(s)} into the trace): kept as a gap (no load, no cost, NaN to the "
+               "forecaster)" for s, e in spans[:most]]
+        if len(spans) > most:
+            rest = sum(e - s for s, e in spans[most:])
+            out.append(f"{self.name}: {len(spans) - most} more gaps ({_hms(rest)} in all) after "
+                       f"{_when(self.start + spans[most][0])}, kept as gaps the same way")
+        return out
 
     def all_notes(self) -> list[str]:
         return list(self.notes) + self.gap_notes()
@@ -113,7 +119,7 @@ class Trace:
             note = None
             if seconds > self.span + 1e-9:
                 note = (f"{self.name}: asked for {seconds / 86400:g} days but the trace holds only "
-                        f"{self.span / 86400:.3g} days; simulating all of it")
+                        f"{self.span / 86400:.3g} days; using all of it")
             return self, note
         return replace(self, counts=self.counts[:rows]), None
 
@@ -127,21 +133,17 @@ class Trace:
             out = filled.copy()
         else:
             rate = np.where(self.missing, np.nan, filled / self.interval)
-            mid = (np.arange(n) + 0.5) * self.interval
-            t = (np.arange(n * k) + 0.5) * dt
-            own = np.repeat(rate, k)
-            cell = np.repeat(np.arange(n), k)
-            # neighbour to interpolate towards: the previous interval in a cell's first half, else the next
-            side = np.where(t < mid[cell], cell - 1, cell + 1)
-            inside = (side >= 0) & (side < n)
-            other = np.where(inside, rate[np.clip(side, 0, n - 1)], np.nan)
-            other = np.where(np.isnan(other), own, other)  # trace edges and gap edges stay flat
-            w = np.abs(t - mid[cell]) / self.interval
-            shape = np.nan_to_num((1 - w) * own + w * other, nan=0.0)
-            per_cell = shape.reshape(n, k).sum(axis=1)
+            prev = np.concatenate(([np.nan], rate[:-1]))
+            nxt = np.concatenate((rate[1:], [np.nan]))
+            prev = np.where(np.isnan(prev), rate, prev)  # trace edges and gap edges stay flat
+            nxt = np.where(np.isnan(nxt), rate, nxt)
+            u = (np.arange(k) + 0.5) / k - 0.5  # each tick's place from the interval's midpoint
+            w = np.abs(u)[None, :]
+            other = np.where(u[None, :] < 0, prev[:, None], nxt[:, None])
+            shape = np.nan_to_num((1 - w) * rate[:, None] + w * other, nan=0.0)  # (n, k)
+            per_cell = shape.sum(axis=1)
             factor = np.divide(filled, per_cell, out=np.zeros(n), where=per_cell > 0)
-            flat = filled / k
-            out = np.where(np.repeat(per_cell > 0, k), shape * np.repeat(factor, k), np.repeat(flat, k))
+            out = np.where((per_cell > 0)[:, None], shape * factor[:, None], (filled / k)[:, None]).ravel()
         return out if ticks is None else out[:ticks]
 
     def missing_ticks(self, dt: float, ticks: int | None = None) -> np.ndarray:
@@ -159,8 +161,8 @@ def _runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 def _when(t: float) -> str:
-    """A timestamp as UTC when it is an epoch (after 2001), else as seconds."""
-    if t >= 978307200:
+    """A timestamp as UTC when it is an epoch (after 1980; relative traces start at 0), else as seconds."""
+    if t >= 315532800:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     return f"t={t:g} s"
 

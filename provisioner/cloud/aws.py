@@ -304,24 +304,12 @@ class AWSProvider:
             await self._call("terminate_instances", InstanceIds=list(instance_ids))
 
     async def spot_prices(self, instance_types: Sequence[str]) -> dict[tuple[str, str], float]:
-        """Latest Linux spot price per (type, zone) from DescribeSpotPriceHistory, every page (one
-        page holds 1,000 rows; a region has several thousand type × zone prices)."""
-        prices: dict[tuple[str, str], tuple[Any, float]] = {}
+        """Current Linux spot price per (type, zone) from DescribeSpotPriceHistory: StartTime now
+        returns the price in force now for each (type, zone), as Karpenter asks; every page."""
+        from provisioner.cloud.spot import latest_spot_prices, spot_price_history
 
-        def pages() -> list[Any]:
-            paginator = self.ec2.get_paginator("describe_spot_price_history")
-            return list(paginator.paginate(InstanceTypes=list(instance_types), ProductDescriptions=["Linux/UNIX"],
-                                           PaginationConfig={"PageSize": 1000}))
-
-        for page in await asyncio.to_thread(pages):
-            for row in page["SpotPriceHistory"]:
-                key = (row["InstanceType"], row["AvailabilityZone"])
-                price = float(row["SpotPrice"])
-                if price < 0:
-                    continue
-                if key not in prices or row["Timestamp"] > prices[key][0]:
-                    prices[key] = (row["Timestamp"], price)
-        return {k: p for k, (_, p) in prices.items()}
+        now = self.clock()
+        return await asyncio.to_thread(lambda: latest_spot_prices(spot_price_history(self.ec2, instance_types, now)))
 
     async def type_zones(self) -> dict[str, set[str]]:
         """Zones each instance type is offered in (DescribeInstanceTypeOfferings, every page)."""
