@@ -265,3 +265,37 @@ def test_daemonset_overhead_from_running_daemonset_pods() -> None:
 
     pods = [ds_pod("agent", "n1", "100m"), ds_pod("agent", "n2", "100m"), ds_pod("logs", "n1", "250m")]
     assert daemonset_overhead_of(pods).cpu_m == 350  # once per DaemonSet, not per node
+
+
+async def test_spot_prices_are_refreshed_on_schedule() -> None:
+    """The controller reads spot prices again every 12 h (SPOT_REFRESH_S), not only at start-up;
+    a failed read keeps the last prices."""
+    from provisioner.cloud.simulated import SimulatedProvider
+    from provisioner.controller import SPOT_REFRESH_S, ProvisioningController
+
+    class Cloud(SimulatedProvider):
+        def __init__(self) -> None:
+            super().__init__(clock=lambda: now[0])
+            self.calls, self.fail = 0, False
+
+        async def spot_prices(self, names: list[str]) -> dict[tuple[str, str], float]:
+            self.calls += 1
+            if self.fail:
+                raise RuntimeError("throttled")
+            return {("m5.large", "us-east-1a"): 0.01 * self.calls}
+
+    now = [1000.0]
+    cloud = Cloud()  # the simulated cloud, with a spot price endpoint
+    ctl = ProvisioningController(None, cloud, load_catalog(), clock=lambda: now[0])  # type: ignore[arg-type]
+
+    def spot() -> list[float]:
+        m5 = next(t for t in ctl.catalog if t.name == "m5.large")
+        return [o.price for o in m5.offerings if o.capacity_type == "spot"]
+
+    assert not await ctl.refresh_spot_prices(now[0]) and cloud.calls == 0  # fresh at start-up
+    now[0] += SPOT_REFRESH_S
+    assert await ctl.refresh_spot_prices(now[0]) and spot() == [0.01]
+    assert not await ctl.refresh_spot_prices(now[0] + 60)  # not due again yet
+    now[0] += SPOT_REFRESH_S
+    cloud.fail = True
+    assert not await ctl.refresh_spot_prices(now[0]) and spot() == [0.01]  # last prices kept
