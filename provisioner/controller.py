@@ -30,7 +30,7 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from provisioner.catalog import InstanceType
+from provisioner.catalog import InstanceType, with_spot_prices
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
@@ -54,6 +54,7 @@ from provisioner.provisioning import (
     NodeView,
     claim_step,
     covers,
+    daemonset_overhead_of,
     existing_capacity,
     groups_of,
     nodeclaims_for,
@@ -63,6 +64,8 @@ from provisioner.provisioning import (
     pending_groups,
     pod_key,
     pod_requests,
+    pool_in_zones,
+    requirements_by_pod,
     total,
     with_remaining_limits,
 )
@@ -70,6 +73,7 @@ from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
+SPOT_REFRESH_S = 12 * 3600.0  # spot prices read again (all pages) as often as Karpenter's pricing controller
 
 
 def _ts(text: str | None, default: float) -> float:
@@ -100,6 +104,7 @@ class ProvisioningController:
                  disruption_interval_s: float = 10.0, tick_s: float = 1.0,
                  interruptions: Callable[[], Any] | None = None, metrics: ProvisionerMetrics | None = None) -> None:
         self.kube, self.cloud, self.catalog, self.clock = kube, cloud, catalog, clock
+        self.spot_refresh_at = clock() + SPOT_REFRESH_S  # the catalog came with fresh prices
         self.metrics = metrics or ProvisionerMetrics()
         self.pool_objs: dict[str, dict[str, Any]] = {}
         self.pool_problems: dict[str, tuple[str, str]] = {}  # pool → (reason, message) while it cannot launch
@@ -267,6 +272,7 @@ class ProvisioningController:
     async def _provision_loop(self) -> None:
         while True:
             now = self.clock()
+            await self.refresh_spot_prices(now)
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 groups = pending_groups(self.pods.values(), self._nominated())
                 pending = {n for g in groups for n in g.names()}
@@ -293,8 +299,11 @@ class ProvisioningController:
         if not pools:
             log.warning("no usable NodePool for %d pending pods", sum(g.count for g in groups))
             return []
+        pools = [await self._within_subnets(p) for p in pools]
+        overhead = daemonset_overhead_of(self.pods.values())  # every new node runs the DaemonSets too
         plan = make_plan(groups, pools, self._catalog_now(now),
-                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity())
+                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity(),
+                         overhead)
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
@@ -311,7 +320,8 @@ class ProvisioningController:
             self._start_launch(body)  # each launches as soon as its NodeClaim exists
 
         await asyncio.gather(*(create(c) for c in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog,
-                                                                  requests, names, protect_until)))
+                                                                  requests, names, protect_until,
+                                                                  requirements_by_pod(groups))))
         self.metrics.unprovisionable.set(len(plan.unschedulable))
         for item in plan.unschedulable:
             pod = self.pods.get(item["pod"])
@@ -367,6 +377,36 @@ class ProvisioningController:
         if claims:
             self.reservations.append(Reservation(namespace, labels, adding, tuple(claims), until))
         return claims
+
+    async def _within_subnets(self, pool: NodePool) -> NodePool:
+        """The pool restricted to the zones its EC2NodeClass has subnets in (a plan never picks a
+        zone the launch cannot use). Providers without subnets (simulated) leave it unchanged."""
+        zones_of = getattr(self.cloud, "zones", None)
+        if zones_of is None:
+            return pool
+        nodeclass = str((pool.spec.template.spec.node_class_ref or {}).get("name", "default"))
+        try:
+            zones = await zones_of(nodeclass)
+        except Exception as exc:  # resolving failed: the launch reports it on the NodePool
+            log.debug("zones of EC2NodeClass %s unknown: %s", nodeclass, exc)
+            return pool
+        if zones is None:
+            return pool
+        return pool_in_zones(pool, zones)
+
+    async def refresh_spot_prices(self, now: float) -> bool:
+        """Spot prices again from the cloud every SPOT_REFRESH_S (all pages); False when not due."""
+        fetch = getattr(self.cloud, "spot_prices", None)
+        if fetch is None or now < self.spot_refresh_at:
+            return False
+        self.spot_refresh_at = now + SPOT_REFRESH_S
+        try:
+            prices = await fetch(sorted({t.name for t in self.catalog}))
+        except Exception as exc:  # keep the last prices; try again at the next refresh
+            log.warning("spot prices not refreshed: %s", exc)
+            return False
+        self.catalog = with_spot_prices(self.catalog, prices)
+        return True
 
     def _pool_usage(self) -> dict[str, Resources]:
         """Capacity of every NodeClaim per pool: the launched type, or the planned (first) one."""

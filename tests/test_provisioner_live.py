@@ -447,7 +447,7 @@ async def test_nodepool_limits_count_running_nodes(k8s_api: K8s, vpc: dict) -> N
 
 
 async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: dict) -> None:
-    """NodePools get a Ready condition naming what surge does not act on (or what is wrong); an
+    """NodePools get a Ready condition (naming what surge does not act on, or what is wrong); an
     expired node whose pod a PDB protects is drained anyway once terminationGracePeriod is up."""
     em = k8s_api.emulator
     pool = nodepool(consolidateAfter="1h", budgets=[{"nodes": "100%", "reasons": ["Drifted"]}])
@@ -467,7 +467,9 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
             return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
 
         await until(lambda: bool(ready("default")) and bool(ready("broken")))
+        # minValues is planned for (no longer reported as a field surge does not act on)
         assert ready("default")["status"] == "True" and "Drifted" in ready("default")["message"]
+        assert "minValues" not in ready("default")["message"]
         assert ready("broken")["status"] == "False" and "budgets[0].schedule" in ready("broken")["message"]
         await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
         assert r.claims()[0]["spec"]["terminationGracePeriod"] == "1s"

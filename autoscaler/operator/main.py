@@ -27,7 +27,7 @@ from autoscaler.operator.leader import LeaderElector, LeaseTiming
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.metrics_auth import TokenReviewAuth
 from autoscaler.operator.predictor import Predictor
-from provisioner.catalog import load_catalog
+from provisioner.catalog import load_catalog, restrict_zones
 from provisioner.cloud.aws import AWSProvider, ec2_client
 from provisioner.cloud.base import LaunchError
 from provisioner.controller import ProvisioningController
@@ -135,6 +135,11 @@ async def make_provisioner(api: client.ApiClient, metrics: Metrics,
         logging.getLogger("surge.provisioner").warning("spot prices unavailable (%s): on-demand only", exc)
         spot = {}
     catalog = load_catalog(zones, spot)
+    try:  # offerings only where EC2 offers each type (DescribeInstanceTypeOfferings)
+        catalog = restrict_zones(catalog, await cloud.type_zones())
+    except Exception as exc:
+        logging.getLogger("surge.provisioner").warning("instance type offerings unavailable (%s): every type is "
+                                                       "assumed offered in every zone", exc)
     queue_name = os.environ.get("SURGE_INTERRUPTION_QUEUE")
     interruptions = None
     if queue_name:
