@@ -273,9 +273,9 @@ def test_forecast_cli_json(tmp_path: Path) -> None:
                                  "--plot", str(plot)])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["period_steps"] == 24 and data["selected"] in {"holt-winters", "stl-ets"}
+    assert data["period_steps"] == 24 and data["selected"] in {"holt-winters", "robust-holt-winters", "stl-ets"}
     assert {(s["model"], s["horizon_s"]) for s in data["scores"]} == {
-        (m, h) for m in ("naive", "seasonal-naive", "holt-winters", "stl-ets") for h in (3600.0, 10800.0)}
+        (m, h) for m in ("naive", "seasonal-naive", "holt-winters", "robust-holt-winters", "stl-ets") for h in (3600.0, 10800.0)}
     assert set(data["scores"][0]) == {"model", "horizon_s", "mase", "smape", "coverage_80", "fit_seconds"}
     page = plot.read_text()
     assert page.count("<polyline class='series'") >= 4 and "80 % interval" in page and "<script" not in page
