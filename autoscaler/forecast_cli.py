@@ -44,7 +44,8 @@ def forecast(
     format: str = typer.Option("text", "--format", help="text or json"),
 ) -> None:
     """Backtest naive, seasonal naive, Holt-Winters, robust Holt-Winters, STL+ETS (and MSTL+ETS with a
-    weekly season): choose on one split, score on the next; print MASE, sMAPE, 80% coverage, warm fit time and reliability."""
+    weekly season): choose on one split, score on the next; print MASE, sMAPE, 80% coverage, warm fit time
+    and reliability."""
     from autoscaler.forecast.forecaster import Declined, HorizonError, fit_forecaster, horizon_steps, prepare
     from autoscaler.simulate.trace import TraceError, load_trace
 
