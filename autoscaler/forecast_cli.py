@@ -43,9 +43,9 @@ def forecast(
     plot: Path | None = typer.Option(None, "--plot", help="write history + forecast + 80% interval as HTML"),  # noqa: B008
     format: str = typer.Option("text", "--format", help="text or json"),
 ) -> None:
-    """Backtest naive, seasonal naive, Holt-Winters, robust Holt-Winters, STL+ETS (and MSTL+ETS with a
-    weekly season): choose on one split, score on the next; print MASE, sMAPE, 80% coverage, warm fit time
-    and reliability."""
+    """Backtest naive, seasonal naive, Holt-Winters, robust Holt-Winters, STL+ETS, ARIMA + Fourier (and
+    MSTL+ETS with a weekly season): choose on one split, score on the next; print MASE, sMAPE, 80% coverage,
+    warm fit time and reliability."""
     from autoscaler.forecast.forecaster import Declined, HorizonError, fit_forecaster, horizon_steps, prepare
     from autoscaler.simulate.trace import TraceError, load_trace
 

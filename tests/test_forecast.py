@@ -273,10 +273,9 @@ def test_forecast_cli_json(tmp_path: Path) -> None:
                                  "--plot", str(plot)])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["period_steps"] == 24 and data["selected"] in {"holt-winters", "robust-holt-winters", "stl-ets"}
-    assert {(s["model"], s["horizon_s"]) for s in data["scores"]} == {
-        (m, h) for m in ("naive", "seasonal-naive", "holt-winters", "robust-holt-winters", "stl-ets")
-        for h in (3600.0, 10800.0)}
+    models = ("naive", "seasonal-naive", "holt-winters", "robust-holt-winters", "stl-ets", "arima-fourier")
+    assert data["period_steps"] == 24 and data["selected"] in models[2:]
+    assert {(s["model"], s["horizon_s"]) for s in data["scores"]} == {(m, h) for m in models for h in (3600.0, 10800.0)}
     assert set(data["scores"][0]) == {"model", "horizon_s", "mase", "smape", "coverage_80", "fit_seconds"}
     page = plot.read_text()
     assert page.count("<polyline class='series'") >= 4 and "80 % interval" in page and "<script" not in page
@@ -323,3 +322,28 @@ def test_live_errors_widen_the_interval_when_the_series_gets_noisier() -> None:
         f.observe(float(v))
     assert width() > 2 * before
     assert len(f.errors[3]) == n
+
+
+def test_arima_fourier_recovers_its_own_model() -> None:
+    """A daily shape of two harmonics plus ARIMA(1,1,1) errors (φ = 0.5, θ = −0.3): the two-step fit
+    finds φ, θ and the shape, and its one-step errors are the innovations."""
+    from autoscaler.forecast.models import ArimaFourier, fourier_basis
+
+    rng = np.random.default_rng(8)
+    n, m = 6 * 288, 288
+    shape = fourier_basis(np.arange(n), m, 2) @ np.array([30.0, 10.0, -20.0, 5.0])
+    eps = rng.standard_normal(n)
+    du = np.zeros(n)
+    for t in range(1, n):
+        du[t] = 0.5 * du[t - 1] + eps[t] - 0.3 * eps[t - 1]
+    y = 500 + shape + np.cumsum(du)
+    fit = ArimaFourier().fit(y, (m,))
+    assert abs(fit.phi - 0.5) < 0.1 and abs(fit.theta + 0.3) < 0.1, (fit.phi, fit.theta)  # type: ignore[attr-defined]
+    cycle = np.asarray(fit.cycle)  # type: ignore[attr-defined]
+    assert np.corrcoef(cycle, shape[:m])[0, 1] > 0.95
+    state = fit.start()
+    errs = []
+    for v in y.tolist():
+        errs.append(v - float(state.forecast(1)[0]))
+        state.update(v)
+    assert 0.9 < np.std(errs[10:]) < 1.15

@@ -372,7 +372,8 @@ def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
     seasonal = periods[0] > 1
     scale = _mase_scale(train, periods[-1])
     floor = INTERVAL_FLOOR * float(np.mean(train)) + 1e-9
-    candidates: list[Model] = [m for m in models if seasonal or m.name != "stl-ets"]  # no season: = holt
+    # without a season STL + ETS is Holt, and a Fourier basis has nothing to fit
+    candidates: list[Model] = [m for m in models if seasonal or m.name not in {"stl-ets", "arima-fourier"}]
     week = round(WEEK / step_s)
     if len(periods) >= 2 and periods[0] == week and train_end >= 2 * week + round(DAY / step_s):
         candidates += [HoltWinters("holt-winters-weekly", longest=True), MstlEts(step_s=step_s)]
