@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autoscaler.forecast.forecaster import Declined, fit_forecaster, predict_next, prepare  # noqa: E402
-from autoscaler.forecast.models import HoltWinters, RobustHoltWinters, StlEts, import_statsmodels  # noqa: E402
+from autoscaler.forecast.models import ArimaFourier, HoltWinters, RobustHoltWinters, StlEts, import_statsmodels  # noqa: E402
 from autoscaler.forecast_cli import resample  # noqa: E402
 from autoscaler.simulate.trace import load_trace  # noqa: E402
 
@@ -95,7 +95,7 @@ def fit_times(traces: Path) -> list[str]:
     rows = [f"Cold import of statsmodels' forecasting modules (a fresh process): "
             f"{float(cold.stdout):.2f} s — paid once per process, outside every fit time below.", "",
             "| what | points | season | warm wall s (median of 3) |", "|---|---:|---:|---:|"]
-    for model in (HoltWinters(), RobustHoltWinters(), StlEts()):
+    for model in (HoltWinters(), RobustHoltWinters(), StlEts(), ArimaFourier()):
         times = []
         for _ in range(3):
             start = time.perf_counter()

@@ -285,24 +285,28 @@ def _power(errors: np.ndarray, forecasts: np.ndarray, floor: float) -> float:
 
 def _rolling_coverage(scaled: np.ndarray, origins: np.ndarray, k: int, first: int) -> float:
     """Share of origins from index `first` inside the 80 % interval taken from the last
-    `CAL_WINDOW` scaled errors already observed there (an origin o sees targets up to o − 1)."""
-    seen = np.searchsorted(origins, origins[first:] - k, side="right")
-    full = seen >= CAL_WINDOW
-    hits = np.zeros(len(seen), dtype=bool)
-    if full.any():  # every full window at once
-        from numpy.lib.stride_tricks import sliding_window_view
+    `CAL_WINDOW` scaled errors already observed there (an origin o sees targets up to o − 1).
+    All windows at once: each a row, padded with +inf before the series starts, sorted; the
+    quantiles interpolate linearly between order statistics as `np.quantile` does."""
+    from numpy.lib.stride_tricks import sliding_window_view
 
-        rows = sliding_window_view(scaled, CAL_WINDOW)[seen[full] - CAL_WINDOW]
-        lo, hi = np.quantile(rows, [_level(0.1, CAL_WINDOW), _level(0.9, CAL_WINDOW)], axis=1)
-        target = scaled[first:][full]
-        hits[full] = (lo <= target) & (target <= hi)
-    usable = full.copy()
-    for j in np.nonzero(~full & (seen >= 2))[0].tolist():
-        window = scaled[:seen[j]]
-        lo, hi = np.quantile(window, [_level(0.1, len(window)), _level(0.9, len(window))])
-        hits[j] = lo <= scaled[first + j] <= hi
-        usable[j] = True
-    return float(hits[usable].mean()) if usable.any() else math.nan
+    seen = np.searchsorted(origins, origins[first:] - k, side="right")
+    keep = seen >= 2
+    if not keep.any():
+        return math.nan
+    seen = seen[keep]
+    padded = np.concatenate([np.full(CAL_WINDOW, np.inf), scaled])
+    rows = np.sort(sliding_window_view(padded, CAL_WINDOW)[seen], axis=1)  # row s: scaled[s − W:s]
+    n = np.minimum(seen, CAL_WINDOW)
+    bounds = []
+    for q in (0.1, 0.9):
+        pos = np.clip(0.5 + (q - 0.5) * (n + 1) / n, 0.0, 1.0) * (n - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        r = np.arange(len(n))
+        bounds.append(rows[r, lo] + (pos - lo) * (rows[r, hi] - rows[r, lo]))
+    target = scaled[first:][keep]
+    return float(np.mean((bounds[0] <= target) & (target <= bounds[1])))
 
 
 def _level(q: float, n: int) -> float:
