@@ -78,7 +78,7 @@ def forecast(
         typer.echo(json.dumps(out, indent=2) if format == "json" else f"declined: {exc}")
         raise typer.Exit(0) from None
     out |= {"period_steps": f.period, "periods_steps": list(f.periods), "selected": f.model,
-            "reliable": any(f.reliable.values()), "split_steps": f.split,
+            "reliable": any(f.reliable.values()), "split_steps": f.split, "interval_power": round(f.power, 4),
             "reliability": [{"horizon_s": k * step_s, "reliable": f.reliable[k], "why_not": f.reasons.get(k, "")}
                             for k in sorted(f.reliable)],
             "scores": [{"model": s.model, "horizon_s": s.horizon_s, "mase": round(s.mase, 4),
@@ -93,7 +93,8 @@ def forecast(
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{tr.name}: step {step_s:g} s, seasons {list(f.periods)} steps, selected {f.model}"
+    t = Table(title=f"{tr.name}: step {step_s:g} s, seasons {list(f.periods)} steps, selected {f.model}, "
+                    f"interval spread ∝ forecast^{f.power:.2f}"
                     + ("" if any(f.reliable.values()) else f" (unreliable: {f.reason})"))
     for col in ("model", "horizon", "MASE", "sMAPE", "80% coverage", "fit s"):
         t.add_column(col, justify="left" if col == "model" else "right")
