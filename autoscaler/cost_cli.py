@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+MAX_PRINTED_PROBLEMS = 20
+
 
 def cost(
     prometheus: str = typer.Option(..., "--prometheus", help="Prometheus base URL (kube-state-metrics + cAdvisor)"),
@@ -21,6 +23,9 @@ def cost(
     live_prices: bool = typer.Option(False, "--live-prices/--offline-prices",
                                      help="ask the AWS Pricing API and DescribeSpotPriceHistory (default: the "
                                           "bundled catalog, spot priced on demand)"),
+    recorded_prices: bool = typer.Option(True, "--recorded-prices/--no-recorded-prices",
+                                         help="use node prices recorded in Prometheus (node_*_hourly_cost, from "
+                                              "OpenCost or surge's operator) where present"),
     aws_endpoint_url: str | None = typer.Option(None, "--aws-endpoint-url", help="EC2/Pricing endpoint (tests)"),
     what_if: str | None = typer.Option(None, "--what-if", help="keda-karpenter: replay each ScaledObject's "
                                                                 "recorded trigger readings through the simulator"),
@@ -38,7 +43,7 @@ def cost(
     from autoscaler.cost.collect import parse_duration
     from autoscaler.cost.prices import PriceBook, load_price_book, offline_price_book, pricing_client
     from autoscaler.cost.prom import Prometheus, PrometheusError
-    from autoscaler.cost.report import run_cost, table, to_csv, to_json, write_report
+    from autoscaler.cost.report import rich_table, run_cost, to_csv, to_json, write_report
 
     err = Console(stderr=True)
     try:
@@ -48,6 +53,9 @@ def cost(
             raise CostInputError(f"--what-if: expected keda-karpenter; got {what_if!r}")
         span = parse_duration(window, "--window")
         step_s = parse_duration(step, "--step")
+        if step_s > span:
+            raise CostInputError(f"--step: {step} is longer than --window {window}; expected a step of at most "
+                                 "the window (and at least the scrape interval)")
         stop = (end if end is not None else time.time()) // step_s * step_s
         start = stop - span // step_s * step_s
         prom = Prometheus(prometheus)
@@ -69,15 +77,15 @@ def cost(
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            run = run_cost(prom, start, stop, step_s, by, book_for, tick)
+            run = run_cost(prom, start, stop, step_s, by, book_for, tick, use_recorded=recorded_prices)
             whatif = None
             if what_if is not None:
                 from autoscaler.cost.whatif import what_if_keda_karpenter
 
                 progress.update(task, description="simulating keda-karpenter", completed=0, total=None)
                 whatif = what_if_keda_karpenter(prom, run, scaledobject, tick, pod_rate=pod_rate, slo_s=slo)
-    except (CostInputError, PrometheusError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except (CostInputError, PrometheusError) as exc:  # bad options, unreachable Prometheus: one line, exit 2
+        typer.echo(f"surge cost: error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(2) from None
     notes = whatif.notes if whatif else []
     if report is not None:
@@ -94,11 +102,14 @@ def cost(
     import sys
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
-    console.print(table(run))
+    console.print(rich_table(run))
     if whatif is not None:
         console.print(whatif.table())
-    for p in run.allocation.problems:
+    problems = run.allocation.problems
+    for p in problems[:MAX_PRINTED_PROBLEMS]:
         console.print(f"problem: {p}")
+    if len(problems) > MAX_PRINTED_PROBLEMS:
+        console.print(f"problem: … {len(problems) - MAX_PRINTED_PROBLEMS} more (all in --format json and --report)")
     for n in [*run.prices.notes, *notes]:
         console.print(f"note: {n}")
     if report is not None:

@@ -24,7 +24,7 @@ from autoscaler.cost.allocation import (
     allocate,
     split_price,
 )
-from autoscaler.cost.collect import parse_duration, plan_chunks
+from autoscaler.cost.collect import chunk_from, parse_duration, plan_chunks
 from autoscaler.cost.whatif import arrivals_from_backlog, estimated_wait, fill_gaps
 
 
@@ -131,3 +131,24 @@ def test_wait_estimate_and_gap_filling() -> None:
         0.0, 60.0, float("inf")]
     filled, n = fill_gaps(np.array([np.nan, 1.0, np.nan, np.nan, 4.0]))
     assert filled.tolist() == [1.0, 1.0, 1.0, 1.0, 4.0] and n == 3
+
+
+def test_max_of_request_and_usage_is_taken_per_container() -> None:
+    """OpenCost's rule is per container: a sidecar using CPU it did not request is charged its usage
+    on top of the main container's request, not hidden by the main container's idle request."""
+    pod = {"namespace": "a", "pod": "p"}
+    chunk = chunk_from(0, 3600, 300, [({"node": "n"}, 12)], [(pod, 12)], [
+        ({**pod, "container": "main", "node": "n", "resource": "cpu"}, 1.0),
+        ({**pod, "container": "main", "node": "n", "resource": "memory"}, 2 * GIB),
+        ({**pod, "container": "side", "node": "n", "resource": "memory"}, 0.5 * GIB),
+    ], [({**pod, "container": "main"}, 0.1 * 3600), ({**pod, "container": "side"}, 1.0 * 3600)],
+        [({**pod, "container": "main"}, 1 * GIB), ({**pod, "container": "side"}, 1 * GIB)])
+    (u,) = chunk.pods
+    assert u.hours == 1.0 and u.node == "n"
+    assert u.cpu_request == 1.0 and u.cpu_usage == pytest.approx(1.1)
+    assert u.cpu_allocation == pytest.approx(2.0)  # 1 requested (main) + 1 used (side), not max(1, 1.1)
+    assert u.memory_allocation == pytest.approx(3 * GIB)  # 2 GiB requested (main) + 1 GiB used (side)
+    nodes = {"n": NodeInfo("n", "m5.large", "on-demand", "us-east-1a", None, "p", 2, 8 * GIB, 0)}
+    a = allocate("namespace", 0, 3600, nodes, {}, [chunk], spec_of, price_of)
+    cpu, ram, _ = split_price(0.096, 2, 8, 0)
+    assert a.groups["a"].total == pytest.approx(2.0 * cpu + 3 * ram)

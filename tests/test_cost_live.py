@@ -33,7 +33,6 @@ from autoscaler.cost.allocation import IDLE, UNKNOWN
 from autoscaler.cost.prices import PriceBook, SpotRow, catalog_on_demand, spot_changes
 from autoscaler.cost.prom import Prometheus
 from autoscaler.cost.report import run_cost
-from tests.fixtures.aws import moto_server  # noqa: F401 - fixture
 from tests.fixtures.promhistory import OpenMetricsWriter, SynthNode, SynthPod, backfill, prometheus_on, write_cluster
 from tests.servers import Server
 
@@ -81,6 +80,18 @@ def bad_cluster(t: float) -> tuple[list[SynthNode], list[SynthPod]]:
     return nodes, pods
 
 
+def recorded_cluster(t: float) -> tuple[list[SynthNode], list[SynthPod]]:
+    """Two hours in which a cost exporter recorded node-rec's prices (spot, $0.05/h) but not node-book's."""
+    end = t + 2 * H
+    return ([SynthNode("node-rec", "m5.xlarge", "spot", "us-east-1a", "general", 4, 16 * GIB, 0, t, end),
+             SynthNode("node-book", "m5.large", "on-demand", "us-east-1a", "general", 2, 8 * GIB, 0, t, end)],
+            [SynthPod("rec", "r-1", "node-rec", "<none>", "<none>", 1, 2 * GIB, 0.5, 1 * GIB, t, end)])
+
+
+REC_PRICES = {"node_total_hourly_cost": 0.05, "node_cpu_hourly_cost": 0.008, "node_ram_hourly_cost": 0.001,
+              "node_gpu_hourly_cost": 0.0}
+
+
 @pytest.fixture(scope="module")
 def history() -> Iterator[tuple[str, float, float]]:
     """(Prometheus URL, T of the worked example, T of the broken one)."""
@@ -90,16 +101,24 @@ def history() -> Iterator[tuple[str, float, float]]:
         om = Path(tmp, "history.om")
         g_nodes, g_pods = cluster(t_good)
         b_nodes, b_pods = bad_cluster(t_bad)
+        r_nodes, r_pods = recorded_cluster(t_bad - 3 * H)
         with om.open("w") as f:
             w = OpenMetricsWriter(f)
-            write_cluster(w, g_nodes + b_nodes, g_pods + b_pods, 60.0,
+            write_cluster(w, g_nodes + b_nodes + r_nodes, g_pods + b_pods + r_pods, 60.0,
                           scaled_objects=[("web", "web-so", "Deployment", "web")])
+            rec_minutes = [t_bad - 3 * H + 60 * i for i in range(120)]
+            for name, price in REC_PRICES.items():
+                w.family(name, [({"instance": "node-rec", "node": "node-rec", "instance_type": "m5.xlarge",
+                                  "region": "us-east-1", "provider_id": "aws:///us-east-1a/i-1", "arch": "amd64"},
+                                 [(t, price) for t in rec_minutes])])
             minutes = [t_good + 60 * i for i in range(120)]
             w.family("keda_scaler_metrics_value", [
                 ({"namespace": "web", "scaledObject": "web-so", "scaler": "redisScaler", "triggerIndex": "0",
                   "metric": "s0-redis-jobs"}, [(t, backlog_at(i)) for i, t in enumerate(minutes) if not 50 <= i < 60]),
                 ({"namespace": "web", "scaledObject": "ghost-so", "scaler": "redisScaler", "triggerIndex": "0",
-                  "metric": "s0-redis-q"}, [(t, 5.0) for t in minutes])])
+                  "metric": "s0-redis-q"}, [(t, 5.0) for t in minutes]),
+                ({"namespace": "web", "scaledObject": "api-so", "scaler": "prometheusScaler", "triggerIndex": "0",
+                  "metric": "s0-prometheus"}, [(t, 40.0 if 60 <= i < 90 else 5.0) for i, t in enumerate(minutes)])])
             w.family("kube_deployment_status_replicas_available", [
                 ({"namespace": "web", "deployment": "web"}, [(t, 2.0) for t in minutes])])
             w.close()
@@ -128,6 +147,16 @@ spec:
   triggers:
     - type: redis
       metadata: {address: "redis:6379", listName: jobs, listLength: "100"}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api-so, namespace: web}
+spec:
+  scaleTargetRef: {name: web}
+  maxReplicaCount: 50
+  triggers:
+    - type: prometheus
+      metadata: {serverAddress: "http://prometheus:9090", query: "sum(rate(http_requests_total[1m]))", threshold: "10"}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -215,9 +244,13 @@ def test_cli_json_offline_prices_and_html_in_chromium(history: tuple[str, float,
     assert csv_text.splitlines()[0] == "name,hours,cpu,ram,gpu,total,share" and "__idle__" in csv_text
 
     dom = render(tmp_path / "cost.html")
-    assert dom.count('class="layer"') == 4  # ml, web, batch, idle
-    assert 'data-name="idle share"' in dom and 'data-name="spot share"' in dom
-    assert "<td>node-idle</td>" in dom and "<td>ml</td>" in dom and "<td>__idle__</td>" in dom
+    # the stacked cost chart (ml, web, batch, idle), the bars, the idle/spot shares: SVG in the page
+    assert dom.count("<svg") == 3 and dom.count('class="series"') == 4 + 2
+    assert "idle share" in dom and "spot share" in dom and "cost by namespace" in dom
+    groups = dom.split('class="groups"')[1].split("</table>")[0]
+    assert [cell.split("<")[0] for cell in groups.split("<td>")[1:] if cell.split("<")[0] in
+            {"ml", "web", "batch", "__idle__"}] == ["ml", "web", "batch", "__idle__"]
+    assert "<td>node-idle</td>" in dom
 
 
 def render(page: Path) -> str:
@@ -251,6 +284,11 @@ def test_bad_inputs_reported_and_reconciled(history: tuple[str, float, float]) -
     # last sample at the first step of the gap, so it counts 1.5 h + one 5-minute step
     assert a.nodes["node-gap"].hours == pytest.approx(1.5 + 5 / 60)
     assert abs(a.allocated + a.idle - a.total) < 1e-9
+    # the terminal table says the same, item by item
+    result = CliRunner().invoke(app, ["cost", "--prometheus", url, "--window", "2h", "--end", str(t + 2 * H)])
+    assert result.exit_code == 0, result.output
+    assert "__idle__" in result.output and "problem: node node-odd" in result.output
+    assert "problem: pod b/ghost-pod" in result.output
 
 
 def test_what_if_keda_karpenter_replays_recorded_readings(history: tuple[str, float, float], tmp_path: Path) -> None:
@@ -273,12 +311,16 @@ def test_what_if_keda_karpenter_replays_recorded_readings(history: tuple[str, fl
     # readings every 5 minutes (--step); the 10 minutes without samples leave one step past the lookback
     assert any("1 of 24 steps had no reading" in n for n in web["notes"])
     assert any("bundled sample" in n for n in ghost["notes"]) and ghost["actual_cost"] == 0
+    # a rate trigger's readings are the arrival rate itself; no wait estimate exists for the actual run
+    api = by["api-so"]
+    assert api["signal"] == "rate" and api["actual_slo_violation_minutes"] is None
+    assert api["keda_karpenter"]["cost_usd"] > 0
     assert out["assumptions"]["pod_rate"] == 10.0 and any("lower bound" in n for n in out["notes"])
     assert "What if KEDA + Karpenter" in (tmp_path / "r" / "cost.html").read_text()
 
 
 def test_cli_live_prices_against_moto_fall_back_and_say_so(history: tuple[str, float, float],
-                                                           moto_server: Server) -> None:  # noqa: F811
+                                                           moto_server: Server) -> None:
     url, t, _ = history
     result = CliRunner().invoke(app, ["cost", "--prometheus", url, "--window", "2h", "--end", str(t + 2 * H),
                                       "--format", "json", "--live-prices",
@@ -298,3 +340,20 @@ def test_bad_arguments_exit_2_naming_the_option(history: tuple[str, float, float
         assert result.exit_code == 2 and said in result.output, result.output
     result = CliRunner().invoke(app, ["cost", "--prometheus", "http://127.0.0.1:9", "--window", "1h"])
     assert result.exit_code == 2 and "unreachable" in result.output
+
+
+def test_recorded_node_prices_are_used_where_present(history: tuple[str, float, float]) -> None:
+    """Where a cost exporter recorded node prices (OpenCost's series), they price the node, as OpenCost
+    reads them; the price book prices the rest and the on-demand side of spot savings."""
+    url, _, t_bad = history
+    t = t_bad - 3 * H
+    a = run_cost(Prometheus(url), t, t + 2 * H, 300, "namespace", lambda types, zones: worked_book()).allocation
+    rec, book = a.nodes["node-rec"], a.nodes["node-book"]
+    assert rec.price_source == "recorded" and rec.cost.total == pytest.approx(2 * 0.05)
+    assert rec.spot_savings == pytest.approx(2 * (0.192 - 0.05))
+    assert a.groups["rec"].total == pytest.approx(2 * (1 * 0.008 + 2 * 0.001))  # the recorded unit prices
+    assert book.price_source == "on-demand" and book.cost.total == pytest.approx(2 * 0.096)
+    assert abs(a.allocated + a.idle - a.total) < 1e-12 and a.problems == []
+    off = run_cost(Prometheus(url), t, t + 2 * H, 300, "namespace", lambda types, zones: worked_book(),
+                   use_recorded=False).allocation
+    assert off.nodes["node-rec"].cost.total == pytest.approx(2 * 0.07)  # the book's spot price instead

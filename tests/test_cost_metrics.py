@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
@@ -14,11 +15,13 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
 from autoscaler.cost.allocation import DEFAULT_CPU_HOURLY, DEFAULT_GPU_HOURLY, DEFAULT_RAM_HOURLY
-from autoscaler.cost.exporter import CostCollector, container_samples, price_of_catalog
+from autoscaler.cost.exporter import CostCollector, container_samples, install, price_of_catalog
 from autoscaler.cost.prices import spec_of
 from provisioner.catalog import load_catalog
 from tests.fixtures.promhistory import prometheus_on
+from tests.k8s.fixture import K8s
 from tests.servers import free_port
+from tests.test_provisioner_live import vpc  # noqa: F401 - fixture
 
 GIB = 1024 ** 3
 
@@ -107,3 +110,34 @@ def test_exported_metrics_scraped_by_prometheus() -> None:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+async def test_operator_exports_the_nodes_its_provisioner_launched(k8s_api: K8s,
+                                                                   vpc: dict[str, Any]) -> None:  # noqa: F811
+    """The collector as the operator installs it, over the provisioner's live watches: every node it
+    launched is priced by its instance type, capacity type and zone."""
+    from tests.test_provisioner_live import CATALOG, pending_pod, rig, until
+
+    em = k8s_api.emulator
+    for i in range(3):
+        em.put("v1", "pods", pending_pod(f"web-{i}"))
+    async with rig(k8s_api, vpc) as r:
+        await until(lambda: len(em.all("v1", "nodes")) >= 1 and all(
+            "karpenter.sh/capacity-type" in (n["metadata"].get("labels") or {}) for n in em.all("v1", "nodes")))
+        await asyncio.sleep(0.5)  # the watch delivers the labelled nodes
+        registry = CollectorRegistry()
+        install(registry, None, r.controller, time.time)
+        got = {smp.labels["node"]: smp for fam in registry.collect() if fam.name == "node_total_hourly_cost"
+               for smp in fam.samples}
+        nodes = em.all("v1", "nodes")
+        assert set(got) == {n["metadata"]["name"] for n in nodes}
+        by_name = {t.name: t for t in CATALOG}
+        for n in nodes:
+            labels = n["metadata"]["labels"]
+            itype, ctype = labels["node.kubernetes.io/instance-type"], labels["karpenter.sh/capacity-type"]
+            zone = labels["topology.kubernetes.io/zone"]
+            price = min(o.price for o in by_name[itype].offerings if o.capacity_type == ctype and o.zone == zone)
+            smp = got[n["metadata"]["name"]]
+            assert smp.labels["instance_type"] == itype and smp.value == pytest.approx(price)
+            spot = registry.get_sample_value("kubecost_node_is_spot", smp.labels)
+            assert spot == (1.0 if ctype == "spot" else 0.0)

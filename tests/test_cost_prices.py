@@ -23,7 +23,6 @@ from autoscaler.cost.prices import (
     spot_changes,
     spot_rows,
 )
-from tests.fixtures.aws import moto_server  # noqa: F401 - fixture
 from tests.servers import Server
 
 
@@ -83,7 +82,7 @@ def count_calls(client: Any) -> Counter[str]:
     return calls
 
 
-def test_moto_spot_history_read_paged_and_placeholder_ignored(moto_server: Server) -> None:  # noqa: F811
+def test_moto_spot_history_read_paged_and_placeholder_ignored(moto_server: Server) -> None:
     _, ec2 = clients(moto_server)
     now = 1_800_000_000.0
     rows = read_spot_history(ec2, ["m5.large", "g4dn.xlarge"], now - 86400, now)
@@ -94,7 +93,7 @@ def test_moto_spot_history_read_paged_and_placeholder_ignored(moto_server: Serve
     assert plausible_spot_rows(rows, now - 86400) == []
 
 
-def test_moto_price_book_falls_back_and_says_so(moto_server: Server) -> None:  # noqa: F811
+def test_moto_price_book_falls_back_and_says_so(moto_server: Server) -> None:
     pricing, ec2 = clients(moto_server)
     calls = count_calls(ec2)
     cache = SpotCache(ttl_s=600)
@@ -140,3 +139,19 @@ def test_spot_rows_accepts_datetimes_and_epochs() -> None:
                        "Timestamp": 1.0}])
     assert rows == [SpotRow("m5.large", "us-east-1a", 0.0412, when.timestamp()),
                     SpotRow("m5.large", "us-east-1b", 0.05, 1.0)]
+
+
+async def test_provider_spot_prices_share_the_paged_reader(moto_server: Server) -> None:
+    """The provisioner's live spot prices and cost reports read spot history through one paged reader."""
+    import time
+
+    from provisioner.cloud.aws import AWSProvider
+    from provisioner.cloud.spot import latest_spot_prices, spot_price_history
+
+    _, ec2 = clients(moto_server)
+    calls = count_calls(ec2)
+    provider = AWSProvider(ec2, "demo", lambda name: None, time.time)  # type: ignore[arg-type, return-value]
+    live = await provider.spot_prices(["m5.large", "c5.large"])
+    assert calls["DescribeSpotPriceHistory"] == 1
+    assert {t for t, _ in live} == {"m5.large", "c5.large"} and len({z for _, z in live}) >= 3
+    assert live == latest_spot_prices(list(spot_price_history(ec2, ["m5.large", "c5.large"], time.time())))

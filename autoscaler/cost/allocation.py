@@ -6,8 +6,8 @@ Rules (facts from OpenCost's cost model, our own code):
   ratio of OpenCost's default prices (CPU 0.031611, RAM 0.004237, GPU 0.95 $/h): with
   m = gpus·(GPU/RAM) + cores·(CPU/RAM) + GiB, RAM = price/m, CPU = RAM·(CPU/RAM), GPU = RAM·(GPU/RAM),
   so cores·CPU + GiB·RAM + gpus·GPU is the node's price exactly.
-- A pod costs, per resource, max(average request, average usage) × the hours it ran × its node's
-  unit price; GPUs are charged by request.
+- A pod costs, per resource, the sum over its containers of max(average request, average usage)
+  × the hours it ran × its node's unit price; GPUs are charged by request.
 - Idle is a node's cost minus what its pods were charged (per resource). allocated + idle = total
   holds for every node, every chunk and the whole window, by construction.
 - Nothing is dropped: a node without an instance type or price is charged at OpenCost's default
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # OpenCost's default prices (configs/default.json): used for the CPU/RAM/GPU split ratio and to
 # price what has no known instance price.
@@ -74,9 +74,9 @@ class PodInfo:
     labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
-@dataclass(frozen=True)
-class PodUsage:
-    """One pod over one chunk: hours it ran and its averages over them (requests, usage)."""
+class PodUsage(NamedTuple):
+    """One pod over one chunk: hours it ran and its averages over them (requests, usage). A named
+    tuple: a month of a big cluster makes hundreds of thousands of them."""
 
     namespace: str
     pod: str
@@ -87,6 +87,10 @@ class PodUsage:
     memory_usage: float = 0.0  # bytes
     gpu_request: float = 0.0
     node: str | None = None  # where the request series said it ran (pod info wins)
+    # Σ over containers of max(request, usage) — OpenCost takes the max per container; None: the
+    # pod-level max(request, usage)
+    cpu_allocation: float | None = None
+    memory_allocation: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class Chunk:
     end: float
     node_hours: Mapping[str, float]
     pods: Sequence[PodUsage]
+    # node → (total $/h, per core, per GiB, per GPU) as the cluster's cost exporter (OpenCost's or
+    # surge's) recorded them over the chunk; unit prices may be None
+    recorded: Mapping[str, tuple[float, float | None, float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,23 @@ def price_node(node: NodeInfo, spec: Spec | None, price_of: PriceOf, at: float,
     return NodePrice(price, cpu, ram, gpu, on_demand if on_demand is not None else price, capacity == SPOT, source)
 
 
+def recorded_price(node: NodeInfo, spec: Spec | None, rec: tuple[float, float | None, float | None, float | None],
+                   price_of: PriceOf, at: float) -> NodePrice:
+    """The price the cluster's cost exporter recorded for the node (OpenCost reads these series too);
+    unit prices it did not record are split from the total. On-demand price for spot savings from
+    the price book."""
+    total, cpu, ram, gpu = rec
+    if cpu is None or ram is None:
+        cores = node.cpu_cores if node.cpu_cores is not None else (spec.cores if spec else 0.0)
+        mem = node.memory_bytes if node.memory_bytes is not None else (spec.memory_bytes if spec else 0.0)
+        gpus = node.gpus if node.gpus is not None else (spec.gpus if spec else 0.0)
+        cpu, ram, gpu = split_price(total, cores, mem / GIB, gpus)
+    spot = node.capacity_type == SPOT
+    on_demand = price_of(node.instance_type, ON_DEMAND, node.zone, at)[1] if node.instance_type else None
+    return NodePrice(total, cpu, ram, gpu or 0.0, on_demand if on_demand is not None and spot else total, spot,
+                     "recorded")
+
+
 # --- allocation ----------------------------------------------------------------------------------
 def _group_of(by: str, pod: PodInfo | None, usage: PodUsage, node: NodeInfo | None) -> str:
     if by == "namespace":
@@ -314,7 +338,8 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
     """Allocate every chunk's node cost to pods and idle; see the module doc for the rules."""
     check_by(by)
     out = Allocation(by, start, end)
-    unknown_node = NodeInfo(UNKNOWN)
+    seen: dict[tuple[str, str], tuple[str, NodeInfo, str, str | None]] = {}  # pod → node, group, ScaledObject
+    gaps: set[str] = set()
     for ci, chunk in enumerate(chunks):
         out.series_t.append(chunk.start)
         mid = (chunk.start + chunk.end) / 2
@@ -329,11 +354,15 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
                                                  info.nodepool or UNKNOWN)
             return nt
 
-        def price(name: str, info: NodeInfo, prices: dict[str, NodePrice] = prices, mid: float = mid) -> NodePrice:
+        def price(name: str, info: NodeInfo, prices: dict[str, NodePrice] = prices, mid: float = mid,
+                  chunk: Chunk = chunk) -> NodePrice:
+            """The node's price in this chunk (recorded, else from the book), computed once per chunk."""
             p = prices.get(name)
             if p is None:
                 spec = spec_of(info.instance_type) if info.instance_type else None
-                p = prices[name] = price_node(info, spec, price_of, mid, out.problem)
+                rec = chunk.recorded.get(name)
+                p = prices[name] = recorded_price(info, spec, rec, price_of, mid) if rec is not None \
+                    else price_node(info, spec, price_of, mid, out.problem)
                 nt = node_total(name, info)
                 nt.price_source = p.source
                 if info.capacity_type is None:
@@ -359,42 +388,44 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
                 chunk_spot += cpu + ram + gpu
             chunk_total += cpu + ram + gpu
 
+        groups, group_hours, scaled = out.groups, out.group_hours, out.scaled_objects
         for u in chunk.pods:
-            if u.hours <= 0:
+            hours = u.hours
+            if hours <= 0:
                 continue
-            info_pod = pods.get((u.namespace, u.pod))
-            node_name = (info_pod.node if info_pod and info_pod.node else None) or u.node
-            item = f"pod {u.namespace}/{u.pod}"
-            if info_pod is None:
-                out.problem(item, "no kube_pod_info: workload and labels unknown")
-            if not node_name or (node_name not in nodes and node_name not in chunk.node_hours):
-                out.problem(item, f"runs on node {node_name or '(none)'} that no metric describes: charged at "
-                                  "OpenCost's default unit prices on node 'unknown'")
-                node_name = UNKNOWN
+            key = (u.namespace, u.pod)
+            resolved = seen.get(key)
+            if resolved is None:
+                resolved = seen[key] = _resolve(by, key, u, pods, nodes, chunk.node_hours, out.problem)
+            node_name, node_info, g, so = resolved
             if node_name == UNKNOWN:
-                node_info, p = unknown_node, default_price(0, 0, 0, "default")
+                p = UNKNOWN_PRICE
             else:
-                node_info = nodes.get(node_name) or NodeInfo(node_name)
-                p = price(node_name, node_info)
-                if node_name not in chunk.node_hours:
+                p = prices.get(node_name) or price(node_name, node_info)
+                if node_name not in chunk.node_hours and node_name not in gaps:
+                    gaps.add(node_name)
                     out.problem(f"node {node_name}", "pods ran while the node had no samples (a gap in Prometheus): "
-                                                     "charged at its unit prices, its idle goes negative")
-            cpu = max(u.cpu_request, u.cpu_usage) * u.hours * p.cpu_hourly
-            ram = max(u.memory_request, u.memory_usage) / GIB * u.hours * p.ram_hourly
-            gpu = u.gpu_request * u.hours * p.gpu_hourly
-            nt = node_total(node_name, node_info)
+                                                     "charged at its unit prices, its idle may go negative")
+            cores = u.cpu_allocation if u.cpu_allocation is not None else max(u.cpu_request, u.cpu_usage)
+            cpu = cores * hours * p.cpu_hourly
+            mem = u.memory_allocation if u.memory_allocation is not None else max(u.memory_request, u.memory_usage)
+            ram = mem / GIB * hours * p.ram_hourly
+            gpu = u.gpu_request * hours * p.gpu_hourly
+            charged = cpu + ram + gpu
+            nt = out.nodes.get(node_name) or node_total(node_name, node_info)
             nt.allocated.add(cpu, ram, gpu)
             if node_name == UNKNOWN or p.source == "none":  # nothing priced the node: it costs what its pods do
                 nt.cost.add(cpu, ram, gpu)
                 nt.price_source = p.source
-                chunk_total += cpu + ram + gpu
-            g = _group_of(by, info_pod, u, node_info)
-            out.groups.setdefault(g, Cost()).add(cpu, ram, gpu)
-            out.group_hours[g] = out.group_hours.get(g, 0.0) + u.hours
-            chunk_groups[g] = chunk_groups.get(g, 0.0) + cpu + ram + gpu
-            if info_pod is not None and info_pod.scaled_object:
-                so = f"{u.namespace}/{info_pod.scaled_object}"
-                out.scaled_objects[so] = out.scaled_objects.get(so, 0.0) + cpu + ram + gpu
+                chunk_total += charged
+            cost = groups.get(g)
+            if cost is None:
+                cost = groups[g] = Cost()
+            cost.add(cpu, ram, gpu)
+            group_hours[g] = group_hours.get(g, 0.0) + hours
+            chunk_groups[g] = chunk_groups.get(g, 0.0) + charged
+            if so is not None:
+                scaled[so] = scaled.get(so, 0.0) + charged
 
         chunk_groups[IDLE] = chunk_total - sum(chunk_groups.values())
         for g, v in chunk_groups.items():
@@ -409,6 +440,27 @@ def allocate(by: str, start: float, end: float, nodes: Mapping[str, NodeInfo], p
             out.problem(f"node {n.name}", f"pods were charged ${-n.idle:,.2f} more than the node cost "
                                           "(usage above capacity, or a gap in the node's samples)")
     return out
+
+
+UNKNOWN_PRICE = default_price(0, 0, 0, "default")
+
+
+def _resolve(by: str, key: tuple[str, str], u: PodUsage, pods: Mapping[tuple[str, str], PodInfo],
+             nodes: Mapping[str, NodeInfo], node_hours: Mapping[str, float],
+             problem: Callable[[str, str], None]) -> tuple[str, NodeInfo, str, str | None]:
+    """Where a pod ran, its group and its ScaledObject — once per pod (they do not change)."""
+    info_pod = pods.get(key)
+    node_name = (info_pod.node if info_pod and info_pod.node else None) or u.node
+    item = f"pod {key[0]}/{key[1]}"
+    if info_pod is None:
+        problem(item, "no kube_pod_info: workload and labels unknown")
+    if not node_name or (node_name not in nodes and node_name not in node_hours):
+        problem(item, f"runs on node {node_name or '(none)'} that no metric describes: charged at "
+                      "OpenCost's default unit prices on node 'unknown'")
+        node_name = UNKNOWN
+    node_info = nodes.get(node_name) or NodeInfo(node_name)
+    so = f"{key[0]}/{info_pod.scaled_object}" if info_pod is not None and info_pod.scaled_object else None
+    return node_name, node_info, _group_of(by, info_pod, u, node_info), so
 
 
 def _capacity(info: NodeInfo, spec_of: Callable[[str], Spec | None]) -> tuple[float, float, float]:

@@ -10,8 +10,8 @@ surge_scaledobject_target_info (which workload a ScaledObject scales).
 The window is cut into chunks; each chunk is a handful of PromQL aggregations evaluated by
 Prometheus (presence counted on a `step` grid with subqueries, requests and memory averaged,
 CPU seconds increased), so what travels is one number per pod per chunk, not raw samples.
-Chunks are read a few at a time ahead of the allocation, so memory stays bounded by the number
-of pods, not by the window.
+Chunks are read in batches (one range query per aggregation and batch), one batch ahead of the
+allocation, so memory stays bounded by the number of pods, not by the window.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from autoscaler.cost.allocation import Chunk, CostInputError, NodeInfo, PodInfo, PodUsage
 from autoscaler.cost.prom import Prometheus, Sample
@@ -129,36 +130,85 @@ def pod_infos(info: list[Sample], rs_owner: list[Sample], targets: list[Sample],
     return out
 
 
+Keyed = tuple[Any, float]  # (a key computed once per series, value)
+
+
+def _ns_pod(m: Mapping[str, str]) -> tuple[str, str]:
+    return m.get("namespace", ""), m.get("pod", "")
+
+
+def _container(m: Mapping[str, str]) -> tuple[str, str, str]:
+    return m.get("namespace", ""), m.get("pod", ""), m.get("container", "")
+
+
+def _request(m: Mapping[str, str]) -> tuple[str, str, str, str, str]:
+    return m.get("namespace", ""), m.get("pod", ""), m.get("container", ""), m.get("resource", ""), m.get("node", "")
+
+
+def _node(m: Mapping[str, str]) -> str:
+    return m.get("node", "")
+
+
+# the key of each chunk query's series, in chunk_queries' order (recorded prices last)
+KEYS: tuple[Callable[[Mapping[str, str]], Any], ...] = (_node, _ns_pod, _request, _container, _container,
+                                                         _node, _node, _node, _node)
+
+
 def chunk_from(start: float, end: float, step_s: float, node_counts: list[Sample], pod_counts: list[Sample],
                requests: list[Sample], cpu_seconds: list[Sample], memory: list[Sample]) -> Chunk:
-    """One chunk's query answers as node hours and pod usages (averages over the hours each ran)."""
+    """One chunk's query answers (instant vectors) as node hours and pod usages; see chunk_keyed."""
+    answers = (node_counts, pod_counts, requests, cpu_seconds, memory)
+    node_k, pods_k, req_k, cpu_k, mem_k = ([(key(m), v) for m, v in a] for key, a in zip(KEYS, answers, strict=False))
+    return chunk_keyed(start, end, step_s, node_k, pods_k, req_k, cpu_k, mem_k)
+
+
+def chunk_keyed(start: float, end: float, step_s: float, node_counts: list[Keyed], pod_counts: list[Keyed],
+                requests: list[Keyed], cpu_seconds: list[Keyed], memory: list[Keyed]) -> Chunk:
+    """Node hours and pod usages: averages over the hours each pod ran, and per container
+    max(request, usage) summed over the pod (OpenCost's allocation). Samples come keyed by KEYS."""
     hours_per_step = step_s / 3600
-    node_hours = {m["node"]: v * hours_per_step for m, v in node_counts if m.get("node")}
-    pods: dict[tuple[str, str], dict[str, float]] = {}
+    node_hours = {node: v * hours_per_step for node, v in node_counts if node}
+    hours = {key: v * hours_per_step for key, v in pod_counts}
+    # per pod: container → [cpu request, memory request, gpu request, cpu seconds, memory usage]
+    pods: dict[tuple[str, str], dict[str, list[float]]] = {key: {} for key in hours}
     where: dict[tuple[str, str], str] = {}
-    for m, v in pod_counts:
-        pods.setdefault((m.get("namespace", ""), m.get("pod", "")), {})["hours"] = v * hours_per_step
-    for m, v in requests:
-        key = (m.get("namespace", ""), m.get("pod", ""))
-        if key not in pods:
+    slot = {"cpu": 0, "memory": 1, "nvidia_com_gpu": 2}
+    for (ns, pod, container, resource, node), v in requests:
+        containers = pods.get((ns, pod))
+        i = slot.get(resource)
+        if containers is None or i is None:
             continue  # requested but never running in this chunk (Pending): not charged
-        pods[key][m.get("resource", "")] = v
-        if m.get("node"):
-            where[key] = m["node"]
-    for m, v in cpu_seconds:
-        key = (m.get("namespace", ""), m.get("pod", ""))
-        if key in pods:
-            pods[key]["cpu_seconds"] = v
-    for m, v in memory:
-        key = (m.get("namespace", ""), m.get("pod", ""))
-        if key in pods:
-            pods[key]["memory_usage"] = v
+        row = containers.get(container)
+        if row is None:
+            row = containers[container] = [0.0, 0.0, 0.0, 0.0, 0.0]
+        row[i] += v
+        if node:
+            where[(ns, pod)] = node
+    for i, answer in ((3, cpu_seconds), (4, memory)):
+        for (ns, pod, container), v in answer:
+            containers = pods.get((ns, pod))
+            if containers is None:
+                continue
+            row = containers.get(container)
+            if row is None:
+                row = containers[container] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            row[i] += v
     usages = []
-    for (ns, pod), d in pods.items():
-        hours = d.get("hours", 0.0)
-        used = d.get("cpu_seconds", 0.0) / (hours * 3600) if hours > 0 else 0.0
-        usages.append(PodUsage(ns, pod, hours, d.get("cpu", 0.0), used, d.get("memory", 0.0),
-                               d.get("memory_usage", 0.0), d.get("nvidia_com_gpu", 0.0), where.get((ns, pod))))
+    for key, containers in pods.items():
+        h = hours[key]
+        seconds = h * 3600
+        cpu_req = mem_req = gpu = cpu_use = mem_use = cpu_alloc = mem_alloc = 0.0
+        for c_cpu, c_mem, c_gpu, c_cpu_s, c_mem_use in containers.values():
+            c_use = c_cpu_s / seconds if seconds > 0 else 0.0
+            cpu_req += c_cpu
+            mem_req += c_mem
+            gpu += c_gpu
+            cpu_use += c_use
+            mem_use += c_mem_use
+            cpu_alloc += c_cpu if c_cpu > c_use else c_use
+            mem_alloc += c_mem if c_mem > c_mem_use else c_mem_use
+        usages.append(PodUsage(key[0], key[1], h, cpu_req, cpu_use, mem_req, mem_use, gpu, where.get(key),
+                               cpu_alloc, mem_alloc))
     return Chunk(start, end, node_hours, usages)
 
 
@@ -175,7 +225,8 @@ def _dur(seconds: float) -> str:
 
 
 def read_metadata(prom: Prometheus, w: Window, label_key: str | None) -> tuple[
-        dict[str, NodeInfo], dict[tuple[str, str], PodInfo]]:
+        dict[str, NodeInfo], dict[tuple[str, str], PodInfo], bool]:
+    """Nodes, pods, and whether node prices were recorded (node_total_hourly_cost) in the window."""
     at, rng = w.end - EPS, _dur(w.end - w.start)
 
     def q(promql: str) -> list[Sample]:
@@ -196,35 +247,102 @@ def read_metadata(prom: Prometheus, w: Window, label_key: str | None) -> tuple[
         r = {k: f.result() for k, f in futures.items()}
     nodes = node_infos(r["node_info"], r["node_labels"], r["capacity"], r["cost"], r["spot"])
     pods = pod_infos(r["pod_info"], r["rs"], r["targets"], r.get("labels"))
-    return nodes, pods
+    return nodes, pods, bool(r["cost"])
 
 
-def chunk_queries(start: float, end: float, step_s: float) -> list[str]:
+def scrape_interval(prom: Prometheus, w: Window) -> float | None:
+    """The densest node's seconds between kube_node_info samples over the window (None: no nodes)."""
+    got = prom.query(f"max(count_over_time(kube_node_info[{_dur(w.end - w.start)}]))", w.end - EPS)
+    return (w.end - w.start) / got[0][1] if got and got[0][1] > 0 else None
+
+
+def max_chunk_for(interval_s: float | None) -> float:
+    """Chunks as long as ~720 samples per series (one query stays far below Prometheus's sample limit
+    with tens of thousands of pods), between 6 h (30 s scrapes) and 24 h."""
+    return 6 * 3600.0 if interval_s is None else min(24 * 3600.0, max(6 * 3600.0, 720 * interval_s))
+
+
+RECORDED = ("node_total_hourly_cost", "node_cpu_hourly_cost", "node_ram_hourly_cost", "node_gpu_hourly_cost")
+
+
+def recorded_prices(answers: Sequence[list[Keyed]]) -> dict[str, tuple[float, float | None, float | None,
+                                                                        float | None]]:
+    """Per node (total, cpu, ram, gpu) from the four recorded price aggregations (keyed by node);
+    nodes without a positive total are left to the price book."""
+    parts = [{node: v for node, v in a if node} for a in answers]
+    return {n: (t, parts[1].get(n), parts[2].get(n), parts[3].get(n)) for n, t in parts[0].items() if t > 0}
+
+
+def chunk_queries(start: float, end: float, step_s: float, recorded: bool = False) -> list[str]:
+    """The chunk's aggregations; with `recorded`, also the node prices a cost exporter recorded."""
     c, s = _dur(end - start), _dur(step_s)
+    extra = [f"max by (node) (avg_over_time({name}[{c}]))" for name in RECORDED] if recorded else []
     return [
-        f"count_over_time((group by (node) (kube_node_info))[{c}:{s}])",
-        f"count_over_time((group by (namespace, pod) (kube_pod_container_status_running == 1))[{c}:{s}])",
-        f'sum by (namespace, pod, node, resource) (avg_over_time(kube_pod_container_resource_requests'
+        # steps on the grid where the node / a container of the pod was running; a subquery over a
+        # plain selector (no per-step aggregation or comparison: several times cheaper on a month)
+        f"max by (node) (count_over_time(kube_node_info[{c}:{s}]))",
+        f"max by (namespace, pod) (sum_over_time(kube_pod_container_status_running[{c}:{s}]))",
+        f'sum by (namespace, pod, container, node, resource) (avg_over_time(kube_pod_container_resource_requests'
         f'{{resource=~"cpu|memory|nvidia_com_gpu",{CONTAINERS}}}[{c}]))',
-        f"sum by (namespace, pod) (increase(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{c}]))",
-        f"sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{c}]))",
+        f"sum by (namespace, pod, container) (increase(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{c}]))",
+        f"sum by (namespace, pod, container) (avg_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{c}]))",
+        *extra,
     ]
 
 
-def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
-                progress: Callable[[int], None] | None = None, ahead: int = 2) -> Iterator[Chunk]:
-    """Each chunk's five aggregations, `ahead` chunks in flight at once."""
-    with cf.ThreadPoolExecutor(4) as pool:
-        def submit(i: int) -> list[cf.Future[list[Sample]]]:
-            s, e = chunks[i]
-            return [pool.submit(prom.query, text, e - EPS) for text in chunk_queries(s, e, w.step_s)]
+def batches(chunks: list[tuple[float, float]], size: int) -> list[list[tuple[float, float]]]:
+    """Runs of at most `size` consecutive chunks of equal length (one range query each)."""
+    out: list[list[tuple[float, float]]] = []
+    for c in chunks:
+        last = out[-1] if out else None
+        if last and len(last) < size and abs((last[0][1] - last[0][0]) - (c[1] - c[0])) < 1e-6:
+            last.append(c)
+        else:
+            out.append([c])
+    return out
 
-        pending = [submit(i) for i in range(min(ahead, len(chunks)))]
-        for i, (s, e) in enumerate(chunks):
-            futures = pending.pop(0)
-            if i + ahead < len(chunks):
-                pending.append(submit(i + ahead))
-            nodes, pods, reqs, cpu, mem = (f.result() for f in futures)
-            yield chunk_from(s, e, w.step_s, nodes, pods, reqs, cpu, mem)
-            if progress is not None:
-                progress(1)
+
+def split_by_chunk(series: list[dict[str, Any]], first_end: float, length: float, n: int,
+                   key: Callable[[Mapping[str, str]], Any]) -> list[list[Keyed]]:
+    """A range query's raw answer (evaluated at each chunk's end) as one keyed vector per chunk; the
+    key is computed once per series, the chunk found by the evaluation time."""
+    out: list[list[Keyed]] = [[] for _ in range(n)]
+    index = {round((first_end + i * length - EPS) * 1000): i for i in range(n)}
+    for series_ in series:
+        k = key(series_["metric"])
+        for t, v in series_["values"]:
+            i = index.get(round(t * 1000))
+            if i is not None:
+                out[i].append((k, float(v)))
+    return out
+
+
+def read_chunks(prom: Prometheus, w: Window, chunks: list[tuple[float, float]],
+                progress: Callable[[int], None] | None = None, batch: int = 8,
+                recorded: bool = False) -> Iterator[Chunk]:
+    """The five aggregations of `batch` chunks at a time, each as one range query stepping from
+    chunk end to chunk end: Prometheus selects the series once per batch instead of once per chunk
+    (what dominates on a month of history). The next batch is read while this one is allocated;
+    memory holds two batches of one number per pod and chunk."""
+    runs = batches(chunks, batch)
+    with cf.ThreadPoolExecutor(5) as pool:
+        def submit(run: list[tuple[float, float]]) -> list[cf.Future[Any]]:
+            length = run[0][1] - run[0][0]
+            return [pool.submit(prom.query_range_raw, text, run[0][1] - EPS, run[-1][1] - EPS, length)
+                    for text in chunk_queries(run[0][0], run[0][1], w.step_s, recorded)]
+
+        pending = submit(runs[0]) if runs else []
+        for k, run in enumerate(runs):
+            answers = [f.result() for f in pending]
+            pending = submit(runs[k + 1]) if k + 1 < len(runs) else []
+            length = run[0][1] - run[0][0]
+            per_chunk = [split_by_chunk(a, run[0][1], length, len(run), key) for a, key in zip(answers, KEYS,
+                                                                                                 strict=False)]
+            for i, (s, e) in enumerate(run):
+                nodes, pods, reqs, cpu, mem = (per_chunk[q][i] for q in range(5))
+                chunk = chunk_keyed(s, e, w.step_s, nodes, pods, reqs, cpu, mem)
+                if recorded:
+                    chunk = replace(chunk, recorded=recorded_prices([per_chunk[q][i] for q in range(5, 9)]))
+                yield chunk
+                if progress is not None:
+                    progress(1)

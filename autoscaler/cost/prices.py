@@ -152,11 +152,6 @@ def plausible_spot_rows(rows: Iterable[SpotRow], start: float) -> list[SpotRow]:
     return [r for r in rows if r.price > 0 and r.timestamp >= start - SPOT_HISTORY_KEPT_S]
 
 
-def latest_spot(rows: Iterable[SpotRow]) -> dict[tuple[str, str], float]:
-    """The newest price per (type, zone)."""
-    return {k: v[-1][1] for k, v in spot_changes(rows).items()}
-
-
 # --- readers (I/O: a boto3 client passed in) ----------------------------------------------------------
 def pricing_client(endpoint_url: str | None = None) -> Any:
     import boto3
@@ -185,15 +180,10 @@ def read_spot_history(ec2: Any, instance_types: Sequence[str], start: float, end
                       zones: Sequence[str] | None = None) -> list[SpotRow]:
     """Every page of DescribeSpotPriceHistory (Linux/UNIX) for the types over [start, end]; the
     price in force at `start` is included (AWS returns the change that was current then)."""
-    import datetime as dt
+    from provisioner.cloud.spot import spot_price_history
 
-    kwargs: dict[str, Any] = {"InstanceTypes": list(instance_types), "ProductDescriptions": ["Linux/UNIX"],
-                              "StartTime": dt.datetime.fromtimestamp(start, dt.UTC),
-                              "EndTime": dt.datetime.fromtimestamp(end, dt.UTC)}
-    rows: list[SpotRow] = []
-    for page in ec2.get_paginator("describe_spot_price_history").paginate(**kwargs):
-        rows += [r for r in spot_rows(page.get("SpotPriceHistory") or []) if zones is None or r.zone in zones]
-    return rows
+    rows = spot_rows(spot_price_history(ec2, instance_types, start, end))
+    return [r for r in rows if zones is None or r.zone in zones]
 
 
 def _problem(exc: BaseException) -> str:

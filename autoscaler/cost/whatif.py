@@ -122,23 +122,21 @@ class WhatIf:
                       str(kk.get("wait_p95_s", "")))
         return t
 
-    def html(self) -> str:
-        import html as h
-        import json
+    def html_parts(self) -> list[str]:
+        """The comparison table and the stated assumptions, as parts of a report section."""
+        from autoscaler.htmlpage import bullets, key_values, table
 
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{h.escape(str(v))}</td>" for v in (
-                f"{w.namespace}/{w.scaled_object}", w.signal, f"{w.actual_cost:,.2f}",
-                f"{w.actual_cost_with_idle:,.2f}",
-                "n/a" if w.actual_slo_minutes is None else w.actual_slo_minutes,
-                f"{w.keda_karpenter.get('cost_usd', 0):,.2f}", w.keda_karpenter.get("slo_violation_minutes", ""),
-                w.keda_karpenter.get("wait_p95_s", ""))) + "</tr>" for w in self.workloads)
-        head = "".join(f"<th>{c}</th>" for c in ("ScaledObject", "signal", "actual $", "actual $ + idle share",
-                                                  "actual SLO-min", "keda-karpenter $", "keda-karpenter SLO-min",
-                                                  "wait p95 s"))
-        return (f'<h2>What if KEDA + Karpenter (simulated)</h2><table class="whatif"><tr>{head}</tr>{rows}</table>'
-                f"<h3>Assumptions (stated, not measured)</h3><pre>{h.escape(json.dumps(self.assumptions, indent=1))}"
-                "</pre>")
+        rows = [[f"{w.namespace}/{w.scaled_object}", w.signal, f"{w.actual_cost:,.2f}",
+                 f"{w.actual_cost_with_idle:,.2f}",
+                 "n/a" if w.actual_slo_minutes is None else f"{w.actual_slo_minutes:g}",
+                 f"{w.keda_karpenter.get('cost_usd', 0):,.2f}", w.keda_karpenter.get("slo_violation_minutes", ""),
+                 w.keda_karpenter.get("wait_p95_s", "")] for w in self.workloads]
+        return [table(["ScaledObject", "signal", "actual $", "actual $ + idle share", "actual SLO-min",
+                       "keda-karpenter $", "keda-karpenter SLO-min", "wait p95 s"], rows, numeric={2, 3, 4, 5, 6, 7},
+                      css="whatif"),
+                bullets([*self.notes, *(f"{w.namespace}/{w.scaled_object}: {n}" for w in self.workloads
+                                        for n in w.notes)]),
+                "<h3>Assumptions (stated, not measured)</h3>" + key_values(self.assumptions)]
 
 
 def read_readings(prom: Prometheus, start: float, end: float, step_s: float) -> list[Readings]:
