@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -34,7 +35,15 @@ from provisioner.catalog import InstanceType
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
-from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
+from provisioner.disruption import (
+    DELETION_COST,
+    DELETION_COST_EVERY_S,
+    PROTECT_S,
+    Action,
+    deletion_costs,
+    disruption_actions,
+    drain_at,
+)
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
@@ -125,6 +134,7 @@ class ProvisioningController:
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
+        self.ranked_at = -math.inf  # pods' deletion costs were last written then
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -648,6 +658,9 @@ class ProvisioningController:
                 busy[pool] = busy.get(pool, 0) + 1
         policies = {n: Disruption.of(p) for n, p in self.pools.items()}
         candidates = [v for v in views if v.claim not in self.disrupting]
+        if now >= self.ranked_at + DELETION_COST_EVERY_S:
+            self.ranked_at = now
+            await self._rank_pods(candidates)
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now))
         done = []
@@ -666,6 +679,21 @@ class ProvisioningController:
                     self._start_disruption(view.claim, why)
             done += [(v.name, why) for v in action.nodes]
         return done
+
+    async def _rank_pods(self, views: Sequence[NodeView]) -> None:
+        """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
+        for node, cost in deletion_costs(views).items():
+            for pod in self._workload_pods(node):
+                meta = pod.get("metadata") or {}
+                if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
+                    continue
+                if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost):
+                    continue
+                try:
+                    await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+                except ApiException as exc:  # a hint only: scale-down still works without it
+                    log.info("could not rank pod %s: %s", pod_key(pod), exc)
 
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """Where the nodes' pods would go: the free room of the other nodes, then new nodes."""

@@ -35,8 +35,10 @@ from autoscaler.simulate.workload import FifoQueue
 from provisioner.catalog import InstanceType
 from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
+    DELETION_COST_EVERY_S,
     PROTECT_S,
     SPOT_NOTICE_S,
+    deletion_costs,
     disruption_actions,
     drain_at,
 )
@@ -84,6 +86,7 @@ class PolicyResult:
     spot_savings_usd: float
     slo_target_seconds: float
     slo_violation_minutes: int
+    slo_cold_minutes: int  # of those, minutes whose work arrived while no pod was ready (cold start)
     wait_p50_s: float
     wait_p95_s: float
     wait_p99_s: float
@@ -107,7 +110,8 @@ class PolicyResult:
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
-                "slo_violation_minutes", "wait_p50_s", "wait_p95_s", "wait_p99_s", "dropped", "scaling_actions")
+                "slo_violation_minutes", "slo_cold_minutes", "wait_p50_s", "wait_p95_s", "wait_p99_s", "dropped",
+                "scaling_actions")
         return {k: _round(getattr(self, k)) for k in keys}
 
     def to_json(self) -> dict[str, Any]:
@@ -227,6 +231,7 @@ class _Run:
         self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
         self.expire_after = {p.name: parse_duration(p.spec.template.spec.expire_after, 720 * 3600.0)
                              for p in setup.pools}
+        self.ranked_at = -math.inf
         self.disrupting: dict[int, str] = {}  # node id → its pool, while its replacement boots
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
         self.trigger_types = tuple(t.type for t in setup.triggers)
@@ -387,6 +392,8 @@ class _Run:
             # the work (and the money: every node change of this tick has happened by now)
             backlog = self.queue.backlog
             self.queue.arrive(now, float(self.arrivals[i]))
+            if cluster.ready_pods == 0 and self.arrivals[i] > 0:
+                self.queue.mark_cold(now)
             recent.append(float(self.arrivals[i]))
             served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
             busy = served / (a.pod_rate * dt)
@@ -498,6 +505,9 @@ class _Run:
 
     def _consolidate(self, now: float) -> None:
         views = self._views(now)
+        if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
+            self.ranked_at = now
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
         if not views:
             return
         busy: dict[str, int] = {}
@@ -547,7 +557,8 @@ class _Run:
         return PolicyResult(
             policy=self.policy.name, span_s=end, cost_usd=cost, node_hours=seconds / 3600,
             idle_cost_usd=self.idle_cost, spot_savings_usd=savings, slo_target_seconds=self.a.slo_seconds,
-            slo_violation_minutes=stats.violation_minutes, wait_p50_s=stats.p50, wait_p95_s=stats.p95,
+            slo_violation_minutes=stats.violation_minutes, slo_cold_minutes=stats.cold_violation_minutes,
+            wait_p50_s=stats.p50, wait_p95_s=stats.p95,
             wait_p99_s=stats.p99, wait_mean_s=stats.mean, dropped=stats.dropped,
             scaling_actions=self.replica_changes + launches + terminations, replica_changes=self.replica_changes,
             node_launches=launches, node_terminations=terminations, pod_moves=self.cluster.pod_moves,
