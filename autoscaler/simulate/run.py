@@ -222,6 +222,8 @@ class _Run:
         self.forecast: tuple[int, float] | None = None  # what the operator told the provisioner: (replicas, until)
         self.replica_changes = 0
         self._rates_dirty = True
+        self._changed = True  # the cluster changed since the last consolidation round
+        self._calm_until = -math.inf  # with no change, no consolidation decision can differ before then
         self._cost_rate = 0.0
         self._idle_rate = 0.0
         self.idle_cost = 0.0
@@ -229,6 +231,7 @@ class _Run:
         self.pending_seconds = 0.0
         self.batch = BatchWindow()
         self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
+        self._scheduled_budgets = any(b.schedule for d in self.disruption.values() for b in d.budgets)
         self.expire_after = {p.name: parse_duration(p.spec.template.spec.expire_after, 720 * 3600.0)
                              for p in setup.pools}
         self.ranked_at = -math.inf
@@ -240,6 +243,7 @@ class _Run:
     # --- bookkeeping -----------------------------------------------------------------------------
     def _dirty(self) -> None:
         self._rates_dirty = True
+        self._changed = True
 
     def _rates(self) -> tuple[float, float]:
         if self._rates_dirty:
@@ -332,7 +336,10 @@ class _Run:
         forecasts = {trig.name: self.predictor.current}
         wanted, _ = forecast_replicas(self.setup.spec, forecasts)
         if wanted is not None and self.policy.forecast_keep:
-            self.forecast = (min(wanted, self.setup.spec.max_replicas), now + self.predictor.horizon_s)
+            replicas = min(wanted, self.setup.spec.max_replicas)
+            if self.forecast is None or self.forecast[0] != replicas:
+                self._changed = True
+            self.forecast = (replicas, now + self.predictor.horizon_s)
         return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas, forecasts)
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
@@ -504,11 +511,15 @@ class _Run:
         return demand > 0 and self._others_free({v.name for v in views}, now) < demand
 
     def _consolidate(self, now: float) -> None:
+        if not self._changed and now < self._calm_until:
+            return  # nothing changed and no time limit passed: the last round's answer (nothing) holds
+        self._changed = False
         views = self._views(now)
         if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
             self.ranked_at = now
             self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
         if not views:
+            self._calm_until = math.inf
             return
         busy: dict[str, int] = {}
         for pool in self.disrupting.values():
@@ -517,6 +528,8 @@ class _Run:
             (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
         actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep)
+        if not actions:
+            self._calm_until = self._next_limit(views, now)
         for action in actions:
             nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
             if action.kind == "replace":
@@ -532,6 +545,24 @@ class _Run:
             else:
                 for n in nodes:
                     self._drain(n, now)
+
+    def _next_limit(self, views: Sequence[NodeView], now: float) -> float:
+        """The first time a node passes consolidateAfter, its protection or its expiry; a forecast
+        or a scheduled budget may change the answer at any round."""
+        if self._scheduled_budgets:
+            return now
+        times = [math.inf if self.forecast is None else self.forecast[1]]
+        for v in views:
+            after = self.disruption.get(v.nodepool, Disruption()).consolidate_after_s
+            since = v.pods_changed_at if v.pods_changed_at is not None else v.empty_since
+            if after is not None and since is not None:
+                times.append(since + after)
+            if v.protected_until is not None:
+                times.append(v.protected_until)
+            if v.expire_after_s is not None:
+                times.append(v.created_at + v.expire_after_s)
+        later = [t for t in times if t > now]
+        return min(later) if later else now
 
     # --- the result ------------------------------------------------------------------------------
     def _result(self, series: Series) -> PolicyResult:
