@@ -135,6 +135,7 @@ class ProvisioningController:
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
         self.ranked_at = -math.inf  # pods' deletion costs were last written then
+        self.nominated_extra: dict[str, dict[str, Resources]] = {}  # in-flight claim → pods planned onto its room
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -256,9 +257,10 @@ class ProvisioningController:
         """Pods already provided for: nominated to NodeClaims that are not yet usable, and those
         covered by reservations from the ScaledObject controller."""
         out: set[str] = set()
-        for claim in self.claims.values():
+        for name, claim in self.claims.items():
             if not _condition(claim, "Initialized"):
                 out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
+                out.update(self.nominated_extra.get(name, {}))
         now = self.clock()
         live = []
         for r in self.reservations:
@@ -307,6 +309,10 @@ class ProvisioningController:
                          existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity())
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
+        for n in plan.nodes:  # pods planned onto an in-flight NodeClaim's room wait for it (nominated)
+            if n.existing in self.claims:
+                self.nominated_extra.setdefault(n.existing, {}).update(
+                    {k: requests.get(k, Resources(pods=1)) for k in n.pods})
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
         created: list[str] = []
 
@@ -353,6 +359,10 @@ class ProvisioningController:
                 continue
             requests = (spec.get("resources") or {}).get("requests") or {}
             asked = Resources.from_requests(requests, pods=int(requests.get("pods", 0)))
+            extra = self.nominated_extra.get(name, {})
+            for key in [k for k in extra if k in self.pods and (self.pods[k].get("spec") or {}).get("nodeName")]:
+                del extra[key]  # bound somewhere already: no longer waiting for this claim
+            asked = sum(extra.values(), asked)
             a = it.allocatable
             free = Resources(max(0, a.cpu_m - asked.cpu_m), max(0, a.memory_mib - asked.memory_mib),
                              max(0, a.gpu - asked.gpu), max(0, a.pods - asked.pods))
@@ -644,7 +654,7 @@ class ProvisioningController:
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 try:
                     await self.disrupt_once()
-                except ApiException as exc:  # the next round tries again
+                except Exception as exc:  # the next round tries again
                     log.warning("disruption round failed: %s", exc)
 
     async def disrupt_once(self) -> list[tuple[str, str]]:
@@ -849,13 +859,14 @@ class ProvisioningController:
         self.seen_pending = set()  # its nominated pods are pending again: plan them in the next batch
         await self.kube.delete_nodeclaim(name)
         self.claims.pop(name, None)
+        self.nominated_extra.pop(name, None)
         self.launched_at.pop(name, None)
 
     async def _event(self, obj: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
         log.log(logging.WARNING if warning else logging.INFO, "%s %s: %s", reason, _name(obj), message)
         try:
             await self.kube.event(dict(obj), reason, message, warning)
-        except ApiException as exc:
+        except (ApiException, ValueError) as exc:  # an event is a courtesy: never the reason a loop stops
             log.warning("could not record event %s: %s", reason, exc)
 
 

@@ -94,7 +94,7 @@ class ProvisionerKube:
 
     async def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         try:
-            await self.core.patch_namespaced_pod(name, namespace, patch)
+            await self.core.patch_namespaced_pod(name, namespace, patch, _preload_content=False)
         except ApiException as exc:
             if exc.status != 404:  # gone meanwhile: nothing to annotate
                 raise

@@ -230,3 +230,21 @@ def test_scheduler_spreads_onto_the_least_allocated_ready_node() -> None:
     c.unbound = 2
     c.schedule(1.0)
     assert sorted(n.pods for n in c.nodes.values()) == [2, 3]
+
+
+def test_existing_nodes_take_no_more_pods_than_there_are() -> None:
+    # found by the differential test: each existing node was offered all the pods at once, so a
+    # consolidation over many nodes planned more pods than it moved (and _render ran out of names)
+    from provisioner.catalog import load_catalog
+    from provisioner.nodepool import NodePool
+    from provisioner.plan import make_plan
+    from provisioner.pods import PodGroup
+    from provisioner.problem import ExistingNode
+    from provisioner.resources import Resources
+
+    pool = NodePool.model_validate({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "d"},
+                                    "spec": {"template": {"spec": {"requirements": []}}}})
+    group = PodGroup("g", 3, Resources(1000, 1024, 0, 1), pod_names=("a/1", "a/2", "a/3"))
+    room = [ExistingNode(f"n{i}", {"karpenter.sh/nodepool": "d"}, Resources(8000, 16384, 0, 50)) for i in range(4)]
+    plan = make_plan([group], [pool], load_catalog(("us-east-1a",)), room)
+    assert sorted(p for n in plan.nodes for p in n.pods) == ["a/1", "a/2", "a/3"] and not plan.new_nodes

@@ -191,9 +191,13 @@ def static_replicas(trace: Trace, a: Assumptions) -> int:
 
 
 def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
-             progress: Callable[[int], None] | None = None) -> PolicyResult:
-    """Run one policy; `progress(n)` is called with the number of ticks done since its last call."""
-    return _Run(trace, setup, policy, a, progress).run()
+             progress: Callable[[int], None] | None = None, notices: Sequence[float] = ()) -> PolicyResult:
+    """Run one policy; `progress(n)` is called with the number of ticks done since its last call.
+    `notices`: times at which the oldest spot node gets an interruption warning (scenarios)."""
+    run = _Run(trace, setup, policy, a, progress)
+    for t in notices:
+        run._push(t, "notice-oldest", -1)
+    return run.run()
 
 
 PROGRESS_EVERY = 10000  # ticks between progress callbacks
@@ -448,6 +452,9 @@ class _Run:
                 if node is not None:
                     self._drain(node, now)
             return
+        if kind == "notice-oldest":
+            spot = [n for n in self.cluster.nodes.values() if n.capacity_type == "spot" and n.doomed_at is None]
+            kind, key = "notice", min((n.id for n in spot), default=-1)
         node = self.cluster.nodes.get(key)
         if node is None:
             return
