@@ -127,7 +127,8 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
     candidates = candidates[:MAX_MULTI_NODE_CANDIDATES]
 
     def attempt(chosen: Sequence[NodeView]) -> Action | None:
-        action = judge(chosen, plan_for(chosen), spot_to_spot)
+        # spot-to-spot, where enabled, is single-node only (as Karpenter's gate)
+        action = judge(chosen, plan_for(chosen), spot_to_spot and len(chosen) == 1)
         if action is None or (action.kind == "delete" and keep(chosen)):
             return None
         return action
