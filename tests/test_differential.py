@@ -42,7 +42,7 @@ NS, NAME = "default", "worker"
 
 
 def scenario() -> Trace:
-    per_minute = [0.0] * 2 + [3000.0] * 6 + [12000.0] * 2 + [0.0] * 12  # step, spike, drain to zero
+    per_minute = [0.0] * 2 + [3000.0] * 6 + [12000.0] * 2 + [0.0] * 9  # step, spike, drain to zero
     return Trace("scenario", 0.0, 60.0, np.array(per_minute))
 
 
@@ -177,7 +177,7 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                     spot = sorted((i for i in world.cloud.instances.values()
                                    if i.capacity_type == "spot" and i.state == "running"), key=lambda i: i.launched_at)
                     await controller.handle_interruption(Interruption("spot-interruption", spot[0].id))
-                await asyncio.sleep(0.1)  # the controller's loops act on this tick
+                await asyncio.sleep(0.08)  # the controller's loops act on this tick
                 world.observe()
                 world.scheduler()
         finally:

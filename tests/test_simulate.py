@@ -319,7 +319,7 @@ def flat(hours: float, per_minute: float = 4200.0, ramp_minutes: int = 30) -> Tr
 @pytest.mark.parametrize("capacity", ["spot, on-demand", "on-demand"])
 @pytest.mark.parametrize("policy", ALL)
 def test_a_constant_load_is_calm_and_costs_no_more_than_static(tmp_path: Path, policy: str, capacity: str) -> None:
-    trace = flat(6)
+    trace = flat(3)
     r = run(tmp_path, trace, policy, capacity=capacity)
     same_capacity = "static-peak-on-demand" if policy == "static-peak-on-demand" else "static-peak"
     static = run(tmp_path, trace, same_capacity, capacity=capacity)
@@ -329,13 +329,14 @@ def test_a_constant_load_is_calm_and_costs_no_more_than_static(tmp_path: Path, p
     launched_late = [n for n in r.nodes if n.launched_at > warm]
     assert len(changes) <= 1 and len(launched_late) <= 1, (changes, len(launched_late))
     assert r.slo_violation_minutes <= 5
-    assert r.cost_usd <= static.cost_usd * 1.02 + 0.05
+    after = [c for t, c in zip(r.series.t, r.series.cost_per_hour, strict=True) if t > warm]
+    assert sum(after) / len(after) <= static.cost_usd / (static.span_s / 3600) * 1.02  # $/h once warm
 
 
 @pytest.mark.parametrize("policy", ALL)
 def test_more_load_never_costs_less(tmp_path: Path, policy: str) -> None:
     rng = np.random.default_rng(3)
-    base = rng.poisson(900, 240).astype(float) * (1 + np.sin(np.arange(240) / 20))
+    base = rng.poisson(900, 150).astype(float) * (1 + np.sin(np.arange(150) / 20))
     low = run(tmp_path, Trace("low", 0.0, 60.0, base), policy, capacity="spot, on-demand")
     high = run(tmp_path, Trace("high", 0.0, 60.0, base * 1.6), policy, capacity="spot, on-demand")
     assert high.cost_usd >= low.cost_usd * 0.98
