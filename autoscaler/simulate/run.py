@@ -45,6 +45,7 @@ from provisioner.disruption import (
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup
+from provisioner.problem import ExistingNode
 from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration
 from provisioner.resources import Resources
 
@@ -140,6 +141,7 @@ class _Planner:
         self.catalog = setup.catalog_spot if policy.spot else setup.catalog_on_demand
         self.types = {t.name: t for t in self.catalog}
         self._cache: dict[int, Plan] = {}
+        self._room_cache: dict[tuple[Any, ...], Plan] = {}
 
     def plan(self, count: int) -> Plan:
         if count not in self._cache:
@@ -147,6 +149,27 @@ class _Planner:
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
                                            self.algorithm)
         return self._cache[count]
+
+    def plan_with_room(self, count: int, room: Sequence[Node]) -> Plan:
+        """make_plan for `count` pods against the free room of `room` (what the live provisioner
+        sees: existing nodes and in-flight NodeClaims), memoised on the room's shape."""
+        free = [n for n in room if n.free > 0]
+        if not free:
+            return self.plan(count)
+        key = (count, tuple(sorted((n.instance_type, n.capacity_type, n.zone, n.pool, n.free) for n in free)))
+        if key not in self._room_cache:
+            if len(self._room_cache) > 4096:
+                self._room_cache.clear()
+            one = self.setup.pods.requests
+            existing = [ExistingNode(str(n.id), {**self.types[n.instance_type].labels, "karpenter.sh/nodepool": n.pool,
+                                                 "karpenter.sh/capacity-type": n.capacity_type,
+                                                 "topology.kubernetes.io/zone": n.zone},
+                                     Resources(one.cpu_m * n.free, one.memory_mib * n.free, one.gpu * n.free, n.free))
+                        for n in free]
+            group = replace(self.setup.pods, count=count, pod_names=())
+            self._room_cache[key] = make_plan([group], self.setup.pools, self.catalog, existing, self.setup.overhead,
+                                              self.algorithm)
+        return self._room_cache[key]
 
     def slots(self, instance_type: str) -> int:
         if self.setup.pods.one_per_node:
@@ -300,9 +323,9 @@ class _Run:
     def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
         """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
         free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
-        missing = adding - free_before
-        if missing > 0:
-            self._launch(self.planner.plan(missing).new_nodes, now, protect_until=now + PROTECT_S)
+        if adding - free_before > 0:
+            plan = self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
+            self._launch(plan.new_nodes, now, protect_until=now + PROTECT_S)
 
     def _provision_batch(self, now: float, new_pending: bool) -> None:
         """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
@@ -504,10 +527,12 @@ class _Run:
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """The nodes' pods onto the other registered nodes' room, the rest onto new nodes."""
         pods = sum(v.pods for v in views)
-        missing = pods - self._others_free({v.name for v in views}, now)
-        if missing <= 0:
+        ids = {v.name for v in views}
+        if pods - self._others_free(ids, now) <= 0:
             return Plan([], 0.0, 0.0)
-        return self.planner.plan(missing)
+        others = [n for n in self.cluster.nodes.values()
+                  if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting]
+        return self.planner.plan_with_room(pods, others)
 
     def _kept_for_forecast(self, views: Sequence[NodeView], now: float) -> bool:
         """`ProvisioningController._kept_for_forecast`: removing the nodes must leave room for the
