@@ -6,6 +6,9 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.aws",
     "tests.fixtures.prometheus",
+    "tests.fixtures.sql",
+    "tests.fixtures.rabbitmq",
+    "tests.fixtures.nats",
     "tests.fixtures.conformance",
     "tests.k8s.fixture",
 ]

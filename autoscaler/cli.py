@@ -3,12 +3,49 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="surge: pod autoscaling and node provisioning.")
+from autoscaler.errors import UserError, describe
+
+
+class SurgeGroup(TyperGroup):
+    """Every command's errors end here: bad input is one line on stderr and exit status 2, never a
+    traceback (SURGE_DEBUG=1 lets the exception through for debugging)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context; its vendored click base class is private
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors: typer reports them itself
+            raise
+        except Exception as exc:
+            if os.environ.get("SURGE_DEBUG"):
+                raise
+            message, status = describe(exc)
+            command = ctx.invoked_subcommand or ""
+            typer.echo(f"surge {command}: error: {message}".replace("  ", " "), err=True)
+            raise typer.Exit(status) from None
+
+
+app = typer.Typer(cls=SurgeGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="surge: pod autoscaling and node provisioning.")
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    """--env KEY=VALUE pairs; a pair without '=' or with an empty key is a user error."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            # the item may be a secret written wrongly: say which one, not what it holds
+            raise UserError(f"--env: expected KEY=VALUE, item {len(pairs) + 1} has no '=' or no key")
+        pairs[key.strip()] = value
+    return pairs
 
 
 class Format(StrEnum):
@@ -57,7 +94,7 @@ def read(
 
     from autoscaler.read import read_and_decide
 
-    pairs = dict(item.split("=", 1) for item in env)
+    pairs = parse_env(env)
     reports, verdicts = asyncio.run(read_and_decide(paths, pairs, current))
     if format is Format.json:
         payload: object = [asdict(r) for r in reports]
@@ -86,32 +123,60 @@ def read(
 def operator(
     server: str | None = typer.Option(None, "--server", help="API server URL (default: in-cluster, then kubeconfig)"),
     lease_namespace: str = typer.Option("surge", "--lease-namespace", help="namespace of the leader Lease"),
-    port: int = typer.Option(8080, "--port", help="port for /metrics, /healthz, /readyz"),
+    port: int = typer.Option(8080, "--port", help="port for /metrics, /healthz, /readyz", min=1, max=65535),
+    bind_address: str = typer.Option("0.0.0.0", "--bind-address", envvar="SURGE_BIND_ADDRESS",
+                                     help="address /metrics, /healthz and /readyz listen on"),
+    metrics_auth: str = typer.Option("none", "--metrics-auth", envvar="SURGE_METRICS_AUTH",
+                                     help="none, or token-review: /metrics needs a bearer token the API server "
+                                          "authenticates and authorizes for GET /metrics (kube-rbac-proxy style)"),
+    secret_namespaces: str = typer.Option("", "--secret-namespaces", envvar="SURGE_SECRET_NAMESPACES",
+                                          help="comma-separated namespaces whose Secrets surge may read "
+                                               "(default: all; the chart's rbac.secretNamespaces)"),
     leader_elect: bool = typer.Option(True, "--leader-elect/--no-leader-elect"),
     history_redis: str | None = typer.Option(None, "--history-redis",
                                              help="redis:// URL for metric history (env SURGE_HISTORY_REDIS_URL)"),
     controllers: str = typer.Option("autoscaler", "--controllers",
                                     help="comma-separated: autoscaler, provisioner (AWS: env AWS_REGION, "
                                          "SURGE_CLUSTER_NAME, SURGE_INTERRUPTION_QUEUE)"),
+    identity: str | None = typer.Option(None, "--identity", help="holder identity in the Lease (default host-pid)"),
+    lease_duration: float = typer.Option(15.0, "--leader-elect-lease-duration", help="seconds a standby waits "
+                                         "for a silent leader"),
+    renew_deadline: float = typer.Option(10.0, "--leader-elect-renew-deadline", help="seconds the leader keeps "
+                                         "acting without a successful renewal (< lease duration)"),
+    retry_period: float = typer.Option(2.0, "--leader-elect-retry-period", help="seconds between attempts"),
 ) -> None:
     """Run the ScaledObject controller and/or the node provisioner (one active replica via a Lease)."""
     import asyncio
     import logging
-    import os
 
+    from autoscaler import redact
     from autoscaler.operator.main import run_operator
 
     level = os.environ.get("SURGE_LOG_LEVEL", "info").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact.install(getattr(logging, level, logging.INFO))  # every handler masks Secret values
     wanted = {c.strip() for c in controllers.split(",") if c.strip()}
     unknown = wanted - {"autoscaler", "provisioner"}
     if unknown:
         raise typer.BadParameter(f"unknown controllers {sorted(unknown)}; expected autoscaler, provisioner",
                                  param_hint="--controllers")
-    asyncio.run(run_operator(server, lease_namespace, port, leader_elect, history_redis=history_redis,
-                             autoscaler="autoscaler" in wanted, provisioner="provisioner" in wanted))
+    if metrics_auth not in ("none", "token-review"):
+        raise UserError(f"--metrics-auth: expected none or token-review, got {metrics_auth!r}")
+    namespaces = tuple(sorted({n.strip() for n in secret_namespaces.split(",") if n.strip()}))
+    from autoscaler.operator.leader import LeaseTiming
 
+    try:
+        timing = LeaseTiming(lease_duration, renew_deadline, retry_period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--leader-elect-*") from None
+    asyncio.run(run_operator(server, lease_namespace, port, leader_elect, identity=identity,
+                             history_redis=history_redis, autoscaler="autoscaler" in wanted,
+                             provisioner="provisioner" in wanted, timing=timing, bind_address=bind_address,
+                             metrics_auth=metrics_auth, secret_namespaces=namespaces))
+
+
+from autoscaler.interceptor.cli import interceptor  # noqa: E402
+
+app.command("interceptor")(interceptor)
 
 from autoscaler.plan_cli import plan  # noqa: E402
 
@@ -124,6 +189,10 @@ app.command("simulate")(simulate)
 from autoscaler.forecast_cli import forecast  # noqa: E402
 
 app.command("forecast")(forecast)
+
+from autoscaler.cost_cli import cost  # noqa: E402
+
+app.command("cost")(cost)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from autoscaler.manifests.http import HTTPScaledObject, InterceptorRoute
 from autoscaler.manifests.keda import ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication
 from provisioner.nodeclass import EC2NodeClass, NodeClaim
 from provisioner.nodepool import NodePool
@@ -59,6 +60,21 @@ CRDS = (
     CRD(ClusterTriggerAuthentication, "keda.sh", "v1alpha1", "ClusterTriggerAuthentication",
         "clustertriggerauthentications", "Cluster", ("cta", "clustertriggerauth"), (AGE,),
         categories=("keda", "surge")),
+    CRD(HTTPScaledObject, "http.keda.sh", "v1alpha1", "HTTPScaledObject", "httpscaledobjects", "Namespaced",
+        ("httpso",), (
+            {"name": "TargetWorkload", "type": "string", "jsonPath": ".status.targetWorkload"},
+            {"name": "TargetService", "type": "string", "jsonPath": ".status.targetService"},
+            {"name": "MinReplicas", "type": "integer", "jsonPath": ".spec.replicas.min"},
+            {"name": "MaxReplicas", "type": "integer", "jsonPath": ".spec.replicas.max"},
+            {"name": "Ready", "type": "string", "jsonPath": _cond("Ready")},
+            AGE,
+        ), categories=("keda", "surge")),
+    CRD(InterceptorRoute, "http.keda.sh", "v1beta1", "InterceptorRoute", "interceptorroutes", "Namespaced",
+        ("ir",), (
+            {"name": "Service", "type": "string", "jsonPath": ".spec.target.service"},
+            {"name": "Ready", "type": "string", "jsonPath": _cond("Ready")},
+            AGE,
+        ), categories=("keda", "surge")),
     CRD(NodePool, "karpenter.sh", "v1", "NodePool", "nodepools", "Cluster", (), (
         {"name": "NodeClass", "type": "string", "jsonPath": ".spec.template.spec.nodeClassRef.name"},
         {"name": "Weight", "type": "integer", "jsonPath": ".spec.weight"},

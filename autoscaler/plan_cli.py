@@ -1,23 +1,108 @@
-"""`surge plan`: read Pod/Deployment manifests and NodePools, print the node plan."""
+"""`surge plan`: read Pod/Deployment manifests and NodePools, print the node plan.
+
+Bad input never gives a traceback: one line on stderr naming the file, the object and the field,
+exit status 2 (`PlanInputError`).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
+
+ALGORITHMS = ("surge", "karpenter")
+FORMATS = ("text", "json")
 
 
-def _docs(paths: list[Path]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            out += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-        except (OSError, yaml.YAMLError) as exc:
-            raise typer.BadParameter(f"{path}: {exc}") from exc
+class PlanInputError(ValueError):
+    """One bad input: `<file>: <object>: <field>: <what was expected>`."""
+
+
+def _docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Every mapping in the files, read by the hardened reader (a ManifestError is exit status 2)."""
+    from autoscaler.manifests.reader import mappings
+
+    return [(path, d) for path in paths for _, d in mappings(path)]
+
+
+def _name(doc: Mapping[str, Any]) -> str:
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    return f"{doc.get('kind', '?')} {(meta or {}).get('name', '?')}"
+
+
+def _pools(paths: list[Path]) -> list[Any]:
+    from pydantic import ValidationError
+
+    from provisioner.nodepool import NodePool
+    from provisioner.pods import expand_lists
+
+    pools = []
+    for path, raw in _docs(paths):
+        for d in expand_lists([raw]):
+            if d.get("kind") != "NodePool":
+                continue
+            try:
+                pools.append(NodePool.model_validate(d))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-after"))
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                raise PlanInputError(f"{path}: {_name(d)}: {where}: {msg}") from None
+    return pools
+
+
+def _spot(path: Path) -> dict[tuple[str, str], float]:
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise PlanInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PlanInputError(f"{path}: not JSON ({exc}); expected {{instance type: {{zone: $/h}}}}") from None
+    if not isinstance(raw, dict):
+        raise PlanInputError(f"{path}: expected {{instance type: {{zone: $/h}}}}")
+    out = {}
+    for itype, zones in raw.items():
+        if not isinstance(zones, dict):
+            raise PlanInputError(f"{path}: {itype}: expected {{zone: $/h}}")
+        for zone, price in zones.items():
+            if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price < 0:
+                raise PlanInputError(f"{path}: {itype}.{zone}: {price!r} is not a price (a number ≥ 0 in $/h)")
+            out[(str(itype), str(zone))] = float(price)
     return out
+
+
+def _existing(path: Path) -> list[Any]:
+    from provisioner.pods import expand_lists
+    from provisioner.problem import ExistingNode
+    from provisioner.requirements import Taint
+    from provisioner.resources import QuantityError, Resources
+
+    nodes = []
+    for _, raw in _docs([path]):
+        for d in expand_lists([raw]):
+            if d.get("kind") != "Node":
+                continue
+            meta = d.get("metadata") or {}
+            if not meta.get("name"):
+                raise PlanInputError(f"{path}: Node: metadata.name: required")
+            obj = f"{path}: Node {meta['name']}"
+            allocatable = (d.get("status") or {}).get("allocatable") or {}
+            try:
+                pods = int(str(allocatable.get("pods", 110)))
+                free = Resources.from_requests(allocatable, pods=pods)
+            except (QuantityError, ValueError) as exc:
+                raise PlanInputError(f"{obj}: status.allocatable: {exc}") from None
+            taints = []
+            for i, t in enumerate((d.get("spec") or {}).get("taints") or []):
+                if not isinstance(t, dict) or not t.get("key") or not t.get("effect"):
+                    raise PlanInputError(f"{obj}: spec.taints[{i}]: expected {{key, value, effect}}")
+                taints.append(Taint(str(t["key"]), str(t.get("value", "")), str(t["effect"])))
+            nodes.append(ExistingNode(str(meta["name"]), meta.get("labels") or {}, free, tuple(taints)))
+    return nodes
 
 
 def plan(
@@ -29,39 +114,55 @@ def plan(
     format: str = typer.Option("text", "--format", help="text or json"),
 ) -> None:
     """Plan new nodes (instance type, capacity type, zone) for pending pods at minimal $/h."""
+    try:
+        _plan(pods, nodepool, existing, spot_prices, algorithm, format)
+    except PlanInputError as exc:
+        typer.echo(f"surge plan: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _plan(pods: list[Path], nodepool: list[Path], existing: Path | None, spot_prices: Path | None, algorithm: str,
+          format: str) -> None:
     from provisioner.catalog import load_catalog
-    from provisioner.nodepool import NodePool, default_nodepool
+    from provisioner.nodepool import default_nodepool
     from provisioner.plan import make_plan
-    from provisioner.pods import daemonset_overhead, groups_from_manifests
-    from provisioner.problem import ExistingNode
-    from provisioner.requirements import Taint
+    from provisioner.pods import ManifestError, read_manifests
+
+    if algorithm not in ALGORITHMS:
+        raise PlanInputError(f"--algorithm: {algorithm!r}, expected one of {', '.join(ALGORITHMS)}")
+    if format not in FORMATS:
+        raise PlanInputError(f"--format: {format!r}, expected one of {', '.join(FORMATS)}")
+    by_file: dict[Path, list[dict[str, Any]]] = {}
+    for path, doc in _docs(pods):
+        by_file.setdefault(path, []).append(doc)
+    groups, skipped = [], []
     from provisioner.resources import Resources
 
-    docs = _docs(pods)
-    groups = groups_from_manifests(docs)
-    overhead = daemonset_overhead(docs)
-    pools = [NodePool.model_validate(d) for d in _docs(nodepool) if d.get("kind") == "NodePool"] or [default_nodepool()]
-    spot: dict[tuple[str, str], float] = {}
-    if spot_prices is not None:
-        for itype, zones in json.loads(spot_prices.read_text()).items():
-            spot.update({(itype, z): float(price) for z, price in zones.items()})
-    nodes = []
-    for d in _docs([existing]) if existing else []:
-        if d.get("kind") != "Node":
-            continue
-        allocatable = (d.get("status") or {}).get("allocatable") or {}
-        free = Resources.from_requests(allocatable, pods=int(allocatable.get("pods", 110)))
-        spec_taints = (d.get("spec") or {}).get("taints") or []
-        taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec_taints)
-        nodes.append(ExistingNode(d["metadata"]["name"], d["metadata"].get("labels") or {}, free, taints))
+    overhead = Resources()
+    for path, docs in by_file.items():
+        try:
+            read = read_manifests(docs)
+        except ManifestError as exc:
+            raise PlanInputError(f"{path}: {exc}") from None
+        groups += read.groups
+        overhead = overhead + read.overhead
+        skipped += [f"{path}: {s}" for s in read.skipped]
+    pools = _pools(nodepool) or [default_nodepool()]
+    spot = _spot(spot_prices) if spot_prices is not None else {}
+    nodes = _existing(existing) if existing else []
     result = make_plan(groups, pools, load_catalog(spot_prices=spot), nodes, overhead,
                        algorithm="karpenter" if algorithm == "karpenter" else "surge")
     warnings = [f"NodePool {p.name}: {f} is not used by planning" for p in pools for f in p.unsupported_fields()]
+    warnings += skipped
     if format == "json":
         out = result.to_json()
         out["warnings"] = warnings
         typer.echo(json.dumps(out, indent=2))
         return
+    _print_text(result, warnings)
+
+
+def _print_text(result: Any, warnings: list[str]) -> None:
     from collections import Counter
 
     from rich.console import Console
@@ -93,7 +194,12 @@ def plan(
     ratio = result.cost_per_hour / bound if bound else float("nan")
     console.print(f"total ${result.cost_per_hour:.4f}/h for {len(result.new_nodes)} new nodes; LP lower bound "
                   f"${bound:.4f}/h (cost/bound {ratio:.3f}); solved in {result.solve_seconds:.2f}s")
+    shown = 0
     for u in result.unschedulable:
-        console.print(f"[red]unschedulable[/red] {u['pod']}: {u['reason']}")
+        if shown < 50:
+            console.print(f"[red]unschedulable[/red] {u['pod']}: {u['reason']}")
+        shown += 1
+    if shown > 50:
+        console.print(f"[red]unschedulable[/red] … and {shown - 50} more pods")
     for w in warnings:
         console.print(f"[yellow]warning[/yellow] {w}")

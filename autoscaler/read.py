@@ -8,9 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoscaler.manifests.keda import ScaledObject
+from pydantic import ValidationError
+
+from autoscaler.manifests.keda import ScaledObject, target_of
 from autoscaler.manifests.loader import load_documents
-from autoscaler.validate import AuthIndex
+from autoscaler.manifests.reader import ManifestError
+from autoscaler.validate import AuthIndex, issues_from
 
 
 @dataclass
@@ -50,6 +53,9 @@ async def read_and_decide(
     from scalers.registry import build_scaler
 
     docs = load_documents(paths)
+    unreadable = next((d for d in docs if d.raw is None), None)
+    if unreadable is not None:
+        raise ManifestError(unreadable.file, unreadable.error or "unreadable")
     objects: list[ScaledObject] = []
     auth = AuthIndex(docs)
     reports: list[TriggerReport] = []
@@ -57,19 +63,30 @@ async def read_and_decide(
     for doc in docs:
         if doc.kind != "ScaledObject" or doc.raw is None:
             continue
-        so = ScaledObject.model_validate(doc.raw)
+        try:
+            so = ScaledObject.model_validate(doc.raw)
+        except ValidationError as exc:
+            first = issues_from(exc)[0]
+            raise ManifestError(doc.file, f"ScaledObject {doc.name or '?'}: {first.message}", doc.index,
+                                first.field) from None
         objects.append(so)
         for i, trig in enumerate(so.spec.triggers):
             label = trig.name or f"{trig.type}#{i}"
-            params, assumed, provider, warning = auth.resolve(so, i)
+            resolved = auth.resolve(so, i)
+            params, assumed = resolved.params, resolved.assumed
             if assumed:
-                reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None,
-                                             warning or f"auth parameters {sorted(assumed)} are not in these files"))
+                reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None, resolved.warning
+                                             or f"auth parameters {sorted(assumed)} are not in these files"))
                 continue
             try:
                 scaler = build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata,
-                                              auth_params=params, resolved_env=dict(env), pod_identity=provider,
-                                              metric_type=trig.metric_type or "AverageValue"))
+                                              auth_params=params, resolved_env=dict(env),
+                                              pod_identity=resolved.provider,
+                                              pod_identity_params=resolved.identity,
+                                              metric_type=trig.metric_type or "AverageValue",
+                                              metric_type_given=trig.metric_type is not None,
+                                              namespace=so.metadata.namespace or "default",
+                                              scale_target=target_of(so)))
             except ScalerError as exc:
                 reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None, str(exc)))
                 continue

@@ -11,6 +11,8 @@ import typer
 
 def simulate(
     trace: Path | None = typer.Option(None, "--trace", help="CSV timestamp_seconds,value (default: bundled)"),  # noqa: B008
+    trace_kind: str | None = typer.Option(None, "--trace-kind", help="count, rate or utilisation "
+                                          "(default: what the file says, else count)"),
     scaledobject: Path | None = typer.Option(None, "--scaledobject", help="ScaledObject YAML"),  # noqa: B008
     nodepool: list[Path] = typer.Option([], "--nodepool", help="NodePool YAML (karpenter.sh/v1)"),  # noqa: B008
     deployment: Path | None = typer.Option(None, "--deployment", help="the target Deployment (pod requests)"),  # noqa: B008
@@ -29,33 +31,38 @@ def simulate(
 ) -> None:
     """Simulate the ScaledObject + NodePool on a trace under each policy; print cost and SLO."""
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import Progress, TimeElapsedColumn
 
     from autoscaler.simulate.inputs import DEFAULT_TRACE, InputError, build_setup, bundled
     from autoscaler.simulate.policy import DEFAULT_POLICIES, Assumptions, PolicyError, policy_named
     from autoscaler.simulate.report import table, to_json, write_report
     from autoscaler.simulate.run import scale_for, simulate, tick_for
-    from autoscaler.simulate.trace import Trace, TraceError, load_trace
+    from autoscaler.simulate.trace import TraceError, load_trace
 
     err = Console(stderr=True)
     try:
         policies = [policy_named(p) for p in (policy or DEFAULT_POLICIES)]
-        tr = load_trace(trace or bundled(DEFAULT_TRACE))
+        tr = load_trace(trace or bundled(DEFAULT_TRACE), trace_kind)
+        cut_note = None
         if days is not None:
-            rows = max(2, int(days * 86400 / tr.interval))
-            tr = Trace(tr.name, tr.start, tr.interval, tr.counts[:rows], tr.notes)
+            tr, cut_note = tr.head(days * 86400)
         a = Assumptions(tick_s=tick, pod_rate=pod_rate, peak_pods=peak_pods, slo_seconds=slo,
                         spot_discount=spot_discount, spot_interruptions_per_node_hour=spot_interruptions, seed=seed)
         a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
         setup, notes = build_setup(scaledobject, nodepool, deployment, a)
     except (TraceError, InputError, PolicyError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, whatever its length
         raise typer.Exit(2) from None
-    notes = list(tr.notes) + notes
+    notes = tr.all_notes() + ([cut_note] if cut_note else []) + notes
+    if cut_note and format != "json":
+        err.print(f"[yellow]warning:[/yellow] {cut_note}")
     dt = tick_for(tr, a)
     ticks = round(tr.span / dt)
     results = []
-    with Progress(console=err, transient=True, disable=format == "json") as progress:
+    columns = (*Progress.get_default_columns(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=format == "json") as progress:
         task = progress.add_task("simulating", total=ticks * len(policies))
         for p in policies:
             progress.update(task, description=f"simulating {p.name}")
@@ -63,8 +70,9 @@ def simulate(
     from autoscaler.simulate.report import warnings
     from provisioner.disruption import SPOT_NOTICE_S
 
-    notes += warnings(results, setup.spec.max_replicas)
-    meta = {"trace": tr.name, "span_s": tr.span, "span_days": round(tr.span / 86400, 3), "tick_s": dt,
+    notes += warnings(results, setup.spec.max_replicas, a)
+    meta = {"trace": tr.name, "trace_kind": tr.kind, "trace_start": tr.start,
+            "span_s": tr.span, "span_days": round(tr.span / 86400, 3), "tick_s": dt,
             "trace_scale": round(a.scale, 6), "workload": "http" if setup.http else "queue",
             "pods_per_replica_request": str(setup.pods.requests)}
     if report is not None:
@@ -74,6 +82,7 @@ def simulate(
         typer.echo(json.dumps({k: out[k] for k in (*meta, "policies")} | {"notes": notes}, indent=2))
         return
     import sys
+
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
     console.print(table(results, f"{tr.name}: {tr.span / 86400:.2f} days, trace ×{a.scale:.4g}, "

@@ -18,9 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from autoscaler.admission import cluster_checks
 from autoscaler.manifests.common import unknown_fields
-from autoscaler.manifests.keda import ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication
+from autoscaler.manifests.keda import (
+    ClusterTriggerAuthentication,
+    ScaledObject,
+    TriggerAuthentication,
+    cluster_object_namespace,
+    target_of,
+)
 from autoscaler.manifests.loader import MODELS, Document, load_documents
+from autoscaler.redact import remember
 from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 
@@ -49,6 +57,19 @@ class ObjectResult:
 _PREFIXED = re.compile(r"^([A-Za-z][\w.\[\]/-]*): (.+)$", re.S)
 
 
+def join_path(loc: str, prefix: str) -> str:
+    """`loc` + `prefix` without repeating the part they share (spec.scaleTargetRef + scaleTargetRef.name
+    → spec.scaleTargetRef.name, not spec.scaleTargetRef.scaleTargetRef.name)."""
+    if not loc or prefix == loc or prefix.startswith(loc + "."):
+        return prefix
+    parts = loc.split(".")
+    for i in range(len(parts)):
+        tail = ".".join(parts[i:])
+        if prefix == tail or prefix.startswith(tail + ".") or prefix.startswith(tail + "["):
+            return ".".join([*parts[:i], prefix])
+    return f"{loc}.{prefix}"
+
+
 def issues_from(exc: ValidationError) -> list[Issue]:
     out = []
     for err in exc.errors():
@@ -56,7 +77,7 @@ def issues_from(exc: ValidationError) -> list[Issue]:
         message = err["msg"].removeprefix("Value error, ")
         match = _PREFIXED.match(message)
         if match and not match.group(1).startswith("http"):
-            loc = f"{loc}.{match.group(1)}" if loc else match.group(1)
+            loc = join_path(loc, match.group(1))
             message = match.group(2)
         if err["type"] == "missing":
             message = "is required"
@@ -68,10 +89,22 @@ def issues_from(exc: ValidationError) -> list[Issue]:
     return out
 
 
+@dataclass
+class Resolved:
+    """What a trigger's authenticationRef gives: params, params assumed supplied, the pod identity."""
+
+    params: dict[str, str]
+    assumed: set[str]
+    provider: str
+    identity: dict[str, str]
+    warning: str | None
+
+
 class AuthIndex:
     """Secrets and (Cluster)TriggerAuthentications found in the files, for resolving auth params."""
 
-    def __init__(self, docs: Iterable[Document]) -> None:
+    def __init__(self, docs: Iterable[Document], cluster_namespace: str | None = None) -> None:
+        self.cluster_namespace = cluster_namespace or cluster_object_namespace()
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.auths: dict[tuple[str, str], TriggerAuthentication] = {}
         self.cluster_auths: dict[str, ClusterTriggerAuthentication] = {}
@@ -91,35 +124,41 @@ class AuthIndex:
             except ValidationError:
                 continue  # reported on its own
 
-    def resolve(self, so: ScaledObject, index: int) -> tuple[dict[str, str], set[str], str, str | None]:
-        """(auth params, names of params assumed supplied, pod identity provider, warning)."""
+    def resolve(self, so: ScaledObject, index: int) -> Resolved:
+        """Auth params, the names of params assumed supplied, the pod identity, and a warning."""
         ref = so.spec.triggers[index].authentication_ref
         if ref is None:
-            return {}, set(), "", None
+            return Resolved({}, set(), "", {}, None)
         ns = so.metadata.namespace or "default"
-        auth = (self.cluster_auths.get(ref.name) if ref.kind == "ClusterTriggerAuthentication"
-                else self.auths.get((ns, ref.name)))
+        cluster = ref.kind == "ClusterTriggerAuthentication"
+        auth = self.cluster_auths.get(ref.name) if cluster else self.auths.get((ns, ref.name))
         if auth is None:
-            where = "" if ref.kind == "ClusterTriggerAuthentication" else f" in namespace {ns!r}"
-            return {}, {"*"}, "", (f"spec.triggers[{index}].authenticationRef: {ref.kind} {ref.name!r}{where} is not "
-                                   "in these files; its parameters are assumed to be supplied")
+            where = "" if cluster else f" in namespace {ns!r}"
+            return Resolved({}, {"*"}, "", {}, (f"spec.triggers[{index}].authenticationRef: {ref.kind} {ref.name!r}"
+                                                f"{where} is not in these files; its parameters are assumed to be "
+                                                "supplied"))
+        pi = auth.spec.pod_identity
+        provider, identity = (pi.provider, pi.params()) if pi else ("", {})
+        if auth.spec.file_path and cluster:  # KEDA then takes the parameters from the file alone
+            return Resolved({}, {"*"}, provider, identity, None)
+        # KEDA reads a ClusterTriggerAuthentication's Secrets from its own (cluster object) namespace
+        secret_ns = self.cluster_namespace if cluster else ns
         params: dict[str, str] = {}
         assumed: set[str] = set(auth.spec.store_parameters())
         for s in auth.spec.secret_target_ref:
-            value = self.secrets.get((ns, s.name), {}).get(s.key)
+            value = self.secrets.get((secret_ns, s.name), {}).get(s.key)
             if value is None:
                 assumed.add(s.parameter)
                 params[s.parameter] = UNRESOLVED
             else:
                 params[s.parameter] = value
-        for ref_list in (auth.spec.config_map_target_ref, auth.spec.env, auth.spec.file_path):
+        for ref_list in (auth.spec.config_map_target_ref, auth.spec.env):
             for item in ref_list:
                 assumed.add(item.parameter)
                 params[item.parameter] = UNRESOLVED
         for p in assumed:
             params.setdefault(p, UNRESOLVED)
-        provider = auth.spec.pod_identity.provider if auth.spec.pod_identity else ""
-        return params, assumed, provider, None
+        return Resolved(params, assumed, provider, identity, None)
 
 
 def secret_values(raw: dict[str, Any]) -> dict[str, str]:
@@ -133,6 +172,7 @@ def secret_values(raw: dict[str, Any]) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             values[key] = text
     values.update({k: str(v) for k, v in (raw.get("stringData") or {}).items()})
+    remember(*values.values())
     return values
 
 
@@ -149,15 +189,18 @@ def check_triggers(so: ScaledObject, auth: AuthIndex) -> tuple[list[Issue], list
             warnings.append(f"{path}.type: trigger type {trig.type!r} is not implemented by surge; KEDA accepts it, "
                             "and the operator will report it as not active at run time")
             continue
-        params, assumed, provider, warning = auth.resolve(so, i)
-        if warning:
-            warnings.append(warning)
+        resolved = auth.resolve(so, i)
+        params, assumed = resolved.params, resolved.assumed
+        if resolved.warning:
+            warnings.append(resolved.warning)
         env = {v: UNRESOLVED for k, v in trig.metadata.items() if k.endswith("FromEnv")}
         from_env = {k.removesuffix("FromEnv") for k in trig.metadata if k.endswith("FromEnv")}
         try:
             build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata,
                                  auth_params=params, resolved_env=env, metric_type=trig.metric_type or "AverageValue",
-                                 namespace=so.metadata.namespace or "default", pod_identity=provider))
+                                 metric_type_given=trig.metric_type is not None, scale_target=target_of(so),
+                                 namespace=so.metadata.namespace or "default", pod_identity=resolved.provider,
+                                 pod_identity_params=resolved.identity))
         except ConfigError as exc:
             for err in exc.errors:
                 if "*" in assumed or err.field in assumed or err.field in from_env:
@@ -190,13 +233,20 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             if isinstance(obj, NodePool | EC2NodeClass):
                 result.warnings += [f if ":" in f else f"{f}: not supported by surge" for f in obj.unsupported_fields()]
             if isinstance(obj, ScaledObject):
-                errors, warnings = check_triggers(obj, auth)
-                result.errors += errors
+                result.warnings += obj.admission_warnings()
+                errors, warnings = cluster_checks(obj, docs, doc.file)
+                result.errors += [Issue(f, m) for f, m in errors]
+                result.warnings += warnings
+                errors2, warnings = check_triggers(obj, auth)
+                result.errors += errors2
                 result.warnings += warnings
             if isinstance(obj, TriggerAuthentication | ClusterTriggerAuthentication):
                 stores = sorted(n for n in ("hashiCorpVault", "azureKeyVault", "awsSecretManager", "gcpSecretManager")
                                 if getattr(obj.spec, re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower()) is not None)
                 result.warnings += [f"spec.{s}: external secret store is not read by surge yet" for s in stores]
+                if isinstance(obj, TriggerAuthentication) and obj.spec.file_path:
+                    result.warnings.append("spec.filePath: only a ClusterTriggerAuthentication's filePath is read "
+                                           "(KEDA and surge refuse it at run time on a TriggerAuthentication)")
         result.ok = not result.errors
         results.append(result)
     return results

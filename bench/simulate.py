@@ -31,8 +31,7 @@ FOURTEEN_DAYS = 14 * 86400
 
 
 def first_days(trace: Trace, seconds: float = FOURTEEN_DAYS) -> Trace:
-    rows = max(2, int(seconds / trace.interval))
-    return Trace(trace.name, trace.start, trace.interval, trace.counts[:rows], trace.notes)
+    return trace.head(seconds)[0]
 
 
 def run(trace: Trace, policies: list[str]) -> tuple[list[PolicyResult], float]:

@@ -7,6 +7,7 @@ Variables: z[g,c] ≥ 0 pods of group g on candidate c, y[c] ≥ 0 (fractional) 
        z[g,c] ≤ y[c]  for one-pod-per-node groups    (hostname anti-affinity)
        Σ_{c in pool} cap[c,d]·y[c] ≤ limit[pool,d]   (NodePool limits)
        y[c] ≤ 1 for existing nodes (free, one copy)
+       z[g,c] ≤ node_cap[g]·y[c]                     (hostname spread / anti-affinity / hostPorts)
 Every integer plan is feasible here, so the optimum bounds every plan from below. The duals of
 the placement rows are what one more pod of each group costs at the margin; the packer uses them
 to value node patterns. Dominated candidates (same pool, no more capacity, no lower price, no
@@ -21,7 +22,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-from provisioner.problem import Problem
+from provisioner.problem import BIG, Problem
 
 
 @dataclass(frozen=True)
@@ -32,33 +33,34 @@ class LPResult:
 
 
 def useful_candidates(p: Problem, schedulable: np.ndarray) -> np.ndarray:
-    """Indices of candidates not dominated by another of the same pool (existing nodes are kept)."""
+    """Indices of candidates not dominated by another of the same pool and the same compatible
+    groups (existing nodes are kept). Candidates are classed by (pool, compatible groups) with one
+    np.unique; within a class, sorted by price, each is checked only against the Pareto front kept
+    so far — O(n · front) instead of O(n²), and the front stays small (bigger types cost more)."""
     rows = p.compat[schedulable]
-    keep = np.ones(len(p.candidates), dtype=bool)
-    keep &= rows.any(axis=0) if rows.size else False
-    idx = np.nonzero(keep)[0]
-    # collapse exact duplicates (e.g. the same type in several zones at the same price)
-    sig: dict[tuple[object, ...], int] = {}
-    for c in idx:
-        if p.candidates[c].existing:
-            continue
-        key = (int(p.pool_of[c]), tuple(p.cap[c]), float(p.price[c]), rows[:, c].tobytes())
-        if key in sig:
-            keep[c] = False
-        else:
-            sig[key] = int(c)
-    idx = np.nonzero(keep)[0]
-    new = idx[[not p.candidates[c].existing for c in idx]]
-    cap, price, comp, pool = p.cap[new], p.price[new], rows[:, new], p.pool_of[new]
-    dominated = np.zeros(len(new), dtype=bool)
-    for j in range(len(new)):
-        better = ((cap >= cap[j]).all(axis=1) & (price <= price[j]) & (pool == pool[j])
-                  & (comp | ~comp[:, j:j + 1]).all(axis=0))
-        better[j] = False
-        strictly = better & ((cap > cap[j]).any(axis=1) | (price < price[j]))
-        if strictly.any():
-            dominated[j] = True
-    keep[new[dominated]] = False
+    existing = np.array([bool(c.existing) for c in p.candidates], dtype=bool)
+    used = rows.any(axis=0) if rows.size else np.zeros(len(p.candidates), dtype=bool)
+    keep = used & existing
+    new = np.nonzero(used & ~existing)[0]
+    if not len(new):
+        return np.nonzero(keep)[0]
+    packed = np.packbits(rows[:, new], axis=0).T  # (n, ceil(G/8)) compatibility signature
+    key = np.concatenate([p.pool_of[new, None].astype(np.int64), packed.astype(np.int64)], axis=1)
+    _, cls = np.unique(key, axis=0, return_inverse=True)
+    cls = cls.reshape(-1)
+    cap, price = p.cap[new], p.price[new]
+    order = np.lexsort((new, -cap.sum(axis=1), price, cls))
+    front: list[int] = []
+    current = -1
+    for j in order:
+        if cls[j] != current:
+            current, front = int(cls[j]), []
+        if front:
+            f = np.array(front)
+            if np.any(np.all(cap[f] >= cap[j], axis=1) & (price[f] <= price[j])):
+                continue
+        front.append(int(j))
+        keep[new[j]] = True
     return np.nonzero(keep)[0]
 
 
@@ -84,36 +86,35 @@ def solve_lp(p: Problem, schedulable: np.ndarray) -> LPResult:
     rows, cols, vals = [], [], []
     r = 0
     cap_row = {}
+    ndim = len(p.dims)
     for j, c in enumerate(cands):
-        for d in range(4):
+        for d in range(ndim):
             cap_row[(c, d)] = r
             rows.append(r)
             cols.append(nz + j)
             vals.append(-float(p.cap[c, d]))
             r += 1
     for k, (gi, ci) in enumerate(pairs):
-        for d in range(4):
+        for d in range(ndim):
             if p.req[gi, d]:
                 rows.append(cap_row[(ci, d)])
                 cols.append(k)
                 vals.append(float(p.req[gi, d]))
-        if p.groups[gi].one_per_node:
+        if p.node_cap[gi] < p.count[gi]:  # at most node_cap of these pods per node
             rows += [r, r]
             cols += [k, col_of_c[ci]]
-            vals += [1.0, -1.0]
+            vals += [1.0, -float(p.node_cap[gi])]
             r += 1
     b_ub = [0.0] * r
-    for pi, limit in enumerate(p.pool_limits):
-        if limit is None:
-            continue
+    for pi in range(len(p.pools)):
         members = [j for j, c in enumerate(cands) if p.pool_of[c] == pi]
-        for d, lim in enumerate(limit.as_tuple()[:3]):
-            if lim >= 10**12 or not members:
+        for d, lim in enumerate(p.limits[pi]):
+            if lim >= BIG or not members:
                 continue
             for j in members:
                 rows.append(r)
                 cols.append(nz + j)
-                vals.append(float(p.cap[cands[j], d]))
+                vals.append(float(p.limit_cap[cands[j], d]))
             b_ub.append(float(lim))
             r += 1
     a_ub = coo_matrix((vals, (rows, cols)), shape=(r, nz + ny)).tocsr()

@@ -17,9 +17,13 @@ from functools import cache
 from importlib import resources as ir
 from typing import Any
 
-from provisioner.resources import Resources
+from provisioner.resources import Resources, amount
 
 DEFAULT_ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+EPHEMERAL_CAPACITY_MIB = 20 * 1024  # EC2NodeClass default root volume (AL2023); 17Gi allocatable
+# extended resources Karpenter's AWS provider reports (allocatable), besides cpu / memory / pods / nvidia.com/gpu
+EXTENDED = ("ephemeral-storage", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore", "amd.com/gpu",
+            "vpc.amazonaws.com/efa", "habana.ai/gaudi")
 ON_DEMAND, SPOT = "on-demand", "spot"
 
 
@@ -48,6 +52,13 @@ class InstanceType:
     labels: Mapping[str, str] = field(hash=False, compare=False)
     offerings: tuple[Offering, ...] = ()
 
+    @property
+    def capacity(self) -> Resources:
+        """The node's capacity (before kube-reserved and eviction): what NodePool limits count."""
+        return Resources(self.vcpu * 1000, self.memory_mib, self.allocatable.gpu, self.allocatable.pods,
+                         tuple((k, EPHEMERAL_CAPACITY_MIB if k == "ephemeral-storage" else v)
+                               for k, v in self.allocatable.extended))
+
 
 def kube_reserved_cpu_m(vcpu: int) -> int:
     """Karpenter's CPU reservation bands, each truncated to whole millicores."""
@@ -61,12 +72,19 @@ def kube_reserved_cpu_m(vcpu: int) -> int:
     return reserved
 
 
-def allocatable(vcpu: int, memory_mib: int, architecture: str, max_pods: int, gpus: int = 0) -> Resources:
+def allocatable(vcpu: int, memory_mib: int, architecture: str, max_pods: int, gpus: int = 0,
+                extended: Mapping[str, int] | None = None) -> Resources:
     memory = memory_mib - (64 if architecture == "arm64" else 0)
     memory -= math.ceil(memory * 0.075)
     memory -= 11 * max_pods + 255  # kube-reserved memory
     memory -= 100  # eviction threshold
-    return Resources(vcpu * 1000 - kube_reserved_cpu_m(vcpu), memory, gpus, max_pods)
+    ext = tuple(sorted((k, v) for k, v in (extended or {}).items() if v))
+    return Resources(vcpu * 1000 - kube_reserved_cpu_m(vcpu), memory, gpus, max_pods, ext)
+
+
+def _extended(row: Mapping[str, Any]) -> dict[str, int]:
+    alloc = row.get("karpenter_allocatable") or {}
+    return {k: amount(k, alloc[k]) for k in EXTENDED if k in alloc}
 
 
 def _read(name: str) -> Any:
@@ -107,7 +125,8 @@ def load_catalog(
             max_pods=max_pods,
             # the GPU resource pods ask for is nvidia.com/gpu; AMD GPUs are amd.com/gpu and do not count
             allocatable=allocatable(s["vcpu"], s["memory_mib"], s["architecture"], max_pods,
-                                    (s["gpu_count"] or 0) if s.get("gpu_manufacturer") == "nvidia" else 0),
+                                    (s["gpu_count"] or 0) if s.get("gpu_manufacturer") == "nvidia" else 0,
+                                    _extended(s)),
             labels=dict(s["labels"]), offerings=tuple(offerings),
         ))
     return out

@@ -380,9 +380,8 @@ class ProvisioningController:
             return []
         labels = (template.get("metadata") or {}).get("labels") or {}
         keys = tuple(f"{namespace}/{name}-ahead-{i}" for i in range(adding))
-        g = group_from_pod_spec(f"{name}-ahead", adding, template.get("spec") or {}, labels)
-        group = PodGroup(g.name, g.count, g.requests, g.requirements, g.tolerations, g.one_per_node,
-                         g.zone_max_skew, keys)
+        g = group_from_pod_spec(f"{name}-ahead", adding, template.get("spec") or {}, labels, namespace)
+        group = dataclasses.replace(g, pod_names=keys)
         until = self.clock() + PROTECT_S
         claims = await self.provision([group], protect_until=until, requests={k: g.requests for k in keys})
         if claims:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from provisioner.watch import Watcher
 
 KARPENTER = ("karpenter.sh", "v1")
 AWS_CLASSES = ("karpenter.k8s.aws", "v1", "ec2nodeclasses")
-
-
-async def _raw(lister: Any, *args: Any, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
-    """List, say so with a SYNCED event (the cache is complete, even when empty), then watch from
-    the list's resourceVersion. Objects stay plain dicts: no model objects per pod."""
-    resp = await lister(*args, _preload_content=False)
-    listed = json.loads(await resp.read())
-    for item in listed.get("items") or []:
-        yield {"type": "ADDED", "object": item}
-    yield {"type": "SYNCED", "object": {}}
-    w = watch.Watch()
-    stream = w.stream(lister, *args, timeout_seconds=timeout_s,
-                      resource_version=(listed.get("metadata") or {}).get("resourceVersion"))
-    w.return_type = None  # type: ignore[assignment]
-    async for event in stream:
-        yield {"type": event["type"], "object": event["raw_object"]}
 
 
 class ProvisionerKube:
@@ -36,22 +21,27 @@ class ProvisionerKube:
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
+        listed = self.custom.list_cluster_custom_object
+        self.watchers = {"pods": Watcher(self.core.list_pod_for_all_namespaces), "nodes": Watcher(self.core.list_node),
+                         "nodeclaims": Watcher(listed, *KARPENTER, "nodeclaims"),
+                         "nodepools": Watcher(listed, *KARPENTER, "nodepools"),
+                         "ec2nodeclasses": Watcher(listed, *AWS_CLASSES)}
 
-    # --- watches ---------------------------------------------------------------------------------------
+    # --- watches (provisioner.watch: list, SYNCED, then watch; the same helper as the autoscaler's) -----
     def watch_pods(self) -> AsyncIterator[dict[str, Any]]:
-        return _raw(self.core.list_pod_for_all_namespaces)
+        return self.watchers["pods"].events()
 
     def watch_nodes(self) -> AsyncIterator[dict[str, Any]]:
-        return _raw(self.core.list_node)
+        return self.watchers["nodes"].events()
 
     def watch_nodeclaims(self) -> AsyncIterator[dict[str, Any]]:
-        return _raw(self.custom.list_cluster_custom_object, *KARPENTER, "nodeclaims")
+        return self.watchers["nodeclaims"].events()
 
     def watch_nodepools(self) -> AsyncIterator[dict[str, Any]]:
-        return _raw(self.custom.list_cluster_custom_object, *KARPENTER, "nodepools")
+        return self.watchers["nodepools"].events()
 
     def watch_nodeclasses(self) -> AsyncIterator[dict[str, Any]]:
-        return _raw(self.custom.list_cluster_custom_object, *AWS_CLASSES)
+        return self.watchers["ec2nodeclasses"].events()
 
     # --- NodeClaims ------------------------------------------------------------------------------------
     async def create_nodeclaim(self, body: dict[str, Any]) -> dict[str, Any]:

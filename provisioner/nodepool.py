@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from provisioner.requirements import Requirements, Taint
-from provisioner.resources import Resources, quantity
+from provisioner.requirements import Requirements, Taint, value_set
+from provisioner.resources import QuantityError, Resources, amount
 
 
 class _Model(BaseModel):
@@ -20,13 +20,29 @@ class RequirementSpec(_Model):
     key: str
     operator: str
     values: list[str] = Field(default_factory=list)
-    min_values: int | None = None
+    min_values: int | None = Field(default=None, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _check(self) -> RequirementSpec:
+        value_set(self.operator, self.values)  # unknown operators and bad Gt/Lt values fail here
+        if self.operator == "In" and not self.values:
+            raise ValueError("operator In needs at least one value")
+        if self.min_values is not None and self.operator == "In" and len(self.values) < self.min_values:
+            raise ValueError(f"minValues {self.min_values} is more than the {len(self.values)} values allowed")
+        return self
 
 
 class TaintSpec(_Model):
     key: str
     value: str = ""
     effect: str
+
+    @field_validator("effect")
+    @classmethod
+    def _effect(cls, v: str) -> str:
+        if v not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ValueError(f"{v!r}: expected NoSchedule, PreferNoSchedule or NoExecute")
+        return v
 
 
 class NodeClaimTemplateSpec(_Model):
@@ -54,6 +70,16 @@ class NodePoolSpec(_Model):
     weight: int = Field(default=0, ge=0, le=100)
     disruption: dict[str, Any] | None = None
 
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, v: dict[str, str | int]) -> dict[str, str | int]:
+        for name, q in v.items():
+            try:
+                amount(name, q)
+            except QuantityError as exc:
+                raise ValueError(f"limits.{name}: {exc}") from None
+        return v
+
 
 class NodePool(_Model):
     api_version: str = "karpenter.sh/v1"
@@ -74,20 +100,26 @@ class NodePool(_Model):
         # startup taints are removed once the node is ready; pods need not tolerate them
         return tuple(Taint(t.key, t.value, t.effect) for t in self.spec.template.spec.taints)
 
+    def limit_amounts(self) -> dict[str, int]:
+        """Limits per resource, in the packer's units (cpu millicores, memory MiB, others whole)."""
+        return {name: amount(name, q) for name, q in self.spec.limits.items()}
+
     def limit(self) -> Resources | None:
         if not self.spec.limits:
             return None
         big = 10**12
-        lim = self.spec.limits
-        return Resources(int(quantity(lim["cpu"]) * 1000) if "cpu" in lim else big,
-                         int(quantity(lim["memory"]) / 2**20) if "memory" in lim else big,
-                         int(quantity(lim["nvidia.com/gpu"])) if "nvidia.com/gpu" in lim else big, big)
+        amounts = self.limit_amounts()
+        core = {k: amounts.get(k, big) for k in ("cpu", "memory", "nvidia.com/gpu")}
+        return Resources.from_amounts(amounts | core, amounts.get("pods", big))
+
+    def min_values(self) -> list[tuple[str, int]]:
+        """(key, minValues) of the requirements that set it: the NodeClaim must keep that many
+        distinct values of the key among its instance types."""
+        return [(r.key, r.min_values) for r in self.spec.template.spec.requirements if r.min_values]
 
     def unsupported_fields(self) -> list[str]:
         out = [f"spec.{k}" for k in (self.spec.model_extra or {})]
         out += [f"spec.template.spec.{k}" for k in (self.spec.template.spec.model_extra or {})]
-        out += [f"spec.template.spec.requirements[{i}].minValues" for i, r in
-                enumerate(self.spec.template.spec.requirements) if r.min_values is not None]
         d = self.spec.disruption or {}
         out += [f"spec.disruption.budgets[{i}].reasons: Drifted is never a reason in surge (no drift detection)"
                 for i, b in enumerate(d.get("budgets") or []) if "Drifted" in (b.get("reasons") or [])]

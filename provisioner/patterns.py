@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from provisioner.problem import Problem
+from provisioner.problem import BIG, Problem
 
 Pattern = tuple[int, tuple[int, ...]]  # (candidate, counts per group)
 
@@ -23,8 +23,8 @@ def _fills(p: Problem, live: np.ndarray, remaining: np.ndarray, value: np.ndarra
     from provisioner.packing import _fill
 
     orders = [np.lexsort((np.arange(len(value)), -value))]
-    orders += [np.lexsort((np.arange(len(value)), -value / np.maximum(p.req[:, d], 1))) for d in range(3)
-               if p.req[:, d].any()]
+    orders += [np.lexsort((np.arange(len(value)), -value / np.maximum(p.req[:, d], 1))) for d in range(len(p.dims))
+               if d != 3 and p.req[:, d].any()]
     return [_fill(p, live, remaining, o, allowed, p.cap[live]) for o in orders]
 
 
@@ -64,25 +64,27 @@ def generate(p: Problem, start: Sequence[Pattern], demand: np.ndarray, allowed: 
 
 
 
-def solve_integer(p: Problem, columns: Sequence[Pattern], demand: np.ndarray, time_limit: float = 0.5
+def solve_integer(p: Problem, columns: Sequence[Pattern], demand: np.ndarray, node_limit: int = 2000
                   ) -> list[tuple[Pattern, int]] | None:
-    """Fewest dollars of whole nodes over the generated patterns covering every pod (HiGHS MIP)."""
+    """Fewest dollars of whole nodes over the generated patterns covering every pod (HiGHS MIP).
+    Bounded by a branch-and-bound node budget, not wall-clock time: the same input gives the same
+    plan on a loaded machine."""
     rows = np.nonzero(demand > 0)[0]
     if not len(rows):
         return []
     a = np.array([[c[1][g] for c in columns] for g in rows], dtype=float)
     price = np.array([p.price[c[0]] for c in columns])
     constraints = [LinearConstraint(a, lb=demand[rows].astype(float), ub=np.inf)]
-    for pi, limit in enumerate(p.pool_limits):
-        if limit is None:
+    for pi in range(len(p.pools)):
+        if not p.has_limit(pi):
             continue
         in_pool = np.array([p.pool_of[c[0]] == pi for c in columns], dtype=float)
-        for d, lim in enumerate(limit.as_tuple()[:3]):
-            if lim < 10**12:
-                capd = np.array([p.cap[c[0], d] for c in columns], dtype=float) * in_pool
+        for d, lim in enumerate(p.limits[pi]):
+            if lim < BIG:
+                capd = np.array([p.limit_cap[c[0], d] for c in columns], dtype=float) * in_pool
                 constraints.append(LinearConstraint(capd[None, :], lb=-np.inf, ub=float(lim)))
     res = milp(price, constraints=constraints, integrality=np.ones(len(columns)), bounds=Bounds(0, np.inf),
-               options={"time_limit": time_limit, "mip_rel_gap": 0.002})
+               options={"node_limit": node_limit, "mip_rel_gap": 0.002})
     if res.x is None:
         return None
     counts = [int(x + 0.5) for x in res.x]

@@ -27,6 +27,7 @@ class PlannedNode:
     existing: str = ""
     cpu_utilization: float = 0.0
     memory_utilization: float = 0.0
+    labels: dict[str, str] = field(default_factory=dict)  # the node's labels (not in the JSON output)
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["nodes"] = [{k: v for k, v in n.items() if k not in ("existing",) or v} for n in out["nodes"]]
+        out["nodes"] = [{k: v for k, v in n.items() if k != "labels" and (k != "existing" or v)} for n in out["nodes"]]
         return out
 
 
@@ -57,7 +58,7 @@ def make_plan(
     algorithm: Literal["surge", "karpenter"] = "surge",
 ) -> Plan:
     """Plan nodes for `groups`. Never raises for bad pods: they come back in `unschedulable`."""
-    start = time.perf_counter()
+    start = time.perf_counter()  # reported only: nothing the plan decides depends on it
     problem = build_problem(groups, pools, catalog, existing, daemonset_overhead)
     if algorithm == "surge":
         nodes, left, bound, _ = pack(problem)
@@ -83,13 +84,16 @@ def _render(p: Problem, nodes: list[OpenNode], left: Mapping[int, int], bound: f
         used = sum((p.groups[g].requests.times(n) for g, n in node.pods.items()), Resources())
         planned.append(PlannedNode(c.instance_type, c.capacity_type, c.zone, c.price, pods, c.pool, c.existing,
                                    round(used.cpu_m / max(c.capacity.cpu_m, 1), 4),
-                                   round(used.memory_mib / max(c.capacity.memory_mib, 1), 4)))
+                                   round(used.memory_mib / max(c.capacity.memory_mib, 1), 4), dict(c.labels)))
     unschedulable = []
     for g, grp in enumerate(p.groups):
-        n = left.get(g, 0) if g not in p.unschedulable else grp.count
+        n = left.get(g, 0) + p.held_back.get(g, 0) if g not in p.unschedulable else grp.count
         if n <= 0:
             continue
-        reason = p.unschedulable.get(g) or "NodePool limits reached (no room left in any NodePool that fits it)"
+        reason = (p.unschedulable.get(g) or p.left_reasons.get(g)
+                  or "NodePool limits reached (no room left in any NodePool that fits it)")
         unschedulable += [{"pod": name, "reason": reason} for name in list(names[g])[:n]]
+    for grp, reason in p.dropped:
+        unschedulable += [{"pod": name, "reason": reason} for name in grp.names()]
     cost = sum(n.price_per_hour for n in planned)
     return Plan(planned, round(cost, 6), round(bound, 6), unschedulable)

@@ -1,24 +1,47 @@
 """The packing problem as arrays: candidate node offerings × pod groups, with compatibility.
 
 A candidate is one (NodePool, instance type, capacity type, zone) a new node could be, with its
-price and the capacity left for pods after DaemonSet overhead. Existing nodes with free room are
+price, the capacity left for pods after DaemonSet overhead (what packing fills) and the node's
+capacity (what NodePool limits count, as Karpenter does). Existing nodes with free room are
 candidates too, at price 0 and at most one copy each. Compatibility (node labels against pod
 requirements, taints against tolerations, requests against capacity) is computed once here;
 the LP bound, the surge packer and the Karpenter-style baseline all read the same arrays.
+
+Before that, `resolve_constraints` turns the pods' Kubernetes terms into what the packer checks
+per node: topology spread and zone anti-affinity become per-domain groups pinned by a node
+requirement (domains as Karpenter builds them: every NodePool's values for the key, narrowed by
+the pod's own node affinity), hostname spread / anti-affinity / hostPorts become a per-node cap
+and pairs of groups that may not share a node, pod affinity becomes a shared domain or "only on
+nodes that hold group X".
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from provisioner.catalog import InstanceType
 from provisioner.nodepool import NodePool
-from provisioner.pods import ZONE, PodGroup
-from provisioner.requirements import Requirements, Taint, untolerated
-from provisioner.resources import Resources
+from provisioner.pods import (
+    CAPACITY_TYPE,
+    HOSTNAME,
+    ZONE,
+    PodAffinityTerm,
+    PodGroup,
+    SpreadConstraint,
+    ports_conflict,
+    selects,
+)
+from provisioner.requirements import Requirements, Taint, Toleration, untolerated
+from provisioner.resources import CORE, Resources
+
+BIG = 2**62
+OFFERING_KEYS = (CAPACITY_TYPE, ZONE)
 
 
 @dataclass(frozen=True)
@@ -36,49 +59,290 @@ class Candidate:
     capacity_type: str
     zone: str
     price: float
-    capacity: Resources
+    capacity: Resources  # room for pods (allocatable − DaemonSets)
     existing: str = ""  # name of an existing node, "" for a new one
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)  # the node's labels
 
 
 @dataclass
 class Problem:
     groups: list[PodGroup]
     candidates: list[Candidate]
-    cap: np.ndarray  # (C, 4) int64
+    cap: np.ndarray  # (C, D) int64: room for pods
     price: np.ndarray  # (C,)
-    req: np.ndarray  # (G, 4) int64
+    req: np.ndarray  # (G, D) int64
     count: np.ndarray  # (G,) int64
     compat: np.ndarray  # (G, C) bool
     pool_of: np.ndarray  # (C,) int index into pools
     pools: list[NodePool]
-    pool_limits: list[Resources | None]
+    limits: np.ndarray  # (P, D) int64, BIG where the pool sets no limit
+    limit_cap: np.ndarray  # (C, D) int64: what one node of the candidate counts against its pool's limits
+    dims: list[str] = field(default_factory=lambda: list(CORE))
+    node_cap: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (G,) per-node max
+    exclusive: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # (G, G)
+    needs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (G,) group to share a node with
     unschedulable: dict[int, str] = field(default_factory=dict)  # group index → reason
+    dropped: list[tuple[PodGroup, str]] = field(default_factory=list)  # pods no domain can take
+    left_reasons: dict[int, str] = field(default_factory=dict)  # why a group's leftover pods wait
+    held_back: dict[int, int] = field(default_factory=dict)  # pods set aside before packing (they wait)
 
+    def has_limit(self, pi: int) -> bool:
+        return bool((self.limits[pi] < BIG).any())
 
-def split_zone_spread(groups: Sequence[PodGroup], zones: Sequence[str]) -> list[PodGroup]:
-    """Pods spread over zones (maxSkew) become one group per zone with counts as even as possible."""
-    out = []
-    for g in groups:
-        if g.zone_max_skew is None or g.count <= 1:
-            out.append(g)
-            continue
-        allowed = [z for z in zones if any(r.by_key.get(ZONE) is None or r.by_key[ZONE].allows(z)
-                                           for r in g.requirements)]
-        if not allowed:
-            out.append(g)
-            continue
-        names = g.names()
-        base, extra = divmod(g.count, len(allowed))
-        start = 0
-        for i, z in enumerate(allowed):
-            n = base + (1 if i < extra else 0)
-            if n == 0:
+    @property
+    def pool_limits(self) -> list[Resources | None]:
+        """Per pool, its limits as Resources (None without limits) — for callers that print them."""
+        out: list[Resources | None] = []
+        for pi in range(len(self.pools)):
+            if not self.has_limit(pi):
+                out.append(None)
                 continue
-            pin = Requirements.from_labels({ZONE: z})
-            out.append(PodGroup(f"{g.name}@{z}", n, g.requests, tuple(r.intersect(pin) for r in g.requirements),
-                                g.tolerations, g.one_per_node, None, tuple(names[start:start + n])))
-            start += n
+            amounts = {d: int(v) for d, v in zip(self.dims, self.limits[pi], strict=True)}
+            out.append(Resources.from_amounts(amounts, amounts["pods"]))
+        return out
+
+
+# --- constraint resolution -------------------------------------------------------------------------
+
+def _domains(key: str, pools: Sequence[NodePool], catalog: Sequence[InstanceType]) -> set[str]:
+    """Karpenter's domain universe for a topology key: values every NodePool allows, by its
+    requirements and template labels, across the instance types (offerings for zone/capacity type)."""
+    out: set[str] = set()
+    for pool in pools:
+        reqs = pool.requirements()
+        vs = reqs.by_key.get(key)
+        if key in OFFERING_KEYS:
+            values = {o.zone if key == ZONE else o.capacity_type for t in catalog for o in t.offerings if o.available}
+        else:
+            values = {t.labels[key] for t in catalog if key in t.labels}
+            if vs is not None and vs.include is not None:
+                values |= set(vs.include)
+        out |= {v for v in values if vs is None or vs.allows(v)}
     return out
+
+
+def _allowed_by_pod(g: PodGroup, key: str, value: str) -> bool:
+    return any(r.by_key.get(key) is None or r.by_key[key].allows(value) for r in g.requirements)
+
+
+def _pin(g: PodGroup, key: str, values: Sequence[str], count: int, names: list[str], suffix: str) -> PodGroup:
+    pin = Requirements.from_terms([{"key": key, "operator": "In", "values": list(values)}])
+    return dataclasses.replace(g, name=f"{g.name}{suffix}", count=count,
+                               requirements=tuple(r.intersect(pin) for r in g.requirements),
+                               pod_names=tuple(names), zone_max_skew=None, spread=())
+
+
+def _split(g: PodGroup, key: str, domains: list[str], per_domain: list[int], reason: str,
+           dropped: list[tuple[PodGroup, str]]) -> list[PodGroup]:
+    names = g.names()
+    out, start = [], 0
+    for d, n in zip(domains, per_domain, strict=True):
+        if n > 0:
+            out.append(_pin(g, key, [d], n, names[start:start + n], f"@{d}"))
+            start += n
+    if start < len(names):
+        dropped.append((dataclasses.replace(g, count=len(names) - start, pod_names=tuple(names[start:])), reason))
+    return out
+
+
+def _even(total: int, domains: int, max_per: int | None = None) -> list[int]:
+    base, extra = divmod(total, domains) if domains else (0, 0)
+    counts = [base + (1 if i < extra else 0) for i in range(domains)]
+    return [min(c, max_per) for c in counts] if max_per is not None else counts
+
+
+def resolve_constraints(groups: Sequence[PodGroup], pools: Sequence[NodePool], catalog: Sequence[InstanceType]
+                        ) -> tuple[list[PodGroup], list[tuple[PodGroup, str]]]:
+    """Spread, zone-level (anti-)affinity and hostname caps, per group; returns (groups, dropped)."""
+    universe: dict[str, list[str]] = {}
+
+    def domains_for(g: PodGroup, key: str) -> list[str]:
+        if key not in universe:
+            universe[key] = sorted(_domains(key, pools, catalog))
+        return [d for d in universe[key] if _allowed_by_pod(g, key, d)]
+
+    dropped: list[tuple[PodGroup, str]] = []
+    out: list[PodGroup] = []
+    for g in groups:
+        cap = g.node_cap()
+        parts = [g]
+        for c in g.spread:
+            if not selects(c, g, g):
+                continue  # spreading against other pods only: not modelled (documented divergence)
+            if c.topology_key == HOSTNAME:
+                cap = c.max_skew if cap is None else min(cap, c.max_skew)
+                continue
+            next_parts = []
+            for part in parts:
+                doms = domains_for(part, c.topology_key)
+                if not doms:
+                    dropped.append((part, f"no {c.topology_key} domain allowed for its topology spread"))
+                    continue
+                few = c.when_unsatisfiable == "DoNotSchedule" and c.min_domains is not None \
+                    and len(doms) < c.min_domains
+                per = _even(part.count, len(doms), c.max_skew if few else None)
+                why = (f"topology spread on {c.topology_key}: {len(doms)} domain(s) < minDomains {c.min_domains}, "
+                       f"at most maxSkew {c.max_skew} per domain")
+                next_parts += _split(part, c.topology_key, doms, per, why, dropped)
+            parts = next_parts
+        if g.zone_max_skew is not None and g.count > 1:
+            next_parts = []
+            for part in parts:
+                doms = domains_for(part, ZONE)
+                next_parts += _split(part, ZONE, doms, _even(part.count, len(doms)), "no zone", dropped) if doms \
+                    else [part]
+            parts = next_parts
+        for t in g.pod_anti_affinity:
+            if t.topology_key == HOSTNAME or not selects(t, g, g):
+                continue
+            next_parts = []
+            for part in parts:  # at most one of these pods per domain of the key
+                doms = [d for d in domains_for(part, t.topology_key)]
+                per = [1] * min(len(doms), part.count) + [0] * max(0, len(doms) - part.count)
+                next_parts += _split(part, t.topology_key, doms, per,
+                                     f"pod anti-affinity on {t.topology_key}: one pod per domain and only "
+                                     f"{len(doms)} domain(s)", dropped)
+            parts = next_parts
+        for t in g.pod_affinity:
+            if t.topology_key == HOSTNAME or not selects(t, g, g) or any(
+                    o is not g and selects(t, g, o) for o in groups):
+                continue
+            next_parts = []
+            for part in parts:  # every pod in one domain: the first one allowed
+                doms = domains_for(part, t.topology_key)
+                next_parts += [_pin(part, t.topology_key, doms[:1], part.count, part.names(), "")] if doms \
+                    else [part]
+            parts = next_parts
+        single = any(t.topology_key == HOSTNAME and selects(t, g, g) and not any(
+            o is not g and selects(t, g, o) for o in groups) for t in g.pod_affinity)
+        if single:
+            parts = [dataclasses.replace(p, single_node=True) for p in parts]
+        hostname_anti = any(t.topology_key == HOSTNAME and selects(t, g, g) for t in g.pod_anti_affinity)
+        if hostname_anti or ports_conflict(g.host_ports, g.host_ports):
+            cap = 1
+        out += [dataclasses.replace(p, per_node_max=cap, one_per_node=cap == 1) for p in parts]
+    return _cross_group_domains(out, domains_for, dropped), dropped
+
+
+def _domain_values(g: PodGroup, key: str, domains: list[str]) -> list[str]:
+    """The domains of `key` the group can still land in (its requirements narrowed by pins)."""
+    return [d for d in domains if _allowed_by_pod(g, key, d)]
+
+
+def _cross_group_domains(groups: list[PodGroup], domains_for: Any,
+                         dropped: list[tuple[PodGroup, str]]) -> list[PodGroup]:
+    """Zone-level (any non-hostname key) pod affinity and anti-affinity between groups.
+
+    Groups are taken in Karpenter's queue order (CPU, then memory, largest first). A group related
+    to others (anti-affinity in either direction, affinity in either direction) is committed to one
+    domain, its first allowed, when it is placed; later groups avoid (anti) or join (affinity) the
+    domains of the related groups placed before them. Karpenter reaches the same state over two
+    batches (it commits a domain only when the node is created); surge commits at planning time."""
+    out = list(groups)
+    order = sorted(range(len(out)), key=lambda i: (-out[i].requests.cpu_m, -out[i].requests.memory_mib, i))
+    keys = {t.topology_key for g in out for t in (*g.pod_affinity, *g.pod_anti_affinity)} - {HOSTNAME}
+    alive = [True] * len(out)
+    for key in sorted(keys):
+        def anti(a: int, b: int, key: str = key) -> bool:
+            return any(t.topology_key == key and selects(t, out[a], out[b]) for t in out[a].pod_anti_affinity) or \
+                any(t.topology_key == key and selects(t, out[b], out[a]) for t in out[b].pod_anti_affinity)
+
+        def follows(a: int, b: int, key: str = key) -> bool:
+            return any(t.topology_key == key and selects(t, out[a], out[b]) for t in out[a].pod_affinity) or \
+                any(t.topology_key == key and selects(t, out[b], out[a]) for t in out[b].pod_affinity)
+
+        placed: dict[int, list[str]] = {}
+        for i in order:
+            if not alive[i]:
+                continue
+            g = out[i]
+            doms = [d for d in domains_for(g, key)]
+            allowed = list(doms)
+            for j, dj in placed.items():
+                if anti(i, j):
+                    allowed = [d for d in allowed if d not in dj]
+            free = list(allowed)
+            for j, dj in placed.items():
+                if follows(i, j) and not anti(i, j):
+                    allowed = [d for d in allowed if d in dj]
+            if not allowed and any(t.topology_key == key and selects(t, g, g) for t in g.pod_affinity):
+                allowed = free  # it matches its own affinity: like a first pod, it may open its own domain
+            related = any(j != i and (anti(i, j) or follows(i, j)) for j in range(len(out)) if alive[j])
+            if not allowed:
+                if related:
+                    dropped.append((g, f"pod (anti-)affinity on {key}: no {key} domain is left for it"))
+                    alive[i] = False
+                continue
+            if related:
+                allowed = allowed[:1]
+            if allowed != doms:
+                out[i] = _pin(g, key, allowed, g.count, g.names(), "")
+            placed[i] = allowed
+    return [g for g, ok in zip(out, alive, strict=True) if ok]
+
+
+def pair_constraints(groups: Sequence[PodGroup]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """(exclusive[G, G]: may not share a node, needs[G]: must share a node with that group or -1,
+    reasons for groups whose required pod affinity selects no pod at all)."""
+    n = len(groups)
+    exclusive = np.zeros((n, n), dtype=bool)
+    needs = np.full(n, -1, dtype=np.int64)
+    reasons: dict[int, str] = {}
+    with_terms = [i for i, g in enumerate(groups) if g.pod_anti_affinity or g.host_ports or g.pod_affinity
+                  or g.spread]
+    for i in with_terms:
+        g = groups[i]
+        for j, o in enumerate(groups):
+            if j == i:
+                continue
+            if g.host_ports and o.host_ports and ports_conflict(g.host_ports, o.host_ports):
+                exclusive[i, j] = exclusive[j, i] = True
+            for t in g.pod_anti_affinity:
+                if t.topology_key == HOSTNAME and selects(t, g, o):
+                    exclusive[i, j] = exclusive[j, i] = True
+            for c in g.spread:  # hostname spread, maxSkew 1, over pods of several groups: one of them per node
+                if (c.topology_key == HOSTNAME and c.max_skew == 1 and c.when_unsatisfiable == "DoNotSchedule"
+                        and selects(c, g, g) and selects(c, g, o)):
+                    exclusive[i, j] = exclusive[j, i] = True
+        for t in g.pod_affinity:
+            targets = [j for j, o in enumerate(groups) if j != i and selects(t, g, o)]
+            if not targets and not selects(t, g, g):
+                reasons[i] = f"its required pod affinity ({t.topology_key}) selects no pending or running pod"
+            elif targets and t.topology_key == HOSTNAME:
+                needs[i] = targets[0]
+    return exclusive, needs, reasons
+
+
+# --- candidates --------------------------------------------------------------------------------------
+
+def _minvalues_floor(key: str, n: int, labels_of: list[dict[str, str]], cap: np.ndarray) -> None:
+    """NodePool `minValues`: a node may hold only what at least N instance types with distinct
+    values of the key (among the pool's types) can hold, so its NodeClaim keeps N options; it is
+    still launched as (and priced at) its cheapest type. A type's room shrinks to r·room, r the
+    (N−1)-th best "smallest ratio to this room" over the types of the other values: every load
+    that fits is then held by N types of distinct values. Worked per distinct type, not per offering."""
+    first_of: dict[str, int] = {}
+    for i, lab in enumerate(labels_of):
+        first_of.setdefault(lab.get("node.kubernetes.io/instance-type", str(i)), i)
+    rows = np.array(list(first_of.values()))
+    codes_of: dict[str, int] = {}
+    codes = np.array([codes_of.setdefault(labels_of[i].get(key, ""), len(codes_of)) for i in rows])
+    index = {name: k for k, name in enumerate(first_of)}
+    type_of = np.array([index[lab.get("node.kubernetes.io/instance-type", str(i))] for i, lab in enumerate(labels_of)])
+    if len(codes_of) < n:
+        cap[:] = -1  # the pool cannot keep N distinct values: never launched
+        return
+    room = cap[rows].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(room[:, None, :] > 0, room[None, :, :] / np.maximum(room[:, None, :], 1), np.inf)
+    r = ratio.min(axis=2)  # r[i, k]: the share of type i's room that type k holds
+    order = np.argsort(codes, kind="stable")
+    starts = np.r_[0, np.nonzero(np.diff(codes[order]))[0] + 1]
+    best = np.maximum.reduceat(r[:, order], starts, axis=1)  # (types, values): column j is value code j
+    best[np.arange(len(rows)), codes] = -np.inf
+    kth = -np.partition(-best, n - 2, axis=1)[:, n - 2]
+    scale = np.clip(kth, 0, 1)[type_of]
+    cap[:] = np.where(scale[:, None] > 0, np.floor(cap * scale[:, None]), -1).astype(np.int64)
 
 
 def build_problem(
@@ -88,62 +352,159 @@ def build_problem(
     existing: Sequence[ExistingNode] = (),
     daemonset_overhead: Resources = Resources(),  # noqa: B008 - immutable value
 ) -> Problem:
-    zones = sorted({o.zone for t in catalog for o in t.offerings})
-    groups = split_zone_spread(groups, zones)
     pools = sorted(pools, key=lambda p: (-p.spec.weight, p.name))
+    groups, dropped = resolve_constraints(groups, pools, catalog)
+    ext = sorted({k for g in groups for k, _ in g.requests.extended}
+                 | {k for p in pools for k in p.limit_amounts() if k not in CORE})
+    dims = [*CORE, *ext]
     candidates: list[Candidate] = []
     labels_of: list[dict[str, str]] = []
     taints_of: list[tuple[Taint, ...]] = []
     pool_index: list[int] = []
+    limit_rows: list[tuple[int, ...]] = []
+    cap_rows: list[tuple[int, ...]] = []
+    known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | {"karpenter.sh/nodepool"}
     for pi, pool in enumerate(pools):
-        reqs = pool.requirements()
         extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
+        reqs, variants = _custom_labels(pool.requirements(), known | set(extra))
+        first = len(candidates)
         for t in catalog:
             type_labels = dict(t.labels) | extra
             if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items()
-                   if k not in ("karpenter.sh/capacity-type", ZONE)):
+                   if k not in OFFERING_KEYS and k not in variants[0]):
                 continue
             capacity = t.allocatable - daemonset_overhead
             if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
                 continue
-            for o in t.offerings:
+            room, full = capacity.vector(ext), t.capacity.vector(ext)
+            for o, variant in itertools.product(t.offerings, variants):
                 if not o.available:
                     continue
-                labels = type_labels | {"karpenter.sh/capacity-type": o.capacity_type, ZONE: o.zone}
+                labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
                 if reqs.first_violation(labels) is not None:
                     continue
-                candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity))
+                candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
+                                            labels=labels))
                 labels_of.append(labels)
                 taints_of.append(pool.taints())
                 pool_index.append(pi)
+                cap_rows.append(room)
+                limit_rows.append(full)
+        mins = pool.min_values()
+        if mins and len(candidates) > first:
+            block = np.array(cap_rows[first:], dtype=np.int64).reshape(-1, len(dims))
+            for key, n in mins:
+                if n > 1:
+                    _minvalues_floor(key, n, labels_of[first:], block)
+            cap_rows[first:] = [tuple(int(x) for x in row) for row in block]
     for node in existing:
         candidates.append(Candidate("", str(node.labels.get("node.kubernetes.io/instance-type", "")),
-                                    str(node.labels.get("karpenter.sh/capacity-type", "")),
-                                    str(node.labels.get(ZONE, "")), 0.0, node.free, existing=node.name))
+                                    str(node.labels.get(CAPACITY_TYPE, "")),
+                                    str(node.labels.get(ZONE, "")), 0.0, node.free, existing=node.name,
+                                    labels=dict(node.labels)))
         labels_of.append(dict(node.labels))
         taints_of.append(node.taints)
         pool_index.append(-1)
-    cap = np.array([c.capacity.as_tuple() for c in candidates], dtype=np.int64).reshape(-1, 4)
-    req = np.array([g.requests.as_tuple() for g in groups], dtype=np.int64).reshape(-1, 4)
+        cap_rows.append(node.free.vector(ext))
+        limit_rows.append(tuple(0 for _ in dims))
+    cap = np.array(cap_rows, dtype=np.int64).reshape(-1, len(dims))
+    req = np.array([g.requests.vector(ext) for g in groups], dtype=np.int64).reshape(-1, len(dims))
     compat = np.zeros((len(groups), len(candidates)), dtype=bool)
+    table = _LabelTable(labels_of, taints_of)
+    minvalue_reasons: dict[int, str] = {}
     for gi, g in enumerate(groups):
         fits = np.all(cap >= req[gi], axis=1)
-        for ci in np.nonzero(fits)[0]:
-            labels = labels_of[ci]
-            if untolerated(taints_of[ci], g.tolerations) is None and any(
-                    r.first_violation(labels) is None for r in g.requirements):
-                compat[gi, ci] = True
-    pool_of = np.array(pool_index, dtype=np.int64)
+        row = np.zeros(len(candidates), dtype=bool)
+        for term in g.requirements:  # Karpenter tries the terms in order, relaxing to the next on failure
+            row = table.match((term,), g.tolerations) & fits
+            if row.any():
+                break
+        for pref in g.preferred:  # Karpenter honours preferred node affinity while it can
+            narrowed = row & table.match(tuple(r.intersect(pref) for r in g.requirements), g.tolerations)
+            if narrowed.any():
+                row = narrowed
+                break
+        compat[gi] = row
+    for pi, pool in enumerate(pools):  # minValues over the types each group's pods allow (NodePool ∩ pod)
+        in_pool = np.array(pool_index, dtype=np.int64) == pi if pool_index else np.zeros(0, dtype=bool)
+        for key, n in pool.min_values():
+            for gi in range(len(groups)):
+                cols = np.nonzero(compat[gi] & in_pool)[0]
+                if len(cols) and len({labels_of[c].get(key) for c in cols}) < n:
+                    compat[gi, cols] = False
+                    minvalue_reasons[gi] = (f"NodePool {pool.name}: minValues requirement is not met for label(s) "
+                                            f"{key} ({n} distinct values needed among the types its pods allow)")
+    exclusive, needs, affinity_reasons = pair_constraints(groups)
+    node_cap = np.array([g.node_cap() if g.node_cap() is not None else BIG for g in groups], dtype=np.int64)
+    limits = np.array([[pool.limit_amounts().get(d, BIG) for d in dims] for pool in pools],
+                      dtype=np.int64).reshape(-1, len(dims))
     problem = Problem(
         groups=list(groups), candidates=candidates, cap=cap,
         price=np.array([c.price for c in candidates], dtype=float), req=req,
-        count=np.array([g.count for g in groups], dtype=np.int64), compat=compat, pool_of=pool_of,
-        pools=list(pools), pool_limits=[p.limit() for p in pools],
+        count=np.array([g.count for g in groups], dtype=np.int64), compat=compat,
+        pool_of=np.array(pool_index, dtype=np.int64), pools=list(pools), limits=limits,
+        limit_cap=np.array(limit_rows, dtype=np.int64).reshape(-1, len(dims)), dims=dims, node_cap=node_cap,
+        exclusive=exclusive, needs=needs, dropped=dropped,
     )
+    for gi, reason in affinity_reasons.items():
+        problem.compat[gi] = False
+        problem.unschedulable[gi] = reason
     for gi, g in enumerate(groups):
-        if not compat[gi].any():
-            problem.unschedulable[gi] = why_unschedulable(g, pools, catalog, daemonset_overhead)
+        if not compat[gi].any() and gi not in problem.unschedulable:
+            problem.unschedulable[gi] = minvalue_reasons.get(gi) or why_unschedulable(g, pools, catalog,
+                                                                                      daemonset_overhead)
     return problem
+
+
+def _custom_labels(reqs: Requirements, known: set[str]) -> tuple[Requirements, list[dict[str, str]]]:
+    """A NodePool requirement on a key no instance type defines (`team In [a, b]`) labels the node
+    with one of its values, as Karpenter does: one candidate variant per combination. Such keys
+    without values (NotIn, Exists) constrain nothing the catalog knows, so they are dropped."""
+    custom = {k: vs for k, vs in reqs.by_key.items() if k not in known}
+    if not custom:
+        return reqs, [{}]
+    keep = Requirements({k: vs for k, vs in reqs.by_key.items() if k not in custom or vs.include is not None})
+    valued = [(k, sorted(vs.include)) for k, vs in custom.items() if vs.include is not None]
+    variants = [dict(zip([k for k, _ in valued], combo, strict=True))
+                for combo in itertools.product(*[v for _, v in valued])]
+    return keep, variants or [{}]
+
+
+class _LabelTable:
+    """Candidates' labels and taints by column, so a requirement is checked once per distinct value
+    instead of once per candidate (thousands of offerings × hundreds of pod shapes)."""
+
+    def __init__(self, labels_of: list[dict[str, str]], taints_of: list[tuple[Taint, ...]]) -> None:
+        self.labels_of = labels_of
+        self.columns: dict[str, tuple[list[str | None], np.ndarray]] = {}
+        taint_codes: dict[tuple[Taint, ...], int] = {}
+        self.taint_idx = np.array([taint_codes.setdefault(t, len(taint_codes)) for t in taints_of], dtype=np.int64)
+        self.taint_sets = list(taint_codes)
+        self.cache: dict[object, np.ndarray] = {}
+
+    def _column(self, key: str) -> tuple[list[str | None], np.ndarray]:
+        if key not in self.columns:
+            codes: dict[str | None, int] = {}
+            inv = np.array([codes.setdefault(lab.get(key), len(codes)) for lab in self.labels_of], dtype=np.int64)
+            self.columns[key] = (list(codes), inv)
+        return self.columns[key]
+
+    def match(self, requirements: Sequence[Requirements], tolerations: Sequence[Toleration]) -> np.ndarray:
+        key = (tuple(tuple(sorted(r.by_key.items(), key=lambda kv: kv[0])) for r in requirements), tuple(tolerations))
+        if key in self.cache:
+            return self.cache[key]
+        n = len(self.labels_of)
+        any_term = np.zeros(n, dtype=bool)
+        for r in requirements:
+            ok = np.ones(n, dtype=bool)
+            for k, vs in r.by_key.items():
+                values, inv = self._column(k)
+                ok &= np.array([vs.allows(v) for v in values], dtype=bool)[inv] if values else ok
+            any_term |= ok
+        tol = np.array([untolerated(ts, tolerations) is None for ts in self.taint_sets], dtype=bool)
+        out = any_term & (tol[self.taint_idx] if len(tol) else np.ones(n, dtype=bool))
+        self.cache[key] = out
+        return out
 
 
 def why_unschedulable(g: PodGroup, pools: Sequence[NodePool], catalog: Sequence[InstanceType],
@@ -164,24 +525,45 @@ def why_unschedulable(g: PodGroup, pools: Sequence[NodePool], catalog: Sequence[
         if all(m.conflict() for m in merged):
             reasons.append(f"NodePool {pool.name}: {merged[0].conflict()}")
             continue
-        types = [t for t in catalog if any(m.first_violation({**t.labels, **dict(pool.spec.template.metadata.labels),
-                                                              "karpenter.sh/nodepool": pool.name}) is None
+        extra = {**dict(pool.spec.template.metadata.labels), "karpenter.sh/nodepool": pool.name}
+        types = [t for t in catalog if any(m.first_violation({**t.labels, **extra}) is None
                                            or _only_offering_keys(m, t) for m in merged)]
         if not types:
-            first = catalog[0] if catalog else None
-            detail = merged[0].first_violation(dict(first.labels)) if first else "empty catalog"
-            reasons.append(f"NodePool {pool.name}: no instance type satisfies the requirements ({detail})")
+            reasons.append(f"NodePool {pool.name}: no instance type satisfies the requirements "
+                           f"({_commonest_violation(merged, catalog, extra)})")
             continue
-        biggest = max((t.allocatable - overhead for t in types), key=lambda r: (r.gpu, r.cpu_m, r.memory_mib))
-        if not g.requests.fits_in(biggest):
-            reasons.append(f"NodePool {pool.name}: requests ({g.requests}) exceed the largest allowed instance "
-                           f"type ({biggest})")
+        fitting = [t for t in types if g.requests.fits_in(t.allocatable - overhead)]
+        if not fitting:
+            biggest = max((t.allocatable - overhead for t in types), key=lambda r: (r.gpu, r.cpu_m, r.memory_mib))
+            reasons.append(f"NodePool {pool.name}: requests ({g.requests}) exceed every allowed instance type "
+                           f"(largest: {biggest})")
             continue
         reasons.append(f"NodePool {pool.name}: no offering (capacity type / zone) satisfies the requirements")
     return "; ".join(reasons)
 
 
+def _commonest_violation(merged: Sequence[Requirements], catalog: Sequence[InstanceType],
+                         extra: Mapping[str, str]) -> str:
+    """The requirement most instance types fail (not the first type's reason): what to relax."""
+    from collections import Counter
+
+    keys: Counter[str] = Counter()
+    for t in catalog:
+        labels = {**t.labels, **extra}
+        for key, vs in merged[0].by_key.items():
+            if key not in OFFERING_KEYS and not vs.allows(labels.get(key)):
+                keys[f"{key} {vs.describe()}"] += 1
+                break
+    if not keys:
+        return "empty catalog" if not catalog else "no type matches"
+    what, n = keys.most_common(1)[0]
+    return f"{what}: {n} of {len(catalog)} types fail it"
+
+
 def _only_offering_keys(req: Requirements, t: InstanceType) -> bool:
     labels = dict(t.labels)
     return all(vs.allows(labels.get(k)) for k, vs in req.by_key.items()
-               if k not in ("karpenter.sh/capacity-type", ZONE, "karpenter.sh/nodepool"))
+               if k not in (CAPACITY_TYPE, ZONE, "karpenter.sh/nodepool"))
+
+
+__all__ = ["BIG", "Candidate", "ExistingNode", "PodAffinityTerm", "Problem", "SpreadConstraint", "build_problem"]

@@ -9,7 +9,7 @@ batching 1 s idle / 10 s max; `karpenter.sh/do-not-disrupt`; consolidateAfter; b
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +20,7 @@ from provisioner.catalog import InstanceType
 from provisioner.cloud.base import Offering
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
-from provisioner.pods import PodGroup, group_from_pod_spec
+from provisioner.pods import PodGroup, PodSpecError, group_from_pod_spec, shape_key
 from provisioner.problem import ExistingNode
 from provisioner.requirements import Requirements, Taint
 from provisioner.resources import Resources
@@ -113,20 +113,22 @@ def pending_groups(pods: Iterable[Mapping[str, Any]], exclude: set[str] = frozen
 
 def groups_of(pods: Iterable[Mapping[str, Any]]) -> list[PodGroup]:
     """Pods grouped by identical scheduling needs, named by their namespace/name keys."""
-    by_shape: dict[str, tuple[Mapping[str, Any], Mapping[str, str], list[str]]] = {}
+    by_shape: dict[str, tuple[Mapping[str, Any], Mapping[str, str], str, list[str]]] = {}
     for pod in pods:
         key = pod_key(pod)
         spec = pod.get("spec") or {}
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        shape_doc = {k: spec.get(k) for k in ("containers", "initContainers", "nodeSelector", "affinity",
-                                               "tolerations", "topologySpreadConstraints")}
-        shape = hashlib.sha1(json.dumps([shape_doc, labels], sort_keys=True, default=str).encode()).hexdigest()
-        by_shape.setdefault(shape, (spec, labels, []))[2].append(key)
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        namespace = str(meta.get("namespace") or "default")
+        shape = shape_key(namespace, spec, labels)
+        by_shape.setdefault(shape, (spec, labels, namespace, []))[3].append(key)
     groups = []
-    for shape, (spec, labels, names) in by_shape.items():
-        g = group_from_pod_spec(f"pods-{shape[:8]}", len(names), spec, labels)
-        groups.append(PodGroup(g.name, g.count, g.requests, g.requirements, g.tolerations, g.one_per_node,
-                               g.zone_max_skew, tuple(names)))
+    for shape, (spec, labels, namespace, names) in by_shape.items():
+        try:
+            g = group_from_pod_spec(f"pods-{shape[:8]}", len(names), spec, labels, namespace)
+        except PodSpecError:
+            continue  # a pod Kubernetes admitted but surge cannot read stays pending (the controller reports it)
+        groups.append(dataclasses.replace(g, pod_names=tuple(names)))
     return groups
 
 

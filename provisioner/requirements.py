@@ -88,11 +88,17 @@ def value_set(operator: str, values: Iterable[str] = ()) -> ValueSet:
         return ValueSet(must_exist=True)
     if operator == "DoesNotExist":
         return ValueSet(must_not_exist=True)
-    if operator in ("Gt", "Lt"):
+    if operator in ("Gt", "Lt", "Gte", "Lte"):
         if len(vals) != 1:
             raise ValueError(f"{operator} takes exactly one value, got {sorted(vals)}")
-        number = float(next(iter(vals)))
-        return ValueSet(gt=number, must_exist=True) if operator == "Gt" else ValueSet(lt=number, must_exist=True)
+        try:
+            number = int(next(iter(vals)))
+        except ValueError:
+            raise ValueError(f"{operator} takes an integer, got {next(iter(vals))!r}") from None
+        # Gte/Lte (Karpenter's NodePool operators) on integers: Gte n is Gt n-1, Lte n is Lt n+1
+        if operator in ("Gt", "Gte"):
+            return ValueSet(gt=number - (1 if operator == "Gte" else 0), must_exist=True)
+        return ValueSet(lt=number + (1 if operator == "Lte" else 0), must_exist=True)
     raise ValueError(f"unknown operator {operator!r}, expected In, NotIn, Exists, DoesNotExist, Gt or Lt")
 
 

@@ -8,20 +8,17 @@ are work in progress, so counting them keeps busy consumers from being scaled aw
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from scalers.aws_auth import aws_authorization, boto_session
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, parse_trigger_config, sanitize
-from scalers.config import METADATA_OR_ENV, Source, param
+from scalers.config import METADATA_OR_ENV, param
 from scalers.errors import AuthError, ConfigError, FieldError, NotFoundError, QueryError, UnreachableError
 
-AUTH: tuple[Source, ...] = ("authParams",)
-ATTRIBUTES = (
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-)
+_REQUEST_URI = re.compile(r"^(/|[A-Za-z][A-Za-z0-9+.-]*:)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,61 +30,65 @@ class SqsConfig:
     aws_endpoint: str = param("awsEndpoint", optional=True)
     scale_on_in_flight: bool = param("scaleOnInFlight", default=True)
     scale_on_delayed: bool = param("scaleOnDelayed", default=False)
-    identity_owner: str = param("identityOwner", default="pod", enum=("pod", "operator"))
-    access_key_id: str = param("awsAccessKeyID", AUTH, optional=True)
-    secret_access_key: str = param("awsSecretAccessKey", AUTH, optional=True)
-    session_token: str = param("awsSessionToken", AUTH, optional=True)
-    role_arn: str = param("awsRoleArn", AUTH, optional=True)
+    identity_owner: str = param("identityOwner", optional=True)
 
     @property
     def queue_name(self) -> str:
         return queue_name(self.queue_url)
 
     def validate(self) -> list[FieldError]:
-        errors = []
-        if self.queue_length <= 0:
-            errors.append(FieldError("queueLength", f"got {self.queue_length}, expected a positive integer"))
-        if self.activation_queue_length < 0:
-            errors.append(FieldError("activationQueueLength", f"got {self.activation_queue_length}, expected >= 0"))
         try:
             queue_name(self.queue_url)
         except ValueError as exc:
-            errors.append(FieldError("queueURL", str(exc)))
-        if bool(self.access_key_id) != bool(self.secret_access_key):
-            errors.append(FieldError("awsSecretAccessKey", "awsAccessKeyID and awsSecretAccessKey go together"))
-        return errors
+            return [FieldError("queueURL", str(exc))]
+        return []
 
 
 def queue_name(url: str) -> str:
-    """The queue name: last segment of `https://sqs.<region>.amazonaws.com/<account>/<name>`,
-    or the value itself when it is a bare name."""
-    parsed = urlparse(url)
-    if not parsed.scheme:
+    """The queue name: last segment of `https://sqs.<region>.amazonaws.com/<account>/<name>`, or
+    the value itself when it is not a request URI (Go's url.ParseRequestURI fails: a bare name)."""
+    if not _REQUEST_URI.match(url):
         return url
-    parts = parsed.path.split("/")
+    parts = urlparse(url).path.split("/")
     if len(parts) != 3 or not parts[2]:
-        raise ValueError(f"got {url!r}, expected https://<endpoint>/<account>/<queue name>")
+        raise ValueError(f"cannot get queueName from queueURL: got {url!r}, expected "
+                         "https://<endpoint>/<account>/<queue name> or a bare queue name")
     return parts[2]
 
 
 def message_count(cfg: SqsConfig, attributes: dict[str, str]) -> int:
+    """The sum KEDA computes; an attribute asked for but missing or not an integer is an error."""
+    return sum_attributes(attribute_names(cfg), attributes)
+
+
+def attribute_names(cfg: SqsConfig) -> list[str]:
     wanted = ["ApproximateNumberOfMessages"]
     if cfg.scale_on_in_flight:
         wanted.append("ApproximateNumberOfMessagesNotVisible")
     if cfg.scale_on_delayed:
         wanted.append("ApproximateNumberOfMessagesDelayed")
-    return sum(int(attributes.get(name, 0)) for name in wanted)
+    return wanted
+
+
+def sum_attributes(names: list[str], attributes: dict[str, str]) -> int:
+    total = 0
+    for name in names:
+        if name not in attributes:
+            raise ValueError(f"metric {name} not found in SQS queue attributes")
+        try:
+            total += int(attributes[name], 10)
+        except ValueError:
+            raise ValueError(f"attribute {name} is {attributes[name]!r}, expected an integer") from None
+    return total
 
 
 class SqsQueueScaler:
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(SqsConfig, trigger)
-        uses_pod_identity = trigger.pod_identity in ("aws", "aws-eks", "aws-kiam")
-        if not (uses_pod_identity or self.config.access_key_id or self.config.role_arn):
-            raise ConfigError(trigger.label, [FieldError(
-                "awsAccessKeyID", "credentials needed: awsAccessKeyID+awsSecretAccessKey or awsRoleArn in the "
-                "authentication, or podIdentity provider aws")])
+        self.auth, errors = aws_authorization(trigger)
+        if errors:
+            raise ConfigError(trigger.label, errors)
         self._client: Any = None
 
     def metric_specs(self) -> list[MetricSpec]:
@@ -96,24 +97,12 @@ class SqsQueueScaler:
 
     def _connect(self) -> Any:
         if self._client is None:
-            import boto3
             from botocore.config import Config
 
-            cfg = self.config
-            session = boto3.session.Session(
-                aws_access_key_id=cfg.access_key_id or None,
-                aws_secret_access_key=cfg.secret_access_key or None,
-                aws_session_token=cfg.session_token or None,
-                region_name=cfg.aws_region,
-            )
-            timeouts = Config(connect_timeout=self.trigger.timeout_s, read_timeout=self.trigger.timeout_s,
+            cfg, timeout = self.config, self.trigger.timeout_s
+            session = boto_session(self.auth, cfg.aws_region, cfg.aws_endpoint or None, timeout)
+            timeouts = Config(connect_timeout=timeout, read_timeout=timeout,
                               retries={"max_attempts": 2, "mode": "standard"})
-            if cfg.role_arn:
-                creds = session.client("sts", endpoint_url=cfg.aws_endpoint or None, config=timeouts).assume_role(
-                    RoleArn=cfg.role_arn, RoleSessionName="surge")["Credentials"]
-                session = boto3.session.Session(
-                    aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                    aws_session_token=creds["SessionToken"], region_name=cfg.aws_region)
             self._client = session.client("sqs", endpoint_url=cfg.aws_endpoint or None, config=timeouts)
         return self._client
 
@@ -122,8 +111,8 @@ class SqsQueueScaler:
         url = self.config.queue_url
         if not urlparse(url).scheme:
             url = client.get_queue_url(QueueName=url)["QueueUrl"]
-        result: dict[str, str] = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(ATTRIBUTES))[
-            "Attributes"]
+        result: dict[str, str] = client.get_queue_attributes(
+            QueueUrl=url, AttributeNames=attribute_names(self.config)).get("Attributes", {})
         return result
 
     async def messages(self) -> int:
@@ -144,7 +133,10 @@ class SqsQueueScaler:
             raise UnreachableError(label, f"sqs unreachable: {exc or type(exc).__name__}") from exc
         except bexc.NoCredentialsError as exc:
             raise AuthError(label, "no AWS credentials available") from exc
-        return message_count(self.config, attributes)
+        try:
+            return message_count(self.config, attributes)
+        except ValueError as exc:
+            raise QueryError(label, f"sqs: {exc}") from None
 
     async def metrics(self) -> Reading:
         value = sanitize(float(await self.messages()))

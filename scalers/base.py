@@ -7,6 +7,7 @@ can be built in `surge validate`), reads its source in `metrics()`, and releases
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 from scalers.config import TriggerInput, parse_config
-from scalers.errors import ConfigError
+from scalers.errors import ConfigError, ScalerError, UnexpectedError, UnreachableError
 
 _C = TypeVar("_C")
 
@@ -22,6 +23,9 @@ MetricType = Literal["AverageValue", "Value", "Utilization"]
 
 # KEDA's global HTTP timeout (KEDA_HTTP_DEFAULT_TIMEOUT) is 3 s; we use it for every server call.
 DEFAULT_TIMEOUT_S = 3.0
+# A whole read may take a few calls (connect, metadata, offsets); past this it is a timeout, even
+# when a client library has no timeout of its own or ignores it (a server that accepts and hangs).
+READ_DEADLINE_CALLS = 3
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,13 @@ class Trigger:
     name: str = ""
     index: int = 0
     metric_type: MetricType = "AverageValue"
+    metric_type_given: bool = True  # False when the trigger set no metricType (cpu/memory need one)
     namespace: str = "default"
     pod_identity: str = ""  # TriggerAuthentication spec.podIdentity.provider, "" when none
+    # the rest of spec.podIdentity as written (roleArn, externalID, identityOwner, identityId, ...)
+    pod_identity_params: Mapping[str, str] = field(default_factory=dict)
+    # the ScaledObject's scaleTargetRef (apiVersion, kind, name): cpu/memory read its pods' usage
+    scale_target: tuple[str, str, str] = ("apps/v1", "Deployment", "")
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
@@ -111,3 +120,38 @@ def parse_trigger_config(cls: type[_C], trigger: Trigger) -> _C:
         return parse_config(cls, trigger.input)
     except ConfigError as exc:
         raise ConfigError(trigger.label, exc.errors) from None
+
+
+def read_deadline(trigger: Trigger) -> float:
+    """How long one read of this trigger may take in all before it counts as failed."""
+    return READ_DEADLINE_CALLS * trigger.timeout_s + 1.0
+
+
+def as_scaler_error(trigger: Trigger, exc: BaseException) -> ScalerError:
+    """Any failure of a read, as the scaler error KEDA would count for this trigger."""
+    if isinstance(exc, ScalerError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return UnreachableError(trigger.label, f"no answer within {read_deadline(trigger):g} s")
+    return UnexpectedError(trigger.label, f"{type(exc).__name__}: {str(exc)[:300] or 'no message'}")
+
+
+def checked(scaler: Scaler, reading: object) -> Reading | ScalerError:
+    """A reading that carries every metric the trigger exposes, as a number; otherwise an error."""
+    if not isinstance(reading, Reading):
+        return UnexpectedError(scaler.trigger.label, f"read returned {type(reading).__name__}, not a Reading")
+    for spec in scaler.metric_specs():
+        value = reading.values.get(spec.name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return UnexpectedError(scaler.trigger.label, f"read returned no number for metric {spec.name}")
+    return reading
+
+
+async def read_once(scaler: Scaler) -> Reading | ScalerError:
+    """One read of one trigger, never raising: any exception (not only `ScalerError`) and a read
+    that outlives `read_deadline` become this trigger's scaler error. Cancellation passes."""
+    try:
+        reading = await asyncio.wait_for(scaler.metrics(), read_deadline(scaler.trigger))
+    except Exception as exc:  # every failure is a scaler error, as in KEDA
+        return as_scaler_error(scaler.trigger, exc)
+    return checked(scaler, reading)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
-from scalers.base import Reading, Scaler
+from scalers.base import Reading, Scaler, as_scaler_error, checked, read_deadline, read_once
 from scalers.errors import NotFoundError, ScalerError
 from scalers.kafka import KafkaScaler, limit_partitions, shared_connection, total_lag
 from scalers.kafka import translate_error as kafka_error
@@ -23,19 +24,33 @@ Outcome = Reading | ScalerError
 
 
 async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
-    """Read every scaler once; a failing trigger yields its error, never stops the others."""
+    """Read every scaler once; a failing trigger yields its error, never stops the others.
+
+    Whatever goes wrong (an exception no scaler foresaw, a server that hangs) comes back as that
+    trigger's `ScalerError`: a cycle always returns one outcome per scaler."""
     results: dict[int, Outcome] = {}
     redis = [(i, s) for i, s in enumerate(scalers) if isinstance(s, RedisListScaler)]
     kafka = [(i, s) for i, s in enumerate(scalers) if isinstance(s, KafkaScaler)]
     others = [(i, s) for i, s in enumerate(scalers) if not isinstance(s, RedisListScaler | KafkaScaler)]
 
     async def one(i: int, s: Scaler) -> None:
-        try:
-            results[i] = await s.metrics()
-        except ScalerError as exc:
-            results[i] = exc
+        results[i] = await read_once(s)
 
-    await asyncio.gather(_redis_lists(redis, results), _kafka_groups(kafka, results), *(one(i, s) for i, s in others))
+    async def bounded(part: list[tuple[int, Any]], read: Any) -> None:
+        """A shared read with the deadline of its slowest trigger; what it left unset fails."""
+        if not part:
+            return
+        try:
+            await asyncio.wait_for(read(part, results), max(read_deadline(s.trigger) for _, s in part))
+        except Exception as exc:  # becomes each trigger's scaler error
+            for i, s in part:
+                results.setdefault(i, as_scaler_error(s.trigger, exc))
+        for i, s in part:
+            outcome = results.get(i)
+            results[i] = as_scaler_error(s.trigger, TimeoutError()) if outcome is None else \
+                outcome if isinstance(outcome, ScalerError) else checked(s, outcome)
+
+    await asyncio.gather(bounded(redis, _redis_lists), bounded(kafka, _kafka_groups), *(one(i, s) for i, s in others))
     return [results[i] for i in range(len(scalers))]
 
 
@@ -85,10 +100,7 @@ async def _kafka_groups(items: list[tuple[int, KafkaScaler]], results: dict[int,
 
         async def per_group(i: int, s: KafkaScaler) -> None:
             if not s.config.topic:  # all-topics triggers need their own discovery
-                try:
-                    results[i] = await s.metrics()
-                except ScalerError as exc:
-                    results[i] = exc
+                results[i] = await read_once(s)
                 return
             md = s.config
             if md.topic not in found:

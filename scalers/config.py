@@ -85,6 +85,10 @@ class TriggerInput:
 
     def lookup(self, spec: Param) -> str | None:
         """First non-empty value for `spec` along its order, trimmed; None when absent."""
+        return self.lookup_with_source(spec)[0]
+
+    def lookup_with_source(self, spec: Param) -> tuple[str | None, Source | None]:
+        """The value and where it came from (authParams and resolvedEnv may hold secrets)."""
         for source in spec.order:
             if source == "triggerMetadata":
                 raw = self.metadata.get(spec.name)
@@ -94,8 +98,8 @@ class TriggerInput:
                 env_key = self.metadata.get(f"{spec.name}FromEnv")
                 raw = None if env_key is None else self.resolved_env.get(env_key)
             if raw is not None and raw.strip() != "":
-                return raw.strip()
-        return None
+                return raw.strip(), source
+        return None, None
 
 
 T = TypeVar("T")
@@ -120,7 +124,9 @@ def parse_config(cls: type[T], source: TriggerInput) -> T:
         spec: Param | None = f.metadata.get(_PARAM_KEY)
         if spec is None:
             continue
-        raw = source.lookup(spec)
+        raw, origin = source.lookup_with_source(spec)
+        # a value from a Secret or the environment is never repeated in an error: name it, not show it
+        shown = f"the value from {origin} (not shown)" if origin in ("authParams", "resolvedEnv") else None
         if raw is not None and spec.deprecated is not None:
             errors.append(FieldError(spec.name, f"is deprecated: {spec.deprecated}"))
             values[f.name] = None
@@ -135,21 +141,22 @@ def parse_config(cls: type[T], source: TriggerInput) -> T:
         if spec.enum is not None:
             bad = [p.strip() for p in raw.split(",") if p.strip() not in spec.enum]
             if bad:
-                errors.append(FieldError(spec.name, f"got {raw!r}, expected one of {list(spec.enum)}"))
+                errors.append(FieldError(spec.name, f"got {shown or repr(raw)}, expected one of {list(spec.enum)}"))
                 values[f.name] = _empty_value(hints[f.name])
                 continue
         if spec.exclusive_set is not None:
             chosen = [p.strip() for p in raw.split(",") if p.strip() in spec.exclusive_set]
             if len(chosen) > 1:
                 errors.append(
-                    FieldError(spec.name, f"got {raw!r}, may contain only one of {list(spec.exclusive_set)}")
+                    FieldError(spec.name, f"got {shown or repr(raw)}, may contain only one of "
+                                          f"{list(spec.exclusive_set)}")
                 )
                 values[f.name] = _empty_value(hints[f.name])
                 continue
         try:
             values[f.name] = convert(raw, hints[f.name], spec.range_separator)
         except ValueError as exc:
-            errors.append(FieldError(spec.name, f"got {raw!r}, expected {exc}"))
+            errors.append(FieldError(spec.name, f"got {shown or repr(raw)}, expected {exc}"))
             values[f.name] = _empty_value(hints[f.name])
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name not in values:
@@ -187,6 +194,16 @@ def _empty_value(tp: Any) -> Any:
     return zeros.get(base)
 
 
+# A list a trigger's metadata expands to (ranges included) holds at most this many items: one
+# object's `0-2000000000` must be an error naming the field, not gigabytes in the operator.
+MAX_LIST_ITEMS = 100_000
+
+
+def check_list_size(count: int) -> None:
+    if count > MAX_LIST_ITEMS:
+        raise ValueError(f"at most {MAX_LIST_ITEMS} items in all (ranges expanded), got {count}")
+
+
 def convert(raw: str, tp: Any, range_separator: str | None = None) -> Any:
     """Parse one trimmed string into `tp`; ValueError says what was expected."""
     tp = _strip_optional(tp)
@@ -197,7 +214,9 @@ def convert(raw: str, tp: Any, range_separator: str | None = None) -> Any:
         for part in (p.strip() for p in raw.split(",")):
             if range_separator and elem_tp is int and range_separator in part:
                 lo, _, hi = part.partition(range_separator)
-                items.extend(range(_json_int(lo), _json_int(hi) + 1))
+                first, last = _json_int(lo), _json_int(hi)
+                check_list_size(len(items) + max(0, last - first + 1))
+                items.extend(range(first, last + 1))
             else:
                 items.append(convert(part, elem_tp))
         return tuple(items) if origin is tuple else items
@@ -250,3 +269,25 @@ def parse_bool_like_go(raw: str) -> bool:
     if raw in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     raise ValueError("a boolean (true/false, 1/0, t/f)")
+
+
+def address_port_error(address: str) -> str | None:
+    """Why `host:port` has a port number outside 1–65535, or None. A missing port is fine (defaults)."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or host.endswith(":") or "]" in port:  # no port, or a bare IPv6 address
+        return None
+    # KEDA leaves non-numeric ports to fail at connect time (its vectors rely on it); numbers are checked
+    if port.isdigit() and not 1 <= int(port) <= 65535:
+        return f"port {port[:20]!r} in {host[:60]!r} is not a port number (1-65535)"
+    return None
+
+
+def url_port_error(url: str) -> str | None:
+    """Why the URL's port is not usable (1–65535), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        _ = urlsplit(url.strip()).port  # raises for a port outside 0-65535 or not a number
+    except ValueError:
+        return "has a port that is not a number from 1 to 65535"
+    return None

@@ -51,3 +51,9 @@ class NotFoundError(ScalerError):
 
 class QueryError(ScalerError):
     """The server answered, but not with one usable number."""
+
+
+class UnexpectedError(ScalerError):
+    """The read failed in a way its scaler did not foresee (a client library's own exception, a
+    bug): still a scaler error for that trigger, so the object falls back or holds its replicas
+    exactly as KEDA does for any error a scaler returns."""

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalers.aws_auth import AwsAuthorization, aws_authorization
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, normalize_name, sanitize
-from scalers.config import parse_bool_like_go
+from scalers.config import address_port_error, check_list_size, parse_bool_like_go
 from scalers.errors import (
     AuthError,
     ConfigError,
@@ -73,6 +74,7 @@ class KafkaMetadata:
     oauth_token_endpoint_uri: str = ""
     oauth_extensions: dict[str, str] = field(default_factory=dict)
     aws_region: str = ""
+    aws_auth: AwsAuthorization | None = None  # aws_msk_iam: KEDA's GetAwsAuthorization result
     kerberos_config: str = ""
     keytab: str = ""
     realm: str = ""
@@ -88,8 +90,14 @@ def parse_partition_limitation(raw: str) -> list[int]:
             bounds = [b.strip() for b in item.split("-")]
             if len(bounds) != 2 or not all(b.isdigit() for b in bounds):
                 raise ValueError(f"invalid partition range {item!r}, expected start-end")
-            out.extend(range(int(bounds[0]), int(bounds[1]) + 1))
+            first, last = int(bounds[0]), int(bounds[1])
+            try:
+                check_list_size(len(out) + max(0, last - first + 1))
+            except ValueError as exc:
+                raise ValueError(f"range {item!r}: {exc}") from None
+            out.extend(range(first, last + 1))
         elif item.lstrip("-").isdigit():
+            check_list_size(len(out) + 1)
             out.append(int(item))
         else:
             raise ValueError(f"invalid partition {item!r}, expected an integer")
@@ -117,6 +125,9 @@ def parse_kafka_metadata(trigger: Trigger) -> tuple[KafkaMetadata, list[FieldErr
     if not servers:
         return fail("bootstrapServers", "is required (no bootstrapServers given)")
     md.brokers = servers.split(",")
+    bad_port = next((e for e in map(address_port_error, md.brokers) if e), None)
+    if bad_port:
+        return fail("bootstrapServers", bad_port)
     md.group = _value(meta, env, "consumerGroup")
     if not md.group:
         return fail("consumerGroup", "is required (no consumer group given)")
@@ -168,6 +179,9 @@ def parse_kafka_metadata(trigger: Trigger) -> tuple[KafkaMetadata, list[FieldErr
         return fail("version", f"got {version!r}, expected a Kafka version such as 1.0.0 or 0.10.2.0")
     md.version = version
     errors.extend(_parse_security(md, meta, auth))
+    if md.sasl_type == "oauthbearer" and md.token_provider == "aws_msk_iam" and not errors:
+        md.aws_auth, aws_errors = aws_authorization(trigger)
+        errors.extend(aws_errors)
     return md, errors
 
 
@@ -235,11 +249,6 @@ def _parse_oauthbearer(md: KafkaMetadata, meta: Mapping[str, str], auth: Mapping
         md.aws_region = (meta.get("awsRegion") or auth.get("awsRegion") or "").strip()
         if not md.aws_region:
             errors.append(FieldError("awsRegion", "is required for saslTokenProvider aws_msk_iam"))
-        has_keys = auth.get("awsAccessKeyID") and auth.get("awsSecretAccessKey")
-        if not (has_keys or auth.get("awsRoleArn")):
-            errors.append(
-                FieldError("awsAccessKeyID", "aws_msk_iam needs awsAccessKeyID+awsSecretAccessKey or awsRoleArn")
-            )
     else:
         errors.append(FieldError("saslTokenProvider", f"got {md.token_provider!r}, expected 'bearer' or 'aws_msk_iam'"))
     return errors
@@ -383,7 +392,9 @@ def client_settings(md: KafkaMetadata) -> dict[str, Any]:
         settings.update(security_protocol=protocol, sasl_mechanism=mechanism[md.sasl_type],
                         sasl_plain_username=md.username, sasl_plain_password=md.password)
     elif md.sasl_type == "oauthbearer":
-        provider = (TokenProvider("MSK") if md.token_provider == "aws_msk_iam" else
+        aws = md.aws_auth or AwsAuthorization()
+        provider = (TokenProvider("MSK", md.aws_region, aws.access_key_id or aws.role_arn) if md.token_provider ==
+                    "aws_msk_iam" else
                     TokenProvider("OAuthBearer", md.oauth_token_endpoint_uri, md.username, md.password,
                                   tuple(md.scopes), tuple(sorted(md.oauth_extensions.items()))))
         settings.update(security_protocol=protocol, sasl_mechanism="OAUTHBEARER", token_provider=provider)
@@ -437,11 +448,21 @@ class KafkaConnection:
         if s.get("sasl_mechanism") == "OAUTHBEARER":
             provider: TokenProvider = s["token_provider"]
             if provider.name == "MSK":
-                raise ConfigError("", [FieldError("saslTokenProvider", "aws_msk_iam is parsed but not yet connected "
-                                                                       "by surge (no MSK IAM signer)")])
-            from scalers.kafka_oauth import ClientCredentialsTokenProvider
+                from scalers.aws_msk_iam import MskIamTokenProvider
 
-            kwargs["sasl_oauth_token_provider"] = ClientCredentialsTokenProvider(provider, self.timeout_s)
+                kwargs["sasl_oauth_token_provider"] = MskIamTokenProvider(
+                    self.md.aws_auth or AwsAuthorization(), self.md.aws_region, self.timeout_s)
+            else:
+                from scalers.kafka_oauth import ClientCredentialsTokenProvider
+
+                kwargs["sasl_oauth_token_provider"] = ClientCredentialsTokenProvider(provider, self.timeout_s)
+        if s.get("sasl_mechanism") == "GSSAPI":
+            try:
+                import gssapi  # noqa: F401
+            except ImportError:
+                raise ScalerError("", "sasl: gssapi (Kerberos) is parsed but cannot connect: it needs the 'gssapi' "
+                                      "Python package and the system's Kerberos library (libkrb5), which surge's "
+                                      "image does not ship; use scram_sha512 or oauthbearer") from None
         return kwargs
 
     async def start(self) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from aiokafka.abc import AbstractTokenProvider
 
+from scalers.http import parse_json, read_body
+
 if TYPE_CHECKING:
     from scalers.kafka import TokenProvider
 
@@ -34,7 +36,7 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):
             self.spec.endpoint, data=data, auth=auth
         ) as resp:
             resp.raise_for_status()
-            body = await resp.json()
+            body = parse_json(await read_body(resp, "kafka oauth", "token endpoint"), "kafka oauth", "token endpoint")
         self._token = str(body["access_token"])
         self._expires_at = time.monotonic() + float(body.get("expires_in", 300))
         return self._token

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigger_config, sanitize
-from scalers.config import param
+from scalers.config import param, url_port_error
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
+from scalers.gcp_auth import SCOPE_MONITORING_READ, GcpAuthError, GcpTokenSource, gcp_authorization
+from scalers.http import parse_json, read_body, snippet
+from scalers.http_auth import close_http
 
 AUTH_MODES = ("tls", "bearer", "basic", "custom")
 
@@ -49,6 +52,9 @@ class PrometheusConfig:
 
     def validate(self) -> list[FieldError]:
         errors = []
+        bad_port = url_port_error(self.server_address)
+        if bad_port:
+            errors.append(FieldError("serverAddress", bad_port))
         if self.timeout_ms < 0:
             errors.append(FieldError("timeout", f"got {self.timeout_ms}, expected milliseconds >= 0"))
         for mode in self.auth_modes:
@@ -115,6 +121,9 @@ class PrometheusScaler:
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_prometheus_config(trigger)
+        # Google Managed Prometheus: a bearer token from Google credentials, when no authModes are set
+        gcp = gcp_authorization(trigger) if not self.config.auth_modes else None
+        self._gcp = GcpTokenSource(gcp, [SCOPE_MONITORING_READ], trigger.timeout_s) if gcp else None
         self._session: Any = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -163,27 +172,32 @@ class PrometheusScaler:
         params.update(cfg.query_parameters)
         url = cfg.server_address.rstrip("/") + "/api/v1/query"
         label = self.trigger.label
+        headers = {}
+        if self._gcp is not None:
+            try:
+                headers["Authorization"] = f"Bearer {await self._gcp.token()}"
+            except GcpAuthError as exc:
+                raise AuthError(label, f"gcp: {exc}") from None
         try:
-            async with self._connect().get(url, params=params) as resp:
-                text = await resp.text()
-                if resp.status in (401, 403):
-                    raise AuthError(label, f"prometheus answered {resp.status}: {text[:200]}")
-                if resp.status == 404:
-                    raise NotFoundError(label, f"prometheus answered 404 for {url}")
-                if not 200 <= resp.status < 300:
-                    raise QueryError(label, f"prometheus answered {resp.status}: {text[:200]}")
-                import json
-
-                try:
-                    body = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise QueryError(label, f"prometheus answer is not JSON: {exc}") from exc
+            async with self._connect().get(url, params=params, headers=headers) as resp:
+                status = resp.status
+                raw = await read_body(resp, label, "prometheus")
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise UnreachableError(label, f"prometheus at {cfg.server_address} unreachable: "
                                           f"{exc or type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:  # e.g. a bad status line or a broken chunked body
+            raise QueryError(label, f"prometheus at {cfg.server_address} sent a malformed HTTP reply: "
+                                    f"{exc or type(exc).__name__}") from exc
+        if status in (401, 403):
+            raise AuthError(label, f"prometheus answered {status}: {snippet(raw)}")
+        if status == 404:
+            raise NotFoundError(label, f"prometheus answered 404 for {url}")
+        if not 200 <= status < 300:
+            raise QueryError(label, f"prometheus answered {status}: {snippet(raw)}")
+        body = parse_json(raw, label, "prometheus")
         try:
             return value_from_response(body, cfg.ignore_null_values)
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # a reply of the wrong shape
             raise QueryError(label, f"query {cfg.query!r}: {exc}") from exc
 
     async def metrics(self) -> Reading:
@@ -191,9 +205,4 @@ class PrometheusScaler:
         return Reading({self.metric_specs()[0].name: value}, active=value > self.config.activation_threshold)
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
+        await close_http(self)

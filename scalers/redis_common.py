@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalers.config import Source, TriggerInput, param, parse_config
+from scalers.config import Source, TriggerInput, address_port_error, param, parse_config
 from scalers.errors import AuthError, ConfigError, FieldError, NotFoundError, QueryError, ScalerError, UnreachableError
 
 CONN_ORDER: tuple[Source, ...] = ("triggerMetadata", "authParams", "resolvedEnv")
@@ -87,6 +87,10 @@ def parse_connection(source: TriggerInput) -> tuple[ConnectionInfo | None, list[
             addresses = [f"{h}:{p}" for h, p in zip(hosts, ports, strict=True)]
     if not addresses and not errors:
         errors.append(FieldError("address", ERR_NO_ADDRESSES))
+    for address in addresses:
+        bad = address_port_error(address)
+        if bad:
+            errors.append(FieldError("port" if ports else "address", bad))
     enable_tls = False
     if raw.enable_tls:
         if raw.enable_tls not in ("true", "false"):

@@ -19,6 +19,15 @@ SCALERS: dict[str, str] = {
     "prometheus": "scalers.prometheus:PrometheusScaler",
     "aws-sqs-queue": "scalers.aws_sqs:SqsQueueScaler",
     "cron": "scalers.cron:CronScaler",
+    "external-push": "scalers.http_addon:HTTPAddonScaler",  # the KEDA HTTP add-on's triggers only
+    "metrics-api": "scalers.metrics_api:MetricsApiScaler",
+    "postgresql": "scalers.postgresql:PostgresScaler",
+    "mysql": "scalers.mysql:MySqlScaler",
+    "rabbitmq": "scalers.rabbitmq:RabbitMQScaler",
+    "nats-jetstream": "scalers.nats_jetstream:NatsJetStreamScaler",
+    "cpu": "scalers.cpu_memory:CpuMemoryScaler",
+    "memory": "scalers.cpu_memory:CpuMemoryScaler",
+    "kubernetes-workload": "scalers.kubernetes_workload:KubernetesWorkloadScaler",
 }
 
 
@@ -43,4 +52,23 @@ def build_scaler(trigger: Trigger) -> Scaler:
             trigger.label,
             [FieldError("type", f"unsupported trigger type {trigger.type!r}; surge implements {known_types()}")],
         )
-    return cls(trigger)  # type: ignore[call-arg]
+    try:
+        return cls(trigger)  # type: ignore[call-arg]
+    except ConfigError as exc:
+        raise without_secrets(exc, trigger) from None
+
+
+def without_secrets(exc: ConfigError, trigger: Trigger) -> ConfigError:
+    """The same errors with every authentication value replaced by its parameter's name: a
+    Secret mapped to the wrong parameter is named in the error, never shown."""
+    secrets = sorted(((v.strip(), k) for k, v in trigger.auth_params.items() if len(v.strip()) >= 4),
+                     key=lambda item: -len(item[0]))
+    if not secrets:
+        return exc
+
+    def scrub(text: str) -> str:
+        for value, key in secrets:
+            text = text.replace(repr(value), f"<the value of {key}>").replace(value, f"<the value of {key}>")
+        return text
+
+    return ConfigError(exc.trigger, [FieldError(e.field, scrub(e.message)) for e in exc.errors])

@@ -35,7 +35,12 @@ def test_offerings_and_gpu_facts() -> None:
     m5 = catalog["m5.large"]
     assert [(o.capacity_type, o.zone) for o in m5.offerings] == [("on-demand", "z1"), ("on-demand", "z2"),
                                                                   ("spot", "z2")]
-    assert m5.offerings[0].price == 0.096 and m5.allocatable == Resources(1930, 6903, 0, 29)
+    assert m5.offerings[0].price == 0.096
+    assert m5.allocatable == Resources(1930, 6903, 0, 29, (("ephemeral-storage", 17 * 1024),))
     p4 = catalog["p4d.24xlarge"]
     assert (p4.gpu_count, p4.gpu_name, p4.allocatable.gpu) == (8, "a100", 8)
     assert catalog["g4ad.2xlarge"].allocatable.gpu == 0  # AMD: amd.com/gpu, not nvidia.com/gpu
+    assert catalog["g4ad.2xlarge"].allocatable.get("amd.com/gpu") == 1
+    assert catalog["inf1.24xlarge"].allocatable.get("aws.amazon.com/neuron") == 16
+    # NodePool limits count capacity (Karpenter), packing fills allocatable
+    assert m5.capacity.as_tuple()[:2] == (2000, 8192) and m5.capacity.get("ephemeral-storage") == 20 * 1024

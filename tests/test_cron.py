@@ -61,13 +61,18 @@ async def test_metric_and_activity() -> None:
     inside = await scaler.metrics(datetime(2026, 3, 4, 10, 0, tzinfo=UTC))  # Wednesday 11:00
     outside = await scaler.metrics(datetime(2026, 3, 7, 10, 0, tzinfo=UTC))  # Saturday
     assert (inside.values[spec.name], inside.active) == (7.0, True)
-    assert (outside.values[spec.name], outside.active) == (1.0, False)
+    assert (outside.values[spec.name], outside.active) == (0.0, False)  # KEDA >= 2.18: 0 outside
 
 
 @pytest.mark.parametrize(("meta", "field"), [
     ({"start": "0 8 * * *", "end": "0 8 * * *"}, "end"),
     ({"start": "0 8 * *", "end": "0 9 * * *"}, "start"),
     ({"start": "@daily", "end": "0 9 * * *"}, "start"),
+    ({"start": "0 8 L * *"}, "start"),
+    ({"start": "0 8 15W * *"}, "start"),
+    ({"start": "0 8 * * 1#2"}, "start"),
+    ({"end": "0 18 * * 7"}, "end"),
+    ({"start": "0 0 8 * * *"}, "start"),
     ({"timezone": "Mars/Olympus"}, "timezone"),
     ({"desiredReplicas": "0"}, "desiredReplicas"),
     ({"desiredReplicas": "many"}, "desiredReplicas"),
@@ -89,3 +94,23 @@ def test_window_matches_hours(naive: datetime, start_hour: int, length: int) -> 
     now = naive.replace(tzinfo=UTC)
     offset = (now - now.replace(hour=start_hour, minute=0, second=0, microsecond=0)) % timedelta(days=1)
     assert in_window(cfg, now) is (offset < timedelta(hours=length))
+
+
+def test_robfig_grammar_accepts_what_croniter_would_not_read_alike() -> None:
+    """CRON_TZ= overrides the trigger's zone for that schedule; `?` and names are accepted."""
+    cfg = config("CRON_TZ=UTC 0 8 ? * mon-fri", "0 18 * * MON-FRI")
+    # 08:30 UTC on a Monday is 09:30 in Berlin: inside (start fired at 08:00 UTC, end at 18:00 Berlin)
+    assert in_window(cfg, datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    # 07:30 UTC is 08:30 Berlin, but the start (08:00 UTC) has not fired yet
+    assert not in_window(cfg, datetime(2026, 3, 2, 7, 30, tzinfo=UTC))
+
+
+def test_day_of_month_step_is_not_a_wildcard() -> None:
+    """robfig: `*/2` in day-of-month is restricted (no star bit), so it ORs with day-of-week."""
+    cfg = config("0 8 */2 * Mon", "0 9 */2 * Mon", tz="UTC")
+    # */2 from 1 = odd days. 2026-03-02, a Monday on an even day: matches through the weekday
+    assert in_window(cfg, datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    # 2026-03-04, a Wednesday on an even day: matches neither
+    assert not in_window(cfg, datetime(2026, 3, 4, 8, 30, tzinfo=UTC))
+    # 2026-03-05, a Thursday on an odd day: matches through the day of month
+    assert in_window(cfg, datetime(2026, 3, 5, 8, 30, tzinfo=UTC))

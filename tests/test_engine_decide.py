@@ -95,7 +95,7 @@ def test_fallback_behaviors(behavior: str, current: int, expected: int | None) -
     s = spec(fallback=Fallback(3, 4, behavior))  # type: ignore[arg-type]
     state = EngineState(created_at=T0)
     broken = {"queue": TriggerReading(error="redis unreachable")}
-    for i in range(2):
+    for i in range(3):  # KEDA: fallback once NumberOfFailures > failureThreshold
         d = decide(s, broken, current=current, ready=current, state=state, now=T0 + i)
         state = d.state
         assert d.conditions["Fallback"].status is False and d.replicas is None  # below threshold: hold
@@ -195,3 +195,76 @@ def test_activation_does_not_count_against_hpa_policies() -> None:
     assert woke.replicas == 1 and woke.state.hpa.scale_up_events == []
     nxt = decide(spec(), read(95), current=1, ready=1, state=woke.state, now=T0 + 1)
     assert nxt.replicas == 5
+
+
+BROKEN = {"queue": TriggerReading(error="redis unreachable")}
+
+
+def test_a_failed_read_without_fallback_holds_instead_of_scaling_to_zero() -> None:
+    state = EngineState(created_at=T0, last_active_at=T0)
+    d = decide(spec(), BROKEN, current=3, ready=3, state=state, now=T0 + 3600)  # long past the cooldown
+    assert d.replicas is None
+    assert (d.conditions["Ready"].status, d.conditions["Ready"].reason) == (False, "TriggerError")
+    assert d.state.failures["queue"] == 1 and d.state.last_active_at == T0
+
+
+def test_partial_trigger_error_scales_out_but_never_in() -> None:
+    s = spec(triggers=(Q, TriggerSpec("rps", "AverageValue", 50)))
+    low = {"queue": TriggerReading(error="timeout"), "rps": TriggerReading(50, True)}
+    d = decide(s, low, current=6, ready=6, state=EngineState(created_at=T0), now=T0)
+    assert d.replicas is None  # rps alone asks 1: the HPA does not scale in while a metric is missing
+    assert (d.conditions["Ready"].status, d.conditions["Ready"].reason) == (None, "PartialTriggerError")
+    high = {"queue": TriggerReading(error="timeout"), "rps": TriggerReading(400, True)}
+    assert decide(s, high, current=6, ready=6, state=EngineState(created_at=T0), now=T0).replicas == 8
+
+
+def test_fallback_wakes_a_target_at_zero_then_the_hpa_reaches_it() -> None:
+    s = spec(fallback=Fallback(1, 6))
+    state = EngineState(created_at=T0)
+    d = decide(s, BROKEN, current=0, ready=0, state=state, now=T0)
+    assert d.replicas is None and d.conditions["Fallback"].status is False  # 1 failure, threshold 1
+    d = decide(s, BROKEN, current=0, ready=0, state=d.state, now=T0 + 30)
+    assert d.replicas == 1 and d.active  # fallback counts as active: activation to max(min, 1)
+    d = decide(s, BROKEN, current=1, ready=1, state=d.state, now=T0 + 60)
+    assert d.replicas == 5  # the HPA heads to 6 within its scale-up policy (max(1+4, 2×1) per 15 s)
+
+
+def test_fallback_with_zero_replicas_falls_through_to_deactivation() -> None:
+    # KEDA: with fallback.replicas == 0 an inactive, erroring object follows the normal cooldown path
+    s = spec(fallback=Fallback(5, 0))
+    d = decide(s, BROKEN, current=3, ready=3, state=EngineState(created_at=T0, last_active_at=T0), now=T0 + 3600)
+    assert (d.replicas, d.reason) == (0, "cooldown elapsed, scale to zero")
+
+
+@pytest.mark.parametrize(("current", "readings", "expected"), [
+    (30, BROKEN, 20),            # above maxReplicaCount: clamped even while the trigger fails
+    (30, {"queue": TriggerReading(900, True)}, 20),
+    (25, {"queue": TriggerReading(10, True)}, 20),  # not rate-limited: the HPA sets max directly
+    (1, {"queue": TriggerReading(5, True)}, 3),     # below minReplicaCount while active
+    (1, BROKEN, 3),
+])
+def test_hpa_clamps_current_replicas_into_min_max(current: int, readings: dict[str, TriggerReading],
+                                                  expected: int) -> None:
+    s = spec(min_replicas=3, max_replicas=20)
+    d = decide(s, readings, current=current, ready=current, state=EngineState(created_at=T0), now=T0)
+    assert d.replicas == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(current=st.integers(0, 60), min_r=st.integers(0, 5), max_r=st.integers(5, 40),
+       last_active=st.one_of(st.none(), st.floats(0, 5000)), now=st.floats(0, 10_000),
+       others=st.lists(st.tuples(st.floats(0, 1e4), st.booleans()), max_size=2))
+def test_a_failed_read_never_moves_replicas_except_into_bounds(current: int, min_r: int, max_r: int,
+                                                                last_active: float | None, now: float,
+                                                                others: list[tuple[float, bool]]) -> None:
+    """Whatever the history: a failing trigger without fallback never lowers the replicas, except
+    where the HPA clamps them into [max(min, 1), max]."""
+    triggers = (Q, *(TriggerSpec(f"t{i}", "AverageValue", 10) for i in range(len(others))))
+    readings = {"queue": TriggerReading(error="boom"),
+                **{f"t{i}": TriggerReading(v, a) for i, (v, a) in enumerate(others)}}
+    s = spec(triggers=triggers, min_replicas=min_r, max_replicas=max_r)
+    d = decide(s, readings, current=current, ready=current, state=EngineState(0.0, last_active), now=now)
+    if d.replicas is not None and d.replicas < current:
+        assert current > max_r and d.replicas == max_r
+    if d.replicas is not None and not others:  # nothing else to go by: only the clamps move it
+        assert current > 0 and d.replicas in (max_r, max(min_r, 1))

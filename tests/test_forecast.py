@@ -14,7 +14,17 @@ from typer.testing import CliRunner
 from autoscaler.cli import app
 from autoscaler.engine.decide import Condition, Decision, EngineState, ScalingSpec, TriggerSpec
 from autoscaler.engine.predictive import Predictive, TriggerForecast, apply_predictive
-from autoscaler.forecast.forecaster import Declined, detect_period, fit_forecaster, predict, prepare
+from autoscaler.forecast.forecaster import (
+    Declined,
+    HorizonError,
+    detect_period,
+    detect_seasons,
+    fit_forecaster,
+    predict,
+    predict_next,
+    prepare,
+)
+from autoscaler.forecast.models import MODELS
 
 HOUR = 3600.0
 
@@ -78,8 +88,129 @@ def test_noise_alone_is_not_trusted() -> None:
     y = prepare(50 + rng.standard_normal(300))
     f = fit_forecaster(y, HOUR, [HOUR], origins=48)
     fc = predict(f, y, HOUR)
-    # white noise: nothing beats the baseline by a margin worth trusting, or it says why
-    assert fc.reliable or "does not beat" in fc.reason or "no model beats" in fc.reason
+    # white noise: a level forecast beats naive (which repeats the noise) by far — and only then is trusted
+    scores = {s.model: s.mase for s in f.scores}
+    assert fc.reliable == (scores[f.model] <= 0.95 * min(scores["naive"], scores["seasonal-naive"]))
+    assert "stl-ets" not in scores  # without a season it would be Holt again
+
+
+def test_a_random_walk_is_not_trusted() -> None:
+    """Naive is the best forecast of a random walk: no model beats it by the margin, so the
+    forecast stays unreliable and says by how much it missed (the old forecaster said reliable)."""
+    rng = np.random.default_rng(7)
+    y = prepare(500 + np.cumsum(rng.standard_normal(2000)))
+    f = fit_forecaster(y, 300.0, [300.0, 900.0])
+    assert not any(f.reliable.values())
+    assert all("not 5% below" in r or "seasonal-naive is selected" in r for r in f.reasons.values())
+
+
+FIVE_MIN = 300.0
+DAY = 86400.0
+
+
+def five_minute(days: float, seed: int = 1, weekly: float = 0.0, noise: float = 0.06) -> np.ndarray:
+    """5-minute load with a daily cycle (and a weekend dip of `weekly`), multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(days * 288)) * FIVE_MIN
+    day = 120 + 80 * np.sin(2 * np.pi * (t % DAY) / DAY)
+    weekend = np.where((t // DAY) % 7 >= 5, 1 - weekly, 1.0)
+    return day * weekend * (1 + noise * rng.standard_normal(len(t)))
+
+
+@pytest.mark.parametrize("days", [3, 7, 14])
+def test_daily_cycle_with_three_days_or_more_is_never_declined(days: int) -> None:
+    """14 days of 5-minute data used to be declined (the weekly season was picked on the whole
+    series and could not fit training + backtest); 3 days must work too, up to a 1-hour horizon."""
+    f = fit_forecaster(prepare(five_minute(days)), FIVE_MIN, [FIVE_MIN, 3 * FIVE_MIN, 12 * FIVE_MIN],
+                       models=MODELS[:2])  # seasonal naive and Holt-Winters: STL would only add time
+    assert f.periods == (288,) and f.split["train"] >= 2 * 288
+    if days >= 7:  # two days of training are not enough to beat yesterday's values by 5 %; a week is
+        assert f.reliable[3], f.reasons
+
+
+def test_three_days_hourly_still_use_the_daily_season() -> None:
+    assert fit_forecaster(prepare(diurnal(days=3)), HOUR, [HOUR]).periods == (24,)
+
+
+def test_decline_says_what_history_is_needed() -> None:
+    with pytest.raises(Declined, match=r"at least \d+ points needed; a daily season needs 864 points \(3 days\)"):
+        fit_forecaster(prepare(five_minute(0.25)), FIVE_MIN, [12 * FIVE_MIN])
+
+
+def test_season_is_detected_on_the_training_part_only() -> None:
+    """Noise for twelve days, then a strong daily cycle in the last two: the cycle is in the held-back
+    part only, so no season may be used (and nothing is trusted)."""
+    rng = np.random.default_rng(3)
+    y = np.concatenate([100 + 5 * rng.standard_normal(12 * 288), five_minute(2, seed=4)])
+    assert detect_seasons(y, FIVE_MIN) == (288,)  # on the whole series the cycle shows
+    f = fit_forecaster(prepare(y), FIVE_MIN, [FIVE_MIN], models=MODELS[:2])
+    assert f.periods == (1,) and not any(f.reliable.values())
+
+
+def test_weekly_season_brings_mstl_and_a_weekly_holt_winters() -> None:
+    hourly = five_minute(36, weekly=0.5, noise=0.03).reshape(-1, 12).mean(axis=1)  # 2 weeks train, 1 week each split
+    f = fit_forecaster(prepare(hourly), HOUR, [HOUR])
+    assert f.periods == (168, 24)
+    models = {s.model for s in f.scores}
+    assert {"mstl-ets", "holt-winters-weekly", "holt-winters", "stl-ets", "naive"} <= models
+    assert f.model in {"mstl-ets", "holt-winters-weekly"} and f.reliable[1]  # weekends are forecast
+
+
+def test_horizon_must_be_a_whole_number_of_steps(tmp_path: Path) -> None:
+    y = prepare(five_minute(4))
+    with pytest.raises(HorizonError, match="horizon 60 s is not a whole number of 300-s steps"):
+        fit_forecaster(y, FIVE_MIN, [60.0])
+    with pytest.raises(HorizonError, match="horizon 450 s"):
+        fit_forecaster(y, FIVE_MIN, [450.0])
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_seconds,value\n" + "".join(f"{i * 300},{v:.2f}\n" for i, v in enumerate(y)))
+    r = CliRunner().invoke(app, ["forecast", str(trace), "--horizon", "1m"])
+    assert r.exit_code == 2 and "horizon 60 s is not a whole number of 300-s steps" in r.output
+
+
+def test_default_horizons_are_the_ones_the_step_allows(tmp_path: Path) -> None:
+    y = five_minute(4).reshape(-1, 2).sum(axis=1)  # 10-minute steps: 5 and 15 minutes are not whole steps
+    trace = tmp_path / "ten.csv"
+    trace.write_text("timestamp_seconds,value\n" + "".join(f"{i * 600},{v:.2f}\n" for i, v in enumerate(y)))
+    r = CliRunner().invoke(app, ["forecast", str(trace), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert [x["horizon_s"] for x in json.loads(r.output)["reliability"]] == [3600.0]
+
+
+def test_gaps_reach_the_forecaster_and_are_interpolated_or_named(tmp_path: Path) -> None:
+    y = five_minute(4)
+    short = y.copy()
+    short[500:503] = np.nan
+    assert np.isfinite(prepare(short, step_s=FIVE_MIN)).all()
+    long = y.copy()
+    long[600:630] = np.nan
+    with pytest.raises(Declined, match=r"gap of 30 missing steps \(2.5 h\) at step 600 of 1152: at most 12"):
+        fit_forecaster(long, FIVE_MIN, [FIVE_MIN])
+    # from a trace file: missing rows stay NaN through the reader and the resampling
+    trace = tmp_path / "gappy.csv"
+    rows = [f"{i * 300},{v:.2f}\n" for i, v in enumerate(y) if not 600 <= i < 630]
+    trace.write_text("timestamp_seconds,value\n" + "".join(rows))
+    r = CliRunner().invoke(app, ["forecast", str(trace), "--horizon", "5m", "--format", "json"])
+    assert r.exit_code == 0 and "gap of 30 missing steps" in json.loads(r.output)["declined"]
+
+
+def test_intervals_are_calibrated_on_one_split_and_checked_on_the_next() -> None:
+    covered = []
+    for seed in range(3):
+        f = fit_forecaster(prepare(five_minute(6, seed=seed)), FIVE_MIN, [3 * FIVE_MIN], models=MODELS[:2])
+        covered.append(next(s.coverage_80 for s in f.scores if s.model == f.model))
+    assert 0.7 <= float(np.mean(covered)) <= 0.9, covered
+
+
+def test_incremental_state_matches_a_forecast_from_the_whole_history() -> None:
+    y = prepare(five_minute(6))
+    f = fit_forecaster(y[:-100], FIVE_MIN, [3 * FIVE_MIN], models=MODELS[:2])
+    for v in y[-100:-1]:
+        f.observe(v)
+    stepwise = predict_next(f, 3 * FIVE_MIN, partial=float(y[-1]))
+    whole = predict(f, y, 3 * FIVE_MIN)
+    assert stepwise.point == pytest.approx(whole.point) and stepwise.quantiles == pytest.approx(whole.quantiles)
+    assert f.seen == len(y) - 1
 
 
 # --- predictive mode ------------------------------------------------------------------------------
@@ -144,6 +275,7 @@ def test_forecast_cli_json(tmp_path: Path) -> None:
     data = json.loads(r.output)
     assert data["period_steps"] == 24 and data["selected"] in {"holt-winters", "stl-ets"}
     assert {(s["model"], s["horizon_s"]) for s in data["scores"]} == {
-        (m, h) for m in ("seasonal-naive", "holt-winters", "stl-ets") for h in (3600.0, 10800.0)}
+        (m, h) for m in ("naive", "seasonal-naive", "holt-winters", "stl-ets") for h in (3600.0, 10800.0)}
     assert set(data["scores"][0]) == {"model", "horizon_s", "mase", "smape", "coverage_80", "fit_seconds"}
-    assert "<polygon" in plot.read_text()
+    page = plot.read_text()
+    assert page.count("<polyline class='series'") >= 4 and "80 % interval" in page and "<script" not in page

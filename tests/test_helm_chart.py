@@ -27,6 +27,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "provisioner-only": {"controllers": {"autoscaler": {"enabled": False}, "provisioner": {"enabled": True}},
                          "aws": {"region": "us-east-1", "clusterName": "prod", "interruptionQueue": "prod-int"}},
     "everything": {"replicaCount": 3, "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
+                   "grafanaDashboard": {"enabled": True},
                    "historyRedis": {"enabled": True, "existingSecret": "surge-redis"},
                    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/surge"}},
                    "priorityClassName": "system-cluster-critical", "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -112,7 +113,7 @@ def test_renders_lints_and_validates_on_every_supported_kubernetes(name: str) ->
 
 
 def test_operator_pod_is_locked_down() -> None:
-    (dep,) = of_kind(render({}), "Deployment")
+    dep = next(d for d in of_kind(render({}), "Deployment") if d["metadata"]["name"] == "surge")
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert dep["spec"]["replicas"] == 2
@@ -232,3 +233,31 @@ def test_crd_schemas_accept_and_reject_like_surge_validate() -> None:
             else:
                 assert errors, f"{path.name}: surge rejects ({result.errors[0]}), the CRD schema accepts"
     assert checked >= 20
+
+
+def test_dashboard_configmap_queries_only_metrics_surge_exports() -> None:
+    """The shipped dashboard parses, and every metric its panels query is one the operator registers."""
+    import re
+
+    from prometheus_client import CollectorRegistry
+
+    from autoscaler.cost.exporter import CostCollector
+    from autoscaler.operator.metrics import Metrics
+    from provisioner.metrics import ProvisionerMetrics
+
+    assert of_kind(render({}), "ConfigMap") == []
+    (cm,) = of_kind(render({"grafanaDashboard": {"enabled": True, "namespace": "monitoring"}}), "ConfigMap")
+    assert cm["metadata"]["namespace"] == "monitoring" and cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dash = json.loads(cm["data"]["surge-cost.json"])
+    assert dash["uid"] == "surge-cost" and len(dash["panels"]) >= 8
+    registry = CollectorRegistry()
+    Metrics(registry)
+    ProvisionerMetrics(registry)
+    registry.register(CostCollector(lambda: (), lambda: (), dict, lambda *a: (None, None), lambda t: None, lambda: 0))
+    families = list(registry.collect())  # labelled counters have no samples yet: their series end in _total
+    exported = {f.name for f in families} | {f"{f.name}_total" for f in families if f.type == "counter"}
+    queried = {m for p in dash["panels"] for t in p["targets"]
+               for m in re.findall(r"\b((?:surge|node|kubecost|container|keda)_[a-z_]+)\b", t["expr"])}
+    assert queried and queried <= exported, queried - exported
+    (sm,) = of_kind(render({"serviceMonitor": {"enabled": True}}), "ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["honorLabels"] is True

@@ -65,33 +65,49 @@ def test_defaults_are_kedas() -> None:
     assert obj.model_dump(by_alias=True, exclude_none=True)["spec"]["scaleTargetRef"]["name"] == "worker"
 
 
+CRON = {"type": "cron", "metadata": {"timezone": "UTC", "start": "0 * * * *", "end": "1 * * * *",
+                                     "desiredReplicas": "1"}}
+
+
 @pytest.mark.parametrize(("spec", "field", "fragment"), [
-    ({"minReplicaCount": 5, "maxReplicaCount": 2}, "spec", "minReplicaCount=5 must be less than or equal"),
-    ({"minReplicaCount": 1, "idleReplicaCount": 1}, "spec", "idleReplicaCount=1 must be less than"),
+    ({"minReplicaCount": 5, "maxReplicaCount": 2}, "spec.minReplicaCount", "must be less than or equal to max"),
+    ({"minReplicaCount": 1, "idleReplicaCount": 1}, "spec.idleReplicaCount", "IdleReplicaCount=1 must be less than"),
+    ({"idleReplicaCount": 0}, "spec.idleReplicaCount", "IdleReplicaCount=0 must be less than MinReplicaCount=0"),
+    ({"maxReplicaCount": 0}, "spec.maxReplicaCount", "greater than or equal to 1"),
     ({"triggers": [{"type": "redis", "name": "a", "metadata": {}}, {"type": "cron", "name": "a", "metadata": {}}]},
-     "spec.triggers", "repeated: ['a']"),
+     "spec.triggers[1].name", "'a' is defined multiple times"),
     ({"triggers": []}, "spec.triggers", "at least 1"),
+    ({"triggers": [{"type": "", "metadata": {}}]}, "spec.triggers[0].type", "at least 1 character"),
+    ({"scaleTargetRef": {"name": ""}}, "spec.scaleTargetRef.name", "at least 1 character"),
+    ({"triggers": [CRON | {"useCachedMetrics": True}]}, "spec.triggers[0].useCachedMetrics", "not supported"),
     ({"pollingInterval": 0}, "spec.pollingInterval", "greater than or equal to 1"),
-    ({"fallback": {"failureThreshold": 3, "replicas": 2},
-      "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}},
-                   {"type": "redis", "metadata": {"address": "r:1", "listName": "l"}}]},
-     "spec.fallback", "not supported with cpu"),
-    ({"fallback": {"failureThreshold": 3, "replicas": 2},
-      "triggers": [{"type": "redis", "metricType": "Value", "metadata": {"address": "r:1", "listName": "l"}}]},
-     "spec.fallback", "AverageValue"),
+    ({"minReplicaCount": 1, "fallback": {"failureThreshold": 3, "replicas": 2},
+      "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}]},
+     "spec.fallback", "at least one trigger (that is not cpu or memory)"),
+    ({"fallback": {"failureThreshold": 3, "replicas": 2, "behavior": "scalingModifiers"}},
+     "spec.fallback.behavior", "requires advanced.scalingModifiers.formula"),
     ({"triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}]},
      "spec.minReplicaCount", "scale to zero"),
     ({"triggers": [{"type": "redis", "metadata": {"listLength": 5}}]}, "spec.triggers[0].metadata.listLength",
      "quote it in YAML"),
     ({"advanced": {"scalingModifiers": {"formula": "q + other", "target": "2"}}},
      "spec.advanced.scalingModifiers.formula", "['other']"),
+    ({"advanced": {"scalingModifiers": {"formula": "q + (", "target": "2"}}},
+     "spec.advanced.scalingModifiers.formula", "does not parse"),
+    ({"minReplicaCount": 1, "advanced": {"scalingModifiers": {"formula": "q + c", "target": "2"}},
+      "triggers": [{"type": "redis", "name": "q", "metadata": {"address": "r:1", "listName": "l"}},
+                   {"type": "cpu", "name": "c", "metricType": "Utilization", "metadata": {"value": "50"}}]},
+     "spec.advanced.scalingModifiers.formula", "refers to ['c']"),
     ({"advanced": {"scalingModifiers": {"formula": "q * 2"}}}, "spec.advanced.scalingModifiers.target",
-     "is required"),
+     "target is empty"),
+    ({"advanced": {"scalingModifiers": {"target": "2"}}}, "spec.advanced.scalingModifiers.formula", "mandatory"),
     ({"advanced": {"predictive": {"mode": "on", "quantile": 1.5}}}, "spec.advanced.predictive.quantile", "less than 1"),
     ({"advanced": {"predictive": {"mode": "on", "horizon": "soon"}}}, "spec.advanced.predictive.horizon",
      "duration"),
     ({"advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"selectPolicy": "Avg"}}}}},
      "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.selectPolicy", "'Max', 'Min' or 'Disabled'"),
+    ({"advanced": {"horizontalPodAutoscalerConfig": {"name": "h" * 64}}},
+     "spec.advanced.horizontalPodAutoscalerConfig.name", "must be no more than 63"),
 ])
 def test_rules_name_the_field(spec: dict[str, Any], field: str, fragment: str) -> None:
     errs = errors_of(so(**spec))
@@ -138,10 +154,10 @@ def test_auth_values_come_from_secrets_in_the_same_files() -> None:
 
 
 def test_unknown_trigger_type_and_unknown_fields_are_warnings() -> None:
-    doc = so(triggers=[{"type": "rabbitmq", "metadata": {"queueName": "q"}}], surprise=True)
+    doc = so(triggers=[{"type": "activemq", "metadata": {"destinationName": "q"}}], surprise=True)
     [result] = validate_documents([Document("x.yaml", 0, doc)])
     assert result.ok
-    assert any("'rabbitmq' is not implemented" in w for w in result.warnings)
+    assert any("'activemq' is not implemented" in w for w in result.warnings)
     assert any(w.startswith("spec.surprise: unknown field") for w in result.warnings)
 
 
@@ -160,7 +176,86 @@ def test_helpers() -> None:
     assert formula_identifiers("min(queue_a, 2) + (b ?? 0) > 3 ? ceil(c / 2) : \"x\"") == ["queue_a", "b", "c"]
 
 
-@given(st.integers(0, 1000), st.integers(0, 1000))
+@given(st.integers(0, 1000), st.integers(1, 1000))
 def test_min_max_property(low: int, high: int) -> None:
     ok = not errors_of(so(minReplicaCount=low, maxReplicaCount=high))
     assert ok is (low <= high)
+
+
+@pytest.mark.parametrize("spec", [
+    {"minReplicaCount": 0, "idleReplicaCount": 0},  # KEDA compares idle with the HPA minimum (1)
+    {"fallback": {"failureThreshold": 3, "replicas": 2},
+     "triggers": [{"type": "redis", "metricType": "Value", "metadata": {"address": "r:1", "listName": "l"}}]},
+    {"fallback": {"failureThreshold": 3, "replicas": 2},
+     "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}},
+                  {"type": "redis", "metadata": {"address": "r:1", "listName": "l"}}]},
+    {"fallback": {"failureThreshold": 3, "replicas": 2, "behavior": "scalingModifiers"},
+     "advanced": {"scalingModifiers": {"formula": "q ?? 5", "target": "2"}}},
+    {"advanced": {"scalingModifiers": {"formula": "float(q < 5 ? q : 5)", "target": "2"}}},
+])
+def test_what_keda_admits(spec: dict[str, Any]) -> None:
+    assert errors_of(so(**spec)) == []
+
+
+def test_two_scaled_objects_on_one_target_in_the_same_files() -> None:
+    first, second = so(), so()
+    second["metadata"]["name"] = "other"
+    results = validate_documents([Document("x.yaml", 0, first), Document("x.yaml", 1, second)])
+    assert [r.ok for r in results] == [False, False]
+    assert "already managed by the ScaledObject 'other'" in results[0].errors[0].message
+    assert results[0].errors[0].field == "spec.scaleTargetRef.name"
+
+
+def test_admission_warnings() -> None:
+    [result] = validate_documents([Document("x.yaml", 0, so(minReplicaCount=1, pollingInterval=10,
+                                                               cooldownPeriod=60))])
+    assert result.ok
+    assert any(w.startswith("spec.pollingInterval: PollingInterval is configured but is not relevant")
+               for w in result.warnings)
+    assert any(w.startswith("spec.cooldownPeriod: CooldownPeriod is configured") for w in result.warnings)
+    [quiet] = validate_documents([Document("x.yaml", 0, so(minReplicaCount=0, pollingInterval=10))])
+    assert not [w for w in quiet.warnings if "not relevant" in w]
+
+
+def test_error_paths_are_not_doubled() -> None:
+    from autoscaler.validate import join_path
+
+    assert join_path("spec.scaleTargetRef", "scaleTargetRef.name") == "spec.scaleTargetRef.name"
+    assert join_path("spec", "spec.triggers[0]") == "spec.triggers[0]"
+    assert join_path("spec", "triggers[1].name") == "spec.triggers[1].name"
+    assert join_path("spec.triggers", "triggers[1].name") == "spec.triggers[1].name"
+    assert join_path("", "metadata.name") == "metadata.name"
+    ta = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "a"},
+          "spec": {"podIdentity": {"provider": "aws", "externalID": "x"}}}
+    assert errors_of(ta) == [("spec.podIdentity.externalID", "externalID of PodIdentity requires roleArn to be set")]
+
+
+@pytest.mark.parametrize(("spec", "field", "fragment"), [
+    ({"oauth2": {"type": "password", "clientId": "c", "tokenUrl": "https://t/x"}}, "spec.oauth2.type",
+     "'clientCredentials'"),
+    ({"oauth2": {"tokenUrl": "https://t/x"}}, "spec.oauth2.clientId", "is required"),
+    ({"oauth2": {"clientId": "c"}}, "spec.oauth2.tokenUrl", "is required"),
+    ({"oauth2": {"clientId": "c", "tokenUrl": "ftp://t/x"}}, "spec.oauth2.tokenUrl", "valid http or https URL"),
+    ({"podIdentity": {"provider": "aws-kiam"}}, "spec.podIdentity.provider", "'aws-eks' or 'gcp'"),
+    ({"podIdentity": {"provider": "azure-workload", "identityId": ""}}, "spec.podIdentity.identityId",
+     "should not be empty"),
+    ({"filePath": ["a"]}, "spec.filePath", "valid string"),
+])
+def test_trigger_authentication_rules(spec: dict[str, Any], field: str, fragment: str) -> None:
+    ta = {"apiVersion": "keda.sh/v1alpha1", "kind": "ClusterTriggerAuthentication", "metadata": {"name": "a"},
+          "spec": spec}
+    errs = errors_of(ta)
+    assert any(f == field and fragment in m for f, m in errs), errs
+
+
+def test_trigger_authentication_known_fields() -> None:
+    ta = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "a"},
+          "spec": {"podIdentity": {"provider": "azure-workload", "identityId": "i", "identityTenantId": "t",
+                                   "identityAuthorityHost": "https://login"},
+                   "oauth2": {"clientId": "c", "tokenUrl": "https://idp/token", "scopes": ["a"],
+                              "clientSecret": {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}},
+                   "filePath": "creds.json"}}
+    [result] = validate_documents([Document("x.yaml", 0, ta)])
+    assert result.ok, result.errors
+    assert not [w for w in result.warnings if "unknown field" in w], result.warnings
+    assert any(w.startswith("spec.filePath: only a ClusterTriggerAuthentication") for w in result.warnings)

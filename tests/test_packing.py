@@ -101,7 +101,7 @@ def test_gpu_pods_need_tolerations_and_go_to_gpu_nodes() -> None:
 
 
 @pytest.mark.parametrize(("group", "pools", "fragment"), [
-    (PodGroup("huge", 1, Resources(900_000, 1024, 0, 1)), [pool()], "exceed the largest allowed instance type"),
+    (PodGroup("huge", 1, Resources(900_000, 1024, 0, 1)), [pool()], "exceed every allowed instance type"),
     (PodGroup("arm", 1, Resources(100, 100, 0, 1), (Requirements.from_terms(
         [{"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}]),)), [pool()],
      "no instance type satisfies"),

@@ -106,11 +106,25 @@ async def test_operator_scales_ahead_of_the_forecast(k8s_api: K8s, redis_plain: 
             assert told  # told in the same cycle as the forecast scaled the target
             ns, kind, name, wanted, horizon = told[0]
             assert (ns, kind, name, horizon) == ("jobs", "Deployment", "ahead", 300.0) and 10 <= wanted <= 30
-            status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "ahead")["status"]
-            pred = {c["type"]: c for c in status["conditions"]}["Predictive"]
-            assert (pred["status"], pred["reason"]) == ("True", "ScalingAhead")
+            def predictive() -> dict[str, str]:
+                status = em.get("keda.sh/v1alpha1", "scaledobjects", "jobs", "ahead")["status"]
+                return {c["type"]: c for c in status["conditions"]}["Predictive"]
+
+            # the status patch follows the scale write of the same cycle: wait for it, not a poll later
+            await until(lambda: predictive()["reason"] == "ScalingAhead", timeout=10)
+            assert predictive()["status"] == "True"
             assert replicas() <= 30
         finally:
             task.cancel()
             await controller.stop()
             predictor.close()
+
+
+async def test_a_horizon_off_the_step_is_a_reason_not_a_crash() -> None:
+    now = 20 * DAY
+    p = Predictor(await filled(4, now))
+    assert (await p.forecast("ns/so/q", now, 120.0, 0.9, DAY)).reason == "fitting"
+    await settle(p)
+    fc = await p.forecast("ns/so/q", now, 120.0, 0.9, DAY)
+    assert fc.value is None and not fc.reliable and "horizon 120 s is not a whole number of 300-s steps" in fc.reason
+    p.close()

@@ -13,7 +13,7 @@ from scalers.base import Trigger
 from scalers.errors import ConfigError, QueryError
 from scalers.prometheus import PrometheusScaler, parse_prometheus_config
 from tests.fixtures.conformance import vector_cases
-from tests.servers import free_port
+from tests.fixtures.http import http_server
 
 BASE = {"serverAddress": "http://localhost:9090", "threshold": "100", "query": "up"}
 
@@ -27,14 +27,8 @@ async def canned() -> AsyncIterator[tuple[str, dict[str, Any]]]:
         answer["requests"].append(request)
         return web.Response(status=answer["status"], text=answer["body"], content_type="application/json")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", answer
-    await runner.cleanup()
+    async with http_server(handle) as url:
+        yield url, answer
 
 
 @pytest.mark.conformance("prometheus.json")

@@ -448,8 +448,7 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
     """NodePools get a Ready condition naming what surge does not act on (or what is wrong); an
     expired node whose pod a PDB protects is drained anyway once terminationGracePeriod is up."""
     em = k8s_api.emulator
-    pool = nodepool(consolidateAfter="1h")
-    pool["spec"]["template"]["spec"]["requirements"][0]["minValues"] = 2
+    pool = nodepool(consolidateAfter="1h", budgets=[{"nodes": "100%", "reasons": ["Drifted"]}])
     pool["spec"]["template"]["spec"]["expireAfter"] = "3s"
     pool["spec"]["template"]["spec"]["terminationGracePeriod"] = "1s"
     broken = nodepool(budgets=[{"nodes": "0", "schedule": "whenever", "duration": "1h"}])
@@ -466,7 +465,7 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
             return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
 
         await until(lambda: bool(ready("default")) and bool(ready("broken")))
-        assert ready("default")["status"] == "True" and "minValues" in ready("default")["message"]
+        assert ready("default")["status"] == "True" and "Drifted" in ready("default")["message"]
         assert ready("broken")["status"] == "False" and "budgets[0].schedule" in ready("broken")["message"]
         await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
         assert r.claims()[0]["spec"]["terminationGracePeriod"] == "1s"

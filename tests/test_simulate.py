@@ -97,10 +97,12 @@ def first_time(result: PolicyResult, values: list[int], predicate: object) -> fl
 
 # --- traces ---------------------------------------------------------------------------------------
 
-def test_trace_reads_header_and_fills_gaps_naming_the_line() -> None:
+def test_trace_reads_header_and_keeps_gaps_as_gaps() -> None:
     t = parse_trace("timestamp_seconds,value\n0,1\n60,2\n240,4\n", "x.csv")
-    assert t.interval == 60 and list(t.counts) == [1, 2, 0, 0, 4]
-    assert t.notes and "2 interval(s) missing after line 3" in t.notes[0]
+    assert t.interval == 60 and np.array_equal(t.counts, [1, 2, np.nan, np.nan, 4], equal_nan=True)
+    assert t.gaps() == [(120.0, 240.0)]
+    assert t.gap_notes() == ["x.csv: no data for 2 interval(s) (2 min) from t=120 s (2 min into the trace): "
+                             "kept as a gap (no load, no cost, NaN to the forecaster)"]
 
 
 @pytest.mark.parametrize(("text", "needle"), [
@@ -257,7 +259,7 @@ def test_cli_json_and_report(tmp_path: Path) -> None:
     assert all(p["cost_usd"] > 0 for p in data["policies"])
     assert {f.name for f in out.iterdir()} == {"report.html", "report.json", "report.csv"}
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 4 and "keda-karpenter" in page
+    assert page.count("<svg") == 5 and "keda-karpenter" in page  # summary, cost, one per policy
 
 
 def test_cli_names_the_bad_line(tmp_path: Path) -> None:
@@ -304,11 +306,13 @@ def test_simulated_predictor_forecasts_a_daily_cycle_ahead() -> None:
 # consolidation — a loop that KEDA + Karpenter would run too (break-before-make drains). See
 # docs/simulator.md "Known loop".
 LOOP = pytest.mark.xfail(strict=True, reason="consolidation drain → lag dip → HPA doubling loop (docs/simulator.md)")
-CALM = ["static-peak", "static-peak-on-demand"]
-ALL = [*CALM, *(pytest.param(p, marks=LOOP)
-                for p in ("keda-karpenter", "surge", "surge-no-events", "surge-no-together"))]
-MONOTONE = [*CALM, "surge-no-events", *(pytest.param(p, marks=LOOP) for p in ("keda-karpenter", "surge",
-                                                                              "surge-no-together"))]
+SPOT, ON_DEMAND = "spot, on-demand", "on-demand"
+CONSTANT = [(p, c) for p in ("static-peak", "static-peak-on-demand") for c in (SPOT, ON_DEMAND)]
+CONSTANT += [(p, c) for p, c in [("surge-no-together", SPOT)]]
+CONSTANT += [pytest.param(p, c, marks=LOOP) for p in ("keda-karpenter", "surge", "surge-no-events")
+             for c in (SPOT, ON_DEMAND)] + [pytest.param("surge-no-together", ON_DEMAND, marks=LOOP)]
+MONOTONE = ["static-peak", "static-peak-on-demand", "keda-karpenter", "surge-no-events", "surge-no-together",
+            pytest.param("surge", marks=LOOP)]
 
 
 def flat(hours: float, per_minute: float = 4200.0, ramp_minutes: int = 30) -> Trace:
@@ -319,8 +323,7 @@ def flat(hours: float, per_minute: float = 4200.0, ramp_minutes: int = 30) -> Tr
     return Trace("flat", 0.0, 60.0, counts)
 
 
-@pytest.mark.parametrize("capacity", ["spot, on-demand", "on-demand"])
-@pytest.mark.parametrize("policy", ALL)
+@pytest.mark.parametrize(("policy", "capacity"), CONSTANT)
 def test_a_constant_load_is_calm_and_costs_no_more_than_static(tmp_path: Path, policy: str, capacity: str) -> None:
     trace = flat(3)
     r = run(tmp_path, trace, policy, capacity=capacity)

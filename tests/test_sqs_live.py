@@ -72,10 +72,31 @@ def test_config_rules() -> None:
     with pytest.raises(ConfigError, match="queueURL"):
         SqsQueueScaler(Trigger(type="aws-sqs-queue", auth_params=AUTH, metadata={
             "queueURL": "https://sqs.eu-west-1.amazonaws.com/orders", "awsRegion": "eu-west-1"}))
-    with pytest.raises(ConfigError, match="credentials needed"):
+    with pytest.raises(ConfigError, match="awsAccessKeyID not found"):
         SqsQueueScaler(Trigger(type="aws-sqs-queue", metadata={"queueURL": "orders", "awsRegion": "eu-west-1"}))
     ok = SqsQueueScaler(Trigger(type="aws-sqs-queue", pod_identity="aws", metadata={
         "queueURL": "https://sqs.eu-west-1.amazonaws.com/1/orders", "awsRegion": "eu-west-1", "queueLength": "3"}))
     assert ok.metric_specs()[0].name == "s0-aws-sqs-orders" and ok.metric_specs()[0].target == 3
     with pytest.raises(ConfigError, match="awsRegion: is required"):
         SqsQueueScaler(Trigger(type="aws-sqs-queue", pod_identity="aws", metadata={"queueURL": "orders"}))
+
+
+async def test_identity_owner_operator_reads_with_the_operators_credentials(moto_server: Server) -> None:
+    """identityOwner: operator takes no keys from the trigger: the operator's own (env) credentials."""
+    client = sqs(moto_server)
+    url = client.create_queue(QueueName=f"op-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    client.send_message(QueueUrl=url, MessageBody="x")
+    s = SqsQueueScaler(Trigger(type="aws-sqs-queue", metadata={
+        "queueURL": url, "awsRegion": "us-east-1", "awsEndpoint": f"http://{moto_server.address}",
+        "identityOwner": "operator"}))
+    try:
+        assert s.auth.access_key_id == "" and not s.auth.pod_identity_owner
+        assert next(iter((await s.metrics()).values.values())) == 1.0
+    finally:
+        await s.close()
+
+
+def test_older_key_spelling_is_accepted() -> None:
+    s = SqsQueueScaler(Trigger(type="aws-sqs-queue", auth_params={"awsAccessKeyId": "a", "awsSecretAccessKey": "b"},
+                               metadata={"queueURL": "orders", "awsRegion": "eu-west-1"}))
+    assert (s.auth.access_key_id, s.auth.secret_access_key) == ("a", "b")

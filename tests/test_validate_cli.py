@@ -30,7 +30,7 @@ def test_invalid_object_exits_1_and_names_fields(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(bad), "--format", "json"])
     assert result.exit_code == 1
     [obj] = json.loads(result.output)
-    assert obj["ok"] is False and obj["errors"][0]["field"] == "spec"
+    assert obj["ok"] is False and obj["errors"][0]["field"] == "spec.minReplicaCount"
     assert "minReplicaCount=3" in obj["errors"][0]["message"]
     text = runner.invoke(app, ["validate", str(bad)])
     assert text.exit_code == 1 and "INVALID" in text.output and "minReplicaCount=3" in text.output

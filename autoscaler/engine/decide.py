@@ -6,12 +6,15 @@ and returns the replicas to write (or None to leave the target alone), the new s
 conditions to publish. KEDA's rules, in order:
 
 1. paused (annotation) → hold, or hold at `paused-replicas`;
-2. fallback → a trigger failing `failureThreshold` times in a row reads as `fallback.replicas`;
+2. fallback → a trigger failing more than `failureThreshold` times in a row proposes
+   `fallback.replicas` (per `fallback.behavior`) to the HPA and counts as active;
 3. activity → any trigger active (or the scalingModifiers composite above activationTarget);
-4. inactive → after `cooldownPeriod` since last active (and past `initialCooldownPeriod`) go to
-   idleReplicaCount or minReplicaCount (possibly 0); never below min otherwise;
-5. active at 0/idle → wake to max(min, 1);
-6. active → HPA: max over metric proposals, stabilization, policies, clamped to [max(min,1), max].
+4. active at 0/idle → wake to max(min, 1); inactive → after `cooldownPeriod` since last active
+   (and past `initialCooldownPeriod`) go to idleReplicaCount or minReplicaCount (possibly 0) —
+   but never because a read failed: an erroring trigger without an engaged fallback holds the
+   replicas (Ready=False TriggerError, or Unknown PartialTriggerError when another is active);
+5. HPA (not at zero): current above max / below max(min,1) is clamped first; then the max over
+   metric proposals, stabilization, policies — and no scale-in while a metric is missing.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autoscaler.engine.formula import FormulaError, compute
+from autoscaler.engine.formula import FormulaError, compute, evaluate, parse
 from autoscaler.engine.hpa import Behavior, HPAState, MetricType, normalize, record_scale, replicas_for_metric
 
-FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
+FORMULA = "scalingModifiers.formula"  # the composite's key in EngineState.failures
+FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower",
+                           "scalingModifiers"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class EngineState:
 
 @dataclass(frozen=True)
 class Condition:
-    status: bool
+    status: bool | None  # None: Unknown
     reason: str
     message: str = ""
 
@@ -144,75 +149,125 @@ def decide(
                         "paused")
     conditions["Paused"] = Condition(False, "ScaledObjectUnpaused")
 
-    # 2. failures and fallback
-    fallback_active = False
+    # 2. failures and fallback: a trigger failing more than failureThreshold times in a row reads as
+    # the fallback's replicas (KEDA feeds the HPA fallback.replicas × target for it), and counts as active
+    fb = spec.fallback
+    # fallback.behavior scalingModifiers: a failing trigger reads as nil in the formula (for `??`), and
+    # only a formula that is nil as a whole falls back (to fallback.replicas × target), as KEDA does
+    modifier_fallback = fb is not None and fb.behavior == "scalingModifiers" and spec.modifiers is not None
     values: dict[str, float | None] = {}
+    failing: list[str] = []  # erroring, no fallback (yet): their metric is missing
+    falling_back: list[TriggerSpec] = []
     for trig in spec.triggers:
         reading = readings.get(trig.name, TriggerReading(error="no reading"))
         if reading.error is not None:
-            state.failures[trig.name] = state.failures.get(trig.name, 0) + 1
+            state.failures[trig.name] = n = state.failures.get(trig.name, 0) + 1
             values[trig.name] = None
+            (falling_back.append(trig) if fb is not None and not modifier_fallback and n > fb.failure_threshold
+             else failing.append(trig.name))
         else:
             state.failures[trig.name] = 0
             values[trig.name] = reading.value
-    failing = [t for t in spec.triggers if values[t.name] is None]
-    if spec.fallback is not None and any(state.failures[t.name] >= spec.fallback.failure_threshold for t in failing):
-        fallback_active = True
-        replicas = _fallback_replicas(spec.fallback, current)
-        conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {[t.name for t in failing]}")
+    fallback_active = bool(falling_back)
+    if fallback_active:
+        assert fb is not None
+        fallback_to = _fallback_replicas(fb, current)
+        conditions["Fallback"] = Condition(True, "FallbackExists",
+                                           f"failing triggers: {[t.name for t in falling_back]}")
     else:
         conditions["Fallback"] = Condition(False, "NoFallbackFound")
 
     # 3. activity and the metrics the HPA sees
     metrics: list[tuple[MetricType, float, float]] = []
     if spec.modifiers is not None:
-        try:
-            composite = compute(spec.modifiers.formula, values)
-            active = composite > spec.modifiers.activation_target
-            metrics.append((spec.modifiers.metric_type, composite, spec.modifiers.target))
-        except FormulaError as exc:
+        mods = spec.modifiers
+        composite: float | None = None
+        if not fallback_active and (not failing or modifier_fallback):
+            try:
+                if modifier_fallback and failing and evaluate(parse(mods.formula), values) is None:
+                    assert fb is not None
+                    composite = fb.replicas * mods.target
+                else:
+                    composite = compute(mods.formula, values)
+                state.failures[FORMULA] = 0
+                if modifier_fallback and failing:  # the formula covered the failing triggers: its value stands
+                    conditions["Fallback"] = Condition(True, "FallbackExists",
+                                                       f"scalingModifiers, failing triggers: {failing}")
+                    failing = []
+            except FormulaError as exc:
+                # the formula is one more scaler (KEDA's composite): its error counts toward the fallback
+                state.failures[FORMULA] = n = state.failures.get(FORMULA, 0) + 1
+                conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+                if fb is not None and n > fb.failure_threshold:
+                    fallback_active = True
+                    fallback_to = _fallback_replicas(fb, current)
+                    conditions["Fallback"] = Condition(True, "FallbackExists", f"failing triggers: {[FORMULA]}")
+                else:
+                    failing.append(FORMULA)
+        if fallback_active:  # the composite metric itself falls back
+            active = True
+            metrics.append(("AverageValue", fallback_to * mods.target, mods.target))
+        elif composite is None:
             active = False
-            conditions["Ready"] = Condition(False, "ScalingModifiersError", str(exc))
+        else:
+            active = composite > mods.activation_target
+            metrics.append((mods.metric_type, composite, mods.target))
     else:
-        active = any(readings.get(t.name, TriggerReading()).active for t in spec.triggers if values[t.name] is not None)
+        active = fallback_active or any(readings[t.name].active for t in spec.triggers if values[t.name] is not None)
         metrics = [(t.metric_type, v, t.target) for t in spec.triggers if (v := values[t.name]) is not None]
-    conditions.setdefault("Ready", Condition(not failing or fallback_active,
-                                             "ScaledObjectReady" if not failing else "TriggerError",
-                                             "" if not failing else f"failing triggers: {[t.name for t in failing]}"))
-    if active:
-        state.last_active_at = now
-    conditions["Active"] = Condition(active or fallback_active, "ScalerActive" if active else "ScalerNotActive")
-
-    if fallback_active:
-        return _finish(spec, state, current, replicas, now, conditions, True, "fallback")
+        metrics += [("AverageValue", fallback_to * t.target, t.target) for t in falling_back]
+    message = f"failing triggers: {failing}" if failing else ""
+    if failing and active:  # KEDA: some triggers active, some erroring
+        conditions.setdefault("Ready", Condition(None, "PartialTriggerError", message))
+    elif failing and fb is None:
+        conditions.setdefault("Ready", Condition(False, "TriggerError", message))
+    conditions.setdefault("Ready", Condition(True, "ScaledObjectReady", message))
+    conditions["Active"] = Condition(active, "ScalerActive" if active else "ScalerNotActive")
 
     hpa_min = max(spec.min_replicas, 1)
-    # 4. inactive
-    if not active:
+    # 4. KEDA's executor: activation from zero/idle, deactivation after the cooldown
+    if active:
+        if (spec.idle_replicas is not None and current < spec.min_replicas) or current == 0:
+            state.last_active_at = now
+            if spec.paused_scale_out:
+                return _finish(spec, state, current, None, now, conditions, True, "scale-out paused")
+            return _finish(spec, state, current, hpa_min, now, conditions, True, "activated from zero/idle")
+        if not failing:
+            state.last_active_at = now
+    elif failing and (fb is None or fb.replicas != 0):
+        # a read failed: never a reason to scale in (KEDA waits for the fallback, or does nothing)
+        pass
+    elif (spec.idle_replicas is not None and current > spec.idle_replicas) or (current > 0 and spec.min_replicas == 0):
         floor = spec.idle_replicas if spec.idle_replicas is not None else spec.min_replicas
-        if current > floor and floor < hpa_min:
-            since_active = now - (state.last_active_at if state.last_active_at is not None else state.created_at)
-            in_initial = now - state.created_at < spec.initial_cooldown_seconds
-            if since_active >= spec.cooldown_seconds and not in_initial:
-                return _finish(spec, state, current, floor, now, conditions, False, "cooldown elapsed, scale to "
-                               + ("idle" if spec.idle_replicas is not None else "zero" if floor == 0 else "min"))
-            # still cooling down: the HPA keeps acting on the metrics, never below max(min, 1)
-        elif current < spec.min_replicas:
-            return _finish(spec, state, current, spec.min_replicas, now, conditions, False, "below minReplicaCount")
-        elif current <= floor:
-            return _finish(spec, state, current, None, now, conditions, False, "inactive at idle/zero")
-    # 5. waking from zero or idle
-    if active and current < hpa_min:
-        if spec.paused_scale_out:
-            return _finish(spec, state, current, None, now, conditions, True, "scale-out paused")
-        return _finish(spec, state, current, hpa_min, now, conditions, True, "activated from zero/idle")
-    # 6. HPA
+        since_active = now - (state.last_active_at if state.last_active_at is not None else state.created_at)
+        in_initial = now - state.created_at < spec.initial_cooldown_seconds
+        if since_active >= spec.cooldown_seconds and not in_initial:
+            return _finish(spec, state, current, floor, now, conditions, False, "cooldown elapsed, scale to "
+                           + ("idle" if spec.idle_replicas is not None else "zero" if floor == 0 else "min"))
+        # still cooling down: the HPA keeps acting on the metrics, never below max(min, 1)
+    elif spec.idle_replicas is None and current < spec.min_replicas:
+        return _finish(spec, state, current, spec.min_replicas, now, conditions, False, "below minReplicaCount")
+
+    # 5. the HPA (disabled while the target is at zero)
+    if current == 0:
+        return _finish(spec, state, current, None, now, conditions, active, "inactive at idle/zero")
+    if current > spec.max_replicas:
+        return _finish(spec, state, current, spec.max_replicas, now, conditions, active,
+                       "hpa: current replicas above maxReplicaCount", by_hpa=True)
+    if current < hpa_min:
+        return _finish(spec, state, current, hpa_min, now, conditions, active,
+                       "hpa: current replicas below minReplicaCount", by_hpa=True)
     if not metrics:
-        return _finish(spec, state, current, None, now, conditions, active, "no valid metric; holding")
+        return _finish(spec, state, current, None, now, conditions, active,
+                       "no valid metric; holding" + (" (a read failed)" if failing else ""))
     desired = max(replicas_for_metric(mt, value, target, current, ready, spec.behavior)
                   for mt, value, target in metrics)
+    if failing and desired < current:  # the HPA never scales in while one of its metrics is missing
+        return _finish(spec, state, current, None, now, conditions, active,
+                       f"holding: triggers {failing} failed, the others would scale in")
     result, why = normalize(desired, current, hpa_min, spec.max_replicas, state.hpa, spec.behavior, now)
-    return _finish(spec, state, current, result, now, conditions, active, f"hpa: {why}", by_hpa=True)
+    return _finish(spec, state, current, result, now, conditions, active,
+                   ("fallback, " if fallback_active else "") + f"hpa: {why}", by_hpa=True)
 
 
 def _finish(

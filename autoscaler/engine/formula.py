@@ -1,41 +1,95 @@
-"""A small, safe evaluator for KEDA's `scalingModifiers.formula` (no `eval`).
+"""KEDA's `scalingModifiers.formula`, compiled and evaluated safely (no `eval`).
 
-Supports what KEDA's docs use: numbers, trigger names, + - * / %, comparisons, && || !,
-`cond ? a : b`, `a ?? b` (b when a is missing), parentheses, and min/max/abs/ceil/floor/round.
-A trigger whose reading failed is *missing* (nil): arithmetic on it fails, `??` replaces it.
+KEDA compiles the formula with expr-lang (github.com/expr-lang/expr); this is the subset of that
+language a formula over trigger values uses, with expr-lang's grammar and precedences:
+
+- numbers as expr-lang reads them: `12`, `1_000`, `0x1f`, `0o17`, `0b101`, `2.5`, `1e3`; an
+  integer beyond int64 or a float beyond float64 (`1e999`) is an invalid literal, as there;
+- trigger names, `true`, `false`, `nil`, strings (`"x"`, only for comparisons);
+- unary `-` `+` `!` `not`; binary `??` (tightest, and not mixable with other operators without
+  parentheses), `**` `^` (power, right-associative), `*` `/` `%`, `+` `-`, comparisons, `&&`
+  `and`, `||` `or`; `cond ? a : b` and `cond ?: b`; calls to min, max, abs, ceil, floor, round,
+  int, float.
+
+`compile_formula()` is what `surge validate` and the engine both use: syntax, known names and
+functions, literals, and limits — at most `MAX_LENGTH` characters, `MAX_NODES` nodes (expr-lang's
+own default limit) and `MAX_DEPTH` levels of nesting (surge's: evaluation is recursive) — and it
+folds constant parts, so `9**9**9` (which overflows) is refused before it runs. At run time every
+failure (a missing trigger value, division by zero, overflow, a non-finite result) is a
+`FormulaError`, which the engine reports as a scaler error; nothing else escapes `compute()`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
-Value = float | bool | None
+Value = float | bool | str | None
+
+MAX_LENGTH = 10_000
+MAX_NODES = 10_000
+MAX_DEPTH = 100
 
 
 class FormulaError(ValueError):
-    """The formula cannot be parsed or evaluated; the message gives the position."""
+    """The formula cannot be compiled or evaluated; the message gives the position."""
 
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-                    r"|(?P<op>\?\?|&&|\|\||==|!=|<=|>=|[-+*/%()<>!?:,]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][-+]?\d+)?)"
+    r"|(?P<str>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>\?\?|\?:|\*\*|&&|\|\||==|!=|<=|>=|[-+*/%^()<>!?:,]))")
+
+
+def _int(name: str) -> Callable[[float], float]:
+    def convert(x: float) -> float:
+        return float(int(x))
+    convert.__name__ = name
+    return convert
+
+
 FUNCTIONS: dict[str, Callable[..., float]] = {
     "min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round,
+    "int": _int("int"), "float": float,  # expr-lang conversions; KEDA wraps every formula in float(...)
 }
-_BINARY = {  # operator: (left binding power, right binding power)
-    "??": (1, 2), "||": (3, 4), "&&": (5, 6), "==": (7, 8), "!=": (7, 8), "<": (9, 10), "<=": (9, 10),
-    ">": (9, 10), ">=": (9, 10), "+": (11, 12), "-": (11, 12), "*": (13, 14), "/": (13, 14), "%": (13, 14),
+# expr-lang's precedences (parser/operator/operator.go) and associativity
+_BINARY: dict[str, tuple[int, bool]] = {
+    "||": (10, False), "or": (10, False), "&&": (15, False), "and": (15, False),
+    "==": (20, False), "!=": (20, False), "<": (20, False), ">": (20, False), "<=": (20, False), ">=": (20, False),
+    "+": (30, False), "-": (30, False), "*": (60, False), "/": (60, False), "%": (60, False),
+    "**": (100, True), "^": (100, True), "??": (500, False),
 }
+_UNARY = {"!": 50, "not": 50, "-": 90, "+": 90}
+_WORD_OPS = {"and", "or", "not"}
 
 
 @dataclass(frozen=True)
 class Node:
-    kind: str  # num, name, unary, binary, ternary, call
+    kind: str  # num, str, name, unary, binary, ternary, call
     value: object = None
     args: tuple[Node, ...] = ()
     pos: int = 0
+    depth: int = 1
+
+
+def _number(text: str, pos: int) -> float:
+    clean = text.replace("_", "")
+    lower = clean.lower()
+    try:
+        if lower.startswith(("0x", "0o", "0b")) or not any(c in lower for c in ".e"):
+            integer = int(clean, 0) if lower.startswith(("0x", "0o", "0b")) else int(clean)
+            number = float(integer) if -(2**63) <= integer < 2**63 else math.inf
+        else:
+            number = float(clean)
+    except ValueError:
+        raise FormulaError(f"invalid number literal {text!r} at position {pos}") from None
+    if math.isinf(number):
+        raise FormulaError(f"invalid number literal {text!r} at position {pos}: out of range (int64, float64)")
+    return number
 
 
 def tokenize(text: str) -> list[tuple[str, str, int]]:
@@ -47,16 +101,23 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         if match is None or match.end() == pos:
             raise FormulaError(f"unexpected character {text[pos:].strip()[0]!r} at position {pos}")
         kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind), match.start(kind)))
+        value = match.group(kind)
+        if kind == "name" and value in _WORD_OPS:
+            kind = "op"
+        tokens.append((kind, value, match.start(kind)))
         pos = match.end()
     tokens.append(("end", "", len(text)))
     return tokens
 
 
 class _Parser:
+    """expr-lang's precedence climbing (parser.parseExpression), with node and depth limits."""
+
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.i = 0
+        self.nodes = 0
+        self.level = 0
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.i]
@@ -68,55 +129,85 @@ class _Parser:
         self.i += 1
         return tok
 
-    def expression(self, min_power: int = 0) -> Node:
+    def node(self, kind: str, value: object, args: tuple[Node, ...], pos: int) -> Node:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise FormulaError(f"formula has more than {MAX_NODES} nodes")
+        depth = 1 + max((a.depth for a in args), default=0)
+        if depth > MAX_DEPTH:
+            raise FormulaError(f"formula nests deeper than {MAX_DEPTH} levels at position {pos}")
+        return Node(kind, value, args, pos, depth)
+
+    def expression(self, precedence: int = 0) -> Node:
+        self.level += 1
+        if self.level > MAX_DEPTH:
+            raise FormulaError(f"formula nests deeper than {MAX_DEPTH} levels at position {self.peek()[2]}")
         left = self.prefix()
+        previous = ""
         while True:
             kind, op, pos = self.peek()
-            if op == "?" and min_power == 0:
-                self.take()
-                then = self.expression()
-                self.take(":")
-                otherwise = self.expression()
-                left = Node("ternary", None, (left, then, otherwise), pos)
-                continue
-            if kind != "op" or op not in _BINARY or _BINARY[op][0] < min_power:
-                return left
+            if kind != "op" or op not in _BINARY or _BINARY[op][0] < precedence:
+                break
             self.take()
-            right = self.expression(_BINARY[op][1])
-            left = Node("binary", op, (left, right), pos)
+            if previous == "??" and op != "??":
+                raise FormulaError(f"operator {op!r} at position {pos} and ?? cannot be mixed; add parentheses")
+            power, right_assoc = _BINARY[op]
+            right = self.expression(power if right_assoc else power + 1)
+            left = self.node("binary", {"and": "&&", "or": "||", "^": "**"}.get(op, op), (left, right), pos)
+            previous = op
+        if precedence == 0:
+            while self.peek()[1] in ("?", "?:"):
+                _, op, pos = self.take()
+                if op == "?:":
+                    then, otherwise = left, self.expression()
+                else:
+                    then = self.expression()
+                    self.take(":")
+                    otherwise = self.expression()
+                left = self.node("ternary", None, (left, then, otherwise), pos)
+        self.level -= 1
+        return left
 
     def prefix(self) -> Node:
         kind, text, pos = self.take()
         if kind == "num":
-            return Node("num", float(text), (), pos)
+            return self.node("num", _number(text, pos), (), pos)
+        if kind == "str":
+            return self.node("str", text[1:-1], (), pos)
         if kind == "name":
             if text in ("true", "false"):
-                return Node("num", text == "true", (), pos)
+                return self.node("num", text == "true", (), pos)
             if text == "nil":
-                return Node("num", None, (), pos)
+                return self.node("num", None, (), pos)
             if self.peek()[1] == "(":
                 if text not in FUNCTIONS:
-                    raise FormulaError(f"unknown function {text!r} at position {pos}")
+                    raise FormulaError(f"unknown function {text!r} at position {pos} (known: {sorted(FUNCTIONS)})")
                 self.take("(")
                 args = [self.expression()]
                 while self.peek()[1] == ",":
                     self.take()
                     args.append(self.expression())
                 self.take(")")
-                return Node("call", text, tuple(args), pos)
-            return Node("name", text, (), pos)
+                return self.node("call", text, tuple(args), pos)
+            return self.node("name", text, (), pos)
         if text == "(":
             inner = self.expression()
             self.take(")")
             return inner
-        if text in ("-", "!", "+"):
-            return Node("unary", text, (self.expression(15),), pos)
+        if kind == "op" and text in _UNARY:
+            operand = self.expression(_UNARY[text])
+            return self.node("unary", "!" if text == "not" else text, (operand,), pos)
         raise FormulaError(f"unexpected {text or 'end of formula'!r} at position {pos}")
 
 
 def parse(text: str) -> Node:
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(f"formula is {len(text)} characters long, over the limit of {MAX_LENGTH}")
     parser = _Parser(text)
-    node = parser.expression()
+    try:
+        node = parser.expression()
+    except RecursionError:  # only if the caller is already deep: the depth limit comes first
+        raise FormulaError(f"formula nests too deeply (limit {MAX_DEPTH})") from None
     kind, rest, pos = parser.peek()
     if kind != "end":
         raise FormulaError(f"unexpected {rest!r} at position {pos}")
@@ -124,46 +215,110 @@ def parse(text: str) -> Node:
 
 
 def names(node: Node) -> set[str]:
-    found = {str(node.value)} if node.kind == "name" else set()
-    for arg in node.args:
-        found |= names(arg)
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.kind == "name":
+            found.add(str(n.value))
+        stack.extend(n.args)
     return found
 
 
+@lru_cache(maxsize=1024)
+def _compiled(text: str) -> Node:
+    tree = parse(text)
+    if _fold(tree):
+        evaluate(tree, {})
+    return tree
+
+
+def compile_formula(text: str, known: Collection[str] | None = None) -> Node:
+    """The formula's tree, or a FormulaError: syntax, functions, literals, limits, names not in
+    `known` (when given), and constant parts that cannot be computed (overflow, division by zero)."""
+    tree = _compiled(text)
+    if known is not None:
+        unknown = sorted(names(tree) - set(known))
+        if unknown:
+            raise FormulaError(f"refers to {unknown}, which are not trigger names (named triggers: {sorted(known)})")
+    return tree
+
+
+def _fold(node: Node) -> bool:
+    """Whether `node` is constant; the largest constant parts are evaluated once, so that what can
+    never run is an error now (depth is bounded by MAX_DEPTH, so the recursion is too)."""
+    constant = [_fold(a) for a in node.args]
+    if node.kind == "name":
+        return False
+    if all(constant):
+        return True
+    if node.kind == "binary" and node.value in ("/", "%") and constant[1] and evaluate(node.args[1], {}) == 0:
+        raise FormulaError(f"division by zero at position {node.pos}")
+    for arg, const in zip(node.args, constant, strict=True):
+        if const:
+            evaluate(arg, {})
+    return False
+
+
 def evaluate(node: Node, env: Mapping[str, float | None]) -> Value:
-    if node.kind == "num":
+    try:
+        return _evaluate(node, env)
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError) as exc:
+        if isinstance(exc, FormulaError):
+            raise
+        raise FormulaError(f"cannot compute at position {node.pos}: {exc}") from None
+
+
+def _evaluate(node: Node, env: Mapping[str, float | None]) -> Value:
+    if node.kind in ("num", "str"):
         return node.value  # type: ignore[return-value]
     if node.kind == "name":
         if node.value not in env:
             raise FormulaError(f"unknown name {node.value!r} at position {node.pos}")
         return env[str(node.value)]
     if node.kind == "ternary":
-        return evaluate(node.args[1] if _truthy(evaluate(node.args[0], env), node) else node.args[2], env)
+        return _evaluate(node.args[1] if _truthy(_evaluate(node.args[0], env), node) else node.args[2], env)
     if node.kind == "binary" and node.value == "??":
-        left = evaluate(node.args[0], env)
-        return evaluate(node.args[1], env) if left is None else left
+        left = _evaluate(node.args[0], env)
+        return _evaluate(node.args[1], env) if left is None else left
     if node.kind == "binary" and node.value in ("&&", "||"):
-        left = _truthy(evaluate(node.args[0], env), node)
+        left = _truthy(_evaluate(node.args[0], env), node)
         if (node.value == "&&" and not left) or (node.value == "||" and left):
             return left
-        return _truthy(evaluate(node.args[1], env), node)
-    values = [evaluate(a, env) for a in node.args]
+        return _truthy(_evaluate(node.args[1], env), node)
+    values = [_evaluate(a, env) for a in node.args]
     if any(v is None for v in values):
         raise FormulaError(f"a trigger used at position {node.pos} has no value (use ?? to give a default)")
+    if node.kind == "binary" and node.value in ("==", "!=") and any(isinstance(v, str) for v in values):
+        return (values[0] == values[1]) == (node.value == "==")
+    if any(isinstance(v, str) for v in values):
+        raise FormulaError(f"a string used as a number at position {node.pos}")
     nums = [float(v) for v in values]  # type: ignore[arg-type]
     if node.kind == "unary":
         return (not _truthy(values[0], node)) if node.value == "!" else (-nums[0] if node.value == "-" else nums[0])
     if node.kind == "call":
-        return float(FUNCTIONS[str(node.value)](*nums))
+        return _finite(float(FUNCTIONS[str(node.value)](*nums)), node)
     a, b = nums
     op = node.value
     if op in ("/", "%") and b == 0:
         raise FormulaError(f"division by zero at position {node.pos}")
+    if op == "**":
+        try:
+            return _finite(math.pow(a, b), node)
+        except OverflowError:
+            raise FormulaError(f"{a:g} ** {b:g} at position {node.pos} overflows") from None
     results: dict[object, Value] = {
-        "+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None, "%": math.fmod(a, b) if b else None,
+        "+": a + b, "-": a - b, "*": a * b, "/": a / b, "%": math.fmod(a, b),
         "==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
     }
-    return results[op]
+    result = results[op]
+    return _finite(result, node) if isinstance(result, float) else result
+
+
+def _finite(value: float, node: Node) -> float:
+    if not math.isfinite(value):
+        raise FormulaError(f"the value at position {node.pos} is not a finite number ({value})")
+    return value
 
 
 def _truthy(value: Value, node: Node) -> bool:
@@ -173,8 +328,10 @@ def _truthy(value: Value, node: Node) -> bool:
 
 
 def compute(formula: str, env: Mapping[str, float | None]) -> float:
-    """Evaluate to a number (booleans count as 1/0)."""
-    result = evaluate(parse(formula), env)
+    """Evaluate to a finite number (booleans count as 1/0); any failure is a FormulaError."""
+    result = evaluate(compile_formula(formula), env)
     if result is None:
         raise FormulaError("formula produced no value")
-    return float(result)
+    if isinstance(result, str):
+        raise FormulaError("formula produced a string, not a number")
+    return _finite(float(result), Node("result"))

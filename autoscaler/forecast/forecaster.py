@@ -1,17 +1,39 @@
-"""Choose a model by rolling-origin backtest and forecast with intervals — or decline, with a reason.
+"""Choose a model on one backtest split, score it on the next, forecast with calibrated intervals —
+or decline, with a reason and the history that would be needed.
 
-Pure: arrays in, dataclasses out; no clock, no I/O. The operator calls `fit_forecaster` on a
-schedule off the event loop and `predict` on every poll.
+Pure: arrays in, dataclasses out; no clock (fit times are measured, not used), no I/O. The operator
+calls `fit_forecaster` on a schedule off the event loop and `predict_next` on every poll.
 
-MASE here is Hyndman's: mean absolute error at the horizon divided by the in-sample mean absolute
-error of the seasonal naive one-step forecast. A model is *reliable* when its backtest MASE at the
-horizon is below seasonal naive's own MASE there: otherwise forecasting is not worth trusting.
-Intervals are empirical: quantiles of the backtest errors at each horizon (conformal-style), so
-their coverage is checked on origins that did not calibrate them.
+The history is cut in three, in time order: **training** | **select** | **score** (+ the horizon).
+- Seasons are detected on the training part only (`detect_seasons`: the autocorrelation at the
+  hourly, daily and weekly lags the step allows must be a real peak). The largest season whose two
+  cycles fit in training is used; if it does not fit, the next one is tried, then none. Select and
+  score are up to a day each (a week each for a weekly season), an origin at every step.
+- Every model is fitted once on training, then run forward with its parameters fixed; rolling
+  origins in the *select* split choose the model (lowest mean MASE over the horizons), and only the
+  *score* split's origins — never used to choose — give the scores reported and the reliability.
+  With a weekly season and two weekly cycles of training (plus a day), a weekly Holt-Winters and
+  MSTL + ETS (daily + weekly) join the candidates.
+- MASE is Hyndman's: mean absolute error at the horizon over the in-sample mean absolute error of
+  the one-step seasonal naive forecast on training (shortest season; naive without one).
+- A model is **reliable** at a horizon when, on the score split, its MASE is at least `MARGIN`
+  (5 %) below both seasonal naive's and naive's there. Seasonal naive itself is never "reliable":
+  predictive mode stays off and the reason says by how much it missed.
+- Intervals are split-conformal per horizon: quantiles of the chosen model's errors relative to
+  its forecast (`_width`) on the select origins, with the finite-sample correction, checked on
+  the score origins (`coverage_80`); the forecaster then uses the errors of both splits.
+- A horizon must be a whole number of steps (`HorizonError` otherwise: resample the series or
+  ask for a multiple). Gaps (NaN) up to `MAX_GAP_S` are interpolated by `prepare`; a longer one,
+  or more than `MAX_GAP_FRACTION` missing, declines with the gap named.
+- A series holding three days of a daily cycle is never declined: two days train, the third is
+  split between selection and scoring. A decline for short history says how much is needed.
+- The chosen model's state after the history is kept: `observe`/`catch_up` move it on one step at
+  a time and `predict_next` forecasts from it (the operator and the simulator, per step).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -19,19 +41,41 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autoscaler.forecast.models import MODELS, Fitted, Model
+from autoscaler.forecast.models import (
+    MODELS,
+    Fitted,
+    HoltWinters,
+    Model,
+    MstlEts,
+    Naive,
+    SeasonalNaive,
+    State,
+    import_statsmodels,
+    run_state,
+)
 
 MIN_POINTS = 48
 MAX_GAP_FRACTION = 0.1
+MAX_GAP_S = 3600.0  # longest gap interpolated when the step is known (else MAX_GAP_STEPS)
+MAX_GAP_STEPS = 12
+MARGIN = 0.05  # reliable: MASE at least 5 % below seasonal naive's and naive's on the score split
+INTERVAL_FLOOR = 0.1  # relative errors are taken against at least 10 % of the training mean
+MIN_SPLIT = 8  # origins' span per split, in steps, at the least
+HOUR, DAY, WEEK = 3600.0, 86400.0, 7 * 86400.0
 
 
 class Declined(ValueError):
     """The history cannot support a forecast; the message says why (shown in status)."""
 
 
+class HorizonError(Declined):
+    """A horizon that is not a whole number of the series' steps."""
+
+
 def prepare(values: Sequence[float] | np.ndarray, timestamps: Sequence[float] | None = None,
             step_s: float | None = None) -> np.ndarray:
-    """A clean, evenly spaced series, or Declined. Short gaps are interpolated; long ones decline."""
+    """A clean, evenly spaced series, or Declined. Leading gaps are dropped, short gaps interpolated,
+    a long one declines with its place and length."""
     y = np.asarray(values, dtype=float)
     if timestamps is not None:
         t = np.asarray(timestamps, dtype=float)
@@ -46,13 +90,22 @@ def prepare(values: Sequence[float] | np.ndarray, timestamps: Sequence[float] | 
         grid = np.full(int(slots[-1]) + 1, np.nan)
         grid[slots] = y
         y = grid
+    missing = ~np.isfinite(y)
+    if missing.any() and not missing.all():
+        y, missing = y[int(np.argmax(~missing)):], missing[int(np.argmax(~missing)):]
     if len(y) < MIN_POINTS:
         raise Declined(f"short history: {len(y)} points, need at least {MIN_POINTS}")
-    missing = ~np.isfinite(y)
     if missing.mean() > MAX_GAP_FRACTION:
         raise Declined(f"gappy history: {missing.mean():.0%} of points missing (NaN or absent), "
                        f"at most {MAX_GAP_FRACTION:.0%} allowed")
     if missing.any():
+        longest = max(_nan_runs(missing), key=lambda r: r[1] - r[0])
+        limit = max(1, int(MAX_GAP_S // step_s)) if step_s else MAX_GAP_STEPS
+        length = longest[1] - longest[0]
+        if length > limit:
+            where = "at the end" if longest[1] == len(y) else f"at step {longest[0]} of {len(y)}"
+            span = f" ({length * step_s / 3600:.3g} h)" if step_s else ""
+            raise Declined(f"gap of {length} missing steps{span} {where}: at most {limit} are interpolated")
         idx = np.arange(len(y))
         y = y.copy()
         y[missing] = np.interp(idx[missing], idx[~missing], y[~missing])
@@ -63,35 +116,63 @@ def prepare(values: Sequence[float] | np.ndarray, timestamps: Sequence[float] | 
     return np.maximum(y, 0.0)
 
 
-def detect_period(y: np.ndarray, step_s: float) -> int:
-    """The strongest of 1 h, 1 d, 7 d (in steps) that repeats at least twice and is a real peak of
-    the autocorrelation: higher at the period than at half of it. (A smooth series correlates at
-    any short lag; only a cycle correlates more a full period away than half a period away.)"""
+def _nan_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist(), strict=True))
+
+
+# --- seasons --------------------------------------------------------------------------------------
+
+def candidate_periods(step_s: float) -> list[int]:
+    """Weekly, daily and hourly seasons in steps (largest first), where the step allows them."""
+    out = []
+    for seconds in (WEEK, DAY, HOUR):
+        m = round(seconds / step_s)
+        if m >= 4 and abs(m * step_s - seconds) <= 0.01 * seconds:
+            out.append(m)
+    return out
+
+
+def detect_seasons(y: np.ndarray, step_s: float) -> tuple[int, ...]:
+    """The candidate seasons that are real peaks of the autocorrelation of `y` (largest first).
+
+    A season of m steps is real when the autocorrelation at m exceeds 0.2 and exceeds the one at
+    m/2 by 0.1: a smooth series correlates at any short lag, only a cycle correlates more a full
+    period away than half a period away. A weekly season must also be a peak among the day
+    multiples: correlate more at 7 days than at 6 and at 8 (a daily cycle alone repeats at all three)."""
     centred = y - y.mean()
-    denom = float(np.dot(centred, centred))
+    denom = float(np.dot(centred, centred)) or 1.0
 
     def acf(lag: int) -> float:
         return float(np.dot(centred[lag:], centred[:-lag])) / denom if 0 < lag < len(y) else 0.0
 
-    best, best_strength = 1, 0.1
-    for seconds in (3600, 86400, 7 * 86400):
-        m = round(seconds / step_s)
-        if m < 4 or 2 * m > len(y):
+    found = []
+    day = round(DAY / step_s)
+    for m in candidate_periods(step_s):
+        if 2 * m > len(y) or acf(m) <= 0.2 or acf(m) - acf(m // 2) <= 0.1:
             continue
-        strength = acf(m) - acf(m // 2)
-        if acf(m) > 0.2 and strength > best_strength:
-            best, best_strength = m, strength
-    return best
+        if m == round(WEEK / step_s) and acf(m) <= max(acf(6 * day), acf(8 * day)) + 0.03:
+            continue
+        found.append(m)
+    return tuple(found)
 
+
+def detect_period(y: np.ndarray, step_s: float) -> int:
+    """The largest detected season in steps, or 1."""
+    found = detect_seasons(y, step_s)
+    return found[0] if found else 1
+
+
+# --- results --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Score:
     model: str
     horizon_s: float
-    mase: float
+    mase: float  # on the score split
     smape: float
-    coverage_80: float
-    fit_seconds: float
+    coverage_80: float  # interval from the select split's errors, checked on the score split
+    fit_seconds: float  # warm: statsmodels imported before the clock starts
 
 
 @dataclass
@@ -106,10 +187,31 @@ class Forecaster:
     errors: dict[int, np.ndarray] = field(default_factory=dict)  # horizon steps → backtest errors
     reliable: dict[int, bool] = field(default_factory=dict)
     reason: str = ""
+    reasons: dict[int, str] = field(default_factory=dict)  # horizon steps → why not reliable
+    periods: tuple[int, ...] = (1,)
+    split: dict[str, int] = field(default_factory=dict)  # train / select / score sizes in steps
+    fit_seconds: float = 0.0  # the chosen model's warm refit on the whole history
+    state: State | None = field(default=None, repr=False)  # after `seen` steps: `observe` moves it on
+    seen: int = 0  # steps of the fit's history (from its start) the state has taken
+    floor: float = 1e-9  # errors are relative to max(forecast, floor): see `_width`
 
     @property
     def model(self) -> str:
         return self.fitted.name
+
+    def observe(self, value: float) -> None:
+        """Move the fitted state on by one new step (no refit): O(1) per step."""
+        if self.state is None:
+            raise ValueError("this forecaster keeps no state")
+        self.state.update(float(value))
+        self.seen += 1
+
+    def catch_up(self, history: np.ndarray) -> None:
+        """Feed the steps of `history` (from the fit's start) the state has not taken yet."""
+        if self.state is None:
+            raise ValueError("this forecaster keeps no state")
+        for v in np.asarray(history[self.seen:], dtype=float).tolist():
+            self.observe(v)
 
 
 @dataclass(frozen=True)
@@ -130,77 +232,181 @@ def _mase_scale(y: np.ndarray, period: int) -> float:
 
 
 def _backtest(fit: Fitted, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
-    """errors[i, h-1] = actual − forecast for origin i at horizon h."""
+    """errors[i, h-1] = actual − forecast for origin i at horizon h, in one pass over y."""
     errs = np.empty((len(origins), steps))
-    for i, o in enumerate(origins):
-        errs[i] = y[o:o + steps] - fit.forecast_from(y[:o], steps)
+    state = fit.start()
+    values = y.tolist()
+    t = 0
+    for i, o in enumerate(origins.tolist()):
+        while t < o:
+            state.update(values[t])
+            t += 1
+        errs[i] = y[o:o + steps] - state.forecast(steps)
     return errs
 
 
+def _width(forecast: np.ndarray, floor: float) -> np.ndarray:
+    """What an error is measured against: the forecast itself, at least `floor`. Load errors grow
+    with the load (a busy hour misses by more than a quiet one), so relative errors calibrate across
+    the day where absolute ones would be too wide at night and too narrow at the peak."""
+    return np.maximum(np.abs(forecast), floor)
+
+
+def _level(q: float, n: int) -> float:
+    """Split-conformal's finite-sample correction: from n calibration errors, the quantile q sits
+    (n + 1)/n as far from the median, so that the interval covers at least its nominal share."""
+    return float(np.clip(0.5 + (q - 0.5) * (n + 1) / max(n, 1), 0.0, 1.0))
+
+
+def horizon_steps(horizon_s: float, step_s: float) -> int:
+    k = horizon_s / step_s
+    if k < 1 - 1e-9 or abs(k - round(k)) > 1e-6:
+        raise HorizonError(f"horizon {horizon_s:g} s is not a whole number of {step_s:g}-s steps: ask for a "
+                           f"multiple of {step_s:g} s, or resample the series to a step that divides {horizon_s:g} s")
+    return round(k)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    periods: tuple[int, ...]
+    train_end: int
+    split: int
+
+
+def _plan(y: np.ndarray, step_s: float, horizon: int, origins: int) -> _Plan:
+    """The largest season the history supports (detected on training), and the split sizes."""
+    n = len(y)
+    day = round(DAY / step_s)
+    s_min = max(MIN_SPLIT, 2 * horizon)
+    for m in [*candidate_periods(step_s), 1]:
+        need = 2 * m if m > 1 else MIN_POINTS // 2
+        s_max = (n - horizon - need) // 2
+        if s_max < s_min:
+            continue
+        # a cycle each when the history allows (every phase of it; more origins for coarse steps): a
+        # day, or a week when the season is weekly (else select and score see different weekdays)
+        base = m if m > day else min(max(day, origins // 2), n // 8)
+        split = min(s_max, max(s_min, 4 * horizon, base))
+        train_end = n - horizon - 2 * split
+        if m == 1:
+            return _Plan((1,), train_end, split)
+        found = detect_seasons(y[:train_end], step_s)
+        if m in found:
+            return _Plan((m, *(p for p in found if p < m)), train_end, split)
+    need = MIN_POINTS // 2 + 2 * s_min + horizon
+    daily = f"; a daily season needs {3 * day} points (3 days)" if day >= 4 else ""
+    raise Declined(f"short history: {n} points of {step_s:g} s cannot hold training, two backtest splits of "
+                   f"{s_min} steps and the {horizon}-step horizon: at least {need} points needed{daily}")
+
+
 def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
-                   models: Sequence[Model] = MODELS, origins: int = 96) -> Forecaster:
-    """Fit every model on the training part, backtest from `origins` rolling origins in the last part,
-    and keep the one with the lowest mean MASE over the horizons."""
-    steps_for = {h: max(1, round(h / step_s)) for h in horizons_s}
+                   models: Sequence[Model] = MODELS, origins: int = 576) -> Forecaster:
+    """Fit the models on training, choose on the select split, score on the score split (module
+    docstring), refit the chosen one on everything. `y` may hold NaN gaps (see `prepare`)."""
+    steps_for = {h: horizon_steps(h, step_s) for h in horizons_s}
+    y = np.asarray(y, dtype=float)
+    if not np.isfinite(y).all():
+        y = prepare(y, step_s=step_s)
     max_steps = max(steps_for.values())
-    period = detect_period(y, step_s)
-    test = max(period, 4 * max_steps, origins)
-    train_end = len(y) - test - max_steps
-    if train_end < max(MIN_POINTS // 2, 2 * period if period > 1 else 0):
-        raise Declined(f"short history: {len(y)} points cannot hold training, a {test}-point backtest and the "
-                       f"{max_steps}-step horizon")
+    plan = _plan(y, step_s, max_steps, origins)
+    periods, train_end, split = plan.periods, plan.train_end, plan.split
     train = y[:train_end]
-    origin_idx = np.linspace(train_end, len(y) - max_steps, origins).astype(int)
-    scale = _mase_scale(train, period)
+    per_split = max(2, min(split, origins // 2))
+    select_idx = np.unique(np.linspace(train_end, train_end + split - 1, per_split).astype(int))
+    score_idx = np.unique(np.linspace(train_end + split, len(y) - max_steps, per_split).astype(int))
+    origin_idx = np.concatenate([select_idx, score_idx])
+    n_sel = len(select_idx)
+    seasonal = periods[0] > 1
+    scale = _mase_scale(train, periods[-1])
+    floor = INTERVAL_FLOOR * float(np.mean(train)) + 1e-9
+    candidates: list[Model] = [m for m in models if seasonal or m.name != "stl-ets"]  # no season: = holt
+    week = round(WEEK / step_s)
+    if len(periods) >= 2 and periods[0] == week and train_end >= 2 * week + round(DAY / step_s):
+        candidates += [HoltWinters("holt-winters-weekly", longest=True), MstlEts(step_s=step_s)]
+    baselines: list[Model] = [SeasonalNaive(), Naive()]
+    import_statsmodels()  # imports outside the timed fits
+    results: dict[str, tuple[Model, np.ndarray, float]] = {}
+    for model in [*candidates, *(b for b in baselines if b.name not in {c.name for c in candidates})]:
+        start = time.perf_counter()
+        fitted = model.fit(train, periods)
+        fit_s = time.perf_counter() - start
+        results[model.name] = (model, _backtest(fitted, y, origin_idx, max_steps), fit_s)
     scores: list[Score] = []
-    results: dict[str, tuple[Fitted, np.ndarray, float]] = {}
-    for model in models:
-        start = time.process_time()
-        fitted = model.fit(train, period)
-        fit_s = time.process_time() - start
-        errs = _backtest(fitted, y, origin_idx, max_steps)
-        results[model.name] = (fitted, errs, fit_s)
-    half = len(origin_idx) // 2
+    select_mase: dict[str, float] = {}
     for name, (_, errs, fit_s) in results.items():
+        select_mase[name] = float(np.mean([np.mean(np.abs(errs[:n_sel, k - 1])) for k in steps_for.values()]))
         for h_s, k in steps_for.items():
-            e = errs[:, k - 1]
-            actual = y[origin_idx + k - 1]
+            e_sel, e = errs[:n_sel, k - 1], errs[n_sel:, k - 1]
+            actual = y[score_idx + k - 1]
             denom = np.abs(actual) + np.abs(actual - e)
             smape = float(np.mean(np.where(denom > 0, 2 * np.abs(e) / np.where(denom > 0, denom, 1), 0)))
-            lo, hi = np.quantile(e[:half], [0.1, 0.9])
-            coverage = float(np.mean((e[half:] >= lo) & (e[half:] <= hi)))
-            scores.append(Score(name, h_s, float(np.mean(np.abs(e)) / scale), smape, coverage, fit_s))
-    mean_mase = {name: float(np.mean([s.mase for s in scores if s.model == name])) for name in results}
-    best = min(mean_mase, key=lambda n: mean_mase[n])
-    baseline_name = models[0].name
-    # refit the chosen model on all the data for use; keep its backtest errors for intervals
-    chosen_fit = next(m for m in models if m.name == best).fit(y, period)
-    base_fit = models[0].fit(y, period)
-    reliable = {}
+            width = _width(y[select_idx + k - 1] - e_sel, floor), _width(actual - e, floor)
+            lo, hi = np.quantile(e_sel / width[0], [_level(0.1, len(e_sel)), _level(0.9, len(e_sel))])
+            coverage = float(np.mean((e >= lo * width[1]) & (e <= hi * width[1])))
+            scores.append(Score(name, h_s, float(np.mean(np.abs(e))) / scale, smape, coverage, fit_s))
+    cand_names = {m.name for m in candidates}
+    best = min((n for n in results if n in cand_names), key=lambda n: select_mase[n])
+    by = {(s.model, s.horizon_s): s for s in scores}
+    reliable: dict[int, bool] = {}
+    reasons: dict[int, str] = {}
     for h_s, k in steps_for.items():
-        mine = next(s.mase for s in scores if s.model == best and s.horizon_s == h_s)
-        base = next(s.mase for s in scores if s.model == baseline_name and s.horizon_s == h_s)
-        reliable[k] = best != baseline_name and mine < base
-    errors = {k: results[best][1][:, k - 1] for k in steps_for.values()}
-    reason = "" if any(reliable.values()) else (
-        f"no model beats {baseline_name} in the backtest (MASE {mean_mase[best]:.2f} vs "
-        f"{mean_mase[baseline_name]:.2f})")
-    return Forecaster(chosen_fit, base_fit, period, step_s, scores, errors, reliable, reason)
+        mine = by[best, h_s].mase
+        bars = {b: by[b, h_s].mase for b in ("seasonal-naive", "naive")}
+        worst_bar = min(bars, key=lambda b: bars[b])
+        ok = best not in bars and mine <= (1 - MARGIN) * bars[worst_bar]
+        reliable[k] = ok
+        if not ok:
+            reasons[k] = (f"{best} is selected, the seasonal-naive baseline itself" if best == "seasonal-naive" else
+                          f"{best} MASE {mine:.2f} at {h_s:g} s is not {MARGIN:.0%} below {worst_bar}'s "
+                          f"{bars[worst_bar]:.2f} on held-back origins")
+    fc_at = {k: y[origin_idx + k - 1] - results[best][1][:, k - 1] for k in steps_for.values()}
+    errors = {k: results[best][1][:, k - 1] / _width(fc_at[k], floor) for k in steps_for.values()}
+    reason = "" if any(reliable.values()) else "; ".join(dict.fromkeys(reasons.values()))
+    chosen_model = results[best][0]
+    start = time.perf_counter()
+    chosen_fit = chosen_model.fit(y, periods)
+    refit_s = time.perf_counter() - start
+    base_fit = SeasonalNaive().fit(y, periods)
+    return Forecaster(chosen_fit, base_fit, periods[0], step_s, scores, errors, reliable, reason, reasons,
+                      periods, {"train": train_end, "select": split, "score": split}, refit_s,
+                      run_state(chosen_fit, y), len(y), floor)
+
+
+def _interval(f: Forecaster, k: int, point: float, quantiles: Sequence[float], horizon_s: float) -> Forecast:
+    known = sorted(f.errors)
+    if not known:
+        return Forecast(None, horizon_s, None, {}, False, "no backtest")
+    use = k if k in f.errors else min(known, key=lambda s: (abs(s - k), s))
+    errs = f.errors[use]
+    width = float(_width(np.array([point]), f.floor)[0])
+    qs = {q: max(0.0, point + width * float(np.quantile(errs, _level(q, len(errs))))) for q in quantiles}
+    reliable = f.reliable.get(k, False)
+    reason = "" if reliable else (f.reasons.get(k) or f.reason
+                                  or f"horizon {horizon_s:g} s was not backtested (fitted for "
+                                     f"{', '.join(f'{s * f.step_s:g} s' for s in known)})")
+    return Forecast(f.model, horizon_s, max(0.0, point), qs, reliable, reason)
 
 
 def predict(f: Forecaster, y: np.ndarray, horizon_s: float, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> Forecast:
     """The forecast `horizon_s` after the end of `y` (history from where the fit started)."""
-    k = max(1, round(horizon_s / f.step_s))
-    known = sorted(f.errors)
-    if not known:
-        return Forecast(None, horizon_s, None, {}, False, "no backtest")
-    use = min(known, key=lambda s: (abs(s - k), s))  # the nearest backtested horizon
-    point = float(f.fitted.forecast_from(y, k)[-1])
-    errs = f.errors[use]
-    qs = {q: max(0.0, point + float(np.quantile(errs, q))) for q in quantiles}
-    reliable = f.reliable.get(use, False)
-    reason = "" if reliable else (f.reason or f"{f.model} does not beat seasonal naive at {use * f.step_s:g} s")
-    return Forecast(f.model, horizon_s, max(0.0, point), qs, reliable, reason)
+    k = horizon_steps(horizon_s, f.step_s)
+    point = float(run_state(f.fitted, np.asarray(y, dtype=float)).forecast(k)[-1])
+    return _interval(f, k, point, quantiles, horizon_s)
+
+
+def predict_next(f: Forecaster, horizon_s: float, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+                 partial: float | None = None) -> Forecast:
+    """The forecast from the forecaster's own state (the fit history plus every `observe`d step),
+    O(horizon) instead of O(history). `partial`: the current, unfinished step's value, used for
+    this forecast without being taken into the state."""
+    if f.state is None:
+        raise ValueError("this forecaster keeps no state")
+    k = horizon_steps(horizon_s, f.step_s)
+    state = f.state
+    if partial is not None:
+        state = copy.deepcopy(state)
+        state.update(float(partial))
+    return _interval(f, k, float(state.forecast(k)[-1]), quantiles, horizon_s)
 
 
 def quantile_value(fc: Forecast, q: float) -> float | None:

@@ -16,25 +16,28 @@ class Header(Model):
     value: str | None = None
 
 
-class HTTPScaleTargetRef(Model):
+class _OnePort(Model):
+    """A Service port given by number or by name, exactly one of them."""
+
+    port: int | None = Field(default=None, gt=0, le=65535)
+    port_name: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_port(self) -> _OnePort:
+        if (self.port is None) == (self.port_name is None):
+            raise ValueError("exactly one of 'port' or 'portName' must be set")
+        return self
+
+
+class HTTPScaleTargetRef(_OnePort):
     name: str
     kind: str = "Deployment"
     api_version: str = "apps/v1"
     service: str
-    port: int | None = Field(default=None, gt=0, le=65535)
-    port_name: str | None = None
-
-    @model_validator(mode="after")
-    def _one_port(self) -> HTTPScaleTargetRef:
-        if (self.port is None) == (self.port_name is None):
-            raise ValueError("scaleTargetRef: give exactly one of port and portName")
-        return self
 
 
-class ColdStartTimeoutFailoverRef(Model):
+class ColdStartTimeoutFailoverRef(_OnePort):
     service: str
-    port: int | None = Field(default=None, gt=0, le=65535)
-    port_name: str | None = None
     timeout_seconds: int = Field(default=30, gt=0)
 
 
@@ -117,54 +120,121 @@ class HTTPScaledObject(Model):
     status: dict[str, Any] | None = None
 
 
-class RouteTarget(Model):
-    service: str
-    port: int | None = Field(default=None, gt=0, le=65535)
-    port_name: str | None = None
+class RouteTarget(_OnePort):
+    service: str = Field(min_length=1)
 
 
-class FallbackService(Model):
-    name: str
-    port: int | None = Field(default=None, gt=0, le=65535)
-    port_name: str | None = None
+class FallbackService(_OnePort):
+    name: str = Field(min_length=1)
 
 
 class ColdStartFallback(Model):
-    service: FallbackService
+    service: FallbackService | None = None
+
+
+class ConfigMapKeyRef(Model):
+    name: str = Field(min_length=1)
+    key: str | None = None
+
+
+class StaticResponse(Model):
+    status_code: int | None = Field(default=None, ge=100, le=599)
+    body: str | None = Field(default=None, max_length=32768)
+    body_from_config_map: ConfigMapKeyRef | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> StaticResponse:
+        if self.body is not None and self.body_from_config_map is not None:
+            raise ValueError("at most one of 'body' or 'bodyFromConfigMap' may be set")
+        return self
+
+
+class ColdStartPlaceholder(Model):
+    response: StaticResponse | None = None
 
 
 class ColdStart(Model):
     fallback: ColdStartFallback | None = None
+    placeholder: ColdStartPlaceholder | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ColdStart:
+        if self.fallback is None and self.placeholder is None:
+            raise ValueError("at least one of 'fallback' or 'placeholder' must be set")
+        return self
 
 
 class PathMatch(Model):
-    value: str
+    value: str = Field(min_length=1)
+
+
+class RouteHeader(Model):
+    name: str = Field(min_length=1)
+    value: str | None = None
 
 
 class RouteRule(Model):
     hosts: list[str] = Field(default_factory=list)
     paths: list[PathMatch] = Field(default_factory=list)
-    headers: list[Header] = Field(default_factory=list)
+    headers: list[RouteHeader] = Field(default_factory=list)
 
 
 class RouteTimeouts(Model):
     readiness: str | None = None
+    request: str | None = None
     response_header: str | None = None
 
     @model_validator(mode="after")
     def _durations(self) -> RouteTimeouts:
-        for value in (self.readiness, self.response_header):
+        for value in (self.readiness, self.request, self.response_header):
             if value is not None:
                 duration_seconds(value)
         return self
+
+
+class RouteConcurrency(Model):
+    target_value: int = Field(ge=1)
+
+
+class RouteRequestRate(Model):
+    granularity: str = "1s"
+    target_value: int = Field(ge=1)
+    window: str = "1m"
+
+    @model_validator(mode="after")
+    def _durations(self) -> RouteRequestRate:
+        duration_seconds(self.granularity)
+        duration_seconds(self.window)
+        return self
+
+
+class RouteScalingMetric(Model):
+    """v1beta1: concurrency, requestRate or both (then the larger replica count wins)."""
+
+    concurrency: RouteConcurrency | None = None
+    request_rate: RouteRequestRate | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> RouteScalingMetric:
+        if self.concurrency is None and self.request_rate is None:
+            raise ValueError("at least one of 'concurrency' or 'requestRate' must be set")
+        return self
+
+
+class StaticRoute(Model):
+    rules: list[RouteRule] = Field(min_length=1)
+    response: StaticResponse
+    response_mode: Literal["Always", "WhenUnavailable"] = "WhenUnavailable"
 
 
 class InterceptorRouteSpec(Model):
     target: RouteTarget
     cold_start: ColdStart | None = None
     rules: list[RouteRule] = Field(default_factory=list)
-    scaling_metric: ScalingMetric | None = None
+    scaling_metric: RouteScalingMetric
     timeouts: RouteTimeouts | None = None
+    static_routes: list[StaticRoute] = Field(default_factory=list)
 
 
 class InterceptorRoute(Model):

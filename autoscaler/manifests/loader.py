@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from autoscaler.manifests.http import HTTPScaledObject, InterceptorRoute
 from autoscaler.manifests.keda import ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication
+from autoscaler.manifests.reader import Limits, ManifestError, read_file
 from provisioner.nodeclass import EC2NodeClass, NodeClaim
 from provisioner.nodepool import NodePool
 
@@ -59,20 +59,20 @@ def manifest_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_documents(paths: Iterable[str | Path]) -> list[Document]:
+def load_documents(paths: Iterable[str | Path], limits: Limits | None = None) -> list[Document]:
+    """The documents of every file, through the hardened reader; a file that cannot be read is one
+    Document carrying the error (naming file, document and field), so the others are still checked."""
     docs: list[Document] = []
     for path in manifest_files(paths):
         try:
-            loaded = list(yaml.safe_load_all(path.read_text()))
-        except OSError as exc:
-            docs.append(Document(str(path), 0, None, f"cannot read: {exc.strerror or exc}"))
-            continue
-        except yaml.YAMLError as exc:
-            docs.append(Document(str(path), 0, None, f"not valid YAML: {exc}"))
+            loaded = read_file(path, limits)
+        except ManifestError as exc:
+            docs.append(Document(str(path), exc.document or 0, None, str(exc).removeprefix(f"{path}: ")))
             continue
         for i, raw in enumerate(d for d in loaded if d is not None):
             if not isinstance(raw, dict):
-                docs.append(Document(str(path), i, None, f"document {i} is a {type(raw).__name__}, expected a mapping"))
+                docs.append(Document(str(path), i, None, f"document {i}: is a {type(raw).__name__}, "
+                                                         "expected a mapping (a Kubernetes object)"))
             else:
                 docs.append(Document(str(path), i, raw))
     return docs

@@ -35,12 +35,15 @@ from autoscaler.engine.decide import Decision, EngineState, TriggerReading, deci
 from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
 from autoscaler.engine.reaction import next_due, on_change, pushes, watch_interval
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
-from autoscaler.manifests.keda import ScaledObject, duration_seconds
-from autoscaler.operator.kube import APPS_SCALE, Kube
+from autoscaler.manifests.keda import ScaledObject, cluster_object_namespace, duration_seconds, target_of
+from autoscaler.manifests.reader import ManifestError, check_object
+from autoscaler.operator.kube import API_ERRORS, APPS_SCALE, Kube
+from autoscaler.operator.leader import NotLeading
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
+from autoscaler.redact import remember
 from autoscaler.validate import issues_from
-from scalers.base import Scaler, Trigger
+from scalers.base import Reading, Scaler, Trigger, as_scaler_error
 from scalers.batch import poll_cycle
 from scalers.errors import ScalerError
 from scalers.kafka import KafkaScaler
@@ -88,6 +91,7 @@ class Entry:
     last_status: tuple[Any, ...] = ()
     predictive: bool = False
     last_desired: int | None = None
+    fallback_on: bool = False
     _trigger_metrics: list[TriggerMetrics] | None = None
     _desired: Any = None
     _lag: Any = None
@@ -125,6 +129,7 @@ class TriggerMetrics:
     errors: Any
     latency: Any
     last: tuple[float, bool] | None = None
+    last_error: str | None = None
 
 
 class TargetCache:
@@ -151,8 +156,10 @@ class TargetCache:
 
 class ScaledObjectController:
     def __init__(self, kube: Kube, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
-                 predictor: Predictor | None = None) -> None:
+                 predictor: Predictor | None = None, cluster_namespace: str | None = None) -> None:
         self.kube = kube
+        # where ClusterTriggerAuthentication Secrets live (KEDA_CLUSTER_OBJECT_NAMESPACE, else our own)
+        self.cluster_namespace = cluster_namespace or cluster_object_namespace()
         self.predictor = predictor
         # told about every scale-up (namespace, kind, name, replicas added): the provisioner plans
         # nodes for those pods in the same step instead of waiting for them to go Pending
@@ -161,6 +168,9 @@ class ScaledObjectController:
         # name, replicas, horizon seconds): consolidation keeps the capacity for it
         self.on_forecast: Callable[[str, str, str, int, float], Awaitable[Any]] | None = None
         self.handoffs: set[asyncio.Task[None]] = set()
+        # fencing: called before every write batch; raises NotLeading when this replica may no
+        # longer lead (LeaderElector.fence). Without leader election every write goes through.
+        self.fence: Callable[[], None] = lambda: None
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.entries: dict[Key, Entry] = {}
@@ -206,7 +216,11 @@ class ScaledObjectController:
         while True:
             try:
                 async for event in stream():
-                    obj = event.get("raw_object") or event.get("object") or {}
+                    if event["type"] == "SYNCED":  # the list is complete: an empty cache is now the truth
+                        if what in APPS_SCALE:
+                            self.cache.synced.add(what)
+                        continue
+                    obj = event.get("object") or {}
                     result = handle(event["type"], obj)
                     if asyncio.iscoroutine(result):
                         await result
@@ -218,7 +232,6 @@ class ScaledObjectController:
 
     def _on_target(self, kind: str) -> Callable[[str, dict[str, Any]], None]:
         def handle(event_type: str, obj: dict[str, Any]) -> None:
-            self.cache.synced.add(kind)
             self.cache.apply(kind, event_type, obj)
             meta = obj.get("metadata") or {}
             if event_type == "ADDED":  # a target that was missing may have arrived
@@ -362,7 +375,11 @@ class ScaledObjectController:
 
     async def _prepare(self, key: Key, raw: dict[str, Any]) -> Entry:
         try:
+            # the reader's depth and size limits, for objects that come from the API server as JSON
+            check_object(raw, f"ScaledObject {key[0]}/{key[1]}")
             so = ScaledObject.model_validate(raw)
+        except ManifestError as exc:
+            raise Invalid("ScaledObjectCheckFailed", str(exc)) from None
         except ValidationError as exc:
             issues = "; ".join(f"{i.field}: {i.message}" for i in issues_from(exc))
             raise Invalid("ScaledObjectCheckFailed", issues) from None
@@ -381,6 +398,8 @@ class ScaledObjectController:
             await self.kube.get_scale(key[0], ref.api_version, ref.kind, ref.name)
             env = await self.kube.target_env(key[0], ref.kind, ref.name, ref.env_source_container_name)
         except ApiException as exc:
+            if exc.status != 404:
+                raise
             raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status} "
                                                  "(missing, or without a scale subresource)") from None
         scalers: list[tuple[str, Scaler]] = []
@@ -391,12 +410,13 @@ class ScaledObjectController:
                     # KEDA knows it, surge does not implement it: said in status and an event
                     unsupported.append(f"spec.triggers[{i}] (type {trig.type!r})")
                     continue
-                params, provider = await self._auth(key, trig)
+                params, provider, identity = await self._auth(key, trig)
                 try:
                     scaler = build_scaler(Trigger(
                         type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata, auth_params=params,
-                        resolved_env=env, pod_identity=provider, metric_type=trig.metric_type or "AverageValue",
-                        namespace=key[0]))
+                        resolved_env=env, pod_identity=provider, pod_identity_params=identity,
+                        metric_type=trig.metric_type or "AverageValue", namespace=key[0],
+                        metric_type_given=trig.metric_type is not None, scale_target=target_of(so)))
                 except ScalerError as exc:
                     raise Invalid("ScaledObjectCheckFailed", f"spec.triggers[{i}]: {exc.cause}") from None
                 scalers.append((trigger_key(so, i), scaler))
@@ -413,11 +433,11 @@ class ScaledObjectController:
         batchable = all(isinstance(s, RedisListScaler | KafkaScaler) for _, s in scalers)
         return Entry(key, raw, so, scalers, spec, state, batchable, unsupported)
 
-    async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str]:
+    async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str, dict[str, str]]:
         ns = key[0]
         ref = trig.authentication_ref
         if ref is None:
-            return {}, ""
+            return {}, "", {}
         cluster = ref.kind == "ClusterTriggerAuthentication"
         self._depend(key, (ref.kind if cluster else "TriggerAuthentication", "" if cluster else ns, ref.name))
         auth = await self.kube.trigger_auth(ns, ref.kind, ref.name)
@@ -425,17 +445,23 @@ class ScaledObjectController:
             raise Invalid("TriggerAuthenticationNotFound", f"{ref.kind} {ref.name!r} not found")
         spec = auth.get("spec") or {}
         params: dict[str, str] = {}
-        # KEDA reads a ClusterTriggerAuthentication's Secrets from the operator's namespace; surge
-        # reads them from the ScaledObject's, as for a TriggerAuthentication.
+        # as KEDA: a ClusterTriggerAuthentication's Secrets are read from the cluster object namespace
+        secret_ns = self.cluster_namespace if cluster else ns
         for item in spec.get("secretTargetRef") or []:
-            self._depend(key, ("Secret", ns, item["name"]))
-            data = await self.kube.secret_data(ns, item["name"])
+            self._depend(key, ("Secret", secret_ns, item["name"]))
+            if not self.kube.may_read_secrets(secret_ns):
+                raise Invalid("SecretNotFound", f"Secret {item['name']!r} for parameter {item['parameter']!r}: surge "
+                                                f"reads Secrets only in namespaces {list(self.kube.secret_namespaces)} "
+                                                "(helm value rbac.secretNamespaces)")
+            data = await self.kube.secret_data(secret_ns, item["name"])
             if data is None or item["key"] not in data:
-                raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) for parameter "
-                                                f"{item['parameter']!r} not found")
+                raise Invalid("SecretNotFound", f"Secret {item['name']!r} (key {item['key']!r}) in namespace "
+                                                f"{secret_ns!r} for parameter {item['parameter']!r} not found")
             params[item["parameter"]] = data[item["key"]]
-        provider = str((spec.get("podIdentity") or {}).get("provider", ""))
-        return params, provider
+            remember(data[item["key"]])  # masked in every log line from now on
+        identity = dict(spec.get("podIdentity") or {})
+        provider = str(identity.pop("provider", ""))
+        return params, provider, {k: str(v) for k, v in identity.items() if isinstance(v, str)}
 
     # --- the schedule -----------------------------------------------------------------------------
     def _due(self, entry: Entry, when: float) -> None:
@@ -514,33 +540,71 @@ class ScaledObjectController:
         """Decide without I/O when the target's replicas are cached and nothing needs writing (the
         common case at scale); otherwise return the rest of the cycle as a coroutine."""
         try:
-            readings = self._readings(entry, outcomes, took)
+            readings, events = self._readings(entry, outcomes, took)
             ref = entry.so.spec.scale_target_ref
             scale = self.cache.get(entry.key[0], ref.api_version, ref.kind, ref.name)
+            work: Coroutine[Any, Any, None] | None
             if scale is None or (self.predictor is not None and entry.predictive):
-                return self._guard(entry, self._slow_cycle(entry, readings, scale))
-            now = self.clock()
-            d = decide(entry.spec, readings, scale[0], scale[1], entry.state, now)
-            return self._conclude(entry, d, scale, now)
+                work = self._slow_cycle(entry, readings, scale)
+            else:
+                now = self.clock()
+                d = decide(entry.spec, readings, scale[0], scale[1], entry.state, now)
+                events += self._fallback_events(entry, d)
+                work = self._conclude(entry, d, scale, now)
+            if events:
+                work = self._with_events(entry, events, work)
+            return None if work is None else self._guard(entry, work)
         except Exception as exc:
             return self._guard(entry, None, exc)
 
-    def _readings(self, entry: Entry, outcomes: list[Any], took: float) -> dict[str, TriggerReading]:
+    def _readings(self, entry: Entry, outcomes: list[Any], took: float
+                  ) -> tuple[dict[str, TriggerReading], list[tuple[str, str]]]:
+        """This poll's readings, and the Warning events to send: KEDA's KEDAScalerFailed for a
+        trigger that starts failing or fails differently (a repeat of the same error is only
+        counted — the API server's event aggregation would fold it anyway)."""
         readings: dict[str, TriggerReading] = {}
-        for (key, _), outcome, gauges in zip(entry.scalers, outcomes, entry.trigger_metrics(self.metrics),
-                                             strict=True):
+        events: list[tuple[str, str]] = []
+        for (key, scaler), outcome, gauges in zip(entry.scalers, outcomes, entry.trigger_metrics(self.metrics),
+                                                  strict=True):
             gauges.latency.set(took)
-            if isinstance(outcome, Exception):
-                readings[key] = TriggerReading(error=str(outcome))
+            if not isinstance(outcome, Reading):  # any failure of the read, whatever raised it
+                error = str(as_scaler_error(scaler.trigger, outcome)) if isinstance(outcome, BaseException) \
+                    else f"trigger {scaler.trigger.label}: read returned {type(outcome).__name__}"
+                readings[key] = TriggerReading(error=error)
                 gauges.errors.inc()
-            else:
-                value = outcome.values[gauges.metric]
-                readings[key] = TriggerReading(value, outcome.active)
-                if (value, outcome.active) != gauges.last:  # a gauge write is dearer than the comparison
-                    gauges.value.set(value)
-                    gauges.active.set(1 if outcome.active else 0)
-                    gauges.last = (value, outcome.active)
-        return readings
+                if error != gauges.last_error:
+                    events.append(("KEDAScalerFailed", error))
+                    gauges.last_error = error
+                continue
+            gauges.last_error = None
+            value = outcome.values[gauges.metric]
+            readings[key] = TriggerReading(value, outcome.active)
+            if (value, outcome.active) != gauges.last:  # a gauge write is dearer than the comparison
+                gauges.value.set(value)
+                gauges.active.set(1 if outcome.active else 0)
+                gauges.last = (value, outcome.active)
+        return readings, events
+
+    @staticmethod
+    def _fallback_events(entry: Entry, d: Decision) -> list[tuple[str, str]]:
+        """KEDA's Normal events when the fallback engages or lets go."""
+        fallback = d.conditions.get("Fallback")
+        now_on = bool(fallback and fallback.status)
+        was_on, entry.fallback_on = entry.fallback_on, now_on
+        if now_on and not was_on:
+            return [("ScaledObjectFallbackActivated", f"fallback engaged: {fallback.message if fallback else ''}")]
+        if was_on and not now_on:
+            return [("ScaledObjectFallbackDeactivated", "all triggers read again; fallback released")]
+        return []
+
+    async def _with_events(self, entry: Entry, events: list[tuple[str, str]],
+                           work: Coroutine[Any, Any, None] | None) -> None:
+        ns = entry.key[0]
+        for reason, message in events:
+            await self._safely(self.kube.event(ns, entry.raw, reason, message,
+                                               warning=reason == "KEDAScalerFailed"))
+        if work is not None:
+            await work
 
     async def _slow_cycle(self, entry: Entry, readings: dict[str, TriggerReading],
                           scale: tuple[int, int] | None) -> None:
@@ -550,11 +614,15 @@ class ScaledObjectController:
             try:
                 scale = await self.kube.get_scale(ns, ref.api_version, ref.kind, ref.name)
             except ApiException as exc:
+                if exc.status != 404:
+                    raise  # the API server failing is not the target missing: try again next poll
                 raise Invalid("ScaleTargetNotFound", f"{ref.kind}/{ref.name}: {exc.reason or exc.status}") from None
         now = self.clock()
         d = decide(entry.spec, readings, scale[0], scale[1], entry.state, now)
         if self.predictor is not None and entry.predictive:
             d = await self._predictive(entry.so, entry.spec, readings, d, scale[0], now)
+        for reason, message in self._fallback_events(entry, d):
+            await self._safely(self.kube.event(ns, entry.raw, reason, message))
         write = self._conclude(entry, d, scale, now)
         if write is not None:
             await write
@@ -579,6 +647,7 @@ class ScaledObjectController:
         ns, name = entry.key
         ref = entry.so.spec.scale_target_ref
         current, ready = scale
+        self.fence()
         if d.replicas is not None:
             await self.kube.set_scale(ns, ref.api_version, ref.kind, ref.name, d.replicas)
             if ref.api_version == "apps/v1" and ref.kind in APPS_SCALE:
@@ -593,6 +662,7 @@ class ScaledObjectController:
             await self._safely(self.kube.event(ns, entry.raw, reason, f"scaled {ref.kind}/{ref.name} from "
                                                                       f"{current} to {d.replicas}: {d.reason}"))
         if marker != entry.last_status:
+            self.fence()
             await self.kube.patch_status(ns, name, self._status_body(entry, d, original, now))
             entry.last_status = marker
         entry.state = self.states[entry.key] = d.state
@@ -608,6 +678,8 @@ class ScaledObjectController:
                 raise error
         except asyncio.CancelledError:
             raise
+        except NotLeading as exc:  # the write was dropped; the next leader decides afresh
+            log.info("scaledobject %s/%s: %s", ns, name, exc)
         except Invalid as exc:  # e.g. the target went away: stop polling, wait for it with back-off
             self.metrics.object_errors.labels(ns, name).inc()
             await self._report_invalid(entry.raw, exc.reason, str(exc))
@@ -685,7 +757,7 @@ class ScaledObjectController:
             health[key] = {"numberOfFailures": failures, "status": "Failing" if failures else "Happy"}
         conditions = []
         for t, c in d.conditions.items():
-            flag = "True" if c.status else "False"
+            flag = "Unknown" if c.status is None else "True" if c.status else "False"
             message = c.message
             if t == "Ready" and entry.unsupported:
                 message = (message + "; " if message else "") + \
@@ -729,21 +801,27 @@ class ScaledObjectController:
 
     async def _safely(self, call: Any) -> None:
         try:
+            self.fence()
             await call
-        except ApiException as exc:
-            log.warning("kubernetes call failed: %s", exc)
+        except NotLeading:
+            call.close()
+        except API_ERRORS as exc:
+            log.warning("kubernetes call failed: %s", exc or type(exc).__name__)
 
     async def _report_invalid(self, raw: dict[str, Any], reason: str, message: str) -> None:
         meta = raw.get("metadata", {})
         ns, name = meta.get("namespace", "default"), meta.get("name", "")
         log.warning("scaledobject %s/%s: %s: %s", ns, name, reason, message)
         try:
+            self.fence()
             await self.kube.patch_status(ns, name, {"conditions": [
                 {"type": "Ready", "status": "False", "reason": reason, "message": message,
                  "lastTransitionTime": _now_iso(self.clock())}]})
             await self.kube.event(ns, raw, reason, message, warning=True)
-        except ApiException as exc:
-            log.warning("could not report on %s/%s: %s", ns, name, exc)
+        except NotLeading:
+            pass
+        except API_ERRORS as exc:
+            log.warning("could not report on %s/%s: %s", ns, name, exc or type(exc).__name__)
 
     async def _restore(self, raw: dict[str, Any]) -> None:
         """restoreToOriginalReplicaCount: put the target back as it was when surge took it over."""
@@ -756,7 +834,10 @@ class ScaledObjectController:
         if so.spec.advanced and so.spec.advanced.restore_to_original_replica_count and original is not None:
             ref = so.spec.scale_target_ref
             try:
+                self.fence()
                 await self.kube.set_scale(so.metadata.namespace or "default", ref.api_version, ref.kind, ref.name,
                                           int(original))
-            except ApiException as exc:
+            except NotLeading:
+                pass
+            except API_ERRORS as exc:
                 log.warning("could not restore %s/%s: %s", ref.kind, ref.name, exc)

@@ -2,48 +2,88 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client, watch
+import aiohttp
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from provisioner.watch import DEFAULT_REQUEST_TIMEOUT_S, Watcher
 
 KEDA = ("keda.sh", "v1alpha1")
 APPS_SCALE = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
+# What a Kubernetes call can raise besides its own ApiException: a refused or reset connection,
+# a timeout, a reply that is not the JSON it should be (e.g. garbage from a broken proxy).
+API_ERRORS: tuple[type[BaseException], ...] = (ApiException, aiohttp.ClientError, TimeoutError, OSError, ValueError)
+
+
+def api_client(configuration: client.Configuration, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+               user_agent: str | None = None) -> client.ApiClient:
+    """An ApiClient whose every request has a deadline.
+
+    kubernetes-asyncio sends a request with aiohttp's `ClientTimeout()` — no limit at all —
+    unless the call passes `_request_timeout`; against an API server that accepts and hangs, a
+    renewal or a write would then wait for ever (the leader keeps believing it leads). Calls
+    that pass their own (watches) keep it. The user agent names this replica in audit logs.
+    """
+    api = client.ApiClient(configuration)
+    if user_agent:
+        api.user_agent = user_agent
+    rest = api.rest_client
+    send = rest.request
+
+    async def request(*args: Any, **kwargs: Any) -> Any:
+        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or request_timeout_s
+        return await send(*args, **kwargs)
+
+    rest.request = request  # type: ignore[method-assign]
+    return api
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, secret_namespaces: tuple[str, ...] = ()) -> None:
         self.api = api
+        # when given, Secrets are read and watched only here (the chart grants no more: rbac.secretNamespaces)
+        self.secret_namespaces = secret_namespaces
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
+        listed = self.custom.list_cluster_custom_object
+        self.watchers = {
+            "scaledobjects": Watcher(listed, *KEDA, "scaledobjects"),
+            "triggerauthentications": Watcher(listed, *KEDA, "triggerauthentications"),
+            "clustertriggerauthentications": Watcher(listed, *KEDA, "clustertriggerauthentications"),
+            # spelled out, not built from APPS_SCALE: the chart's RBAC is derived from the calls named here
+            "Deployment": Watcher(self.apps.list_deployment_for_all_namespaces),
+            "StatefulSet": Watcher(self.apps.list_stateful_set_for_all_namespaces),
+        }
+        # Secrets: only the granted namespaces when narrowed (rbac.secretNamespaces), else all
+        self.secret_watchers = ([Watcher(self.core.list_namespaced_secret, ns) for ns in secret_namespaces]
+                                or [Watcher(self.core.list_secret_for_all_namespaces)])
 
-    async def watch_scaled_objects(self, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
-        w = watch.Watch()
-        async for event in w.stream(self.custom.list_cluster_custom_object, *KEDA, "scaledobjects",
-                                    timeout_seconds=timeout_s):
-            yield event
+    def watch_scaled_objects(self) -> AsyncIterator[dict[str, Any]]:
+        return self.watchers["scaledobjects"].events()
 
-    async def watch_trigger_auths(self, cluster: bool, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
-        w = watch.Watch()
-        plural = "clustertriggerauthentications" if cluster else "triggerauthentications"
-        async for event in w.stream(self.custom.list_cluster_custom_object, *KEDA, plural, timeout_seconds=timeout_s):
-            yield event
+    def watch_trigger_auths(self, cluster: bool) -> AsyncIterator[dict[str, Any]]:
+        return self.watchers["clustertriggerauthentications" if cluster else "triggerauthentications"].events()
 
-    async def watch_secrets(self, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+    async def watch_secrets(self) -> AsyncIterator[dict[str, Any]]:
         """Secret changes, metadata only: the controller re-reads the ones its triggers use."""
-        async for event in _raw_stream(self.core.list_secret_for_all_namespaces, timeout_s):
-            yield {"type": event["type"], "object": {"metadata": event["raw_object"].get("metadata", {})}}
+        streams = [w.events() for w in self.secret_watchers]
+        async for event in (streams[0] if len(streams) == 1 else _merged(*streams)):
+            yield {"type": event["type"], "object": {"metadata": event["object"].get("metadata", {})}}
 
-    async def watch_targets(self, kind: str, timeout_s: int = 300) -> AsyncIterator[dict[str, Any]]:
+    def may_read_secrets(self, ns: str) -> bool:
+        return not self.secret_namespaces or ns in self.secret_namespaces
+
+    def watch_targets(self, kind: str) -> AsyncIterator[dict[str, Any]]:
         """Deployments or StatefulSets as plain dicts: the scale targets' replicas without a GET per poll."""
-        lister = getattr(self.apps, f"list_{APPS_SCALE[kind]}_for_all_namespaces")
-        async for event in _raw_stream(lister, timeout_s):
-            yield {"type": event["type"], "object": event["raw_object"]}
+        return self.watchers[kind].events()
 
     async def scaled_object(self, ns: str, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(*KEDA, ns, "scaledobjects", name)
@@ -116,13 +156,31 @@ class Kube:
         await self.core.create_namespaced_event(ns, body)
 
 
-async def _raw_stream(lister: Any, timeout_s: int) -> AsyncIterator[dict[str, Any]]:
-    """A watch whose objects stay plain dicts: no model objects for thousands of Deployments."""
-    w = watch.Watch()
-    stream = w.stream(lister, timeout_seconds=timeout_s)
-    w.return_type = None  # type: ignore[assignment]
-    async for event in stream:
-        yield {"type": event["type"], "raw_object": event["raw_object"]}
+async def _merged(*streams: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Events of several watches as one stream; it ends when every watch has ended."""
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def pump(stream: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for event in stream:
+                await queue.put(event)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(s)) for s in streams]
+    try:
+        running = len(tasks)
+        while running:
+            event = await queue.get()
+            if event is None:
+                running -= 1
+            else:
+                yield event
+        for t in tasks:
+            t.result()  # a watch that failed fails the merged stream, as a single watch would
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def plural(kind: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -15,11 +17,14 @@ from kubernetes_asyncio import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from autoscaler.cost.exporter import install as install_cost_metrics
 from autoscaler.history import MemoryHistory, RedisHistory
+from autoscaler.interceptor.operator import make_http_controller
 from autoscaler.operator.controller import ScaledObjectController
-from autoscaler.operator.kube import Kube
-from autoscaler.operator.leader import LeaderElector
+from autoscaler.operator.kube import Kube, api_client
+from autoscaler.operator.leader import LeaderElector, LeaseTiming
 from autoscaler.operator.metrics import Metrics
+from autoscaler.operator.metrics_auth import TokenReviewAuth
 from autoscaler.operator.predictor import Predictor
 from provisioner.catalog import load_catalog
 from provisioner.cloud.aws import AWSProvider, ec2_client
@@ -29,10 +34,27 @@ from provisioner.interruption import InterruptionQueue
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
 from provisioner.nodeclass import EC2NodeClass
+from provisioner.watch import DEFAULT_REQUEST_TIMEOUT_S
 
 
-def http_app(metrics: Metrics, ready: dict[str, bool]) -> web.Application:
-    async def metrics_handler(_: web.Request) -> web.Response:
+def http_app(metrics: Metrics, ready: dict[str, bool], auth: dict[str, TokenReviewAuth] | None = None
+             ) -> web.Application:
+    """/metrics (behind token review when `auth` is given: it gets its reviewer once the API client
+    exists), /healthz and /readyz (open: the kubelet probes them)."""
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        if auth is not None:
+            reviewer = auth.get("reviewer")
+            if reviewer is None:
+                return web.Response(status=503, text="starting")
+            try:
+                allowed = await reviewer.allowed(request.headers.get("Authorization"))
+            except Exception as exc:  # the API server is down or refuses us: say so, never serve
+                logging.getLogger("surge.operator").warning("metrics token review failed: %s", exc)
+                return web.Response(status=503, text="cannot review the token")
+            if not allowed:
+                return web.Response(status=401 if "Authorization" not in request.headers else 403,
+                                    text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
@@ -117,7 +139,28 @@ def make_predictor(redis_url: str | None) -> Predictor:
 
 async def run_operator(server: str | None, lease_namespace: str, port: int, leader_elect: bool = True,
                        identity: str | None = None, history_redis: str | None = None,
-                       autoscaler: bool = True, provisioner: bool = False) -> None:
+                       autoscaler: bool = True, provisioner: bool = False, timing: LeaseTiming | None = None,
+                       bind_address: str = "0.0.0.0", metrics_auth: str = "none",
+                       secret_namespaces: tuple[str, ...] = ()) -> None:
+    """Run until SIGTERM/SIGINT: then stop acting, release the Lease and exit (a standby takes
+    over at its next retry, ~1 s, instead of waiting out the lease)."""
+    timing = timing or LeaseTiming()
+    me = identity or f"{socket.gethostname()}-{os.getpid()}"
+    loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, lambda: this.cancel() if this is not None else None)
+    try:
+        await _run(server, lease_namespace, port, leader_elect, me, history_redis, autoscaler, provisioner, timing,
+                   bind_address, metrics_auth, secret_namespaces)
+    except asyncio.CancelledError:
+        logging.getLogger("surge.operator").info("%s stopped", me)
+
+
+async def _run(server: str | None, lease_namespace: str, port: int, leader_elect: bool, me: str,
+               history_redis: str | None, autoscaler: bool, provisioner: bool, timing: LeaseTiming,
+               bind_address: str, metrics_auth: str, secret_namespaces: tuple[str, ...]) -> None:
     configuration = await load_configuration(server)
     # tens of thousands of long-lived objects per thousand ScaledObjects: the default young-generation
     # threshold (700) makes the cyclic collector rescan them many times a second
@@ -125,20 +168,37 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
     metrics = Metrics()
     predictor = make_predictor(history_redis or os.environ.get("SURGE_HISTORY_REDIS_URL"))
     ready = {"started": False}
-    runner = web.AppRunner(http_app(metrics, ready))
+    auth: dict[str, TokenReviewAuth] | None = {} if metrics_auth == "token-review" else None
+    runner = web.AppRunner(http_app(metrics, ready, auth))
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
-    async with client.ApiClient(configuration) as api:
-        controller = ScaledObjectController(Kube(api), metrics, predictor=predictor)
+    await web.TCPSite(runner, bind_address, port).start()
+    # every API call has a deadline short enough that a write sent just before the renew
+    # deadline has landed or failed before another replica may take the Lease
+    async with api_client(configuration, min(DEFAULT_REQUEST_TIMEOUT_S, timing.write_budget_s),
+                          user_agent=f"surge-operator/{me}") as api:
+        if auth is not None:
+            auth["reviewer"] = TokenReviewAuth(api)
+        from scalers import kube_source
+
+        kube_source.use(api)  # cpu, memory, kubernetes-workload read through the operator's client
+        controller = ScaledObjectController(Kube(api, secret_namespaces), metrics, predictor=predictor)
+        elector = LeaderElector(api, lease_namespace, "surge-operator", me, timing) if leader_elect else None
+        if elector is not None:
+            controller.fence = elector.fence
         nodes = await make_provisioner(api, metrics) if provisioner else None
+        install_cost_metrics(metrics.registry, controller if autoscaler else None, nodes, time.time)
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
             controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs
+        # HTTPScaledObjects / InterceptorRoutes and the interceptors' signals (autoscaler/interceptor/)
+        http = make_http_controller(api, dict(os.environ), metrics.registry) if autoscaler else None
         running: dict[str, asyncio.Task[None]] = {}
 
         async def start() -> None:
             if autoscaler:
                 running["controller"] = asyncio.create_task(controller.run())
+            if http is not None:
+                running["http"] = asyncio.create_task(http.run())
             if nodes is not None:
                 running["provisioner"] = asyncio.create_task(nodes.run())
 
@@ -148,12 +208,13 @@ async def run_operator(server: str | None, lease_namespace: str, port: int, lead
             await asyncio.gather(*running.values(), return_exceptions=True)
             running.clear()
             await controller.stop()
+            if http is not None:
+                await http.hub.close()
 
         ready["started"] = True
         try:
-            if leader_elect:
-                me = identity or f"{socket.gethostname()}-{os.getpid()}"
-                await LeaderElector(api, lease_namespace, "surge-operator", me).run(start, stop)
+            if elector is not None:
+                await elector.run(start, stop)
             else:
                 await start()
                 await asyncio.gather(*running.values()) if running else await asyncio.Event().wait()

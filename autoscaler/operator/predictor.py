@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autoscaler.engine.predictive import TriggerForecast
-from autoscaler.forecast.forecaster import Declined, Forecaster, fit_forecaster, predict, prepare, quantile_value
+from autoscaler.forecast.forecaster import (
+    Declined,
+    Forecaster,
+    fit_forecaster,
+    predict,
+    predict_next,
+    prepare,
+    quantile_value,
+)
 from autoscaler.history import History
 
 log = logging.getLogger(__name__)
@@ -35,8 +43,9 @@ class _Slot:
 
 
 def fit_series(values: np.ndarray, step_s: float, horizon_s: float) -> Forecaster:
-    """What the worker thread runs: clean the series and fit (raises Declined with a reason)."""
-    return fit_forecaster(prepare(values), step_s, [horizon_s])
+    """What the worker thread runs: clean the series and fit (raises Declined with a reason) on the
+    completed steps: the last one was still filling when it was read."""
+    return fit_forecaster(prepare(values, step_s=step_s)[:-1], step_s, [horizon_s])
 
 
 class Predictor:
@@ -78,10 +87,19 @@ class Predictor:
         # forecast from the history the fit started with, so seasonal phases line up
         _, since_fit = await self._values(series_key, slot.start, now)
         try:
-            clean = prepare(since_fit)
+            clean = prepare(since_fit, step_s=self.step_s)
         except Declined as exc:
             return TriggerForecast(None, False, str(exc))
-        fc = predict(slot.forecaster, clean, horizon_s, (0.1, 0.5, quantile, 0.9))
+        f = slot.forecaster
+        try:
+            if f.state is not None and f.seen <= len(clean) - 1:
+                # per poll: take the steps completed since, then forecast from the current partial one
+                f.catch_up(clean[:-1])
+                fc = predict_next(f, horizon_s, (0.1, 0.5, quantile, 0.9), partial=float(clean[-1]))
+            else:
+                fc = predict(f, clean, horizon_s, (0.1, 0.5, quantile, 0.9))
+        except Declined as exc:  # e.g. a horizon changed to one that is not a whole number of steps
+            return TriggerForecast(None, False, str(exc))
         return TriggerForecast(quantile_value(fc, quantile), fc.reliable, fc.reason)
 
     async def _refit(self, slot: _Slot, start: float, values: np.ndarray, horizon_s: float, now: float) -> None:

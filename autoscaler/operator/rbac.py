@@ -25,7 +25,17 @@ def _rules(group: str, resources: str, verbs: str) -> tuple[Rule, ...]:
 
 
 KEDA = "keda.sh"
+HTTP = "http.keda.sh"
 KARPENTER = "karpenter.sh"
+# what the interceptor and the operator's HTTP controller follow (autoscaler/interceptor/kube.py)
+HTTP_WATCHES = {
+    "list_cluster_custom_object": _rules(HTTP, "httpscaledobjects interceptorroutes", "list watch"),
+    "list_namespaced_custom_object": _rules(HTTP, "httpscaledobjects interceptorroutes", "list watch"),
+    "list_service_for_all_namespaces": _rules("", "services", "list watch"),
+    "list_namespaced_service": _rules("", "services", "list watch"),
+    "list_endpoint_slice_for_all_namespaces": _rules("discovery.k8s.io", "endpointslices", "list watch"),
+    "list_namespaced_endpoint_slice": _rules("discovery.k8s.io", "endpointslices", "list watch"),
+}
 LEASES = {
     "read_namespaced_lease": _rules("coordination.k8s.io", "leases", "get"),
     "create_namespaced_lease": _rules("coordination.k8s.io", "leases", "create"),
@@ -34,14 +44,24 @@ LEASES = {
 # controller → method (as written in the code) → rules. A watch is list + watch.
 API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
     "autoscaler": {
+        **HTTP_WATCHES,
         "list_cluster_custom_object": _rules(KEDA, "scaledobjects triggerauthentications "
-                                             "clustertriggerauthentications", "list watch"),
+                                             "clustertriggerauthentications", "list watch")
+        + HTTP_WATCHES["list_cluster_custom_object"],
         # re-reading changed credentials needs list + watch on Secrets, as KEDA's default install has
         "list_secret_for_all_namespaces": _rules("", "secrets", "list watch"),
-        "list_{APPS_SCALE[kind]}_for_all_namespaces": _rules("apps", "deployments statefulsets", "list watch"),
+        # with rbac.secretNamespaces, the same per namespace (a Role in each, no ClusterRole rule)
+        "list_namespaced_secret": _rules("", "secrets", "list watch"),
+        "list_deployment_for_all_namespaces": _rules("apps", "deployments", "list watch"),
+        "list_stateful_set_for_all_namespaces": _rules("apps", "statefulsets", "list watch"),
         "get_namespaced_custom_object": _rules(KEDA, "scaledobjects triggerauthentications", "get"),
+        # the ScaledObjects HTTPScaledObjects own, as the add-on's operator writes them
+        "create_namespaced_custom_object": _rules(KEDA, "scaledobjects", "create"),
+        "patch_namespaced_custom_object": _rules(KEDA, "scaledobjects", "patch"),
+        "delete_namespaced_custom_object": _rules(KEDA, "scaledobjects", "delete"),
         "get_cluster_custom_object": _rules(KEDA, "clustertriggerauthentications", "get"),
-        "patch_namespaced_custom_object_status": _rules(KEDA, "scaledobjects/status", "patch"),
+        "patch_namespaced_custom_object_status": _rules(KEDA, "scaledobjects/status", "patch")
+        + _rules(HTTP, "httpscaledobjects/status interceptorroutes/status", "patch"),
         "read_namespaced_secret": _rules("", "secrets", "get"),
         "read_namespaced_{APPS_SCALE[kind]}": _rules("apps", "deployments statefulsets", "get"),
         "read_namespaced_{APPS_SCALE[kind]}_scale": _rules("apps", "deployments/scale statefulsets/scale", "get"),
@@ -51,6 +71,11 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "patch_namespaced_custom_object_scale": _rules("*", "*/scale", "patch"),
         "create_namespaced_event": _rules("", "events", "create"),
         **LEASES,
+    },
+    # /metrics behind token review (metrics.auth: token-review), as kube-rbac-proxy does it
+    "metrics-auth": {
+        "create_token_review": _rules("authentication.k8s.io", "tokenreviews", "create"),
+        "create_subject_access_review": _rules("authorization.k8s.io", "subjectaccessreviews", "create"),
     },
     "provisioner": {
         "list_pod_for_all_namespaces": _rules("", "pods", "list watch"),
@@ -70,19 +95,24 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "create_namespaced_event": _rules("", "events", "create"),
         **LEASES,
     },
+    "interceptor": HTTP_WATCHES,
 }
 
 # Source files of each controller.
 CONTROLLER_SOURCES: dict[str, tuple[str, ...]] = {
     "autoscaler": ("autoscaler/operator/kube.py", "autoscaler/operator/controller.py",
-                   "autoscaler/operator/leader.py"),
+                   "autoscaler/operator/leader.py", "autoscaler/interceptor/kube.py",
+                   "autoscaler/interceptor/operator.py"),
+    "interceptor": ("autoscaler/interceptor/kube.py", "autoscaler/interceptor/main.py",
+                    "autoscaler/interceptor/proxy.py"),
     "provisioner": ("provisioner/kube.py", "provisioner/controller.py", "autoscaler/operator/leader.py"),
+    "metrics-auth": ("autoscaler/operator/metrics_auth.py",),
 }
 LEASE_RULES = {r for rules in LEASES.values() for r in rules}
 
 _CALL = re.compile(r"\b((?:list|read|get|patch|create|replace|delete)_(?:namespaced|cluster)_"
                    r"(?:[a-z_]|\{[^}]+\})+|list_(?:[a-z_]|\{[^}]+\})+_for_all_namespaces"
-                   r"|(?:list|patch|delete)_node\b)")
+                   r"|(?:list|patch|delete)_node\b|create_(?:token|subject_access)_review\b)")
 
 
 def calls_in(root: Path, controller: str) -> set[str]:

@@ -1,23 +1,25 @@
 """The simulation report: a terminal table, JSON, CSV and a self-contained HTML page.
 
-The HTML draws its charts as inline SVG so the page opens anywhere, offline, with no plotting
-library to install.
+The page (tables, a summary chart of cost and SLO per policy, time charts with labelled axes) is
+built with `autoscaler.htmlpage`, which `surge cost` and `surge forecast` share: inline SVG and
+CSS, nothing fetched, so it opens offline.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autoscaler.htmlpage import COLORS, EPOCH_1980, Bars, Line, Section, bar_chart, bullets, line_chart, render_page
+from autoscaler.htmlpage import table as html_table
 from autoscaler.simulate.policy import Assumptions
 from autoscaler.simulate.run import PolicyResult
-
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+from provisioner.provisioning import BATCH_MAX_S
 
 
 def ratios(results: Sequence[PolicyResult]) -> dict[str, dict[str, float | None]]:
@@ -33,14 +35,24 @@ def ratios(results: Sequence[PolicyResult]) -> dict[str, dict[str, float | None]
     return out
 
 
-def warnings(results: Sequence[PolicyResult], max_replicas: int) -> list[str]:
-    """What a reader must not miss: capacity that could never be had."""
+def warnings(results: Sequence[PolicyResult], max_replicas: int, a: Assumptions | None = None) -> list[str]:
+    """What a reader must not miss: capacity that could never be had, and pods that waited for nodes.
+
+    Pods that are Pending while Karpenter batches them and a node boots are the normal path of
+    scaling out, not a limit: only pods the planner could not place at all (no instance type fits,
+    or the NodePool's limits are reached) are blamed on the NodePool."""
+    a = a or Assumptions()
     out = []
     for r in results:
-        if r.max_pending_pods:
-            out.append(f"{r.policy}: up to {r.max_pending_pods} pods stayed Pending "
-                       f"({r.pending_pod_seconds / 3600:,.1f} pod-hours): the NodePool could not hold them "
-                       "(limits, requirements or requests that fit no instance type)")
+        if r.unplaceable_pods:
+            out.append(f"{r.policy}: up to {r.unplaceable_pods} pods could not be placed on any new node: the "
+                       "NodePool could not hold them (its limits, its requirements, or requests that fit no "
+                       f"instance type); {r.pending_pod_seconds / 3600:,.1f} pod-hours Pending in all")
+        elif r.max_pending_pods:
+            wait = a.pending_detect_s + BATCH_MAX_S + a.node_boot_cpu_s
+            out.append(f"{r.policy}: up to {r.max_pending_pods} pods were Pending at once "
+                       f"({r.pending_pod_seconds / 3600:,.2f} pod-hours) waiting for new nodes: the provisioner's "
+                       f"batch window and node boot (≈ {wait:g} s each time), not a NodePool limit")
         if max(r.series.replicas, default=0) >= max_replicas and r.slo_violation_minutes:
             out.append(f"{r.policy}: reached maxReplicaCount ({max_replicas}) while work waited past the SLO; "
                        "the ScaledObject cannot serve the peak")
@@ -84,71 +96,75 @@ def table(results: Sequence[PolicyResult], title: str) -> Any:
     return t
 
 
-def _polyline(xs: Sequence[float], ys: Sequence[float], x_max: float, y_max: float, w: int, h: int,
-              color: str, width: float = 1.2) -> str:
-    if not xs:
-        return ""
-    pts = " ".join(f"{x / x_max * w:.1f},{h - y / y_max * h:.1f}" for x, y in zip(xs, ys, strict=True))
-    return f'<polyline fill="none" stroke="{color}" stroke-width="{width}" points="{pts}"/>'
-
-
-def _chart(title: str, span: float, lines: list[tuple[str, str, Sequence[float], Sequence[float]]],
-           unit: str) -> str:
-    w, h, pad = 900, 220, 40
-    y_max = max((max(ys, default=0) for _, _, _, ys in lines), default=0) or 1.0
-    body = "".join(_polyline(xs, ys, span or 1, y_max * 1.05, w, h, color) for _, color, xs, ys in lines)
-    legend = " ".join(f'<span style="color:{c}">■ {html.escape(label)}</span>' for label, c, _, _ in lines)
-    days = span / 86400
-    length, unit_label = (days, "d") if days >= 1 else (span / 3600, "h")
-    ticks = "".join(f'<text x="{pad + i / 4 * w:.0f}" y="{h + 16}" font-size="10">{i / 4 * length:.1f}{unit_label}'
-                    "</text>" for i in range(5))
-    return (f"<h3>{html.escape(title)}</h3><div>{legend}</div>"
-            f'<svg width="{w + pad + 10}" height="{h + 24}" style="border:1px solid #ddd">'
-            f'<text x="2" y="12" font-size="10">{y_max:.4g} {html.escape(unit)}</text>'
-            f'<g transform="translate({pad},0)">{body}</g>{ticks}</svg>')
+def _cost_rows(results: Sequence[PolicyResult]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for r in results:
+        for what, parts in (("NodePool", r.cost_by_nodepool), ("instance type", r.cost_by_instance_type),
+                            ("capacity type", r.cost_by_capacity_type)):
+            for name, usd in sorted(parts.items(), key=lambda kv: -kv[1]):
+                share = usd / r.cost_usd if r.cost_usd else 0.0
+                rows.append([r.policy, what, name, f"{usd:,.2f}", f"{share:.0%}"])
+    return rows
 
 
 def to_html(results: Sequence[PolicyResult], a: Assumptions, meta: dict[str, Any], notes: Sequence[str]) -> str:
+    """The report page (layout and charts: `autoscaler.htmlpage`)."""
     rel = ratios(results)
     span = results[0].span_s if results else 0.0
-    head = ("<tr>" + "".join(f"<th>{c}</th>" for c in (
-        "policy", "cost $", "× keda-karpenter", "× static-peak", "node-hours", "idle $", "spot saved $",
-        "wait p50 s", "p95 s", "p99 s", "SLO minutes", "dropped", "scaling actions")) + "</tr>")
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r.policy, f"{r.cost_usd:,.2f}", rel[r.policy]["cost_vs_keda-karpenter"] or "",
-            rel[r.policy]["cost_vs_static-peak"] or "", f"{r.node_hours:,.1f}", f"{r.idle_cost_usd:,.2f}",
-            f"{r.spot_savings_usd:,.2f}", r.wait_p50_s, r.wait_p95_s, r.wait_p99_s, r.slo_violation_minutes,
-            f"{r.dropped:,.0f}", r.scaling_actions)) + "</tr>" for r in results)
-    charts = []
+    start = float(meta.get("trace_start", 0.0) or 0.0)
+    names = [r.policy for r in results]
+    summary = html_table(
+        ["policy", "cost $", "× keda-karpenter", "× static-peak", "node-hours", "idle $", "spot saved $",
+         "wait p50 s", "wait p95 s", "wait p99 s", "SLO minutes", "dropped", "scaling actions"],
+        [[r.policy, f"{r.cost_usd:,.2f}", _ratio(rel[r.policy]["cost_vs_keda-karpenter"]),
+          _ratio(rel[r.policy]["cost_vs_static-peak"]), f"{r.node_hours:,.1f}", f"{r.idle_cost_usd:,.2f}",
+          f"{r.spot_savings_usd:,.2f}", f"{r.wait_p50_s:g}", f"{r.wait_p95_s:g}", f"{r.wait_p99_s:g}",
+          r.slo_violation_minutes, f"{r.dropped:,.0f}", r.scaling_actions] for r in results],
+        numeric=set(range(1, 13)), css="summary")
+    overview = bar_chart(
+        "Cost and SLO per policy", names,
+        [Bars("cost", [r.cost_usd for r in results], "$"),
+         Bars("minutes over the SLO", [float(r.slo_violation_minutes) for r in results], "min", "{:,.0f}"),
+         Bars("scaling actions", [float(r.scaling_actions) for r in results], "", "{:,.0f}")],
+        caption=f"SLO: an item may wait {a.slo_seconds:g} s. Lower is better in every panel.")
+    activity = html_table(
+        ["policy", "replica changes", "node launches", "node terminations", "pod moves", "arrived", "processed",
+         "backlog at end", "most Pending pods", "Pending pod-hours"],
+        [[r.policy, r.replica_changes, r.node_launches, r.node_terminations, r.pod_moves, f"{r.arrived:,.0f}",
+          f"{r.processed:,.0f}", f"{r.backlog_end:,.0f}", r.max_pending_pods, f"{r.pending_pod_seconds / 3600:,.2f}"]
+         for r in results], numeric=set(range(1, 10)))
+    charts = [line_chart("Cost over time", [Line(r.policy, r.series.t, r.series.cost_per_hour) for r in results],
+                         "$ per hour", start=start, span=span)]
     for r in results:
         s = r.series
         need = [v / a.pod_rate for v in s.load]
-        charts.append(_chart(f"{r.policy}: load vs replicas vs nodes", span, [
-            ("load (pods needed)", "#999999", s.t, need), ("replicas", COLORS[0], s.t, s.replicas),
-            ("ready pods", COLORS[2], s.t, s.ready), ("nodes", COLORS[1], s.t, s.nodes)], "pods / nodes"))
-    charts.append(_chart("cost over time", span, [
-        (r.policy, COLORS[i % len(COLORS)], r.series.t, r.series.cost_per_hour) for i, r in enumerate(results)],
-        "$/h"))
-    breakdown = "".join(
-        f"<h3>{html.escape(r.policy)}: $ by NodePool / instance type / capacity type</h3><pre>"
-        + html.escape(json.dumps({"nodepool": r.to_json()["cost_by_nodepool"],
-                                  "instance_type": r.to_json()["cost_by_instance_type"],
-                                  "capacity_type": r.to_json()["cost_by_capacity_type"]}, indent=1)) + "</pre>"
-        for r in results)
-    assumptions = html.escape(json.dumps(a.to_json(), indent=1))
-    meta_html = html.escape(json.dumps(meta, indent=1))
-    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>surge simulate</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
-padding:3px 8px;text-align:right}}</style></head><body>
-<h1>surge simulate</h1><pre>{meta_html}</pre>
-<table>{head}{rows}</table>
-{"".join(charts)}
-{breakdown}
-<h2>Assumptions (stated, not measured)</h2><pre>{assumptions}</pre>
-<h2>Notes</h2><ul>{notes_html}</ul>
-</body></html>"""
+        charts.append(line_chart(f"{r.policy}: load, replicas and nodes", [
+            Line("load (pods needed)", s.t, need, "#999999", 1.2), Line("replicas", s.t, s.replicas, COLORS[0]),
+            Line("ready pods", s.t, s.ready, COLORS[2], dashed=True), Line("nodes", s.t, s.nodes, COLORS[1])],
+            "pods / nodes", start=start, span=span))
+    assumptions = html_table(["assumption", "value"], [[k, v] for k, v in a.to_json().items()], numeric={1})
+    page = render_page("surge simulate", [
+        Section("Summary", [overview, summary]),
+        Section("Over time", charts),
+        Section("Where the money went", [html_table(["policy", "by", "name", "cost $", "share"], _cost_rows(results),
+                                               numeric={3, 4})]),
+        Section("Activity", [activity]),
+        Section("Notes", [bullets(list(notes))]),
+        Section("Assumptions (stated, not measured)", [assumptions]),
+    ], subtitle=f"{meta.get('trace', '')}: {span / 86400:.2f} days, each policy on the same trace and cluster",
+        facts={k.replace("_", " "): _utc(v) if k == "trace_start" else v for k, v in meta.items()})
+    return page
+
+
+def _utc(t: Any) -> Any:
+    """An epoch start as a UTC time (relative traces start at 0 and stay as they are)."""
+    if isinstance(t, int | float) and t >= EPOCH_1980:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+    return t
+
+
+def _ratio(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}"
 
 
 def write_report(out: Path, results: Sequence[PolicyResult], a: Assumptions, meta: dict[str, Any],

@@ -63,6 +63,7 @@ class Setup:
     overhead: Resources = Resources()  # noqa: RUF009 - immutable value; DaemonSet requests per node
     http: bool = False  # HTTP workload: requests time out instead of queueing forever
     do_not_disrupt: bool = False  # the pods carry karpenter.sh/do-not-disrupt: "true"
+    http_timeout_s: float | None = None  # the route's readiness timeout (else Assumptions.http_timeout_s)
     polling_interval_s: float = 30.0
 
 
@@ -108,6 +109,7 @@ class PolicyResult:
     cost_by_capacity_type: dict[str, float]
     series: Series
     nodes: list[Node] = field(repr=False, default_factory=list)
+    unplaceable_pods: int = 0  # most pods a launch could not place (no fitting type, NodePool limits)
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
@@ -191,7 +193,7 @@ class _Planner:
 
 def scale_for(trace: Trace, a: Assumptions) -> float:
     """The multiplier that makes the trace's p99 rate need `peak_pods` pods."""
-    p99 = float(np.percentile(trace.rates, 99))
+    p99 = float(np.nanpercentile(trace.rates, 99))
     return a.peak_pods * a.pod_rate / p99 if p99 > 0 else 1.0
 
 
@@ -201,15 +203,13 @@ def tick_for(trace: Trace, a: Assumptions) -> float:
 
 
 def arrivals_per_tick(trace: Trace, a: Assumptions, dt: float) -> np.ndarray:
-    """Items arriving in each tick: each interval's count spread evenly over its ticks."""
-    per_interval = round(trace.interval / dt)
-    n_ticks = round(trace.span / dt)
-    return np.repeat(trace.counts * a.scale / per_interval, per_interval)[:n_ticks]
+    """Items arriving in each tick: interpolated within each interval (trace.arrivals), 0 in gaps."""
+    return trace.arrivals(dt, round(trace.span / dt)) * a.scale
 
 
 def static_replicas(trace: Trace, a: Assumptions) -> int:
     """static-peak's fixed replicas: the trace's peak rate at its own resolution, served."""
-    peak = float(np.max(trace.counts)) * a.scale / trace.interval if len(trace.counts) else 0.0
+    peak = float(np.nanmax(trace.counts)) * a.scale / trace.interval if len(trace.counts) else 0.0
     return max(1, math.ceil(peak / a.pod_rate - 1e-9))
 
 
@@ -234,10 +234,11 @@ class _Run:
         self.dt = tick_for(trace, a)
         self.arrivals = arrivals_per_tick(trace, a, self.dt)
         self.n_ticks = len(self.arrivals)
+        self.gap = trace.missing_ticks(self.dt, self.n_ticks)  # no data: no load, no cost accounted
         gpu_pods = setup.pods.requests.gpu > 0
         self.cluster = Cluster(a.pod_start_gpu_s if gpu_pods else a.pod_start_s, on_change=self._dirty)
         self.queue = FifoQueue(self.dt, trace.span + self.dt, a.slo_seconds,
-                               a.http_timeout_s if setup.http else None)
+                               (setup.http_timeout_s or a.http_timeout_s) if setup.http else None)
         self.planner = _Planner(setup, policy)
         self.rng = random.Random(a.seed)
         self.events: list[tuple[float, int, str, int]] = []  # (time, seq, kind, key): notice / drain / replaced
@@ -255,6 +256,7 @@ class _Run:
         self._idle_rate = 0.0
         self.idle_cost = 0.0
         self.max_pending = 0
+        self.unplaceable = 0
         self.pending_seconds = 0.0
         self.batch = BatchWindow()
         self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
@@ -285,9 +287,13 @@ class _Run:
         heapq.heappush(self.events, (at, self._seq, kind, key))
 
     # --- provisioning: what provisioner/controller.py does, on counted pods -----------------------
-    def _launch(self, planned: Sequence[PlannedNode], now: float, protect_until: float | None = None) -> list[Node]:
+    def _launch(self, plan: Plan, now: float, protect_until: float | None = None) -> list[Node]:
+        planned = plan.new_nodes
+        kept = self._within_limits(planned)
+        cut = sum(len(p.pods) for p in planned if all(p is not k for k in kept))
+        self.unplaceable = max(self.unplaceable, len(plan.unschedulable) + cut)
         launched = []
-        for p in self._within_limits(planned):
+        for p in kept:
             boot = self.a.node_boot_gpu_s if self.planner.is_gpu(p.instance_type) else self.a.node_boot_cpu_s
             node = self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                        self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
@@ -325,14 +331,14 @@ class _Run:
         free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
         if adding - free_before > 0:
             plan = self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
-            self._launch(plan.new_nodes, now, protect_until=now + PROTECT_S)
+            self._launch(plan, now, protect_until=now + PROTECT_S)
 
     def _provision_batch(self, now: float, new_pending: bool) -> None:
         """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
         by `BatchWindow.observe`, then planned together."""
         cluster = self.cluster
         if self.batch.observe(now, new_pending, cluster.unbound > 0, seen_at=now + self.a.pending_detect_s):
-            self._launch(self.planner.plan(cluster.unbound).new_nodes, now)
+            self._launch(self.planner.plan(cluster.unbound), now)
             cluster.schedule(now)
 
     # --- the autoscaler: engine.decide on engine.reaction's schedule ------------------------------
@@ -434,13 +440,14 @@ class _Run:
             if self.pushes and self.queue.backlog != backlog:
                 due = on_change(due, now)  # keyspace notification: decide at the next tick
             cost_rate, idle_rate = self._rates()
-            self.idle_cost += idle_rate * dt / 3600
-            if cluster.unbound:
+            if not self.gap[i]:
+                self.idle_cost += idle_rate * dt / 3600
+            if cluster.unbound and not self.gap[i]:
                 self.max_pending = max(self.max_pending, cluster.unbound)
                 self.pending_seconds += cluster.unbound * dt
             if i % record_every == 0:
                 series.t.append(now)
-                series.load.append(float(self.arrivals[i]) / dt)
+                series.load.append(math.nan if self.gap[i] else float(self.arrivals[i]) / dt)
                 series.replicas.append(self.replicas)
                 series.ready.append(cluster.ready_pods)
                 series.nodes.append(len(cluster.nodes))
@@ -487,7 +494,7 @@ class _Run:
             node.doomed_at = now + SPOT_NOTICE_S
             ready = None
             if node.pods:
-                new = self._launch(self.planner.plan(node.pods).new_nodes, now)
+                new = self._launch(self.planner.plan(node.pods), now)
                 ready = max((n.ready_at for n in new), default=None)
             self._push(drain_at(now, ready), "drain", node.id)
             self.disrupting[node.id] = node.pool
@@ -566,7 +573,7 @@ class _Run:
             nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
             if action.kind == "replace":
                 assert action.replacement is not None
-                new = self._launch(action.replacement.new_nodes, now)
+                new = self._launch(action.replacement, now)
                 if not new:
                     continue
                 self._seq += 1
@@ -606,7 +613,7 @@ class _Run:
         by_cap: dict[str, float] = {}
         cost = savings = seconds = 0.0
         for n in nodes:
-            s = n.seconds(end)
+            s = n.seconds(end) - self.trace.missing_seconds(n.launched_at, n.launched_at + n.seconds(end))
             c = s * n.price / 3600
             cost += c
             seconds += s
@@ -628,7 +635,7 @@ class _Run:
             arrived=stats.arrived, processed=stats.processed, backlog_end=stats.backlog,
             max_pending_pods=self.max_pending, pending_pod_seconds=self.pending_seconds,
             cost_by_nodepool=by_pool, cost_by_instance_type=by_type, cost_by_capacity_type=by_cap,
-            series=series, nodes=nodes,
+            series=series, nodes=nodes, unplaceable_pods=self.unplaceable,
         )
 
 

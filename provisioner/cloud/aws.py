@@ -294,12 +294,9 @@ class AWSProvider:
             await self._call("terminate_instances", InstanceIds=list(instance_ids))
 
     async def spot_prices(self, instance_types: Sequence[str]) -> dict[tuple[str, str], float]:
-        """Latest Linux spot price per (type, zone) from DescribeSpotPriceHistory."""
-        prices: dict[tuple[str, str], tuple[Any, float]] = {}
-        response = await self._call("describe_spot_price_history", InstanceTypes=list(instance_types),
-                                    ProductDescriptions=["Linux/UNIX"], MaxResults=1000)
-        for row in response["SpotPriceHistory"]:
-            key = (row["InstanceType"], row["AvailabilityZone"])
-            if key not in prices or row["Timestamp"] > prices[key][0]:
-                prices[key] = (row["Timestamp"], float(row["SpotPrice"]))
-        return {k: p for k, (_, p) in prices.items()}
+        """Current Linux spot price per (type, zone) from DescribeSpotPriceHistory: StartTime now
+        returns the price in force now for each (type, zone), as Karpenter asks; every page."""
+        from provisioner.cloud.spot import latest_spot_prices, spot_price_history
+
+        now = self.clock()
+        return await asyncio.to_thread(lambda: latest_spot_prices(spot_price_history(self.ec2, instance_types, now)))

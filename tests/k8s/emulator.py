@@ -14,6 +14,7 @@ import asyncio
 import copy
 import itertools
 import json
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +24,19 @@ from typing import Any
 from aiohttp import web
 
 Key = tuple[str, str]  # (group/version, plural)
+
+
+@dataclass(frozen=True)
+class ScaleWrite:
+    """One write to a scale subresource, as an audit log would show it: who sent it (the client's
+    User-Agent) and who held each Lease at that instant — what the chaos suite's split-brain
+    check compares."""
+
+    at: float  # time.monotonic() in the emulator's process
+    target: str  # namespace/name
+    replicas: int
+    user_agent: str
+    holders: dict[str, str]  # lease namespace/name → holderIdentity
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -80,6 +94,7 @@ def _matches(obj: dict[str, Any], selector: str | None, ns: str | None) -> bool:
 class Emulator:
     def __init__(self) -> None:
         self.store = Store()
+        self.scale_writes: list[ScaleWrite] = []
         self.app = web.Application()
         self.app.router.add_get("/version", self.version)
         self.app.router.add_get("/version/", self.version)
@@ -169,6 +184,10 @@ class Emulator:
             if replicas is None:
                 return status_error(422, "Invalid", "scale.spec.replicas is required")
             new["spec"]["replicas"] = int(replicas)
+            holders = {f"{ns_}/{n}": (lease.get("spec") or {}).get("holderIdentity") or ""
+                       for (ns_, n), lease in self.store.objects[("coordination.k8s.io/v1", "leases")].items()}
+            self.scale_writes.append(ScaleWrite(time.monotonic(), f"{ns}/{name}", int(replicas),
+                                                req.headers.get("User-Agent", ""), holders))
         elif sub == "status":
             patch = body.get("status")
             new["status"] = patch if req.method == "PUT" else merge_patch(obj.get("status"), patch)
@@ -245,8 +264,9 @@ class Emulator:
                 since = rv
             since = max(since, self.store.version)
             try:
-                async with cond:
-                    await asyncio.wait_for(cond.wait(), max(0.05, min(1.0, deadline - loop.time())))
+                async with cond:  # asyncio.timeout, not wait_for: a cancelled wait_for can leave the lock released
+                    async with asyncio.timeout(max(0.05, min(1.0, deadline - loop.time()))):
+                        await cond.wait()
             except TimeoutError:
                 pass
         return resp

@@ -36,3 +36,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.controllers.provisioner.enabled -}}{{- $c = append $c "provisioner" -}}{{- end -}}
 {{- join "," $c -}}
 {{- end -}}
+
+{{- define "surge.interceptorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "surge.name" . }}-interceptor
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
