@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -34,7 +35,15 @@ from provisioner.catalog import InstanceType, with_spot_prices
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
-from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
+from provisioner.disruption import (
+    DELETION_COST,
+    DELETION_COST_EVERY_S,
+    PROTECT_S,
+    Action,
+    deletion_costs,
+    disruption_actions,
+    drain_at,
+)
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
@@ -130,6 +139,8 @@ class ProvisioningController:
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
+        self.ranked_at = -math.inf  # pods' deletion costs were last written then
+        self.nominated_extra: dict[str, dict[str, Resources]] = {}  # in-flight claim → pods planned onto its room
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -251,9 +262,10 @@ class ProvisioningController:
         """Pods already provided for: nominated to NodeClaims that are not yet usable, and those
         covered by reservations from the ScaledObject controller."""
         out: set[str] = set()
-        for claim in self.claims.values():
+        for name, claim in self.claims.items():
             if not _condition(claim, "Initialized"):
                 out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
+                out.update(self.nominated_extra.get(name, {}))
         now = self.clock()
         live = []
         for r in self.reservations:
@@ -306,6 +318,10 @@ class ProvisioningController:
                          overhead)
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
+        for n in plan.nodes:  # pods planned onto an in-flight NodeClaim's room wait for it (nominated)
+            if n.existing in self.claims:
+                self.nominated_extra.setdefault(n.existing, {}).update(
+                    {k: requests.get(k, Resources(pods=1)) for k in n.pods})
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
         created: list[str] = []
 
@@ -353,6 +369,10 @@ class ProvisioningController:
                 continue
             requests = (spec.get("resources") or {}).get("requests") or {}
             asked = Resources.from_requests(requests, pods=int(requests.get("pods", 0)))
+            extra = self.nominated_extra.get(name, {})
+            for key in [k for k in extra if k in self.pods and (self.pods[k].get("spec") or {}).get("nodeName")]:
+                del extra[key]  # bound somewhere already: no longer waiting for this claim
+            asked = sum(extra.values(), asked)
             a = it.allocatable
             free = Resources(max(0, a.cpu_m - asked.cpu_m), max(0, a.memory_mib - asked.memory_mib),
                              max(0, a.gpu - asked.gpu), max(0, a.pods - asked.pods))
@@ -673,7 +693,7 @@ class ProvisioningController:
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 try:
                     await self.disrupt_once()
-                except ApiException as exc:  # the next round tries again
+                except Exception as exc:  # the next round tries again
                     log.warning("disruption round failed: %s", exc)
 
     async def disrupt_once(self) -> list[tuple[str, str]]:
@@ -687,6 +707,9 @@ class ProvisioningController:
                 busy[pool] = busy.get(pool, 0) + 1
         policies = {n: Disruption.of(p) for n, p in self.pools.items()}
         candidates = [v for v in views if v.claim not in self.disrupting]
+        if now >= self.ranked_at + DELETION_COST_EVERY_S:
+            self.ranked_at = now
+            await self._rank_pods(candidates)
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now))
         done = []
@@ -705,6 +728,21 @@ class ProvisioningController:
                     self._start_disruption(view.claim, why)
             done += [(v.name, why) for v in action.nodes]
         return done
+
+    async def _rank_pods(self, views: Sequence[NodeView]) -> None:
+        """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
+        for node, cost in deletion_costs(views).items():
+            for pod in self._workload_pods(node):
+                meta = pod.get("metadata") or {}
+                if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
+                    continue
+                if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost):
+                    continue
+                try:
+                    await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+                except ApiException as exc:  # a hint only: scale-down still works without it
+                    log.info("could not rank pod %s: %s", pod_key(pod), exc)
 
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """Where the nodes' pods would go: the free room of the other nodes, then new nodes."""
@@ -860,13 +898,14 @@ class ProvisioningController:
         self.seen_pending = set()  # its nominated pods are pending again: plan them in the next batch
         await self.kube.delete_nodeclaim(name)
         self.claims.pop(name, None)
+        self.nominated_extra.pop(name, None)
         self.launched_at.pop(name, None)
 
     async def _event(self, obj: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
         log.log(logging.WARNING if warning else logging.INFO, "%s %s: %s", reason, _name(obj), message)
         try:
             await self.kube.event(dict(obj), reason, message, warning)
-        except ApiException as exc:
+        except (ApiException, ValueError) as exc:  # an event is a courtesy: never the reason a loop stops
             log.warning("could not record event %s: %s", reason, exc)
 
 

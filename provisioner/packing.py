@@ -135,6 +135,8 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
     if len(existing):
         allowed = p.compat
         counts = _fill(p, existing, remaining, order, allowed, p.cap[existing])
+        # _fill offers each node all the remaining pods; existing nodes take them in turn
+        counts = np.minimum(counts, np.maximum(remaining[None, :] - (np.cumsum(counts, axis=0) - counts), 0))
         for row, c in zip(counts, existing, strict=True):
             if row.any():
                 nodes.append(OpenNode(int(c), {int(g): int(n) for g, n in enumerate(row) if n}))
