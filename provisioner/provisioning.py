@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ REGISTRATION_TIMEOUT_S = 900.0
 BATCH_IDLE_S, BATCH_MAX_S = 1.0, 10.0
 RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 MAX_INSTANCE_TYPES = 60
+DISRUPTION_REASONS = ("Underutilized", "Empty", "Drifted")  # what a budget's `reasons` may name
 
 
 @dataclass
@@ -373,6 +375,15 @@ class Disruption:
                 raise ValueError(f"spec.disruption.budgets[{i}].schedule: {b['schedule']!r} is not a cron expression")
             if b.get("schedule") and not b.get("duration"):
                 raise ValueError(f"spec.disruption.budgets[{i}].duration: required with a schedule")
+            if b.get("duration") and not b.get("schedule"):
+                raise ValueError(f"spec.disruption.budgets[{i}].schedule: required with a duration")
+            if not re.fullmatch(r"(100|[0-9]{1,2})%|[0-9]+", str(b.get("nodes", "10%"))):
+                raise ValueError(f"spec.disruption.budgets[{i}].nodes: {b.get('nodes')!r}: expected a count "
+                                 "or a percentage (0%-100%)")
+            unknown = [r for r in b.get("reasons") or [] if r not in DISRUPTION_REASONS]
+            if unknown:
+                raise ValueError(f"spec.disruption.budgets[{i}].reasons: {unknown[0]!r}: expected one of "
+                                 + ", ".join(DISRUPTION_REASONS))
         budgets = tuple(Budget(str(b.get("nodes", "10%")), b.get("schedule"),
                                parse_duration(b.get("duration"), None) if b.get("schedule") else None,
                                tuple(b["reasons"]) if b.get("reasons") else None)
@@ -406,6 +417,7 @@ class NodeView:
     expire_after_s: float | None
     capacity_type: str = "on-demand"
     pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
+    drifted_at: float | None = None  # when its NodeClaim became Drifted (None: not drifted)
 
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.cloud.ami import PUBLIC_ROOT, AliasError, alias_parameters
 from provisioner.cloud.base import (
     TAG_CLUSTER,
     TAG_NODECLAIM,
@@ -27,7 +29,8 @@ from provisioner.cloud.base import (
     LaunchRequest,
     Offering,
 )
-from provisioner.nodeclass import EC2NodeClass, SelectorTerm
+from provisioner.drift import nodeclass_drift
+from provisioner.nodeclass import AMISelectorTerm, EC2NodeClass, SelectorTerm
 
 # CreateFleet error codes that mean "no capacity here now" (the offering is marked unavailable);
 # the account-wide ones exhaust every offering of the capacity type.
@@ -111,8 +114,11 @@ def fleet_outcome(response: Mapping[str, Any], offerings: Sequence[Offering], ca
 
 class AWSProvider:
     def __init__(self, ec2: Any, cluster: str, nodeclasses: Callable[[str], EC2NodeClass],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], ssm: Any = None, kubernetes_version: str = "1.31",
+                 ssm_root: str = PUBLIC_ROOT) -> None:
         self.ec2, self.cluster, self.nodeclasses, self.clock = ec2, cluster, nodeclasses, clock
+        # amiSelectorTerms aliases and ssmParameter terms read SSM; the alias paths name the cluster's version
+        self.ssm, self.kubernetes_version, self.ssm_root = ssm, kubernetes_version, ssm_root
         self._templates: set[str] = set()
         self._resolved: dict[str, tuple[float, Resolved]] = {}
         self._resolve_lock = asyncio.Lock()
@@ -155,12 +161,12 @@ class AWSProvider:
             kwargs = {"GroupIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
             groups += [g["GroupId"] for g in (await self._call("describe_security_groups", **kwargs))["SecurityGroups"]]
         images: dict[str, tuple[str, str]] = {}
-        for term in spec.ami_selector_terms:
-            if term.alias:
-                raise LaunchError(f"EC2NodeClass {name}: spec.amiSelectorTerms alias {term.alias!r} is not "
-                                  "supported by surge yet; select the AMI by id, name or tags")
-            f = _filters(term, "name")
-            kwargs = {"ImageIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
+        for i, term in enumerate(spec.ami_selector_terms):
+            if term.alias or term.ssm_parameter:
+                kwargs = {"ImageIds": await self._ssm_images(name, i, term)}
+            else:
+                f = _filters(term, "name")
+                kwargs = {"ImageIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
             if term.owner:
                 kwargs["Owners"] = [term.owner]
             for img in (await self._call("describe_images", **kwargs))["Images"]:
@@ -175,6 +181,42 @@ class AWSProvider:
             raise LaunchError(f"EC2NodeClass {name}: spec.{missing[0]} select nothing")
         return Resolved({z: s for z, (_, s) in subnets.items()}, tuple(dict.fromkeys(groups)),
                         {a: i for a, (_, i) in images.items()})
+
+    async def _ssm_images(self, name: str, index: int, term: AMISelectorTerm) -> list[str]:
+        """The AMI ids an alias (through AWS's public SSM parameters) or an ssmParameter term names now."""
+        where = f"EC2NodeClass {name}: spec.amiSelectorTerms[{index}]"
+        try:
+            names = [term.ssm_parameter] if term.ssm_parameter else \
+                alias_parameters(str(term.alias), self.kubernetes_version, self.ssm_root)
+        except AliasError as exc:
+            raise LaunchError(f"{where}: {exc}") from None
+        if self.ssm is None:
+            raise LaunchError(f"{where}: no SSM client to resolve {names[0]}")
+        ids = []
+        for parameter in names:
+            try:
+                ids.append(str((await self._call_ssm(parameter))["Parameter"]["Value"]))
+            except Exception as exc:  # an architecture without a release is skipped; all missing is an error
+                if "ParameterNotFound" not in str(exc):
+                    raise LaunchError(f"{where}: reading {parameter}: {aws_problem(exc)}") from exc
+        if not ids:
+            raise LaunchError(f"{where}: SSM parameter {' / '.join(names)} not found")
+        return ids
+
+    async def _call_ssm(self, parameter: str) -> Any:
+        return await asyncio.to_thread(self.ssm.get_parameter, Name=parameter)
+
+    async def is_drifted(self, claim: Mapping[str, Any]) -> str | None:
+        """NodeClassDrift or AMIDrift for a launched NodeClaim (Karpenter's AWS drift reasons),
+        against the node class's selectors resolved now (at most RESOLVE_TTL_S old)."""
+        nodeclass = self.nodeclasses(str(((claim.get("spec") or {}).get("nodeClassRef") or {}).get("name", "default")))
+        if nodeclass is None:
+            return None
+        try:
+            images = (await self.resolve(nodeclass)).images.values()
+        except LaunchError:
+            images = None  # nothing resolves now: no evidence of AMI drift (the launch path reports it)
+        return nodeclass_drift(claim, nodeclass, images)
 
     async def _launch_template(self, nodeclass: EC2NodeClass, resolved: Resolved, arch: str) -> str:
         spec = nodeclass.spec
@@ -260,7 +302,12 @@ class AWSProvider:
             response = await self._call("create_fleet", **kwargs)
         except Exception as exc:
             raise LaunchError(f"NodeClaim {request.nodeclaim}: CreateFleet failed: {aws_problem(exc)}") from exc
-        return fleet_outcome(response, usable, capacity_type, tags, self.clock())
+        result = fleet_outcome(response, usable, capacity_type, tags, self.clock())
+        if result.instance is not None:  # the AMI its launch template named: what AMI drift compares
+            arch = next((o.architecture for o in usable if o.instance_type == result.instance.instance_type), "amd64")
+            result = dataclasses.replace(result, instance=dataclasses.replace(
+                result.instance, image_id=resolved.images.get(arch, "")))
+        return result
 
     def _instance(self, raw: Mapping[str, Any]) -> Instance:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags") or []}
@@ -268,7 +315,7 @@ class AWSProvider:
         launched: Any = raw.get("LaunchTime")
         return Instance(raw["InstanceId"], raw["InstanceType"], "spot" if capacity == "spot" else "on-demand",
                         (raw.get("Placement") or {}).get("AvailabilityZone", ""), raw["State"]["Name"], tags,
-                        launched.timestamp() if launched is not None else self.clock())
+                        launched.timestamp() if launched is not None else self.clock(), raw.get("ImageId", ""))
 
     async def _describe(self, filters: list[dict[str, Any]]) -> list[Instance]:
         out = []
