@@ -71,10 +71,11 @@ def test_the_nodepool_hash_covers_the_template_but_not_requirements_or_behaviour
     assert nodepool_hash(pool(template__spec__taints=list(reversed(POOL["spec"]["template"]["spec"]["taints"])))) \
         == base  # a set, not a sequence
     assert nodepool_hash(pool(template__spec__expireAfter="720h")) == base  # the default written out
-    for change in ({"template__metadata": {"labels": {"team": "b"}}}, {"template__spec__taints": []},
+    changes: list[dict[str, Any]] = [{"template__metadata": {"labels": {"team": "b"}}}, {"template__spec__taints": []},
                    {"template__spec__expireAfter": "24h"}, {"template__spec__terminationGracePeriod": "1h"},
                    {"template__spec__nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
-                                                     "name": "gpu"}}):
+                                                     "name": "gpu"}}]
+    for change in changes:
         assert nodepool_hash(pool(**change)) != base, change
 
 
