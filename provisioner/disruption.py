@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from provisioner.plan import Plan
-from provisioner.provisioning import Disruption, NodeView, disruption_order
+from provisioner.provisioning import Disruption, NodeView, disruption_order, pool_sizes
 
 PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
 MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at this many at most
@@ -117,9 +117,7 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
              if why == "Expired" or not keep([n])]
     if picks:
         return [Action((n,), why) for n, why in picks]
-    per_pool: dict[str, int] = {}
-    for n in nodes:
-        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    per_pool = pool_sizes(nodes, disrupting)
     drift = drift_action(nodes, pools, disrupting, per_pool, now, plan_for)
     if drift is not None:
         return [drift]

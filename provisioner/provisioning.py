@@ -420,13 +420,20 @@ class NodeView:
     drifted_at: float | None = None  # when its NodeClaim became Drifted (None: not drifted)
 
 
+def pool_sizes(nodes: Sequence[NodeView], disrupting: Mapping[str, int]) -> dict[str, int]:
+    """Initialized nodes per pool, those being disrupted included: what a budget's percentage is
+    of (Karpenter counts them in the total and subtracts them from what is allowed)."""
+    sizes = dict(disrupting)
+    for n in nodes:
+        sizes[n.nodepool] = sizes.get(n.nodepool, 0) + 1
+    return sizes
+
+
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                      now: float) -> list[tuple[NodeView, str]]:
     """Nodes to remove now, each with why: expired ones, then empty ones past consolidateAfter
     (most expensive first), within each pool's budget. Protected and do-not-disrupt nodes stay."""
-    per_pool: dict[str, int] = {}
-    for n in nodes:
-        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    per_pool = pool_sizes(nodes, disrupting)
     picks: list[tuple[NodeView, str]] = []
     taken: dict[str, int] = dict(disrupting)
     expired = [n for n in nodes if n.expire_after_s is not None and now - n.created_at >= n.expire_after_s]

@@ -184,11 +184,12 @@ def test_drift_respects_do_not_disrupt_unschedulable_pods_and_drifted_budgets() 
         "consolidationPolicy": "WhenEmpty", "consolidateAfter": "Never",
         "budgets": [{"nodes": "0", "reasons": ["Underutilized", "Empty"]}]}}})
     assert disruption_actions([view("a")], {"default": Disruption.of(other)}, {}, 1000.0, plan_for)
-    # the default 10 % budget: one of ten nodes at a time, and none while one is being replaced
+    # the default 10 % (rounded up) of the pool's nodes, those being disrupted included
     ten = [view(f"n{i}") for i in range(10)]
     plans |= {f"n{i}": replacing("m5.large") for i in range(10)}
     assert len(disruption_actions(ten, POLICY, {}, 1000.0, plan_for)) == 1
-    assert disruption_actions(ten, POLICY, {"default": 1}, 1000.0, plan_for) == []
+    assert disruption_actions(ten[:9], POLICY, {"default": 1}, 1000.0, plan_for) == []  # 1 of 10 busy
+    assert len(disruption_actions(ten, POLICY, {"default": 1}, 1000.0, plan_for)) == 1  # 2 of 11 allowed
 
 
 def test_budget_fields_are_checked_like_karpenters_crd() -> None:
