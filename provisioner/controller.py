@@ -35,7 +35,7 @@ from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
 from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
-from provisioner.drift import drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
+from provisioner.drift import STAMPS, drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
@@ -820,10 +820,12 @@ class ProvisioningController:
         self.unavailable.mark(lost, self.clock())  # spot pools reclaimed now are a poor choice for a while
         node_name = (claim.get("status") or {}).get("nodeName")
         moving = [k for k, p in self.pods.items() if node_name and (p.get("spec") or {}).get("nodeName") == node_name]
+        old = (claim.get("metadata") or {}).get("annotations") or {}
+        stamped = {k: v for k, v in old.items() if k in STAMPS}  # made from the same template as the old one
         replacement = {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
                        "metadata": {"name": f"{labels.get('karpenter.sh/nodepool', 'np')}-{uuid.uuid4().hex[:5]}",
                                     "labels": {k: v for k, v in labels.items() if k == "karpenter.sh/nodepool"},
-                                    "annotations": {NOMINATED: json.dumps(moving)}},
+                                    "annotations": {NOMINATED: json.dumps(moving), **stamped}},
                        "spec": claim.get("spec") or {}}
         body = await self.kube.create_nodeclaim(replacement)
         self.claims[_name(body)] = body

@@ -28,6 +28,7 @@ from typing import Any
 
 from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
+from provisioner.requirements import Requirements
 
 NODEPOOL_HASH = "karpenter.sh/nodepool-hash"
 NODEPOOL_HASH_VERSION = "karpenter.sh/nodepool-hash-version"
@@ -35,6 +36,7 @@ NODECLASS_HASH = "karpenter.k8s.aws/ec2nodeclass-hash"
 NODECLASS_HASH_VERSION = "karpenter.k8s.aws/ec2nodeclass-hash-version"
 NODEPOOL_HASH_V = "surge-v1"  # bump when the hashed fields or their defaults change
 NODECLASS_HASH_V = "surge-v1"
+STAMPS = (NODEPOOL_HASH, NODEPOOL_HASH_VERSION, NODECLASS_HASH, NODECLASS_HASH_VERSION)
 DRIFTED = "Drifted"
 # the EC2NodeClass fields that drift dynamically (by what they select), not by hash
 _NODECLASS_DYNAMIC = ("subnetSelectorTerms", "securityGroupSelectorTerms", "amiSelectorTerms",
@@ -117,7 +119,9 @@ def nodepool_drift(claim: Mapping[str, Any], pool: NodePool, type_labels: Mappin
     if _hash_differs(annotations, NODEPOOL_HASH, NODEPOOL_HASH_VERSION, NODEPOOL_HASH_V, nodepool_hash(pool)):
         return "NodePoolDrifted"
     labels = {**type_labels, **(meta.get("labels") or {})}
-    if pool.requirements().first_violation(labels) is not None:
+    # the requirements alone: template labels are hashed, not requirements (a label change is NodePoolDrifted)
+    requirements = Requirements.from_terms([r.model_dump() for r in pool.spec.template.spec.requirements])
+    if requirements.first_violation(labels) is not None:
         return "RequirementsDrifted"
     return None
 

@@ -87,6 +87,7 @@ def test_nodepool_and_requirements_drift() -> None:
     other_version = claim({**stamps(pool(), None), NODEPOOL_HASH_VERSION: "v3"})  # stamped by Karpenter
     assert nodepool_drift(other_version, pool(template__spec__taints=[]), {}) is None
     assert nodepool_drift(claim({}), pool(template__spec__taints=[]), {}) is None  # never stamped
+    assert nodepool_drift(claim({}), pool(template__metadata={"labels": {"team": "b"}}), {}) is None  # hashed only
     narrower = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["c5.large"]}]
     assert nodepool_drift(made, pool(template__spec__requirements=narrower), {}) == "RequirementsDrifted"
     zone = [{"key": "topology.kubernetes.io/zone", "operator": "NotIn", "values": ["us-east-1a"]}]
