@@ -600,9 +600,9 @@ class ProvisioningController:
             else:
                 self.empty_since.setdefault(node_name, now)
             node_meta = self.nodes[node_name].get("metadata") or {}
-            dnd = ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-                   or any(((p.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-                          for p in pods))
+            pinned = "true" in ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT),
+                                (meta.get("annotations") or {}).get(DO_NOT_DISRUPT))
+            dnd = pinned or any(_pinned(p) for p in pods)
             protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
             views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
                                   len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
@@ -611,7 +611,9 @@ class ProvisioningController:
                                   parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0),
                                   labels.get("karpenter.sh/capacity-type", "on-demand"),
                                   self.pods_changed_at.get(node_name, now),
-                                  _ts(drifted_since(claim), now) if drifted_since(claim) is not None else None))
+                                  _ts(drifted_since(claim), now) if drifted_since(claim) is not None else None,
+                                  pinned, parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"),
+                                                         None)))
         return views
 
     def _workload_pods(self, node_name: str) -> list[dict[str, Any]]:
@@ -768,6 +770,9 @@ class ProvisioningController:
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()
+            # do-not-disrupt pods are not evicted but waited for (until terminationGracePeriod), as
+            # Karpenter's drain does; a reclaimed spot instance will not wait, so neither does its drain
+            hold = not why.startswith("SpotInterruption")
             while True:
                 left = self._workload_pods(node_name)
                 if not left:
@@ -778,6 +783,8 @@ class ProvisioningController:
                     if overdue:  # terminationGracePeriod is up: budgets no longer hold the node
                         await self.kube.delete_pod(meta.get("namespace", ""), meta.get("name", ""))
                         self.pods.pop(pod_key(pod), None)
+                    elif hold and _pinned(pod):
+                        continue
                     elif await self.kube.evict(meta.get("namespace", ""), meta.get("name", "")):
                         self.pods.pop(pod_key(pod), None)
                 await asyncio.sleep(self.tick_s)
@@ -886,6 +893,10 @@ class ProvisioningController:
 
 def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _pinned(pod: Mapping[str, Any]) -> bool:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:

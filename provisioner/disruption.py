@@ -11,7 +11,9 @@ The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
 - `consolidateAfter` counts from the last pod bound to or removed from the node;
 - budgets (default `nodes: 10%` of the NodePool) cap how many nodes are disrupted at once, the
   most restrictive active budget winning; nodes already being disrupted count against them;
-- `karpenter.sh/do-not-disrupt` on the node or one of its pods keeps it;
+- `karpenter.sh/do-not-disrupt` on the node or one of its pods keeps it from consolidation; from
+  drift too, unless it is only on pods and the NodeClaim has a terminationGracePeriod; never from
+  expiry (forceful);
 - a replacement must be one node, cheaper than the nodes it replaces; replacing spot with spot is
   behind the `SpotToSpotConsolidation` feature gate, which defaults to off
   (https://karpenter.sh/docs/reference/settings/#feature-gates).
@@ -91,8 +93,11 @@ def drift_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], dis
     """Karpenter's drift method: one drifted node per round, empty ones first (their pods would
     otherwise move twice), then by how long they have been drifted; the first whose pods can all
     be placed (on other nodes and any number of new ones, at any price) within its pool's
-    Drifted budget. do-not-disrupt (node or pod) keeps a node; consolidateAfter does not apply."""
-    drifted = sorted((n for n in nodes if n.drifted_at is not None and not n.do_not_disrupt),
+    Drifted budget. do-not-disrupt on the node keeps it; on a pod, only while the NodeClaim has
+    no terminationGracePeriod (with one, the drain waits for that pod until it is up: drift is an
+    eventual disruption in Karpenter). consolidateAfter does not apply."""
+    drifted = sorted((n for n in nodes if n.drifted_at is not None and not n.node_do_not_disrupt
+                      and not (n.do_not_disrupt and n.termination_grace_s is None)),
                      key=lambda n: (n.pods > 0, n.drifted_at, n.name))
     for n in drifted:
         policy = pools.get(n.nodepool, Disruption())

@@ -418,6 +418,8 @@ class NodeView:
     capacity_type: str = "on-demand"
     pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
     drifted_at: float | None = None  # when its NodeClaim became Drifted (None: not drifted)
+    node_do_not_disrupt: bool = False  # the annotation is on the Node or NodeClaim itself, not only on pods
+    termination_grace_s: float | None = None  # the NodeClaim's terminationGracePeriod
 
 
 def pool_sizes(nodes: Sequence[NodeView], disrupting: Mapping[str, int]) -> dict[str, int]:
@@ -431,8 +433,10 @@ def pool_sizes(nodes: Sequence[NodeView], disrupting: Mapping[str, int]) -> dict
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                      now: float) -> list[tuple[NodeView, str]]:
-    """Nodes to remove now, each with why: expired ones, then empty ones past consolidateAfter
-    (most expensive first), within each pool's budget. Protected and do-not-disrupt nodes stay."""
+    """Nodes to remove now, each with why: expired ones (forceful: neither budgets nor
+    do-not-disrupt hold them — the drain waits for do-not-disrupt pods until terminationGracePeriod,
+    as Karpenter v1), then empty ones past consolidateAfter (most expensive first), within each
+    pool's budget. Protected and do-not-disrupt nodes are not emptied."""
     per_pool = pool_sizes(nodes, disrupting)
     picks: list[tuple[NodeView, str]] = []
     taken: dict[str, int] = dict(disrupting)
@@ -441,7 +445,7 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                    key=lambda n: -n.price)
     for n, why in [(n, "Expired") for n in expired] + [(n, "Empty") for n in empty]:
         policy = pools.get(n.nodepool, Disruption())
-        if n.do_not_disrupt:
+        if n.do_not_disrupt and why != "Expired":
             continue
         if why == "Empty":
             since = n.empty_since if n.empty_since is not None else now
@@ -449,7 +453,7 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                 continue
             if n.protected_until is not None and now < n.protected_until:
                 continue
-        # expiration is forceful in Karpenter v1: budgets do not hold it back (do-not-disrupt does here)
+        # expiration is forceful in Karpenter v1: budgets do not hold it back
         if why != "Expired" and policy.allowed(per_pool[n.nodepool], taken.get(n.nodepool, 0), why, now) <= 0:
             continue
         taken[n.nodepool] = taken.get(n.nodepool, 0) + 1

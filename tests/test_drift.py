@@ -25,7 +25,7 @@ from provisioner.drift import (
 from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode
-from provisioner.provisioning import Disruption, NodeView
+from provisioner.provisioning import Budget, Disruption, NodeView
 
 POOL: dict[str, Any] = {"metadata": {"name": "default"}, "spec": {
     "template": {"metadata": {"labels": {"team": "a"}}, "spec": {
@@ -141,9 +141,11 @@ def test_drifted_condition_is_set_kept_and_cleared() -> None:
 
 
 def view(name: str, pods: int = 1, drifted_at: float | None = 100.0, dnd: bool = False,
-         pool_name: str = "default") -> NodeView:
-    return NodeView(name, f"claim-{name}", pool_name, 0.1, pods, None, dnd, None, 0.0, None,
-                    pods_changed_at=0.0, drifted_at=drifted_at)
+         pool_name: str = "default", node_dnd: bool = False, grace: float | None = None,
+         expire: float | None = None) -> NodeView:
+    return NodeView(name, f"claim-{name}", pool_name, 0.1, pods, None, dnd or node_dnd, None, 0.0, expire,
+                    pods_changed_at=0.0, drifted_at=drifted_at, node_do_not_disrupt=node_dnd,
+                    termination_grace_s=grace)
 
 
 def replacing(*types: str) -> Plan:
@@ -173,14 +175,21 @@ def test_drift_respects_do_not_disrupt_unschedulable_pods_and_drifted_budgets() 
     def plan_for(ns: Any) -> Plan:
         return plans[ns[0].name]
 
-    assert disruption_actions([view("a", dnd=True)], POLICY, {}, 1000.0, plan_for) == []
+    assert disruption_actions([view("a", dnd=True)], POLICY, {}, 1000.0, plan_for) == []  # a pod says so
+    # ... unless the NodeClaim has a terminationGracePeriod (the drain waits for that pod until then)
+    [action] = disruption_actions([view("a", dnd=True, grace=600.0)], POLICY, {}, 1000.0, plan_for)
+    assert action.reason == "Drifted"
+    assert disruption_actions([view("a", node_dnd=True, grace=600.0)], POLICY, {}, 1000.0, plan_for) == []
+    # expiry is forceful: do-not-disrupt (pod or node) and budgets do not hold it
+    held = {"default": Disruption("WhenEmpty", None, (Budget("0"),))}
+    [action] = disruption_actions([view("a", node_dnd=True, expire=10.0)], held, {}, 1000.0, plan_for)
+    assert action.reason == "Expired"
     [action] = disruption_actions([view("b", drifted_at=1.0), view("a")], POLICY, {}, 1000.0, plan_for)
     assert [n.name for n in action.nodes] == ["a"]  # b's pods would not all schedule: blocked, a goes
     frozen = NodePool.model_validate({**POOL, "spec": {**POOL["spec"], "disruption": {
         "consolidationPolicy": "WhenEmpty", "consolidateAfter": "Never",
         "budgets": [{"nodes": "0", "reasons": ["Drifted"]}, {"nodes": "100%"}]}}})
-    held = {"default": Disruption.of(frozen)}
-    assert disruption_actions([view("a")], held, {}, 1000.0, plan_for) == []
+    assert disruption_actions([view("a")], {"default": Disruption.of(frozen)}, {}, 1000.0, plan_for) == []
     other = NodePool.model_validate({**POOL, "spec": {**POOL["spec"], "disruption": {
         "consolidationPolicy": "WhenEmpty", "consolidateAfter": "Never",
         "budgets": [{"nodes": "0", "reasons": ["Underutilized", "Empty"]}]}}})
