@@ -1,20 +1,27 @@
-"""Drift as Karpenter v1 decides it, on plain values: which NodeClaims are Drifted and why, and
-which drifted node the disruption controller replaces first, within which budgets."""
+"""Drift as Karpenter v1 decides it: on plain values, which NodeClaims are Drifted and why and
+which drifted node the disruption controller replaces first, within which budgets; against
+moto_server, the AWS provider's reasons (AMI through SSM, subnet, node class hash)."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+import boto3
 import pytest
 
 from provisioner.cloud.ami import AliasError, alias_parameters
+from provisioner.cloud.availability import UnavailableOfferings
+from provisioner.cloud.aws import AWSProvider, ec2_client
+from provisioner.cloud.base import Offering
+from provisioner.cloud.launch import launch
 from provisioner.disruption import disruption_actions
 from provisioner.drift import (
     NODECLASS_HASH,
     NODEPOOL_HASH,
     NODEPOOL_HASH_VERSION,
     drift_conditions,
+    network_drift,
     nodeclass_drift,
     nodeclass_hash,
     nodepool_drift,
@@ -26,6 +33,10 @@ from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode
 from provisioner.provisioning import Budget, Disruption, NodeView
+from tests.test_cloud import Clock, aws, request
+from tests.test_cloud import nodeclass as aws_nodeclass
+
+__all__ = ["aws"]  # the moto account fixture, shared with test_cloud
 
 POOL: dict[str, Any] = {"metadata": {"name": "default"}, "spec": {
     "template": {"metadata": {"labels": {"team": "a"}}, "spec": {
@@ -226,3 +237,44 @@ def test_ami_aliases_name_the_public_ssm_parameters() -> None:
         alias_parameters("windows2022@latest", "1.31")
     with pytest.raises(AliasError, match="expected family@version"):
         alias_parameters("al2023", "1.31")
+
+
+def test_security_group_and_subnet_drift() -> None:
+    assert network_drift("sn-1", ["sg-1", "sg-2"], ["sn-1", "sn-2"], ["sg-2", "sg-1"]) is None
+    assert network_drift("sn-1", ["sg-1"], ["sn-1"], ["sg-1", "sg-2"]) == "SecurityGroupDrift"  # exactly
+    assert network_drift("sn-3", ["sg-1"], ["sn-1"], ["sg-2"]) == "SecurityGroupDrift"  # Karpenter's order
+    assert network_drift("sn-3", ["sg-1"], ["sn-1"], ["sg-1"]) == "SubnetDrift"
+    assert network_drift("", [], ["sn-1"], ["sg-1"]) is None  # the instance says nothing: no evidence
+
+
+async def test_aws_provider_drift_against_moto(aws: dict) -> None:  # type: ignore[type-arg]
+    """An ssmParameter AMI term, the instance's subnet and the node class hash, on moto_server."""
+    clock = Clock()
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws["url"])
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=aws["url"])
+    old, new = [i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"]
+                if i["Architecture"] == "x86_64"][:2]
+    ssm.put_parameter(Name="/surge-drift-test/node-ami", Value=old, Type="String", Overwrite=True)
+    current = {"class": aws_nodeclass(amiSelectorTerms=[{"ssmParameter": "/surge-drift-test/node-ami"}])}
+    cloud = AWSProvider(ec2_client("us-east-1", aws["url"]), "demo", lambda _: current["class"], clock, ssm=ssm)
+    instance = await launch(cloud, request("drift-1", [Offering("m5.large", "on-demand", "us-east-1a", 0.096)]),
+                            UnavailableOfferings(), clock)
+    assert instance.image_id == old
+    claim = {"metadata": {"name": "drift-1", "annotations": stamps(pool(), current["class"])},
+             "spec": {"nodeClassRef": {"name": "default"}},
+             "status": {"providerID": instance.provider_id, "imageID": instance.image_id}}
+    assert await cloud.is_drifted(claim) is None
+    subnet = ec2.describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]["SubnetId"]
+    ec2.delete_tags(Resources=[subnet], Tags=[{"Key": "karpenter.sh/discovery"}])  # no longer selected
+    clock.t += 61
+    try:
+        assert await cloud.is_drifted(claim) == "SubnetDrift"
+    finally:
+        ec2.create_tags(Resources=[subnet], Tags=[{"Key": "karpenter.sh/discovery", "Value": "demo"}])
+    ssm.put_parameter(Name="/surge-drift-test/node-ami", Value=new, Type="String", Overwrite=True)
+    clock.t += 61
+    assert await cloud.is_drifted(claim) == "AMIDrift"
+    current["class"] = aws_nodeclass(amiSelectorTerms=[{"ssmParameter": "/surge-drift-test/node-ami"}],
+                                     userData="#!/bin/bash\necho changed")
+    assert await cloud.is_drifted(claim) == "NodeClassDrift"  # checked first, without AWS calls
+    await cloud.terminate([instance.id])

@@ -29,7 +29,7 @@ from provisioner.cloud.base import (
     LaunchRequest,
     Offering,
 )
-from provisioner.drift import nodeclass_drift
+from provisioner.drift import network_drift, nodeclass_drift
 from provisioner.nodeclass import AMISelectorTerm, EC2NodeClass, SelectorTerm
 
 # CreateFleet error codes that mean "no capacity here now" (the offering is marked unavailable);
@@ -74,6 +74,7 @@ class Resolved:
     subnets: Mapping[str, str]  # zone → subnet id (the one with most free addresses)
     security_groups: tuple[str, ...]
     images: Mapping[str, str]  # architecture (amd64/arm64) → newest matching AMI id
+    all_subnets: frozenset[str] = frozenset()  # every subnet the terms select (subnet drift)
 
 
 def _filters(term: SelectorTerm, name_filter: str) -> dict[str, Any]:
@@ -121,6 +122,7 @@ class AWSProvider:
         self.ssm, self.kubernetes_version, self.ssm_root = ssm, kubernetes_version, ssm_root
         self._templates: set[str] = set()
         self._resolved: dict[str, tuple[float, Resolved]] = {}
+        self._network_cache: tuple[float, dict[str, tuple[str, tuple[str, ...]]]] | None = None
         self._resolve_lock = asyncio.Lock()
         self._template_lock = asyncio.Lock()
 
@@ -148,10 +150,12 @@ class AWSProvider:
         spec = nodeclass.spec
         name = nodeclass.metadata.get("name", "")
         subnets: dict[str, tuple[int, str]] = {}
+        selected: set[str] = set()
         for term in spec.subnet_selector_terms:
             f = _filters(term, "tag:Name")
             kwargs = {"SubnetIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
             for sn in (await self._call("describe_subnets", **kwargs))["Subnets"]:
+                selected.add(sn["SubnetId"])
                 free = int(sn.get("AvailableIpAddressCount", 0))
                 if free > subnets.get(sn["AvailabilityZone"], (-1, ""))[0]:
                     subnets[sn["AvailabilityZone"]] = (free, sn["SubnetId"])
@@ -180,7 +184,7 @@ class AWSProvider:
         if missing:
             raise LaunchError(f"EC2NodeClass {name}: spec.{missing[0]} select nothing")
         return Resolved({z: s for z, (_, s) in subnets.items()}, tuple(dict.fromkeys(groups)),
-                        {a: i for a, (_, i) in images.items()})
+                        {a: i for a, (_, i) in images.items()}, frozenset(selected))
 
     async def _ssm_images(self, name: str, index: int, term: AMISelectorTerm) -> list[str]:
         """The AMI ids an alias (through AWS's public SSM parameters) or an ssmParameter term names now."""
@@ -213,10 +217,29 @@ class AWSProvider:
         if nodeclass is None:
             return None
         try:
-            images = (await self.resolve(nodeclass)).images.values()
+            resolved: Resolved | None = await self.resolve(nodeclass)
         except LaunchError:
-            images = None  # nothing resolves now: no evidence of AMI drift (the launch path reports it)
-        return nodeclass_drift(claim, nodeclass, images)
+            resolved = None  # nothing resolves now: no evidence of drift (the launch path reports it)
+        reason = nodeclass_drift(claim, nodeclass, resolved.images.values() if resolved else None)
+        if reason is not None or resolved is None:
+            return reason
+        instance_id = str((claim.get("status") or {}).get("providerID") or "").rsplit("/", 1)[-1]
+        subnet, groups = (await self._networks()).get(instance_id, ("", ()))
+        return network_drift(subnet, groups, resolved.all_subnets, resolved.security_groups)
+
+    async def _networks(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+        """Subnet and security groups of every live instance of the cluster: one listing shared by
+        all drift checks, at most RESOLVE_TTL_S old."""
+        now = self.clock()
+        if self._network_cache is not None and now - self._network_cache[0] < RESOLVE_TTL_S:
+            return self._network_cache[1]
+        pages = await asyncio.to_thread(lambda: list(self.ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [self.cluster]},
+                     {"Name": "instance-state-name", "Values": LIVE_STATES}])))
+        found = {i["InstanceId"]: (i.get("SubnetId", ""), tuple(g["GroupId"] for g in i.get("SecurityGroups") or []))
+                 for page in pages for r in page["Reservations"] for i in r["Instances"]}
+        self._network_cache = (now, found)
+        return found
 
     async def _launch_template(self, nodeclass: EC2NodeClass, resolved: Resolved, arch: str) -> str:
         spec = nodeclass.spec
