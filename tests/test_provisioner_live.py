@@ -22,6 +22,7 @@ import boto3
 import pytest
 from kubernetes_asyncio import client
 
+from autoscaler.operator.main import kubernetes_version
 from provisioner.catalog import load_catalog
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.aws import AWSProvider, ec2_client
@@ -152,7 +153,7 @@ async def rig(k8s: K8s, vpc: dict[str, Any], pool: dict | None = None, with_kube
     async with client.ApiClient(k8s.configuration) as api:
         cloud = AWSProvider(ec2_client("us-east-1", vpc["url"]), "demo",
                             lambda n: EC2NodeClass.model_validate(controller.nodeclasses[n]), time.time,
-                            ssm=vpc["ssm"], ssm_root=SSM_ROOT)
+                            ssm=vpc["ssm"], ssm_root=SSM_ROOT, kubernetes_version=await kubernetes_version(api))
         controller = ProvisioningController(ProvisionerKube(api), cloud, CATALOG, tick_s=0.1, gc_interval_s=3600,
                                             disruption_interval_s=0.3, interruptions=interruptions)
         tasks = [asyncio.create_task(controller.run())]
@@ -527,7 +528,8 @@ async def test_an_ami_release_drifts_nodes_which_are_replaced_before_the_drain(
     em, ssm = k8s_api.emulator, vpc["ssm"]
     old_ami, new_ami = [i["ImageId"] for i in vpc["ec2"].describe_images(Owners=["amazon"])["Images"]
                         if i["Architecture"] == "x86_64"][:2]
-    parameter = f"{SSM_ROOT}/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id"
+    # the alias names the AMIs built for the API server's version (the emulator says 1.30)
+    parameter = f"{SSM_ROOT}/eks/optimized-ami/1.30/amazon-linux-2023/x86_64/standard/recommended/image_id"
     ssm.put_parameter(Name=parameter, Value=old_ami, Type="String", Overwrite=True)
     aliased = {**NODECLASS, "spec": {**NODECLASS["spec"], "amiSelectorTerms": [{"alias": "al2023@latest"}]}}
     em.put("v1", "pods", pending_pod("web", cpu="700m", labels={"app": "web"}))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio import client, config
@@ -98,8 +100,9 @@ async def kubernetes_version(api: client.ApiClient, default: str = "1.31") -> st
     """The API server's major.minor: amiSelectorTerms aliases resolve the AMIs built for it
     (as Karpenter does); the default when the server does not say."""
     try:
-        info = await client.VersionApi(api).get_code()
-        return f"{int(info.major)}.{int(str(info.minor).rstrip('+'))}"
+        response: Any = await client.VersionApi(api).get_code(_preload_content=False)  # major/minor only
+        info = json.loads(await response.read())
+        return f"{int(info['major'])}.{int(str(info['minor']).rstrip('+'))}"
     except Exception as exc:
         logging.getLogger("surge.provisioner").warning("Kubernetes version unknown (%s): AMI aliases use %s",
                                                        exc, default)
