@@ -23,5 +23,6 @@ bench: setup
 	$(PY) bench/reaction.py
 	$(PY) bench/simulate.py
 	$(PY) bench/operator_scale.py
+	$(PY) bench/http.py
 	$(PY) bench/provision.py
 	$(PY) bench/cost.py

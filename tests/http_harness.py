@@ -156,12 +156,13 @@ async def start_interceptor(api_url: str, settings: Settings | None = None, tls:
                             ) -> Running:
     proxy_port, admin_port = free_port(), free_port()
     stop = asyncio.Event()
-    listen = Listen(proxy_port, admin_port, host="127.0.0.1", shutdown_delay_s=0.0)
+    listen = Listen(proxy_port, admin_port, host="127.0.0.1", shutdown_delay_s=0.0, metrics_port=free_port())
     if tls is not None:
         listen.tls_port, listen.tls_cert, listen.tls_key = free_port(), tls[0], tls[1]
     task = asyncio.create_task(run_interceptor(Configuration(host=api_url), settings or Settings(), listen,
                                                stop=stop))
-    running = Running(proxy_port, admin_port, task, stop, {"tls_port": listen.tls_port})
+    running = Running(proxy_port, admin_port, task, stop, {"tls_port": listen.tls_port,
+                                                           "metrics_port": listen.metrics_port})
     await wait_ready(admin_port, task)
     return running
 

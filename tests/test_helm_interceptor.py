@@ -35,7 +35,7 @@ def test_interceptor_deployment_services_pdb_and_policy() -> None:
     (policy,) = [p for p in of_kind(docs, "NetworkPolicy") if p["metadata"]["name"] == "surge-interceptor"]
     assert policy["spec"]["podSelector"]["matchLabels"] == labels
     open_rule, admin_rule = policy["spec"]["ingress"]
-    assert "from" not in open_rule and [p["port"] for p in open_rule["ports"]] == ["proxy"]
+    assert "from" not in open_rule and [p["port"] for p in open_rule["ports"]] == ["proxy", "metrics"]
     assert admin_rule["from"] == [{"podSelector": {"matchLabels": operator["spec"]["selector"]["matchLabels"]}}]
     assert [p["port"] for p in admin_rule["ports"]] == ["admin"]
 

@@ -105,6 +105,10 @@ async def test_scale_zero_to_one_to_zero_end_to_end(k8s_api: K8s) -> None:
     put_http_scaled_object(em, http_scaled_object("app", "app", hosts=["app.example.com"], scaledownPeriod=1,
                                                   replicas={"min": 0, "max": 5}))
     put_http_scaled_object(em, http_scaled_object("broken", "nope", hosts=["broken.example.com"]))
+    em.put("http.keda.sh/v1beta1", "interceptorroutes", {
+        "apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute", "metadata": {"name": "ir", "namespace": NS},
+        "spec": {"target": {"service": "app", "portName": "http"}, "rules": [{"hosts": ["ir.example.com"]}],
+                 "scalingMetric": {"concurrency": {"targetValue": 5}, "requestRate": {"targetValue": 20}}}})
 
     def replicas() -> int:
         return int(em.get("apps/v1", "deployments", NS, "app")["spec"]["replicas"])
@@ -138,8 +142,13 @@ async def test_scale_zero_to_one_to_zero_end_to_end(k8s_api: K8s) -> None:
                 broken = em.get("http.keda.sh/v1alpha1", "httpscaledobjects", NS, "broken")["status"]["conditions"]
                 assert (broken[0]["status"], broken[0]["reason"]) == ("False", "ServiceNotFound")
                 assert any(e["reason"] == "ServiceNotFound" and e["type"] == "Warning" for e in em.all("v1", "events"))
+                assert http.errors.labels(NS, "HTTPScaledObject", "broken", "ServiceNotFound")._value.get() == 1
                 async with s.get(ic.url + "/", headers={"Host": "broken.example.com"}) as r:
                     assert r.status == 503 and "nope" not in await r.text()
+                ir = em.get("http.keda.sh/v1beta1", "interceptorroutes", NS, "ir")["status"]["conditions"][0]
+                assert (ir["type"], ir["status"], ir["reason"]) == ("Ready", "True", "Reconciled")
+                async with s.get(ic.url + "/", headers={"Host": "ir.example.com"}) as r:
+                    assert r.status == 200  # an InterceptorRoute to the same Service, now ready
             await until(lambda: replicas() == 0, timeout_s=30)  # idle past scaledownPeriod → back to zero
             # deleting the HTTPScaledObject removes the ScaledObject it owns
             em.store.objects[("http.keda.sh/v1alpha1", "httpscaledobjects")].pop((NS, "app"))

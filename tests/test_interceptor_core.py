@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from autoscaler.interceptor.counts import Counter, RequestBuckets
@@ -149,7 +151,7 @@ def test_signals_sum_interceptors_rate_and_staleness() -> None:
 
 def test_routes_from_manifests_carry_the_add_on_defaults() -> None:
     meta = {"name": "a", "namespace": "web"}
-    so = {"apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject", "metadata": meta,
+    so: dict[str, Any] = {"apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject", "metadata": meta,
           "spec": {"hosts": ["a.example.com"], "scaleTargetRef": {"name": "a", "service": "a", "port": 80},
                    "timeouts": {"conditionWait": "20s", "responseHeader": "2s"},
                    "scalingMetric": {"requestRate": {"targetValue": 50}}}}
@@ -184,3 +186,69 @@ def test_admin_endpoints_take_ready_addresses_on_the_admin_port() -> None:
                                   {"addresses": ["10.0.0.2"], "conditions": {"ready": False}},
                                   {"addresses": ["10.0.0.3"]}]}}
     assert admin_endpoints(slices) == {"10.0.0.1:9090", "10.0.0.3:9090"}
+
+
+def test_generated_scaled_object_is_the_add_ons_with_predictive_from_the_annotation() -> None:
+    from autoscaler.interceptor.operator import generated_scaled_object
+    from autoscaler.manifests.keda import ScaledObject
+
+    raw = {"apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject",
+           "metadata": {"name": "a", "namespace": "web", "uid": "u1", "labels": {"team": "x"},
+                        "annotations": {"surge.dev/predictive": '{"mode": "on", "horizon": "10m"}'}},
+           "spec": {"scaleTargetRef": {"name": "a", "service": "a", "port": 80}, "replicas": {"max": 7},
+                    "scaledownPeriod": 60}}
+    so = generated_scaled_object(raw)
+    assert so["spec"]["pollingInterval"] == 15 and so["spec"]["advanced"]["restoreToOriginalReplicaCount"]
+    assert "minReplicaCount" not in so["spec"] and so["spec"]["maxReplicaCount"] == 7
+    assert so["spec"]["cooldownPeriod"] == 60 and so["metadata"]["labels"] == {"team": "x"}
+    assert so["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    parsed = ScaledObject.model_validate(so)  # a valid ScaledObject, forecasting on
+    assert parsed.spec.advanced is not None and parsed.spec.advanced.predictive is not None
+    assert parsed.spec.advanced.predictive.mode == "on"
+
+
+async def test_external_push_scaler_reads_the_source_and_refuses_other_metadata() -> None:
+    from scalers.base import Trigger
+    from scalers.errors import ConfigError
+    from scalers.http_addon import HTTPAddonScaler, SignalError, use_source
+
+    class Source:
+        def load(self, kind: str, namespace: str, name: str) -> float:
+            if name == "gone":
+                raise LookupError(f"{kind} {namespace}/{name} not found")
+            return {"legacy": 12.0, "HTTPScaledObject": 1.5}[kind]
+
+        async def changes(self, kind: str, namespace: str, name: str):  # type: ignore[no-untyped-def]
+            yield None
+
+    legacy = HTTPAddonScaler(Trigger("external-push", {"interceptorTargetPendingRequests": "5"}, namespace="web"))
+    routed = HTTPAddonScaler(Trigger("external-push", {"httpScaledObject": "a", "scalerAddress": "x:9090"},
+                                     namespace="web"))
+    assert legacy.metric_specs()[0].target == 5 and routed.metric_specs()[0].target == 1
+    with pytest.raises(SignalError, match="no interceptor hub"):
+        await routed.metrics()
+    use_source(Source())
+    try:
+        assert (await legacy.metrics()).values == {legacy.metric_specs()[0].name: 12.0}
+        reading = await routed.metrics()
+        assert reading.active and reading.values[routed.metric_specs()[0].name] == 1.5
+        with pytest.raises(SignalError, match="HTTPScaledObject web/gone not found"):
+            await HTTPAddonScaler(Trigger("external-push", {"httpScaledObject": "gone"}, namespace="web")).metrics()
+    finally:
+        use_source(None)
+    with pytest.raises(ConfigError, match="httpScaledObject"):
+        HTTPAddonScaler(Trigger("external-push", {"scalerAddress": "other:9090"}))
+    with pytest.raises(ConfigError, match="interceptorTargetPendingRequests"):
+        HTTPAddonScaler(Trigger("external-push", {"interceptorTargetPendingRequests": "lots"}))
+
+
+def test_static_route_rules_match_like_the_add_on() -> None:
+    from autoscaler.interceptor.routing import rule_matches
+
+    rule = Rule(hosts=("*.example.com", "exact.org:8080"), paths=("/status",), headers=(HeaderMatch("X-Probe"),))
+    assert rule_matches(rule, "a.b.example.com", "/status/live", [("x-probe", "1")])
+    assert rule_matches(rule, "exact.org", "/status", [("X-Probe", "")])
+    assert not rule_matches(rule, "example.com", "/status", [("X-Probe", "1")])  # the apex is not under *.
+    assert not rule_matches(rule, "a.example.com", "/statuses", [("X-Probe", "1")])
+    assert not rule_matches(rule, "a.example.com", "/status", [])
+    assert rule_matches(Rule(), "anything", "/", [])

@@ -61,11 +61,33 @@ async def test_routes_to_the_declared_service_only(k8s_api: K8s) -> None:
                 assert (await get(s, ic.url + "/x", "b.example.com"))[0] == 404
                 reader, writer = await asyncio.open_connection("127.0.0.1", ic.proxy_port)
                 writer.write(f"GET http://127.0.0.1:{b.port}/ HTTP/1.1\r\nHost: evil.example.com\r\n\r\n".encode())
-                assert (await reader.readline()).startswith(b"HTTP/1.1 404")
+                assert (await raw_response(reader))[0] == 404
+                # absolute-form to a declared host reaches that route's pod, as a path
+                writer.write(b"GET http://a.example.com/abs?x=1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+                status, body = await raw_response(reader)
+                assert status == 200 and b'"path": "/abs?x=1"' in body
+                # Expect: 100-continue is answered before the body is sent
+                writer.write(b"POST /upload HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5\r\n"
+                             b"Expect: 100-continue\r\n\r\n")
+                assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+                writer.write(b"hello")
+                assert (await reader.readline()).startswith(b"HTTP/1.1 200")
                 writer.close()
-            assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 4
+            assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 6
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{ic.extra['metrics_port']}/metrics") as r:
+                text = await r.text()  # the add-on's metric names
+            assert 'interceptor_request_count_total{code="200",method="GET",route_name="a",route_namespace="web"} 5.0' \
+                in text
+            assert 'interceptor_request_count_total{code="404",method="GET",route_name="",route_namespace=""}' in text
+            assert 'interceptor_request_concurrency{route_name="a",route_namespace="web"} 0.0' in text
         finally:
             await ic.close()
+
+
+async def raw_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return int(head.split()[1]), await reader.readexactly(length)
 
 
 async def test_hold_at_zero_then_forward_and_disconnect_frees_the_slot(k8s_api: K8s) -> None:
@@ -116,8 +138,9 @@ async def test_readiness_timeout_gives_504_or_the_failover(k8s_api: K8s) -> None
             async with aiohttp.ClientSession() as s:
                 status, body, _ = await get(s, ic.url + "/", "a.example.com")
                 assert status == 504 and body == "Gateway Timeout\n"
-                status, body, _ = await get(s, ic.url + "/p", "f.example.com")
+                status, body, headers = await get(s, ic.url + "/p", "f.example.com")
                 assert status == 200 and '"pod": "fallback"' in body
+                assert "X-KEDA-HTTP-Cold-Start" not in headers  # as the add-on: no header on the fallback path
         finally:
             await ic.close()
 
@@ -129,11 +152,11 @@ async def test_response_header_timeout_is_504_and_upstream_gone_is_502(k8s_api: 
         put_endpoints(em, "a", [a.port])
         put_http_scaled_object(em, http_scaled_object("a", "a", hosts=["a.example.com"],
                                                       timeouts={"responseHeader": "300ms"}))
-        ic = await start_interceptor(k8s_api.url)
+        ic = await start_interceptor(k8s_api.url, Settings(dial_retry_s=0.3))
         try:
             async with aiohttp.ClientSession() as s:
-                assert (await get(s, ic.url + "/slow?s=2", "a.example.com"))[0] == 504
-                await a.stop()  # listed as ready, refuses connections
+                assert (await get(s, ic.url + "/slow?s=1", "a.example.com"))[0] == 504
+                await a.stop()  # listed as ready, refuses connections: dialled again for 0.3 s, then 502
                 assert (await get(s, ic.url + "/x", "a.example.com"))[0] == 502
         finally:
             await ic.close()
@@ -237,3 +260,81 @@ async def test_streams_bodies_both_ways_and_tunnels_websockets(k8s_api: K8s, tmp
             assert (await counts(ic.admin_port))["web/a"]["RequestCount"] == 5
         finally:
             await ic.close()
+
+
+async def test_upstream_framing_and_stale_keep_alive(k8s_api: K8s) -> None:
+    """HEAD and 204 carry no body, a 5 MB body arrives intact, and a pooled connection the pod
+    closed while idle is replaced without the client noticing."""
+    from aiohttp import web
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=bytes(range(256)) * 20480)
+
+    async def empty(_: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    app.router.add_get("/empty", empty)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=0.2)  # the pod drops idle connections fast
+    await runner.setup()
+    from tests.servers import free_port
+
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    em = k8s_api.emulator
+    put_service(em, "a")
+    put_endpoints(em, "a", [port])
+    put_http_scaled_object(em, http_scaled_object("a", "a", hosts=["a.example.com"]))
+    ic = await start_interceptor(k8s_api.url)
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(ic.url + "/big", headers={"Host": "a.example.com"}) as r:
+                assert r.status == 200 and await r.read() == bytes(range(256)) * 20480
+            await asyncio.sleep(0.5)  # the pooled connection is closed by the pod meanwhile
+            async with s.head(ic.url + "/big", headers={"Host": "a.example.com"}) as r:
+                assert r.status == 200 and r.headers["Content-Length"] == str(256 * 20480)
+            async with s.get(ic.url + "/empty", headers={"Host": "a.example.com"}) as r:
+                assert r.status == 204 and await r.read() == b""
+    finally:
+        await ic.close()
+        await runner.cleanup()
+
+
+async def test_placeholder_and_static_routes_of_an_interceptor_route(k8s_api: K8s) -> None:
+    em = k8s_api.emulator
+    async with upstreams("a") as (a,):
+        put_service(em, "a")
+        put_endpoints(em, "a", [])
+        em.put("http.keda.sh/v1beta1", "interceptorroutes", {
+            "apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute",
+            "metadata": {"name": "p", "namespace": "web"},
+            "spec": {"target": {"service": "a", "port": 80}, "rules": [{"hosts": ["p.example.com"]}],
+                     "scalingMetric": {"concurrency": {"targetValue": 10}},
+                     "coldStart": {"placeholder": {"response": {"body": "warming up",
+                                                                "headers": {"Retry-After": "5"}}}},
+                     "staticRoutes": [
+                         {"rules": [{"paths": [{"value": "/healthz"}]}], "response": {"body": "ok"},
+                          "responseMode": "Always"},
+                         {"rules": [{"paths": [{"value": "/maint"}]}],
+                          "response": {"statusCode": 202, "body": "down for now"}}]}})
+        ic = await start_interceptor(k8s_api.url)
+        try:
+            async with aiohttp.ClientSession() as s:
+                status, body, headers = await get(s, ic.url + "/x", "p.example.com")
+                assert (status, body, headers["Retry-After"]) == (503, "warming up", "5")  # at once, not held
+                assert (await get(s, ic.url + "/maint/1", "p.example.com"))[:2] == (202, "down for now")
+                assert (await get(s, ic.url + "/healthz", "p.example.com"))[:2] == (200, "ok")
+                put_endpoints(em, "a", [a.port])
+                await until(lambda: _status_of(s, ic.url + "/x", "p.example.com", 200))
+                status, body, _ = await get(s, ic.url + "/maint/1", "p.example.com")
+                assert status == 200 and '"pod": "a"' in body  # WhenUnavailable: the pod answers once ready
+                assert (await get(s, ic.url + "/healthz", "p.example.com"))[:2] == (200, "ok")  # Always
+            # the placeholder request was counted (it wakes the workload); static routes are not
+            assert (await counts(ic.admin_port))["web/p"]["RequestCount"] >= 2
+        finally:
+            await ic.close()
+
+
+async def _status_of(s: aiohttp.ClientSession, url: str, host: str, want: int) -> bool:
+    return (await get(s, url, host))[0] == want

@@ -23,12 +23,12 @@ def interceptor(
     namespace: str = typer.Option(os.environ.get("KEDA_HTTP_WATCH_NAMESPACE", ""), "--namespace",
                                   help="watch one namespace (default: all)"),
     shutdown_delay: float = typer.Option(5.0, "--shutdown-delay", help="seconds between SIGTERM and closing"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus /metrics (the add-on uses 2223)"),
     readiness_timeout: float | None = typer.Option(None, "--readiness-timeout",
                                                    help="seconds to hold at zero (0: no limit)"),
     header_read_timeout: float | None = typer.Option(None, "--header-read-timeout"),
 ) -> None:
     """Run the HTTP interceptor: route like the KEDA HTTP add-on, hold requests at zero, report counts."""
-    import asyncio
     import logging
 
     from autoscaler.interceptor.main import Listen, run_interceptor, settings_from_env
@@ -44,14 +44,17 @@ def interceptor(
     if tls_port is None and os.environ.get("KEDA_HTTP_PROXY_TLS_ENABLED", "").lower() == "true":
         tls_port = _env_int("KEDA_HTTP_PROXY_TLS_PORT", 8443)
     listen = Listen(proxy_port, admin_port, tls_port=tls_port, tls_cert=tls_cert, tls_key=tls_key,
-                    shutdown_delay_s=shutdown_delay)
+                    shutdown_delay_s=shutdown_delay, metrics_port=metrics_port)
 
     async def main() -> None:
         await run_interceptor(await load_configuration(server), settings, listen, namespace)
 
+    import ssl
+
+    import uvloop
+
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; the stdlib loop also works
-        asyncio.run(main())
-    else:
         uvloop.run(main())
+    except (OSError, ssl.SSLError) as exc:  # a port in use, an unreadable certificate: said, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

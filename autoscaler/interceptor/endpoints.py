@@ -40,6 +40,7 @@ class _Service:
 class Endpoints:
     def __init__(self) -> None:
         self.services: dict[SvcKey, _Service] = {}
+        self.slice_owner: dict[tuple[str, str], SvcKey] = {}  # a deletion may name the slice only
 
     def _svc(self, key: SvcKey) -> _Service:
         svc = self.services.get(key)
@@ -65,14 +66,17 @@ class Endpoints:
 
     def apply_slice(self, event_type: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
+        ns, name = meta.get("namespace") or "default", meta.get("name", "")
         service = (meta.get("labels") or {}).get(SERVICE_LABEL)
-        if not service:
+        owner = (ns, service) if service else self.slice_owner.get((ns, name))
+        if owner is None:
             return
-        svc = self._svc((meta.get("namespace") or "default", service))
-        name = meta.get("name", "")
+        svc = self._svc(owner)
         if event_type == "DELETED":
+            self.slice_owner.pop((ns, name), None)
             svc.slices.pop(name, None)
         else:
+            self.slice_owner[(ns, name)] = owner
             ready = [ep["addresses"][0] for ep in obj.get("endpoints") or []
                      if ep.get("addresses") and (ep.get("conditions") or {}).get("ready") is not False]
             by_port: dict[str, list[tuple[str, int]]] = {}

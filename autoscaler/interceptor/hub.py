@@ -31,6 +31,7 @@ from autoscaler.interceptor.routes import Metric
 
 log = logging.getLogger("surge.interceptor.hub")
 STALE_AFTER_S = 3.0  # six missed 500 ms reports (KEDA's own scaler timeout is 3 s)
+STREAM_IDLE_S = 10.0
 
 
 @dataclass
@@ -169,7 +170,10 @@ class InterceptorHub:
 
     async def _follow(self, endpoint: str) -> None:
         if self.session is None:
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=2))
+            # a stream silent for STREAM_IDLE_S (twenty reports' worth) is reopened: a dead peer on a
+            # half-open connection would otherwise keep it forever (staleness errors come at 3 s anyway)
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=2,
+                                                                               sock_read=STREAM_IDLE_S))
         while True:
             try:
                 async with self.session.get(f"http://{endpoint}/stream") as resp:

@@ -1,21 +1,19 @@
-"""List-then-watch of the objects the interceptor and the HTTP controller follow, as plain dicts.
-
-Each round lists the kind (replacing what was known, so deletions missed while disconnected are
-not kept) and then watches from the list's resourceVersion; a watch that ends or fails starts a new
-round after a short pause. The kubernetes-asyncio method names appear here literally, so the RBAC
+"""What the interceptor and the HTTP controller follow, as plain dicts, through the one
+list-then-watch helper. The kubernetes-asyncio method names appear here literally, so the RBAC
 table in autoscaler/operator/rbac.py can be checked against them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
+
+from provisioner.watch import Watcher
 
 log = logging.getLogger("surge.interceptor")
 HTTP_GROUP = "http.keda.sh"
@@ -50,27 +48,26 @@ def kinds(api: client.ApiClient, namespace: str = "") -> dict[str, Kind]:
     }
 
 
-async def follow(kind: Kind, handle: Handler, reset: Callable[[list[dict[str, Any]]], Any],
-                 timeout_s: int = 300, label_selector: str | None = None) -> None:
-    """Forever: list (`reset` gets every item), then apply watch events with `handle`."""
-    extra = {"label_selector": label_selector} if label_selector else {}
+async def follow(kind: Kind, handle: Handler, synced: Callable[[], Any] | None = None,
+                 timeout_s: int = 300) -> None:
+    """Forever: apply the collection's events with `handle` (through the shared list-then-watch
+    helper, `provisioner/watch.py`: objects deleted while disconnected come out as DELETED with
+    their namespace and name only); `synced` runs once the first list has been applied."""
+    watcher = Watcher(kind.lister, timeout_s=timeout_s)
+    failures = 0
     while True:
         try:
-            resp = await kind.lister(_preload_content=False, **extra)
-            body = json.loads(await resp.read())
-            result = reset(body.get("items") or [])
-            if asyncio.iscoroutine(result):
-                await result
-            w = watch.Watch()
-            stream = w.stream(kind.lister, resource_version=(body.get("metadata") or {}).get("resourceVersion"),
-                              timeout_seconds=timeout_s, **extra)
-            w.return_type = None  # type: ignore[assignment]  # keep plain dicts
-            async for event in stream:
-                result = handle(event["type"], event["raw_object"])
+            async for event in watcher.events():
+                failures = 0
+                if event["type"] == "SYNCED":
+                    result = synced() if synced is not None else None
+                else:
+                    result = handle(event["type"], event["object"])
                 if asyncio.iscoroutine(result):
                     await result
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # back off 1, 2, 4 … 30 s while the API cannot be reached
+            failures += 1
             log.warning("%s watch ended: %s", kind.name, exc)
-            await asyncio.sleep(1)
+            await asyncio.sleep(min(30.0, 2.0 ** (failures - 1)))

@@ -22,7 +22,7 @@ from aiohttp import web
 from kubernetes_asyncio import client
 
 from autoscaler.interceptor import kube
-from autoscaler.interceptor.proxy import Interceptor, Settings, State, admin_app
+from autoscaler.interceptor.proxy import Interceptor, Settings, State, admin_app, metrics_app
 from autoscaler.manifests.keda import duration_seconds
 
 log = logging.getLogger("surge.interceptor")
@@ -37,6 +37,7 @@ ENV = {
     "KEDA_HTTP_ENABLE_COLD_START_HEADER": "cold_start_header", "SURGE_HTTP_HEADER_READ_TIMEOUT": "header_read_s",
     "SURGE_HTTP_BODY_IDLE_TIMEOUT": "body_idle_s", "SURGE_HTTP_MAX_URL_BYTES": "max_url_bytes",
     "SURGE_HTTP_MAX_HEADER_BYTES": "max_header_bytes", "SURGE_HTTP_REPORT_INTERVAL": "tick_s",
+    "SURGE_HTTP_MAX_CONNS_PER_HOST": "max_conns_per_host",
 }
 
 
@@ -73,6 +74,7 @@ class Listen:
     tls_cert: str | None = None
     tls_key: str | None = None
     shutdown_delay_s: float = 5.0  # KEDA_HTTP_SHUTDOWN_DELAY: endpoints see us leave before we stop listening
+    metrics_port: int | None = None  # Prometheus /metrics (the add-on's exporter port is 2223)
 
 
 def proxy_server(interceptor: Interceptor) -> web.Server:
@@ -86,25 +88,16 @@ def proxy_server(interceptor: Interceptor) -> web.Server:
 async def watch_all(api: client.ApiClient, state: State, namespace: str = "") -> None:
     k = kube.kinds(api, namespace)
 
-    def route_kind(name: str) -> tuple[Any, Any]:
-        return (lambda t, o: state.apply_route_object(name, t, o),
-                lambda items: state.reset_route_objects(name, items))
-
-    def reset_services(items: list[dict[str, Any]]) -> None:
-        for obj in items:
-            state.endpoints.apply_service("ADDED", obj)
-        state.synced.add("Service")
-
-    def reset_slices(items: list[dict[str, Any]]) -> None:
-        for obj in items:
-            state.endpoints.apply_slice("ADDED", obj)
-        state.synced.add("EndpointSlice")
+    def synced(kind: str) -> Any:
+        return lambda: state.mark_synced(kind)
 
     await asyncio.gather(
-        kube.follow(k["InterceptorRoute"], *route_kind("InterceptorRoute")),
-        kube.follow(k["HTTPScaledObject"], *route_kind("HTTPScaledObject")),
-        kube.follow(k["Service"], state.endpoints.apply_service, reset_services),
-        kube.follow(k["EndpointSlice"], state.endpoints.apply_slice, reset_slices))
+        kube.follow(k["InterceptorRoute"], lambda t, o: state.apply_route_object("InterceptorRoute", t, o),
+                    synced("InterceptorRoute")),
+        kube.follow(k["HTTPScaledObject"], lambda t, o: state.apply_route_object("HTTPScaledObject", t, o),
+                    synced("HTTPScaledObject")),
+        kube.follow(k["Service"], state.endpoints.apply_service, synced("Service")),
+        kube.follow(k["EndpointSlice"], state.endpoints.apply_slice, synced("EndpointSlice")))
 
 
 async def run_interceptor(configuration: client.Configuration, settings: Settings, listen: Listen,
@@ -121,6 +114,10 @@ async def run_interceptor(configuration: client.Configuration, settings: Setting
     admin = web.AppRunner(admin_app(state), access_log=None)
     await admin.setup()
     await web.TCPSite(admin, listen.host, listen.admin_port).start()
+    metrics = web.AppRunner(metrics_app(interceptor.metrics.registry), access_log=None)
+    await metrics.setup()
+    if listen.metrics_port is not None:  # its own port: Prometheus may reach it, the admin port stays closed
+        await web.TCPSite(metrics, listen.host, listen.metrics_port).start()
     proxy = web.ServerRunner(proxy_server(interceptor), shutdown_timeout=settings.drain_s)
     await proxy.setup()
     await web.TCPSite(proxy, listen.host, listen.proxy_port, backlog=4096).start()
@@ -146,3 +143,4 @@ async def run_interceptor(configuration: client.Configuration, settings: Setting
                 await watches
             await interceptor.close()
             await admin.cleanup()
+            await metrics.cleanup()

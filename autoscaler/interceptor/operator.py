@@ -28,6 +28,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry, Counter
 
 from autoscaler.interceptor import kube
 from autoscaler.interceptor.hub import InterceptorHub, admin_endpoints
@@ -90,7 +91,11 @@ def generated_scaled_object(raw: dict[str, Any], polling_interval: int = 15) -> 
 
 class HTTPController:
     def __init__(self, api: client.ApiClient, hub: InterceptorHub, interceptor_service: tuple[str, str] | None,
-                 clock: Callable[[], float] = time.time, polling_interval: int = 15) -> None:
+                 clock: Callable[[], float] = time.time, polling_interval: int = 15,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.errors = Counter("surge_http_object_errors", "HTTPScaledObjects / InterceptorRoutes found invalid or "
+                              "pointing at a missing Service or port", ("namespace", "kind", "name", "reason"),
+                              registry=registry or CollectorRegistry())
         self.polling_interval = polling_interval  # the add-on's; the HPA's own sync period is also 15 s
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
@@ -103,17 +108,18 @@ class HTTPController:
         self.services: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.written: dict[ObjKey, Any] = {}  # last status written (write on change only)
         self.slices: dict[str, dict[str, Any]] = {}
+        self.synced: set[str] = set()
         self.lock = asyncio.Lock()
 
     async def run(self) -> None:
-        follows = [kube.follow(self.kinds[k], self._on(k), self._reset(k)) for k in VERSIONS]
-        follows.append(kube.follow(self.kinds["Service"], self._on_service, self._reset_services))
+        follows = [kube.follow(self.kinds[k], self._on(k), self._synced(k)) for k in VERSIONS]
+        follows.append(kube.follow(self.kinds["Service"], self._on_service, self._synced("Service")))
         if self.interceptor_service is not None:
             ns, name = self.interceptor_service
-            admin = kube.Kind("endpointslices",
-                              lambda **kw: self.discovery.list_namespaced_endpoint_slice(ns, **kw))
-            follows.append(kube.follow(admin, self._on_admin_slice, self._reset_admin_slices,
-                                       label_selector=f"kubernetes.io/service-name={name}"))
+            selector = f"kubernetes.io/service-name={name}"
+            admin = kube.Kind("endpointslices", lambda **kw: self.discovery.list_namespaced_endpoint_slice(
+                ns, label_selector=selector, **kw))
+            follows.append(kube.follow(admin, self._on_admin_slice))
         await asyncio.gather(*follows)
 
     # --- interceptor endpoints -------------------------------------------------------------------
@@ -125,34 +131,26 @@ class HTTPController:
             self.slices[name] = obj
         self.hub.set_endpoints(admin_endpoints(self.slices))
 
-    def _reset_admin_slices(self, items: list[dict[str, Any]]) -> None:
-        self.slices = {(o.get("metadata") or {}).get("name", ""): o for o in items}
-        self.hub.set_endpoints(admin_endpoints(self.slices))
-
     # --- routes ------------------------------------------------------------------------------------
     def _on(self, kind: str) -> Callable[[str, dict[str, Any]], Any]:
         async def handle(event_type: str, obj: dict[str, Any]) -> None:
             meta = obj.get("metadata") or {}
             key = (kind, meta.get("namespace") or "default", meta.get("name", ""))
             if event_type == "DELETED":
-                self.objects.pop(key, None)
+                known = self.objects.pop(key, obj)  # a deletion seen after a gap names the object only
                 self.written.pop(key, None)
-                await self._deleted(key, obj)
+                await self._deleted(key, known)
             else:
                 self.objects[key] = obj
             await self.reconcile(key)
         return handle
 
-    def _reset(self, kind: str) -> Callable[[list[dict[str, Any]]], Any]:
-        async def reset(items: list[dict[str, Any]]) -> None:
-            for k in [k for k in self.objects if k[0] == kind]:
-                del self.objects[k]
-            for obj in items:
-                meta = obj.get("metadata") or {}
-                self.objects[(kind, meta.get("namespace") or "default", meta.get("name", ""))] = obj
-            for k in [k for k in self.objects if k[0] == kind]:
+    def _synced(self, kind: str) -> Callable[[], Any]:
+        async def synced() -> None:
+            self.synced.add(kind)
+            for k in [k for k in self.objects if kind == "Service" or k[0] == kind]:
                 await self.reconcile(k)
-        return reset
+        return synced
 
     async def _on_service(self, event_type: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -162,13 +160,6 @@ class HTTPController:
         else:
             self.services[key] = (obj.get("spec") or {}).get("ports") or []
         for k in [k for k in self.objects if k[1] == key[0]]:
-            await self.reconcile(k)
-
-    async def _reset_services(self, items: list[dict[str, Any]]) -> None:
-        self.services = {((o.get("metadata") or {}).get("namespace") or "default",
-                          (o.get("metadata") or {}).get("name", "")): (o.get("spec") or {}).get("ports") or []
-                         for o in items}
-        for k in list(self.objects):
             await self.reconcile(k)
 
     def _service_problem(self, ns: str, target: ServicePort) -> tuple[str, str] | None:
@@ -195,6 +186,8 @@ class HTTPController:
         return None
 
     async def reconcile(self, key: ObjKey) -> None:
+        if "Service" not in self.synced:
+            return  # judged once the Services are known: no passing ServiceNotFound at start
         async with self.lock:
             try:
                 await self._reconcile(key)
@@ -293,6 +286,7 @@ class HTTPController:
                                                                     {"status": body})
             self.written[key] = (status, reason, message)
             if warn:
+                self.errors.labels(ns, kind, name, reason).inc()
                 await self._event(ns, raw, reason, message)
         except ApiException as exc:
             log.warning("could not write the status of %s %s/%s: %s", kind, ns, name, exc.reason)
@@ -312,7 +306,8 @@ class HTTPController:
             log.warning("could not record event %s: %s", reason, exc.reason)
 
 
-def make_http_controller(api: client.ApiClient, env: dict[str, str]) -> HTTPController:
+def make_http_controller(api: client.ApiClient, env: dict[str, str], registry: CollectorRegistry | None = None
+                         ) -> HTTPController:
     """The HTTP controller and its hub from the chart's environment: SURGE_INTERCEPTOR_ADMIN_SERVICE
     (namespace/name of the interceptors' admin Service), SURGE_INTERCEPTOR_STALE_AFTER (seconds) and
     SURGE_HTTP_POLLING_INTERVAL (of the generated ScaledObjects; the add-on's 15 by default)."""
@@ -325,4 +320,4 @@ def make_http_controller(api: client.ApiClient, env: dict[str, str]) -> HTTPCont
     hub = InterceptorHub(float(env.get("SURGE_INTERCEPTOR_STALE_AFTER") or 3.0))
     use_source(hub)
     return HTTPController(api, hub, (ns, name) if service else None,
-                          polling_interval=int(env.get("SURGE_HTTP_POLLING_INTERVAL") or 15))
+                          polling_interval=int(env.get("SURGE_HTTP_POLLING_INTERVAL") or 15), registry=registry)

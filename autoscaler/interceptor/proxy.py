@@ -27,11 +27,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from autoscaler.interceptor.counts import Counter
 from autoscaler.interceptor.endpoints import Endpoints, Resolution
-from autoscaler.interceptor.routes import Route, ServicePort, build_routes, effective_readiness
-from autoscaler.interceptor.routing import MalformedHost, RouteRef, RoutingTable, request_host
+from autoscaler.interceptor.metrics import InterceptorMetrics
+from autoscaler.interceptor.routes import Route, ServicePort, Static, build_routes, effective_readiness
+from autoscaler.interceptor.routing import MalformedHost, RouteRef, RoutingTable, request_host, rule_matches
+from autoscaler.interceptor.upstream import ConnectError, Pool, UpstreamError
 
 log = logging.getLogger("surge.interceptor")
 COLD_START_HEADER = "X-KEDA-HTTP-Cold-Start"
@@ -39,6 +42,7 @@ HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer",
     "Transfer-Encoding", "Upgrade"))
 CHUNK = 64 * 1024
+DIAL_RETRY_EVERY_S = 0.05  # the add-on's dial retry interval
 
 
 @dataclass
@@ -49,11 +53,13 @@ class Settings:
     request_s: float = 0.0  # KEDA_HTTP_REQUEST_TIMEOUT: 0 is no limit
     response_header_s: float = 300.0  # KEDA_HTTP_RESPONSE_HEADER_TIMEOUT
     connect_s: float = 0.5  # KEDA_HTTP_CONNECT_TIMEOUT
+    dial_retry_s: float = 60.0  # a failed dial is retried every 50 ms for this long (the add-on's maxRetryDuration)
     header_read_s: float = 60.0  # the add-on's ReadHeaderTimeout (slow-loris), also the idle keep-alive limit
     body_idle_s: float = 60.0  # a request body that sends nothing for this long is abandoned
     max_url_bytes: int = 8192  # request target longer than this → 414
     max_header_bytes: int = 65536  # header block larger than this → 431
     max_idle_per_host: int = 200  # KEDA_HTTP_MAX_IDLE_CONNS_PER_HOST
+    max_conns_per_host: int = 0  # upstream connections per pod address; 0 is no limit (Go's default)
     cold_start_header: bool = True  # KEDA_HTTP_ENABLE_COLD_START_HEADER
     tick_s: float = 0.5  # how often /stream reports (the add-on's scaler polls every 500 ms)
     drain_s: float = 30.0  # KEDA_HTTP_DRAIN_TIMEOUT
@@ -86,13 +92,13 @@ class State:
             self.objects[kind].pop(key, None)
         else:
             self.objects[kind][key] = obj
-        self.rebuild()
+        if kind in self.synced:  # the first list is applied in one rebuild, when it is complete
+            self.rebuild()
 
-    def reset_route_objects(self, kind: str, items: list[dict[str, Any]]) -> None:
-        self.objects[kind] = {((o.get("metadata") or {}).get("namespace") or "default",
-                               (o.get("metadata") or {}).get("name", "")): o for o in items}
+    def mark_synced(self, kind: str) -> None:
         self.synced.add(kind)
-        self.rebuild()
+        if kind in self.objects:
+            self.rebuild()
 
     def rebuild(self) -> None:
         routes, errors = build_routes(self.objects["InterceptorRoute"].values(),
@@ -120,6 +126,16 @@ class State:
 def _static(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
     """A short plain-text answer that names nothing internal."""
     return web.Response(status=status, text=text + "\n", headers=headers)
+
+
+def _answer(static: Static, default_status: int) -> web.Response:
+    """A placeholder or static-route response: its status (or the default), headers and body."""
+    response = web.Response(status=static.status or default_status, body=static.body.encode())
+    for k, v in static.headers:
+        response.headers[k] = v
+    if "Content-Type" not in response.headers:
+        response.content_type, response.charset = "text/plain", "utf-8"
+    return response
 
 
 def _check_limits(request: web.BaseRequest, settings: Settings) -> web.Response | None:
@@ -151,25 +167,27 @@ class Interceptor:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.session: aiohttp.ClientSession | None = None
+        s = state.settings
+        self.pool = Pool(s.connect_s, s.max_idle_per_host, s.max_conns_per_host)
+        self.metrics = InterceptorMetrics(state.counter)
         self.tunnels: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        s = self.state.settings
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=90)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                             cookie_jar=aiohttp.DummyCookieJar(),
-                                             skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-                                             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_s))
+        """Nothing to open ahead: upstream connections are made on first use and pooled."""
 
     async def close(self) -> None:
         for t in self.tunnels:
             t.cancel()
-        if self.session is not None:
-            await self.session.close()
+        self.pool.close()
 
     # --- the request path --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        routed: list[RouteRef] = []
+        response = await self._handle(request, routed)
+        self.metrics.record(request.method, response.status, routed[0] if routed else None)
+        return response
+
+    async def _handle(self, request: web.BaseRequest, routed: list[RouteRef]) -> web.StreamResponse:
         s = self.state.settings
         refused = _check_limits(request, s)
         if refused is not None:
@@ -185,6 +203,16 @@ class Interceptor:
         route = self.state.routes.get(ref) if ref is not None else None
         if route is None:
             return _static(404, "Not Found")
+        routed.append(route.ref)
+        if route.static_routes:  # served before counting, as the add-on's static routes are
+            headers = list(request.headers.items())
+            for sr in route.static_routes:
+                if any(rule_matches(r, host, request.path, headers) for r in sr.rules):
+                    if not sr.always:
+                        found, address = self.state.endpoints.resolve(route.ref.namespace, route.target)
+                        if found is Resolution.READY and address is not None:
+                            return await self._forward(request, route, address, None)
+                    return _answer(sr.response, 200)
         request_s = route.request_s if route.request_s is not None else s.request_s
         key = route.key
         self.state.counter.increase(key)
@@ -205,6 +233,9 @@ class Interceptor:
         cold = False
         if found in (Resolution.NO_SERVICE, Resolution.NO_PORT):
             return _static(503, "Service Unavailable")
+        if found is Resolution.NOT_READY and route.placeholder is not None:
+            self.state.notify()  # counted, and the operator hears of it: the workload wakes meanwhile
+            return _answer(route.placeholder, 503)
         if found is Resolution.NOT_READY:
             cold = True
             self.state.notify()  # the operator hears of a request waiting at zero now, not at a tick
@@ -213,7 +244,7 @@ class Interceptor:
             if address is None:
                 if route.fallback is None:
                     return _static(504, "Gateway Timeout")
-                return await self._forward_to(request, route, ns, route.fallback, cold=False, fallback=True)
+                return await self._to_fallback(request, route, route.fallback)
         assert address is not None
         return await self._forward(request, route, address, cold)
 
@@ -233,58 +264,77 @@ class Interceptor:
                 return None
             await asyncio.sleep(0.05)  # ready for another port of the Service: look again shortly
 
-    async def _forward_to(self, request: web.BaseRequest, route: Route, ns: str, target: ServicePort, cold: bool,
-                          fallback: bool) -> web.StreamResponse:
-        found, address = self.state.endpoints.resolve(ns, target)
+    async def _to_fallback(self, request: web.BaseRequest, route: Route, target: ServicePort) -> web.StreamResponse:
+        found, address = self.state.endpoints.resolve(route.ref.namespace, target)
         if found is not Resolution.READY or address is None:
-            return _static(503 if fallback else 504, "Service Unavailable" if fallback else "Gateway Timeout")
-        return await self._forward(request, route, address, cold)
+            return _static(503, "Service Unavailable")
+        return await self._forward(request, route, address, None)
 
     async def _forward(self, request: web.BaseRequest, route: Route, address: tuple[str, int],
-                       cold: bool) -> web.StreamResponse:
+                       cold: bool | None) -> web.StreamResponse:
+        """`cold`: whether the request waited for a pod (None: it went to the fallback, no header)."""
         s = self.state.settings
         if request.headers.get("Upgrade") and "upgrade" in request.headers.get("Connection", "").lower():
             return await self._tunnel(request, address, cold)
-        assert self.session is not None
-        url = f"http://{address[0]}:{address[1]}{request.raw_path}"
         body = _body(request, s.body_idle_s) if request.body_exists else None
         header_s = route.response_header_s if route.response_header_s is not None else s.response_header_s
+        headers = _forward_headers(request)
+        chunked = body is not None and "Content-Length" not in headers
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
+        if body is not None and request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # we want the body: ask for it
+            headers.popall("Expect", None)
+        # origin-form only: an absolute-form target (`GET http://elsewhere/`) reaches the pod as its path
+        lines = [f"{request.method} {request.rel_url.raw_path_qs} HTTP/1.1\r\n"]
+        lines += [f"{k}: {v}\r\n" for k, v in headers.items()]
+        head = ("".join(lines) + "\r\n").encode("latin-1")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + s.dial_retry_s
         try:
-            async with asyncio.timeout(header_s if header_s > 0 else None):
-                upstream = await self.session.request(request.method, url, headers=_forward_headers(request),
-                                                      data=body, allow_redirects=False, compress=None,
-                                                      auto_decompress=False)
+            while True:
+                try:
+                    async with asyncio.timeout(header_s if header_s > 0 else None):
+                        upstream = await self.pool.request(address, head, body, chunked, request.method)
+                    break
+                except ConnectError:
+                    # nothing was sent yet: dial again, as the add-on does, every 50 ms for a while
+                    if loop.time() >= give_up:
+                        raise
+                    await asyncio.sleep(DIAL_RETRY_EVERY_S)
         except TimeoutError:
             return _static(504, "Gateway Timeout")
         except _BodyStalled:
             return _static(408, "Request Timeout")
-        except (aiohttp.ClientError, OSError) as exc:
-            if isinstance(exc.__cause__ or exc.__context__, _BodyStalled):
-                return _static(408, "Request Timeout")
+        except (UpstreamError, OSError):
             return _static(502, "Bad Gateway")
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
         try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for k, v in upstream.headers.items():
+            for k, v in upstream.headers:
                 if k.lower() not in HOP_BY_HOP:
                     response.headers.add(k, v)
-            if self.state.settings.cold_start_header:
+            if self.state.settings.cold_start_header and cold is not None:
                 response.headers[COLD_START_HEADER] = "true" if cold else "false"
-            if "Content-Length" not in upstream.headers and request.version >= (1, 1) and \
-                    upstream.status not in (204, 304) and request.method != "HEAD":
+            if upstream.body_framing == "length":
+                # a body of known length: its headers leave with its first bytes, one write, not two
+                response._send_headers_immediately = False
+            elif upstream.body_framing != "none" and request.version >= (1, 1):
                 response.enable_chunked_encoding()
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.chunks():
                 await response.write(chunk)
             await response.write_eof()
             return response
-        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
-            if request.transport is not None:  # cut short: the client must not mistake it for a whole body
+        except (UpstreamError, OSError, aiohttp.ClientError):
+            # either side went away mid-body: the client must not mistake what it got for a whole body
+            if request.transport is not None:
                 request.transport.close()
-            raise
+            return response
         finally:
             upstream.release()
 
-    async def _tunnel(self, request: web.BaseRequest, address: tuple[str, int], cold: bool) -> web.StreamResponse:
+    async def _tunnel(self, request: web.BaseRequest, address: tuple[str, int], cold: bool | None
+                      ) -> web.StreamResponse:
         """Send the upgrade request upstream as written; on 101 pipe bytes both ways until either
         side closes, otherwise relay the refusal."""
         s = self.state.settings
@@ -293,7 +343,7 @@ class Interceptor:
                 reader, writer = await asyncio.open_connection(*address)
         except (OSError, TimeoutError):
             return _static(502, "Bad Gateway")
-        head = [f"{request.method} {request.raw_path} HTTP/1.1"]
+        head = [f"{request.method} {request.rel_url.raw_path_qs} HTTP/1.1"]
         head += [f"{k}: {v}" for k, v in _forward_headers(request, keep_upgrade=True).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         try:
@@ -309,7 +359,7 @@ class Interceptor:
             if ":" in line:
                 k, v = line.split(":", 1)
                 response.headers.add(k.strip(), v.strip())
-        if self.state.settings.cold_start_header:
+        if self.state.settings.cold_start_header and cold is not None:
             response.headers[COLD_START_HEADER] = "true" if cold else "false"
         if status != 101:
             writer.close()
@@ -371,6 +421,15 @@ async def _body(request: web.BaseRequest, idle_s: float) -> AsyncIterator[bytes]
         if not chunk:
             return
         yield chunk
+
+
+def metrics_app(registry: CollectorRegistry) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 # --- admin: what the operator reads -----------------------------------------------------------------

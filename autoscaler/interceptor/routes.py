@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from autoscaler.interceptor.counts import DEFAULT_GRANULARITY_S, DEFAULT_WINDOW_S
 from autoscaler.interceptor.routing import HeaderMatch, RouteRef, Rule
-from autoscaler.manifests.http import HTTPScaledObject, InterceptorRoute
+from autoscaler.manifests.http import HTTPScaledObject, InterceptorRoute, RouteRule, StaticResponse
 from autoscaler.manifests.keda import duration_seconds
 
 _M = TypeVar("_M", HTTPScaledObject, InterceptorRoute)
@@ -40,6 +40,23 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Static:
+    """A fixed answer: a cold-start placeholder or a static route's response."""
+
+    status: int | None
+    body: str
+    headers: tuple[tuple[str, str], ...] = ()
+    from_config_map: bool = False  # bodyFromConfigMap: not served yet (answered without a body)
+
+
+@dataclass(frozen=True)
+class StaticRoute:
+    rules: tuple[Rule, ...]
+    response: Static
+    always: bool  # responseMode Always; else only while the target has no ready endpoint
+
+
+@dataclass(frozen=True)
 class Route:
     kind: str  # "HTTPScaledObject" or "InterceptorRoute"
     ref: RouteRef
@@ -50,6 +67,8 @@ class Route:
     readiness_s: float | None = None  # None: the interceptor's global setting
     request_s: float | None = None
     response_header_s: float | None = None
+    placeholder: Static | None = None  # answered at once (default 503) while no endpoint is ready
+    static_routes: tuple[StaticRoute, ...] = ()
 
     @property
     def key(self) -> str:
@@ -106,8 +125,7 @@ def from_http_scaled_object(raw: dict[str, Any]) -> Route:
 
 def from_interceptor_route(raw: dict[str, Any]) -> Route:
     spec = _validate(InterceptorRoute, raw).spec
-    rules = tuple(Rule(tuple(r.hosts), tuple(p.value for p in r.paths),
-                       tuple(HeaderMatch(h.name, h.value) for h in r.headers)) for r in spec.rules)
+    rules = tuple(_rule(r) for r in spec.rules)
     t = spec.timeouts
     readiness = duration_seconds(t.readiness) if t and t.readiness else None
     request = duration_seconds(t.request) if t and t.request else None
@@ -123,8 +141,21 @@ def from_interceptor_route(raw: dict[str, Any]) -> Route:
                     window_s=duration_seconds(rr.window) if rr else DEFAULT_WINDOW_S,
                     granularity_s=duration_seconds(rr.granularity) if rr else DEFAULT_GRANULARITY_S)
     target = ServicePort(spec.target.service, spec.target.port, spec.target.port_name)
+    placeholder = None
+    if spec.cold_start and spec.cold_start.placeholder and spec.cold_start.placeholder.response:
+        placeholder = _static(spec.cold_start.placeholder.response)
+    statics = tuple(StaticRoute(tuple(_rule(r) for r in sr.rules), _static(sr.response),
+                                sr.response_mode == "Always") for sr in spec.static_routes)
     return Route("InterceptorRoute", _ref(raw), rules or (Rule(),), target, metric, fallback, readiness, request,
-                 response_header)
+                 response_header, placeholder, statics)
+
+
+def _rule(r: RouteRule) -> Rule:
+    return Rule(tuple(r.hosts), tuple(p.value for p in r.paths), tuple(HeaderMatch(h.name, h.value) for h in r.headers))
+
+
+def _static(resp: StaticResponse) -> Static:
+    return Static(resp.status_code, resp.body or "", tuple(resp.headers.items()), resp.body_from_config_map is not None)
 
 
 def build_routes(interceptor_routes: Iterable[dict[str, Any]], http_scaled_objects: Iterable[dict[str, Any]]

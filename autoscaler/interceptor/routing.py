@@ -166,3 +166,18 @@ class RoutingTable:
             if found is not None:
                 return found
         return self._try(CATCH_ALL, path, headers)
+
+
+def rule_matches(rule: Rule, host: str, path: str, headers: Mapping[str, str] | Sequence[tuple[str, str]]) -> bool:
+    """One rule against one request, as the add-on matches static routes: any of the hosts (`*` or
+    empty: all; `*.example.com`: any name under it), any of the path prefixes (at `/` boundaries),
+    and all of the headers."""
+    if rule.hosts and not any(h in ("", CATCH_ALL) or (h.startswith("*.") and host.endswith(h[1:])) or host == h
+                              for h in (strip_port(x).lower() for x in rule.hosts)):
+        return False
+    if rule.paths:
+        norm = path.strip("/")
+        if not any(p.strip("/") == "" or norm == p.strip("/") or norm.startswith(p.strip("/") + "/")
+                   for p in rule.paths):
+            return False
+    return headers_match(rule.headers, headers)

@@ -132,10 +132,22 @@ class ColdStartFallback(Model):
     service: FallbackService | None = None
 
 
+class ConfigMapKeyRef(Model):
+    name: str = Field(min_length=1)
+    key: str | None = None
+
+
 class StaticResponse(Model):
     status_code: int | None = Field(default=None, ge=100, le=599)
     body: str | None = Field(default=None, max_length=32768)
+    body_from_config_map: ConfigMapKeyRef | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> StaticResponse:
+        if self.body is not None and self.body_from_config_map is not None:
+            raise ValueError("at most one of 'body' or 'bodyFromConfigMap' may be set")
+        return self
 
 
 class ColdStartPlaceholder(Model):
@@ -210,13 +222,19 @@ class RouteScalingMetric(Model):
         return self
 
 
+class StaticRoute(Model):
+    rules: list[RouteRule] = Field(min_length=1)
+    response: StaticResponse
+    response_mode: Literal["Always", "WhenUnavailable"] = "WhenUnavailable"
+
+
 class InterceptorRouteSpec(Model):
     target: RouteTarget
     cold_start: ColdStart | None = None
     rules: list[RouteRule] = Field(default_factory=list)
     scaling_metric: RouteScalingMetric
     timeouts: RouteTimeouts | None = None
-    static_routes: list[dict[str, Any]] = Field(default_factory=list)
+    static_routes: list[StaticRoute] = Field(default_factory=list)
 
 
 class InterceptorRoute(Model):

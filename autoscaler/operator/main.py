@@ -208,7 +208,7 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together
             controller.on_forecast = nodes.note_forecast  # consolidation keeps what the forecast needs
         # HTTPScaledObjects / InterceptorRoutes and the interceptors' signals (autoscaler/interceptor/)
-        http = make_http_controller(api, dict(os.environ)) if autoscaler else None
+        http = make_http_controller(api, dict(os.environ), metrics.registry) if autoscaler else None
         running: dict[str, asyncio.Task[None]] = {}
 
         async def start() -> None:

@@ -264,8 +264,9 @@ class Emulator:
                 since = rv
             since = max(since, self.store.version)
             try:
-                async with cond:
-                    await asyncio.wait_for(cond.wait(), max(0.05, min(1.0, deadline - loop.time())))
+                async with cond:  # asyncio.timeout, not wait_for: a cancelled wait_for can leave the lock released
+                    async with asyncio.timeout(max(0.05, min(1.0, deadline - loop.time()))):
+                        await cond.wait()
             except TimeoutError:
                 pass
         return resp
