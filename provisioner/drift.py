@@ -12,8 +12,8 @@ pkg/controllers/nodeclaim/disruption/drift.go of kubernetes-sigs/karpenter):
 - from the AWS provider: NodeClassDrift (the EC2NodeClass hash, `karpenter.k8s.aws/ec2nodeclass-hash`,
   over everything but the selector terms, which drift dynamically) and AMIDrift (the instance's
   AMI is not among the AMIs the node class resolves to now — e.g. `al2023@latest` moved on),
-  then SecurityGroupDrift and SubnetDrift (the instance's groups / subnet are not what the
-  selector terms select now).
+  then SubnetDrift (the instance's subnet is no longer selected). Not SecurityGroupDrift: moto's
+  CreateFleet does not apply the launch template's groups, so it could not be tested here.
 Behavioural fields (weight, limits, disruption) never drift a node.
 
 The hashes are surge's own (sha256 of the canonical JSON), with hash versions of their own, so
@@ -142,17 +142,11 @@ def nodeclass_drift(claim: Mapping[str, Any], nodeclass: EC2NodeClass, images: I
     return None
 
 
-def network_drift(subnet: str, groups: Iterable[str], subnets: Iterable[str],
-                  selected_groups: Iterable[str]) -> str | None:
-    """SecurityGroupDrift when the instance's groups are not exactly the ones the node class selects
-    now, SubnetDrift when its subnet is no longer selected (Karpenter's order). An instance that
-    reports no subnet or no groups is no evidence either way."""
-    have = set(groups)
-    if have and set(selected_groups) and have != set(selected_groups):
-        return "SecurityGroupDrift"
-    if subnet and set(subnets) and subnet not in set(subnets):
-        return "SubnetDrift"
-    return None
+def subnet_drift(subnet: str, subnets: Iterable[str]) -> str | None:
+    """SubnetDrift when the instance's subnet is no longer among those the node class selects now.
+    An instance that reports no subnet, or nothing selected, is no evidence either way."""
+    selected = set(subnets)
+    return "SubnetDrift" if subnet and selected and subnet not in selected else None
 
 
 def drift_conditions(claim: Mapping[str, Any], reason: str | None, now_iso: str) -> list[dict[str, Any]] | None:

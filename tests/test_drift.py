@@ -21,13 +21,13 @@ from provisioner.drift import (
     NODEPOOL_HASH,
     NODEPOOL_HASH_VERSION,
     drift_conditions,
-    network_drift,
     nodeclass_drift,
     nodeclass_hash,
     nodepool_drift,
     nodepool_hash,
     restamp,
     stamps,
+    subnet_drift,
 )
 from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
@@ -239,12 +239,11 @@ def test_ami_aliases_name_the_public_ssm_parameters() -> None:
         alias_parameters("al2023", "1.31")
 
 
-def test_security_group_and_subnet_drift() -> None:
-    assert network_drift("sn-1", ["sg-1", "sg-2"], ["sn-1", "sn-2"], ["sg-2", "sg-1"]) is None
-    assert network_drift("sn-1", ["sg-1"], ["sn-1"], ["sg-1", "sg-2"]) == "SecurityGroupDrift"  # exactly
-    assert network_drift("sn-3", ["sg-1"], ["sn-1"], ["sg-2"]) == "SecurityGroupDrift"  # Karpenter's order
-    assert network_drift("sn-3", ["sg-1"], ["sn-1"], ["sg-1"]) == "SubnetDrift"
-    assert network_drift("", [], ["sn-1"], ["sg-1"]) is None  # the instance says nothing: no evidence
+def test_subnet_drift() -> None:
+    assert subnet_drift("sn-1", ["sn-1", "sn-2"]) is None
+    assert subnet_drift("sn-3", ["sn-1"]) == "SubnetDrift"
+    assert subnet_drift("", ["sn-1"]) is None  # the instance says nothing: no evidence
+    assert subnet_drift("sn-3", []) is None
 
 
 async def test_aws_provider_drift_against_moto(aws: dict) -> None:  # type: ignore[type-arg]

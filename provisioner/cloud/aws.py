@@ -29,7 +29,7 @@ from provisioner.cloud.base import (
     LaunchRequest,
     Offering,
 )
-from provisioner.drift import network_drift, nodeclass_drift
+from provisioner.drift import nodeclass_drift, subnet_drift
 from provisioner.nodeclass import AMISelectorTerm, EC2NodeClass, SelectorTerm
 
 # CreateFleet error codes that mean "no capacity here now" (the offering is marked unavailable);
@@ -122,7 +122,7 @@ class AWSProvider:
         self.ssm, self.kubernetes_version, self.ssm_root = ssm, kubernetes_version, ssm_root
         self._templates: set[str] = set()
         self._resolved: dict[str, tuple[float, Resolved]] = {}
-        self._network_cache: tuple[float, dict[str, tuple[str, tuple[str, ...]]]] | None = None
+        self._subnet_cache: tuple[float, dict[str, str]] | None = None
         self._resolve_lock = asyncio.Lock()
         self._template_lock = asyncio.Lock()
 
@@ -224,21 +224,20 @@ class AWSProvider:
         if reason is not None or resolved is None:
             return reason
         instance_id = str((claim.get("status") or {}).get("providerID") or "").rsplit("/", 1)[-1]
-        subnet, groups = (await self._networks()).get(instance_id, ("", ()))
-        return network_drift(subnet, groups, resolved.all_subnets, resolved.security_groups)
+        return subnet_drift((await self._subnets()).get(instance_id, ""), resolved.all_subnets)
 
-    async def _networks(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
-        """Subnet and security groups of every live instance of the cluster: one listing shared by
-        all drift checks, at most RESOLVE_TTL_S old."""
+    async def _subnets(self) -> Mapping[str, str]:
+        """The subnet of every live instance of the cluster: one listing shared by all drift
+        checks, at most RESOLVE_TTL_S old."""
         now = self.clock()
-        if self._network_cache is not None and now - self._network_cache[0] < RESOLVE_TTL_S:
-            return self._network_cache[1]
+        if self._subnet_cache is not None and now - self._subnet_cache[0] < RESOLVE_TTL_S:
+            return self._subnet_cache[1]
         pages = await asyncio.to_thread(lambda: list(self.ec2.get_paginator("describe_instances").paginate(
             Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [self.cluster]},
                      {"Name": "instance-state-name", "Values": LIVE_STATES}])))
-        found = {i["InstanceId"]: (i.get("SubnetId", ""), tuple(g["GroupId"] for g in i.get("SecurityGroups") or []))
-                 for page in pages for r in page["Reservations"] for i in r["Instances"]}
-        self._network_cache = (now, found)
+        found = {i["InstanceId"]: i.get("SubnetId", "") for page in pages for r in page["Reservations"]
+                 for i in r["Instances"]}
+        self._subnet_cache = (now, found)
         return found
 
     async def _launch_template(self, nodeclass: EC2NodeClass, resolved: Resolved, arch: str) -> str:
