@@ -44,9 +44,11 @@ from provisioner.disruption import (
     disruption_actions,
     drain_at,
 )
+from provisioner.drift import STAMPS, drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
+from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, make_plan
 from provisioner.pods import PodGroup, group_from_pod_spec
@@ -335,9 +337,9 @@ class ProvisioningController:
             created.append(_name(body))
             self._start_launch(body)  # each launches as soon as its NodeClaim exists
 
-        await asyncio.gather(*(create(c) for c in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog,
-                                                                  requests, names, protect_until,
-                                                                  requirements_by_pod(groups))))
+        await asyncio.gather(*(create(self._stamped(c)) for c in nodeclaims_for(
+            plan, {p.name: p for p in pools}, self.catalog, requests, names, protect_until,
+            requirements_by_pod(groups))))
         self.metrics.unprovisionable.set(len(plan.unschedulable))
         for item in plan.unschedulable:
             pod = self.pods.get(item["pod"])
@@ -550,7 +552,8 @@ class ProvisioningController:
                                              "memory": f"{it.allocatable.memory_mib}Mi",
                                              "pods": str(it.allocatable.pods)}
         status = {"providerID": instance.provider_id, "capacity": capacity, "allocatable": allocatable,
-                  "conditions": [_cond("Launched", "True", "Launched", self.clock())]}
+                  "conditions": [_cond("Launched", "True", "Launched", self.clock())],
+                  **({"imageID": instance.image_id} if instance.image_id else {})}
         try:
             await self.kube.patch_nodeclaim(name, {"metadata": {"labels": {
                 "node.kubernetes.io/instance-type": instance.instance_type,
@@ -657,9 +660,9 @@ class ProvisioningController:
             else:
                 self.empty_since.setdefault(node_name, now)
             node_meta = self.nodes[node_name].get("metadata") or {}
-            dnd = ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-                   or any(((p.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-                          for p in pods))
+            pinned = "true" in ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT),
+                                (meta.get("annotations") or {}).get(DO_NOT_DISRUPT))
+            dnd = pinned or any(_pinned(p) for p in pods)
             protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
             views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
                                   len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
@@ -667,7 +670,10 @@ class ProvisioningController:
                                   _ts(meta.get("creationTimestamp"), now),
                                   parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0),
                                   labels.get("karpenter.sh/capacity-type", "on-demand"),
-                                  self.pods_changed_at.get(node_name, now)))
+                                  self.pods_changed_at.get(node_name, now),
+                                  _ts(drifted_since(claim), now) if drifted_since(claim) is not None else None,
+                                  pinned, parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"),
+                                                         None)))
         return views
 
     def _workload_pods(self, node_name: str) -> list[dict[str, Any]]:
@@ -699,6 +705,7 @@ class ProvisioningController:
     async def disrupt_once(self) -> list[tuple[str, str]]:
         """One round of `provisioner.disruption`'s decisions (the simulator makes the same ones)."""
         now = self.clock()
+        await self.mark_drift(now)
         views = self._views(now)
         busy: dict[str, int] = {}
         for name in self.disrupting:
@@ -744,6 +751,55 @@ class ProvisioningController:
                 except ApiException as exc:  # a hint only: scale-down still works without it
                     log.info("could not rank pod %s: %s", pod_key(pod), exc)
 
+    def _nodeclass_of(self, pool: NodePool) -> EC2NodeClass | None:
+        obj = self.nodeclasses.get(str((pool.spec.template.spec.node_class_ref or {}).get("name", "default")))
+        try:
+            return EC2NodeClass.model_validate(obj) if obj is not None else None
+        except ValidationError:
+            return None
+
+    def _stamped(self, claim: dict[str, Any]) -> dict[str, Any]:
+        """A new NodeClaim with the hashes of the NodePool and EC2NodeClass it is made from."""
+        pool = self.pools.get(((claim.get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool", ""))
+        if pool is not None:
+            claim["metadata"]["annotations"] = {**claim["metadata"].get("annotations", {}),
+                                                **stamps(pool, self._nodeclass_of(pool))}
+        return claim
+
+    async def mark_drift(self, now: float) -> None:
+        """Set or clear the Drifted condition of every launched NodeClaim (`provisioner.drift`'s
+        rules, then the cloud provider's), and re-stamp claims carrying another hash version."""
+        by_name = {t.name: t for t in self.catalog}
+        for name, claim in list(self.claims.items()):
+            meta = claim.get("metadata") or {}
+            pool = self.pools.get((meta.get("labels") or {}).get("karpenter.sh/nodepool", ""))
+            if pool is None or meta.get("deletionTimestamp") or name in self.disrupting:
+                continue
+            reason = None
+            if launched(claim):
+                it = by_name.get((meta.get("labels") or {}).get("node.kubernetes.io/instance-type", ""))
+                reason = nodepool_drift(claim, pool, it.labels if it is not None else {})
+                check = getattr(self.cloud, "is_drifted", None)
+                if reason is None and check is not None:
+                    try:
+                        reason = await check(claim)
+                    except Exception as exc:  # no verdict this round; the next one asks again
+                        log.warning("drift check of NodeClaim %s failed: %s", name, exc)
+                        continue
+            try:
+                fresh = restamp(meta.get("annotations") or {}, pool, self._nodeclass_of(pool)) if reason is None else {}
+                if fresh:
+                    await self.kube.patch_nodeclaim(name, {"metadata": {"annotations": fresh}})
+                    meta.setdefault("annotations", {}).update(fresh)
+                conditions = drift_conditions(claim, reason, _iso(now))
+                if conditions is not None:
+                    await self.kube.patch_nodeclaim_status(name, {"conditions": conditions})
+                    claim.setdefault("status", {})["conditions"] = conditions
+                    if reason is not None:
+                        await self._event(claim, "Drifted", f"NodeClaim {name} drifted: {reason}")
+            except ApiException as exc:
+                log.warning("could not record drift of NodeClaim %s: %s", name, exc)
+
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """Where the nodes' pods would go: the free room of the other nodes, then new nodes."""
         names = {v.name for v in views}
@@ -759,23 +815,21 @@ class ProvisioningController:
         return make_plan(groups_of(pods), unique, self._catalog_now(now), existing_capacity(others, self.pods.values()))
 
     async def _replace(self, action: Action, why: str) -> None:
-        """Launch the cheaper node first; drain the old ones only once the new one is initialized."""
+        """Launch the replacements first; drain the old nodes only once every one is initialized."""
         assert action.replacement is not None
-        new = action.replacement.new_nodes[0]
-        pool = self.pools[new.nodepool]
-        name = f"{pool.name}-{uuid.uuid4().hex[:5]}"
+        pools = {n.nodepool: self.pools[n.nodepool] for n in action.replacement.new_nodes}
+        names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in action.replacement.new_nodes]
         pods = [p for v in action.nodes for p in self._workload_pods(v.name)]
         requests = {pod_key(p): pod_requests(p) for p in pods}
-        [claim] = nodeclaims_for(action.replacement, {pool.name: pool}, self.catalog, requests, [name])
-        body = await self.kube.create_nodeclaim(claim)
-        self.claims[_name(body)] = body
-        self._start_launch(body)
+        for claim in nodeclaims_for(action.replacement, pools, self.catalog, requests, names):
+            body = await self.kube.create_nodeclaim(self._stamped(claim))
+            self.claims[_name(body)] = body
+            self._start_launch(body)
         deadline = self.clock() + REGISTRATION_TIMEOUT_S
         while self.clock() < deadline:
-            current = self.claims.get(name)
-            if current is None:
-                return  # the replacement failed: keep the old nodes
-            if _condition(current, "Initialized"):
+            if any(name not in self.claims for name in names):
+                return  # a replacement failed: keep the old nodes
+            if all(_condition(self.claims[name], "Initialized") for name in names):
                 await asyncio.gather(*(self._drain_and_delete(v.claim, why) for v in action.nodes))
                 return
             await asyncio.sleep(self.tick_s)
@@ -794,6 +848,9 @@ class ProvisioningController:
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()
+            # do-not-disrupt pods are not evicted but waited for (until terminationGracePeriod), as
+            # Karpenter's drain does; a reclaimed spot instance will not wait, so neither does its drain
+            hold = not why.startswith("SpotInterruption")
             while True:
                 left = self._workload_pods(node_name)
                 if not left:
@@ -804,6 +861,8 @@ class ProvisioningController:
                     if overdue:  # terminationGracePeriod is up: budgets no longer hold the node
                         await self.kube.delete_pod(meta.get("namespace", ""), meta.get("name", ""))
                         self.pods.pop(pod_key(pod), None)
+                    elif hold and _pinned(pod):
+                        continue
                     elif await self.kube.evict(meta.get("namespace", ""), meta.get("name", "")):
                         self.pods.pop(pod_key(pod), None)
                 await asyncio.sleep(self.tick_s)
@@ -846,10 +905,12 @@ class ProvisioningController:
         self.unavailable.mark(lost, self.clock())  # spot pools reclaimed now are a poor choice for a while
         node_name = (claim.get("status") or {}).get("nodeName")
         moving = [k for k, p in self.pods.items() if node_name and (p.get("spec") or {}).get("nodeName") == node_name]
+        old = (claim.get("metadata") or {}).get("annotations") or {}
+        stamped = {k: v for k, v in old.items() if k in STAMPS}  # made from the same template as the old one
         replacement = {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
                        "metadata": {"name": f"{labels.get('karpenter.sh/nodepool', 'np')}-{uuid.uuid4().hex[:5]}",
                                     "labels": {k: v for k, v in labels.items() if k == "karpenter.sh/nodepool"},
-                                    "annotations": {NOMINATED: json.dumps(moving)}},
+                                    "annotations": {NOMINATED: json.dumps(moving), **stamped}},
                        "spec": claim.get("spec") or {}}
         body = await self.kube.create_nodeclaim(replacement)
         self.claims[_name(body)] = body
@@ -911,6 +972,10 @@ class ProvisioningController:
 
 def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _pinned(pod: Mapping[str, Any]) -> bool:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:

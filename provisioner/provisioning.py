@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ REGISTRATION_TIMEOUT_S = 900.0
 BATCH_IDLE_S, BATCH_MAX_S = 1.0, 10.0
 RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 MAX_INSTANCE_TYPES = 60
+DISRUPTION_REASONS = ("Underutilized", "Empty", "Drifted")  # what a budget's `reasons` may name
 
 
 @dataclass
@@ -476,6 +478,15 @@ class Disruption:
                 raise ValueError(f"spec.disruption.budgets[{i}].schedule: {b['schedule']!r} is not a cron expression")
             if b.get("schedule") and not b.get("duration"):
                 raise ValueError(f"spec.disruption.budgets[{i}].duration: required with a schedule")
+            if b.get("duration") and not b.get("schedule"):
+                raise ValueError(f"spec.disruption.budgets[{i}].schedule: required with a duration")
+            if not re.fullmatch(r"(100|[0-9]{1,2})%|[0-9]+", str(b.get("nodes", "10%"))):
+                raise ValueError(f"spec.disruption.budgets[{i}].nodes: {b.get('nodes')!r}: expected a count "
+                                 "or a percentage (0%-100%)")
+            unknown = [r for r in b.get("reasons") or [] if r not in DISRUPTION_REASONS]
+            if unknown:
+                raise ValueError(f"spec.disruption.budgets[{i}].reasons: {unknown[0]!r}: expected one of "
+                                 + ", ".join(DISRUPTION_REASONS))
         budgets = tuple(Budget(str(b.get("nodes", "10%")), b.get("schedule"),
                                parse_duration(b.get("duration"), None) if b.get("schedule") else None,
                                tuple(b["reasons"]) if b.get("reasons") else None)
@@ -509,15 +520,27 @@ class NodeView:
     expire_after_s: float | None
     capacity_type: str = "on-demand"
     pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
+    drifted_at: float | None = None  # when its NodeClaim became Drifted (None: not drifted)
+    node_do_not_disrupt: bool = False  # the annotation is on the Node or NodeClaim itself, not only on pods
+    termination_grace_s: float | None = None  # the NodeClaim's terminationGracePeriod
+
+
+def pool_sizes(nodes: Sequence[NodeView], disrupting: Mapping[str, int]) -> dict[str, int]:
+    """Initialized nodes per pool, those being disrupted included: what a budget's percentage is
+    of (Karpenter counts them in the total and subtracts them from what is allowed)."""
+    sizes = dict(disrupting)
+    for n in nodes:
+        sizes[n.nodepool] = sizes.get(n.nodepool, 0) + 1
+    return sizes
 
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                      now: float) -> list[tuple[NodeView, str]]:
-    """Nodes to remove now, each with why: expired ones, then empty ones past consolidateAfter
-    (most expensive first), within each pool's budget. Protected and do-not-disrupt nodes stay."""
-    per_pool: dict[str, int] = {}
-    for n in nodes:
-        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    """Nodes to remove now, each with why: expired ones (forceful: neither budgets nor
+    do-not-disrupt hold them — the drain waits for do-not-disrupt pods until terminationGracePeriod,
+    as Karpenter v1), then empty ones past consolidateAfter (most expensive first), within each
+    pool's budget. Protected and do-not-disrupt nodes are not emptied."""
+    per_pool = pool_sizes(nodes, disrupting)
     picks: list[tuple[NodeView, str]] = []
     taken: dict[str, int] = dict(disrupting)
     expired = [n for n in nodes if n.expire_after_s is not None and now - n.created_at >= n.expire_after_s]
@@ -525,7 +548,7 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                    key=lambda n: -n.price)
     for n, why in [(n, "Expired") for n in expired] + [(n, "Empty") for n in empty]:
         policy = pools.get(n.nodepool, Disruption())
-        if n.do_not_disrupt:
+        if n.do_not_disrupt and why != "Expired":
             continue
         if why == "Empty":
             since = n.empty_since if n.empty_since is not None else now
@@ -533,7 +556,7 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                 continue
             if n.protected_until is not None and now < n.protected_until:
                 continue
-        # expiration is forceful in Karpenter v1: budgets do not hold it back (do-not-disrupt does here)
+        # expiration is forceful in Karpenter v1: budgets do not hold it back
         if why != "Expired" and policy.allowed(per_pool[n.nodepool], taken.get(n.nodepool, 0), why, now) <= 0:
             continue
         taken[n.nodepool] = taken.get(n.nodepool, 0) + 1

@@ -155,8 +155,11 @@ async def test_aws_selectors_that_select_nothing_are_named(aws: dict) -> None:  
     lonely = nodeclass(subnetSelectorTerms=[{"tags": {"karpenter.sh/discovery": "nobody"}}])
     with pytest.raises(LaunchError, match=r"EC2NodeClass default: spec\.subnetSelectorTerms select nothing"):
         await cloud.resolve(lonely)
-    aliased = nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}])
-    with pytest.raises(LaunchError, match="alias 'al2023@latest' is not supported"):
+    windows = nodeclass(amiSelectorTerms=[{"alias": "windows2022@latest"}])
+    with pytest.raises(LaunchError, match=r"amiSelectorTerms\[0\]: alias 'windows2022@latest': family"):
+        await cloud.resolve(windows)
+    aliased = nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}])  # without an SSM client
+    with pytest.raises(LaunchError, match=r"no SSM client to resolve /aws/service/eks/optimized-ami/1\.31/"):
         await cloud.resolve(aliased)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -114,6 +115,19 @@ class FencedCloud:
         await self.inner.terminate(instance_ids)
 
 
+async def kubernetes_version(api: client.ApiClient, default: str = "1.31") -> str:
+    """The API server's major.minor: amiSelectorTerms aliases resolve the AMIs built for it
+    (as Karpenter does); the default when the server does not say."""
+    try:
+        response: Any = await client.VersionApi(api).get_code(_preload_content=False)  # major/minor only
+        info = json.loads(await response.read())
+        return f"{int(info['major'])}.{int(str(info['minor']).rstrip('+'))}"
+    except Exception as exc:
+        logging.getLogger("surge.provisioner").warning("Kubernetes version unknown (%s): AMI aliases use %s",
+                                                       exc, default)
+        return default
+
+
 async def make_provisioner(api: client.ApiClient, metrics: Metrics,
                            fence: Callable[[], None] | None = None) -> ProvisioningController:
     """The AWS provisioner from the environment the chart sets: AWS_REGION, SURGE_CLUSTER_NAME,
@@ -127,7 +141,11 @@ async def make_provisioner(api: client.ApiClient, metrics: Metrics,
     ec2 = ec2_client(region, endpoint)
     zones = [z["ZoneName"] for z in (await asyncio.to_thread(ec2.describe_availability_zones))["AvailabilityZones"]]
     holder: dict[str, ProvisioningController] = {}
-    cloud = AWSProvider(ec2, cluster, lambda n: nodeclass_lookup(holder["c"])(n), time.time)
+    import boto3
+
+    cloud = AWSProvider(ec2, cluster, lambda n: nodeclass_lookup(holder["c"])(n), time.time,
+                        ssm=boto3.client("ssm", region_name=region, endpoint_url=endpoint),
+                        kubernetes_version=await kubernetes_version(api))
     names = [t.name for t in load_catalog(zones)]
     try:  # live spot prices; without them only on-demand offerings exist (said in the log)
         spot = await cloud.spot_prices(names)
@@ -143,8 +161,6 @@ async def make_provisioner(api: client.ApiClient, metrics: Metrics,
     queue_name = os.environ.get("SURGE_INTERRUPTION_QUEUE")
     interruptions = None
     if queue_name:
-        import boto3
-
         sqs = boto3.client("sqs", region_name=region, endpoint_url=endpoint)
         url = queue_name if queue_name.startswith("http") else \
             (await asyncio.to_thread(sqs.get_queue_url, QueueName=queue_name))["QueueUrl"]
