@@ -200,9 +200,13 @@ def check_triggers(so: ScaledObject, auth: AuthIndex) -> tuple[list[Issue], list
                                  auth_params=params, resolved_env=env, metric_type=trig.metric_type or "AverageValue",
                                  metric_type_given=trig.metric_type is not None, scale_target=target_of(so),
                                  namespace=so.metadata.namespace or "default", pod_identity=resolved.provider,
-                                 pod_identity_params=resolved.identity))
+                                 pod_identity_params=resolved.identity, as_metric_source=so.spec.uses_modifiers))
         except ConfigError as exc:
             for err in exc.errors:
+                if err.unsupported:
+                    warnings.append(f"{path}.metadata.{err.field}: {err.message}; KEDA accepts it, and the "
+                                    "operator will report it as not implemented by surge at run time")
+                    continue
                 if "*" in assumed or err.field in assumed or err.field in from_env:
                     continue
                 where = "metadata" if err.field in trig.metadata or err.field not in params else "authentication"

@@ -35,6 +35,7 @@ class MetricsApiConfig:
     aggregate_from_kube_service_endpoints: bool = param("aggregateFromKubeServiceEndpoints", default=False)
     aggregation_type: str = param("aggregationType", default="average", enum=("average", "sum", "max", "min"))
     timeout: str = param("timeout", optional=True)
+    as_metric_source: bool = False
 
     @property
     def timeout_s(self) -> float | None:
@@ -42,7 +43,7 @@ class MetricsApiConfig:
 
     def validate(self) -> list[FieldError]:
         errors = []
-        if self.target_value == 0:
+        if self.target_value == 0 and not self.as_metric_source:
             errors.append(FieldError("targetValue", "no targetValue given in metadata (expected a non-zero number)"))
         if self.timeout:
             try:
@@ -50,8 +51,9 @@ class MetricsApiConfig:
             except ValueError as exc:
                 errors.append(FieldError("timeout", str(exc)))
         if self.aggregate_from_kube_service_endpoints:
-            errors.append(FieldError("aggregateFromKubeServiceEndpoints", "is not supported by surge yet (it reads "
-                                                                          "the Service's EndpointSlices)"))
+            errors.append(FieldError("aggregateFromKubeServiceEndpoints",
+                                     "is not supported by surge yet (it reads the Service's EndpointSlices)",
+                                     unsupported=True))
         return errors
 
 
