@@ -65,3 +65,18 @@ def test_unimplemented_parts_are_warnings_saying_so(results: list[ObjectResult])
     assert any("aggregateFromKubeServiceEndpoints" in w and "not implemented by surge" in w for w in aggregate)
     apache = _warnings(results, "apache_kafka_test")
     assert any("'apache-kafka' is not implemented by surge" in w for w in apache)
+
+
+def test_null_metadata_value_is_absent_as_after_api_server_pruning(tmp_path: Path) -> None:
+    # KEDA's kafka e2e template leaves `offsetResetPolicy: {{.ResetPolicy}}` empty in some cases: YAML
+    # null, which the API server prunes (the key is absent, default latest); a number is still refused
+    so = ("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: n, namespace: d}\n"
+          "spec:\n  scaleTargetRef: {name: w}\n  triggers:\n  - type: kafka\n    metadata:\n"
+          "      bootstrapServers: k:9092\n      consumerGroup: g\n      topic: t\n      offsetResetPolicy:\n"
+          "      lagThreshold: LAG\n")
+    (tmp_path / "null.yaml").write_text(so.replace("LAG", "'5'"))
+    [ok] = validate_paths([tmp_path / "null.yaml"])
+    assert ok.ok, ok.errors
+    (tmp_path / "number.yaml").write_text(so.replace("LAG", "5"))
+    [bad] = validate_paths([tmp_path / "number.yaml"])
+    assert [e.field for e in bad.errors] == ["spec.triggers[0].metadata.lagThreshold"]
