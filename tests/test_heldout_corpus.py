@@ -63,6 +63,8 @@ def test_unimplemented_parts_are_warnings_saying_so(results: list[ObjectResult])
     assert any("spec.triggers[0].metadata.httpScaledObject" in w and "not implemented by surge" in w for w in push)
     aggregate = _warnings(results, "metrics_api_test__scaledObjectTemplate")
     assert any("aggregateFromKubeServiceEndpoints" in w and "not implemented by surge" in w for w in aggregate)
+    job = _warnings(results, "scaled_job_conditions_test")
+    assert job == ["kind ScaledJob (keda.sh) is not implemented by surge: not checked"]
     apache = _warnings(results, "apache_kafka_test")
     assert any("'apache-kafka' is not implemented by surge" in w for w in apache)
 
