@@ -33,3 +33,13 @@ def test_finished_and_daemonset_pods_are_not_planned() -> None:
     # the two api pods ask for hostPort 8080: never on one node
     api_nodes = [i for i, n in enumerate(out["nodes"]) for p in n["pods"] if p.startswith("shop/api-")]
     assert len(set(api_nodes)) == 2
+
+
+def test_spot_workload_without_spot_prices_says_why_and_no_nan() -> None:
+    # Karpenter's examples/workloads/spot.yaml (replicas 0 upstream: nothing to plan) and its
+    # nodeSelector karpenter.sh/capacity-type: spot, against a NodePool allowing spot
+    result = runner.invoke(app, ["plan", str(HELDOUT / "karpenter" / "aws__examples_workloads_spot.yaml"),
+                                 "--nodepool", str(HELDOUT / "karpenter" / "aws__examples_v1_spot.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "nan" not in result.output and "cost/bound n/a" in result.output
+    assert "no --spot-prices: spot offerings are not planned" in result.output
