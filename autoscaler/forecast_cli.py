@@ -50,6 +50,10 @@ def forecast(
     from autoscaler.simulate.trace import TraceError, load_trace
 
     try:
+        if format not in ("text", "json"):
+            raise ValueError(f"--format: expected text or json, got {format!r}")
+        if not days > 0:
+            raise ValueError(f"--days: expected a positive number of days, got {days!r}")
         tr = load_trace(trace, trace_kind)
         step_s = parse_durations(step)[0] if step else max(tr.interval, 300.0 if tr.span > 86400 else 60.0)
         if horizon is None:  # the defaults the step allows

@@ -217,6 +217,8 @@ def _plan(pods: list[Path], nodepool: list[Path], existing: Path | None, spot_pr
                        algorithm="karpenter" if algorithm == "karpenter" else "surge")
     warnings = [f"NodePool {p.name}: {f} is not used by planning" for p in pools for f in p.unsupported_fields()]
     warnings += skipped
+    if spot_prices is None:
+        warnings.append("no --spot-prices: spot offerings are not planned (a pod that needs spot is unschedulable)")
     if format == "json":
         out = result.to_json()
         out["warnings"] = warnings
@@ -254,9 +256,9 @@ def _print_text(result: Any, warnings: list[str]) -> None:
     console = Console(width=max(Console().width, 110))
     console.print(table)
     bound = result.lower_bound_per_hour
-    ratio = result.cost_per_hour / bound if bound else float("nan")
+    ratio = f"{result.cost_per_hour / bound:.3f}" if bound else "n/a"
     console.print(f"total ${result.cost_per_hour:.4f}/h for {len(result.new_nodes)} new nodes; LP lower bound "
-                  f"${bound:.4f}/h (cost/bound {ratio:.3f}); solved in {result.solve_seconds:.2f}s")
+                  f"${bound:.4f}/h (cost/bound {ratio}); solved in {result.solve_seconds:.2f}s")
     shown = 0
     for u in result.unschedulable:
         if shown < 50:

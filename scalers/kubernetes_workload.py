@@ -24,9 +24,10 @@ class WorkloadConfig:
     value: float = param("value", default=0)
     activation_value: float = param("activationValue", default=0)
     group_by_node: bool = param("groupByNode", default=False)
+    as_metric_source: bool = False
 
     def validate(self) -> list[FieldError]:
-        if self.value <= 0:
+        if self.value <= 0 and not self.as_metric_source:
             return [FieldError("value", "value must be a float greater than 0")]
         try:
             kube_source.parse_selector(self.pod_selector)

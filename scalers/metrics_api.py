@@ -39,6 +39,7 @@ class MetricsApiConfig:
     aggregate_from_kube_service_endpoints: bool = param("aggregateFromKubeServiceEndpoints", default=False)
     aggregation_type: str = param("aggregationType", default="average", enum=("average", "sum", "max", "min"))
     timeout: str = param("timeout", optional=True)
+    as_metric_source: bool = False
 
     @property
     def timeout_s(self) -> float | None:
@@ -46,7 +47,7 @@ class MetricsApiConfig:
 
     def validate(self) -> list[FieldError]:
         errors = []
-        if self.target_value == 0:
+        if self.target_value == 0 and not self.as_metric_source:
             errors.append(FieldError("targetValue", "no targetValue given in metadata (expected a non-zero number)"))
         if self.timeout:
             try:

@@ -426,7 +426,8 @@ class ScaledObjectController:
                         type=trig.type, name=trig.name or "", index=i, metadata=trig.metadata, auth_params=params,
                         resolved_env=env, pod_identity=provider, pod_identity_params=identity,
                         metric_type=trig.metric_type or "AverageValue", namespace=key[0],
-                        metric_type_given=trig.metric_type is not None, scale_target=target_of(so)))
+                        metric_type_given=trig.metric_type is not None, scale_target=target_of(so),
+                        as_metric_source=so.spec.uses_modifiers))
                 except ScalerError as exc:
                     raise Invalid("ScaledObjectCheckFailed", f"spec.triggers[{i}]: {exc.cause}") from None
                 scalers.append((trigger_key(so, i), scaler))
