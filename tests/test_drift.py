@@ -277,3 +277,14 @@ async def test_aws_provider_drift_against_moto(aws: dict) -> None:  # type: igno
                                      userData="#!/bin/bash\necho changed")
     assert await cloud.is_drifted(claim) == "NodeClassDrift"  # checked first, without AWS calls
     await cloud.terminate([instance.id])
+
+
+async def test_alias_version_falls_back_when_the_api_server_does_not_say() -> None:
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client import Configuration
+
+    from autoscaler.operator.main import kubernetes_version
+    from tests.servers import free_port
+
+    async with client.ApiClient(Configuration(host=f"http://127.0.0.1:{free_port()}")) as api:  # nothing listens
+        assert await kubernetes_version(api, default="1.29") == "1.29"
