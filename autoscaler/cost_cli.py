@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from pathlib import Path
 
 import typer
@@ -51,6 +52,8 @@ def cost(
             raise CostInputError(f"--format: expected table, csv or json; got {format!r}")
         if what_if not in (None, "keda-karpenter"):
             raise CostInputError(f"--what-if: expected keda-karpenter; got {what_if!r}")
+        if urllib.parse.urlsplit(prometheus).scheme not in ("http", "https"):
+            raise CostInputError(f"--prometheus: expected an http:// or https:// URL; got {prometheus!r}")
         span = parse_duration(window, "--window")
         step_s = parse_duration(step, "--step")
         if step_s > span:

@@ -86,7 +86,8 @@ async def read_and_decide(
                                               metric_type=trig.metric_type or "AverageValue",
                                               metric_type_given=trig.metric_type is not None,
                                               namespace=so.metadata.namespace or "default",
-                                              scale_target=target_of(so)))
+                                              scale_target=target_of(so),
+                                              as_metric_source=so.spec.uses_modifiers))
             except ScalerError as exc:
                 reports.append(TriggerReport(so.metadata.name, label, "", None, None, False, None, str(exc)))
                 continue

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import typer
+
+_EXPECTED = {"format": "text or json", "days": "a positive number of days", "peak_pods": "at least 1",
+             "scale": "a positive multiplier", "pod_rate": "a positive rate", "slo": "a positive number of seconds",
+             "tick": "a positive number of seconds", "spot_discount": "a fraction from 0 up to (not including) 1",
+             "spot_interruptions": "a finite rate ≥ 0"}
+
+
+def _check_options(**given: tuple[object, bool]) -> None:
+    """Options outside their range would divide by zero, or give negative prices and loads."""
+    from autoscaler.simulate.inputs import InputError
+
+    bad = [f"--{name.replace('_', '-')}: expected {_EXPECTED[name]}, got {value!r}"
+           for name, (value, good) in given.items() if not good]
+    if bad:
+        raise InputError("; ".join(bad))
 
 
 def simulate(
@@ -41,6 +57,11 @@ def simulate(
 
     err = Console(stderr=True)
     try:
+        _check_options(format=(format, format in ("text", "json")), days=(days, days is None or days > 0),
+                       peak_pods=(peak_pods, peak_pods >= 1), scale=(scale, scale is None or scale > 0),
+                       pod_rate=(pod_rate, pod_rate > 0), slo=(slo, slo > 0), tick=(tick, tick > 0),
+                       spot_discount=(spot_discount, 0 <= spot_discount < 1),
+                       spot_interruptions=(spot_interruptions, 0 <= spot_interruptions < math.inf))
         policies = [policy_named(p) for p in (policy or DEFAULT_POLICIES)]
         tr = load_trace(trace or bundled(DEFAULT_TRACE), trace_kind)
         cut_note = None

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,11 +31,19 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from provisioner.catalog import InstanceType
+from provisioner.catalog import InstanceType, with_spot_prices
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
-from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
+from provisioner.disruption import (
+    DELETION_COST,
+    DELETION_COST_EVERY_S,
+    PROTECT_S,
+    Action,
+    deletion_costs,
+    disruption_actions,
+    drain_at,
+)
 from provisioner.drift import STAMPS, drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
@@ -56,6 +65,7 @@ from provisioner.provisioning import (
     NodeView,
     claim_step,
     covers,
+    daemonset_overhead_of,
     existing_capacity,
     groups_of,
     nodeclaims_for,
@@ -65,6 +75,8 @@ from provisioner.provisioning import (
     pending_groups,
     pod_key,
     pod_requests,
+    pool_in_zones,
+    requirements_by_pod,
     total,
     with_remaining_limits,
 )
@@ -72,6 +84,7 @@ from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
+SPOT_REFRESH_S = 12 * 3600.0  # spot prices read again (all pages) as often as Karpenter's pricing controller
 
 
 def _ts(text: str | None, default: float) -> float:
@@ -102,6 +115,7 @@ class ProvisioningController:
                  disruption_interval_s: float = 10.0, tick_s: float = 1.0,
                  interruptions: Callable[[], Any] | None = None, metrics: ProvisionerMetrics | None = None) -> None:
         self.kube, self.cloud, self.catalog, self.clock = kube, cloud, catalog, clock
+        self.spot_refresh_at = clock() + SPOT_REFRESH_S  # the catalog came with fresh prices
         self.metrics = metrics or ProvisionerMetrics()
         self.pool_objs: dict[str, dict[str, Any]] = {}
         self.pool_problems: dict[str, tuple[str, str]] = {}  # pool → (reason, message) while it cannot launch
@@ -127,6 +141,8 @@ class ProvisioningController:
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
+        self.ranked_at = -math.inf  # pods' deletion costs were last written then
+        self.nominated_extra: dict[str, dict[str, Resources]] = {}  # in-flight claim → pods planned onto its room
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -248,9 +264,10 @@ class ProvisioningController:
         """Pods already provided for: nominated to NodeClaims that are not yet usable, and those
         covered by reservations from the ScaledObject controller."""
         out: set[str] = set()
-        for claim in self.claims.values():
+        for name, claim in self.claims.items():
             if not _condition(claim, "Initialized"):
                 out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
+                out.update(self.nominated_extra.get(name, {}))
         now = self.clock()
         live = []
         for r in self.reservations:
@@ -269,6 +286,7 @@ class ProvisioningController:
     async def _provision_loop(self) -> None:
         while True:
             now = self.clock()
+            await self.refresh_spot_prices(now)
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 groups = pending_groups(self.pods.values(), self._nominated())
                 pending = {n for g in groups for n in g.names()}
@@ -295,10 +313,17 @@ class ProvisioningController:
         if not pools:
             log.warning("no usable NodePool for %d pending pods", sum(g.count for g in groups))
             return []
+        pools = [await self._within_subnets(p) for p in pools]
+        overhead = daemonset_overhead_of(self.pods.values())  # every new node runs the DaemonSets too
         plan = make_plan(groups, pools, self._catalog_now(now),
-                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity())
+                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity(),
+                         overhead)
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
+        for n in plan.nodes:  # pods planned onto an in-flight NodeClaim's room wait for it (nominated)
+            if n.existing in self.claims:
+                self.nominated_extra.setdefault(n.existing, {}).update(
+                    {k: requests.get(k, Resources(pods=1)) for k in n.pods})
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
         created: list[str] = []
 
@@ -313,7 +338,8 @@ class ProvisioningController:
             self._start_launch(body)  # each launches as soon as its NodeClaim exists
 
         await asyncio.gather(*(create(self._stamped(c)) for c in nodeclaims_for(
-            plan, {p.name: p for p in pools}, self.catalog, requests, names, protect_until)))
+            plan, {p.name: p for p in pools}, self.catalog, requests, names, protect_until,
+            requirements_by_pod(groups))))
         self.metrics.unprovisionable.set(len(plan.unschedulable))
         for item in plan.unschedulable:
             pod = self.pods.get(item["pod"])
@@ -345,6 +371,10 @@ class ProvisioningController:
                 continue
             requests = (spec.get("resources") or {}).get("requests") or {}
             asked = Resources.from_requests(requests, pods=int(requests.get("pods", 0)))
+            extra = self.nominated_extra.get(name, {})
+            for key in [k for k in extra if k in self.pods and (self.pods[k].get("spec") or {}).get("nodeName")]:
+                del extra[key]  # bound somewhere already: no longer waiting for this claim
+            asked = sum(extra.values(), asked)
             a = it.allocatable
             free = Resources(max(0, a.cpu_m - asked.cpu_m), max(0, a.memory_mib - asked.memory_mib),
                              max(0, a.gpu - asked.gpu), max(0, a.pods - asked.pods))
@@ -369,6 +399,36 @@ class ProvisioningController:
         if claims:
             self.reservations.append(Reservation(namespace, labels, adding, tuple(claims), until))
         return claims
+
+    async def _within_subnets(self, pool: NodePool) -> NodePool:
+        """The pool restricted to the zones its EC2NodeClass has subnets in (a plan never picks a
+        zone the launch cannot use). Providers without subnets (simulated) leave it unchanged."""
+        zones_of = getattr(self.cloud, "zones", None)
+        if zones_of is None:
+            return pool
+        nodeclass = str((pool.spec.template.spec.node_class_ref or {}).get("name", "default"))
+        try:
+            zones = await zones_of(nodeclass)
+        except Exception as exc:  # resolving failed: the launch reports it on the NodePool
+            log.debug("zones of EC2NodeClass %s unknown: %s", nodeclass, exc)
+            return pool
+        if zones is None:
+            return pool
+        return pool_in_zones(pool, zones)
+
+    async def refresh_spot_prices(self, now: float) -> bool:
+        """Spot prices again from the cloud every SPOT_REFRESH_S (all pages); False when not due."""
+        fetch = getattr(self.cloud, "spot_prices", None)
+        if fetch is None or now < self.spot_refresh_at:
+            return False
+        self.spot_refresh_at = now + SPOT_REFRESH_S
+        try:
+            prices = await fetch(sorted({t.name for t in self.catalog}))
+        except Exception as exc:  # keep the last prices; try again at the next refresh
+            log.warning("spot prices not refreshed: %s", exc)
+            return False
+        self.catalog = with_spot_prices(self.catalog, prices)
+        return True
 
     def _pool_usage(self) -> dict[str, Resources]:
         """Capacity of every NodeClaim per pool: the launched type, or the planned (first) one."""
@@ -639,7 +699,7 @@ class ProvisioningController:
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 try:
                     await self.disrupt_once()
-                except ApiException as exc:  # the next round tries again
+                except Exception as exc:  # the next round tries again
                     log.warning("disruption round failed: %s", exc)
 
     async def disrupt_once(self) -> list[tuple[str, str]]:
@@ -654,6 +714,9 @@ class ProvisioningController:
                 busy[pool] = busy.get(pool, 0) + 1
         policies = {n: Disruption.of(p) for n, p in self.pools.items()}
         candidates = [v for v in views if v.claim not in self.disrupting]
+        if now >= self.ranked_at + DELETION_COST_EVERY_S:
+            self.ranked_at = now
+            await self._rank_pods(candidates)
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now))
         done = []
@@ -672,6 +735,21 @@ class ProvisioningController:
                     self._start_disruption(view.claim, why)
             done += [(v.name, why) for v in action.nodes]
         return done
+
+    async def _rank_pods(self, views: Sequence[NodeView]) -> None:
+        """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
+        for node, cost in deletion_costs(views).items():
+            for pod in self._workload_pods(node):
+                meta = pod.get("metadata") or {}
+                if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
+                    continue
+                if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost):
+                    continue
+                try:
+                    await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+                except ApiException as exc:  # a hint only: scale-down still works without it
+                    log.info("could not rank pod %s: %s", pod_key(pod), exc)
 
     def _nodeclass_of(self, pool: NodePool) -> EC2NodeClass | None:
         obj = self.nodeclasses.get(str((pool.spec.template.spec.node_class_ref or {}).get("name", "default")))
@@ -881,13 +959,14 @@ class ProvisioningController:
         self.seen_pending = set()  # its nominated pods are pending again: plan them in the next batch
         await self.kube.delete_nodeclaim(name)
         self.claims.pop(name, None)
+        self.nominated_extra.pop(name, None)
         self.launched_at.pop(name, None)
 
     async def _event(self, obj: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
         log.log(logging.WARNING if warning else logging.INFO, "%s %s: %s", reason, _name(obj), message)
         try:
             await self.kube.event(dict(obj), reason, message, warning)
-        except ApiException as exc:
+        except (ApiException, ValueError) as exc:  # an event is a courtesy: never the reason a loop stops
             log.warning("could not record event %s: %s", reason, exc)
 
 

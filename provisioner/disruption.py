@@ -35,6 +35,21 @@ SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before 
 DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
 
 
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+DELETION_COST_EVERY_S = 60.0  # pods are re-ranked at most this often (annotation writes are not free)
+
+
+def deletion_costs(nodes: Sequence[NodeView]) -> dict[str, int]:
+    """The pod-deletion-cost for the pods of each node: the node consolidation would take first
+    gets the lowest, so a ReplicaSet scale-down deletes its pods first and empties it instead of
+    thinning every node (https://kubernetes.io/docs/reference/labels-annotations-taints/
+    #pod-deletion-cost). Karpenter ranks the same way behind its PodDeletionCostManagement gate
+    (alpha, off by default, https://karpenter.sh/preview/concepts/pod-deletion-cost/); surge ships
+    it on. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
+    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, n.pods, -n.price, n.name))
+    return {n.name: i - len(order) for i, n in enumerate(order)}
+
+
 def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:
     """When an interrupted node is drained: once its replacement is ready (make before break, as
     Karpenter pre-spins one on the warning), but early enough for its pods to stop gracefully
@@ -140,7 +155,8 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
     candidates = candidates[:MAX_MULTI_NODE_CANDIDATES]
 
     def attempt(chosen: Sequence[NodeView]) -> Action | None:
-        action = judge(chosen, plan_for(chosen), spot_to_spot)
+        # spot-to-spot, where enabled, is single-node only (as Karpenter's gate)
+        action = judge(chosen, plan_for(chosen), spot_to_spot and len(chosen) == 1)
         if action is None or (action.kind == "delete" and keep(chosen)):
             return None
         return action

@@ -452,6 +452,21 @@ def shape_key(namespace: str, spec: Mapping[str, Any], labels: Mapping[str, Any]
     return hashlib.sha1(json.dumps([namespace, keep, lab], sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _not_provisionable(doc: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
+    """Why Karpenter would not provision for this Pod (its IsProvisionable): it has finished, it is
+    being deleted, or a DaemonSet or the kubelet (a static pod's mirror) owns it. None when it would."""
+    phase = (doc.get("status") or {}).get("phase") if isinstance(doc.get("status"), Mapping) else None
+    if phase in ("Succeeded", "Failed"):
+        return f"phase {phase}"
+    if meta.get("deletionTimestamp"):
+        return "being deleted"
+    owners = meta.get("ownerReferences") or []
+    owner = next((o for o in owners if isinstance(o, Mapping) and o.get("controller")), None)
+    if owner is not None and owner.get("kind") in ("DaemonSet", "Node"):
+        return f"owned by {owner.get('kind')} {owner.get('name')!r} (not a pod to place; a DaemonSet is overhead)"
+    return None
+
+
 def read_manifests(docs: Iterable[Any]) -> ReadResult:
     """Pods and the pods of controllers, grouped by shape; DaemonSet overhead; what was not planned.
 
@@ -488,6 +503,10 @@ def read_manifests(docs: Iterable[Any]) -> ReadResult:
                 raise ManifestError(obj, "metadata.name", "required")
             if isinstance(spec, Mapping) and spec.get("nodeName"):
                 skipped.append(f"{obj}: already bound to node {spec['nodeName']}, not planned")
+                continue
+            why = _not_provisionable(doc, meta)
+            if why:
+                skipped.append(f"{obj}: {why}, not planned")
                 continue
             names = [f"{namespace}/{name}" if meta.get("namespace") else str(name)]
         elif kind in CONTROLLERS:

@@ -47,10 +47,12 @@ class Trigger:
     # the ScaledObject's scaleTargetRef (apiVersion, kind, name): cpu/memory read its pods' usage
     scale_target: tuple[str, str, str] = ("apps/v1", "Deployment", "")
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # the ScaledObject has a scalingModifiers formula (KEDA's AsMetricSource): per-trigger targets optional
+    as_metric_source: bool = False
 
     @property
     def input(self) -> TriggerInput:
-        return TriggerInput(self.metadata, self.auth_params, self.resolved_env)
+        return TriggerInput(self.metadata, self.auth_params, self.resolved_env, self.as_metric_source)
 
     @property
     def label(self) -> str:

@@ -82,6 +82,10 @@ class TriggerInput:
     metadata: Mapping[str, str]
     auth_params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     resolved_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # KEDA's AsMetricSource: the ScaledObject has a scalingModifiers formula, so a trigger's own
+    # target (targetValue, value, targetQueryValue) may be left out; a config class that declares an
+    # `as_metric_source` field gets this value
+    as_metric_source: bool = False
 
     def lookup(self, spec: Param) -> str | None:
         """First non-empty value for `spec` along its order, trimmed; None when absent."""
@@ -159,7 +163,9 @@ def parse_config(cls: type[T], source: TriggerInput) -> T:
             errors.append(FieldError(spec.name, f"got {shown or repr(raw)}, expected {exc}"))
             values[f.name] = _empty_value(hints[f.name])
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in values:
+        if f.name == "as_metric_source":
+            values[f.name] = source.as_metric_source
+        elif f.name not in values:
             if f.default is not dataclasses.MISSING:
                 values[f.name] = f.default
             elif f.default_factory is not dataclasses.MISSING:

@@ -15,6 +15,9 @@ class FieldError:
 
     field: str
     message: str
+    # KEDA accepts the setting but surge does not implement it: `surge validate` warns instead of
+    # rejecting the manifest, and the operator reports it at run time
+    unsupported: bool = False
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message

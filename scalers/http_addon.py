@@ -79,7 +79,7 @@ def parse(trigger: Trigger) -> HTTPConfig:
         return HTTPConfig("legacy", "", float(target))
     raise ConfigError(trigger.label, [FieldError(
         "httpScaledObject", "surge serves external-push for the KEDA HTTP add-on only: expected httpScaledObject, "
-                            "interceptorRoute or interceptorTargetPendingRequests")])
+                            "interceptorRoute or interceptorTargetPendingRequests", unsupported=True)])
 
 
 class HTTPAddonScaler:

@@ -61,7 +61,7 @@ class HttpAuth:
         if "apiKey" in on and not self.api_key:
             return [FieldError("apiKey", "apiKey is required when apiKey auth is enabled")]
         if "oauth" in on:
-            return [FieldError("authModes", "oauth is not supported by surge for this trigger yet")]
+            return [FieldError("authModes", "oauth is not supported by surge for this trigger yet", unsupported=True)]
         return []
 
     def headers(self) -> dict[str, str]:

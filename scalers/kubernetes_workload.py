@@ -24,9 +24,10 @@ class WorkloadConfig:
     value: float = param("value", default=0)
     activation_value: float = param("activationValue", default=0)
     group_by_node: bool = param("groupByNode", default=False)
+    as_metric_source: bool = False
 
     def validate(self) -> list[FieldError]:
-        if self.value <= 0:
+        if self.value <= 0 and not self.as_metric_source:
             return [FieldError("value", "value must be a float greater than 0")]
         try:
             kube_source.parse_selector(self.pod_selector)
@@ -45,6 +46,7 @@ def count(pods: list[dict], selector: Callable[[Mapping[str, str]], bool], group
 
 
 class KubernetesWorkloadScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(WorkloadConfig, trigger)

@@ -34,7 +34,8 @@ class PostgresConfig:
     db_name: str = param("dbName", AUTH_OR_META, optional=True)
     sslmode: str = param("sslmode", AUTH_OR_META, optional=True)
     password: str = param("password", AUTH_OR_ENV, optional=True)
-    azure_workload: bool = False  # podIdentity azure-workload: the password is an Azure AD token
+    azure_workload: bool = False
+    as_metric_source: bool = False  # podIdentity azure-workload: the password is an Azure AD token
 
     def validate(self) -> list[FieldError]:
         if not self.connection:
@@ -42,7 +43,7 @@ class PostgresConfig:
                                ("dbName", self.db_name), ("sslmode", self.sslmode)):
                 if not value:
                     return [FieldError(key, f"no {key} given (or give a connection string in `connection`)")]
-        if self.target_query_value == 0:
+        if self.target_query_value == 0 and not self.as_metric_source:
             return [FieldError("targetQueryValue", "no targetQueryValue given (expected a non-zero number)")]
         return []
 
@@ -119,6 +120,7 @@ POOLS = SharedPools(_open, _close)
 
 class PostgresScaler(PooledReader):
     pools = POOLS
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
 
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger

@@ -71,4 +71,4 @@ def without_secrets(exc: ConfigError, trigger: Trigger) -> ConfigError:
             text = text.replace(repr(value), f"<the value of {key}>").replace(value, f"<the value of {key}>")
         return text
 
-    return ConfigError(exc.trigger, [FieldError(e.field, scrub(e.message)) for e in exc.errors])
+    return ConfigError(exc.trigger, [FieldError(e.field, scrub(e.message), e.unsupported) for e in exc.errors])

@@ -130,6 +130,9 @@ class ScaleTrigger(Model):
     @classmethod
     def _strings_only(cls, value: Any) -> Any:
         if isinstance(value, dict):
+            # the API server prunes null values of non-nullable fields (`offsetResetPolicy:` with
+            # nothing after it, as templates leave it) before validation: the key is then absent
+            value = {key: item for key, item in value.items() if item is not None}
             for key, item in value.items():
                 if not isinstance(item, str):
                     raise ValueError(f"{key}: expected a string, got {type(item).__name__} {item!r} "

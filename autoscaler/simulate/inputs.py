@@ -128,11 +128,25 @@ def build_setup(
         do_not_disrupt=((template.get("metadata") or {}).get("annotations") or {}).get(
             "karpenter.sh/do-not-disrupt") == "true",
     )
+    _check_placeable(setup, (chosen.get("metadata") or {}).get("name") or target)
     if http is not None:
         from autoscaler.simulate.http import ADDON_ACTIVATION_S
 
         setup = replace(setup, polling_interval_s=ADDON_ACTIVATION_S, http_timeout_s=route.readiness_s)
     return setup, notes
+
+
+def _check_placeable(setup: Setup, workload: str) -> None:
+    """A pod that no NodePool can ever hold (an untolerated taint, requirements or requests no
+    instance type meets, limits below one node) makes every policy cost nothing and serve nothing:
+    say why up front instead of reporting it as a slow scale-out."""
+    from provisioner.plan import make_plan
+
+    one = replace(setup.pods, count=1, pod_names=())
+    plan = make_plan([one], setup.pools, [*setup.catalog_on_demand, *setup.catalog_spot], (), setup.overhead)
+    if plan.unschedulable:
+        raise InputError(f"Deployment/{workload}: its pods fit no NodePool ({plan.unschedulable[0]['reason']}); "
+                         "nothing could run")
 
 
 def with_scale(a: Assumptions, scale: float) -> Assumptions:

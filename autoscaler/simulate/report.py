@@ -35,6 +35,15 @@ def ratios(results: Sequence[PolicyResult]) -> dict[str, dict[str, float | None]
     return out
 
 
+def saturated(r: PolicyResult, max_replicas: int, a: Assumptions) -> bool:
+    """Whether maxReplicaCount itself held work back: at some sample all maxReplicaCount pods were
+    ready and the queue still held more than they clear within the SLO. Reaching the maximum only
+    while pods were still starting (a cold start's burst) does not count."""
+    s = r.series
+    return any(rep >= max_replicas and ready >= max_replicas and backlog > ready * a.pod_rate * a.slo_seconds
+               for rep, ready, backlog in zip(s.replicas, s.ready, s.backlog, strict=True))
+
+
 def warnings(results: Sequence[PolicyResult], max_replicas: int, a: Assumptions | None = None) -> list[str]:
     """What a reader must not miss: capacity that could never be had, and pods that waited for nodes.
 
@@ -53,7 +62,7 @@ def warnings(results: Sequence[PolicyResult], max_replicas: int, a: Assumptions 
             out.append(f"{r.policy}: up to {r.max_pending_pods} pods were Pending at once "
                        f"({r.pending_pod_seconds / 3600:,.2f} pod-hours) waiting for new nodes: the provisioner's "
                        f"batch window and node boot (≈ {wait:g} s each time), not a NodePool limit")
-        if max(r.series.replicas, default=0) >= max_replicas and r.slo_violation_minutes:
+        if r.slo_violation_minutes and saturated(r, max_replicas, a):
             out.append(f"{r.policy}: reached maxReplicaCount ({max_replicas}) while work waited past the SLO; "
                        "the ScaledObject cannot serve the peak")
     return out

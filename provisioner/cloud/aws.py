@@ -113,6 +113,16 @@ def fleet_outcome(response: Mapping[str, Any], offerings: Sequence[Offering], ca
     return FleetResult(None, tuple(dict.fromkeys(exhausted)), "; ".join(messages) or "no instance launched")
 
 
+def client_token(cluster: str, nodeclaim: str, capacity_type: str, configs: Sequence[Mapping[str, Any]]) -> str:
+    """CreateFleet's idempotency token: the same request retried gets the same token (EC2 returns the
+    first launch), a different request for the same NodeClaim (spot → on-demand, fewer offerings after
+    capacity errors) a new one — EC2 rejects a reused token with other parameters
+    (IdempotentParameterMismatch). After a crash the first request's instance is found by its
+    NodeClaim tag and adopted before any new request is made."""
+    digest = hashlib.sha256(json.dumps([capacity_type, configs], sort_keys=True).encode()).hexdigest()[:16]
+    return f"{cluster}-{nodeclaim}"[:47] + "-" + digest
+
+
 class AWSProvider:
     def __init__(self, ec2: Any, cluster: str, nodeclasses: Callable[[str], EC2NodeClass],
                  clock: Callable[[], float], ssm: Any = None, kubernetes_version: str = "1.31",
@@ -310,7 +320,7 @@ class AWSProvider:
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
         kwargs: dict[str, Any] = {
             "Type": "instant",
-            "ClientToken": f"{self.cluster}-{request.nodeclaim}"[:64],  # a retried launch is the same launch
+            "ClientToken": client_token(self.cluster, request.nodeclaim, capacity_type, configs),
             "LaunchTemplateConfigs": configs,
             "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": capacity_type},
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list},
@@ -369,3 +379,19 @@ class AWSProvider:
 
         now = self.clock()
         return await asyncio.to_thread(lambda: latest_spot_prices(spot_price_history(self.ec2, instance_types, now)))
+
+    async def type_zones(self) -> dict[str, set[str]]:
+        """Zones each instance type is offered in (DescribeInstanceTypeOfferings, every page)."""
+        def pages() -> list[Any]:
+            paginator = self.ec2.get_paginator("describe_instance_type_offerings")
+            return list(paginator.paginate(LocationType="availability-zone"))
+
+        out: dict[str, set[str]] = {}
+        for page in await asyncio.to_thread(pages):
+            for row in page["InstanceTypeOfferings"]:
+                out.setdefault(row["InstanceType"], set()).add(row["Location"])
+        return out
+
+    async def zones(self, nodeclass: str) -> set[str]:
+        """Zones the EC2NodeClass has subnets in: the only zones a launch can use."""
+        return set((await self.resolve(self.nodeclasses(nodeclass))).subnets)
