@@ -33,10 +33,8 @@ from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode
 from provisioner.provisioning import Budget, Disruption, NodeView
-from tests.test_cloud import Clock, aws, request
-from tests.test_cloud import nodeclass as aws_nodeclass
-
-__all__ = ["aws"]  # the moto account fixture, shared with test_cloud
+from tests.servers import Server
+from tests.test_cloud import Clock, request
 
 POOL: dict[str, Any] = {"metadata": {"name": "default"}, "spec": {
     "template": {"metadata": {"labels": {"team": "a"}}, "spec": {
@@ -246,16 +244,29 @@ def test_subnet_drift() -> None:
     assert subnet_drift("sn-3", []) is None
 
 
-async def test_aws_provider_drift_against_moto(aws: dict) -> None:  # type: ignore[type-arg]
+async def test_aws_provider_drift_against_moto(moto_server: Server) -> None:
     """An ssmParameter AMI term, the instance's subnet and the node class hash, on moto_server."""
     clock = Clock()
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws["url"])
-    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=aws["url"])
+    url = f"http://127.0.0.1:{moto_server.port}"
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=url)
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=url)
+    # a network of its own (a tag nobody else selects), so other tests' accounts do not mix in
+    vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    tag = {"Key": "surge-drift-test", "Value": vpc}
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.0.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"drift-{vpc}", Description="nodes", VpcId=vpc)["GroupId"]
+    ec2.create_tags(Resources=[subnet, group], Tags=[tag])
+    selector = [{"tags": {"surge-drift-test": vpc}}]
+
+    def aws_nodeclass(**spec: Any) -> EC2NodeClass:
+        return EC2NodeClass.model_validate({"metadata": {"name": "default"}, "spec": {
+            "subnetSelectorTerms": selector, "securityGroupSelectorTerms": selector, **spec}})
+
     old, new = [i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"]
                 if i["Architecture"] == "x86_64"][:2]
     ssm.put_parameter(Name="/surge-drift-test/node-ami", Value=old, Type="String", Overwrite=True)
     current = {"class": aws_nodeclass(amiSelectorTerms=[{"ssmParameter": "/surge-drift-test/node-ami"}])}
-    cloud = AWSProvider(ec2_client("us-east-1", aws["url"]), "demo", lambda _: current["class"], clock, ssm=ssm)
+    cloud = AWSProvider(ec2_client("us-east-1", url), "demo", lambda _: current["class"], clock, ssm=ssm)
     instance = await launch(cloud, request("drift-1", [Offering("m5.large", "on-demand", "us-east-1a", 0.096)]),
                             UnavailableOfferings(), clock)
     assert instance.image_id == old
@@ -263,17 +274,28 @@ async def test_aws_provider_drift_against_moto(aws: dict) -> None:  # type: igno
              "spec": {"nodeClassRef": {"name": "default"}},
              "status": {"providerID": instance.provider_id, "imageID": instance.image_id}}
     assert await cloud.is_drifted(claim) is None
-    subnet = ec2.describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]["SubnetId"]
-    ec2.delete_tags(Resources=[subnet], Tags=[{"Key": "karpenter.sh/discovery"}])  # no longer selected
+    assert ec2.describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]["SubnetId"] == subnet
+    other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    ec2.create_tags(Resources=[other], Tags=[tag])
+    ec2.delete_tags(Resources=[subnet], Tags=[{"Key": "surge-drift-test"}])  # selected no more
     clock.t += 61
-    try:
-        assert await cloud.is_drifted(claim) == "SubnetDrift"
-    finally:
-        ec2.create_tags(Resources=[subnet], Tags=[{"Key": "karpenter.sh/discovery", "Value": "demo"}])
+    assert await cloud.is_drifted(claim) == "SubnetDrift"
+    ec2.create_tags(Resources=[subnet], Tags=[tag])
     ssm.put_parameter(Name="/surge-drift-test/node-ami", Value=new, Type="String", Overwrite=True)
     clock.t += 61
     assert await cloud.is_drifted(claim) == "AMIDrift"
     current["class"] = aws_nodeclass(amiSelectorTerms=[{"ssmParameter": "/surge-drift-test/node-ami"}],
-                                     userData="#!/bin/bash\necho changed")
+                                     userData="#!/bin/bash\necho changed", tags={"team": "ml"})
     assert await cloud.is_drifted(claim) == "NodeClassDrift"  # checked first, without AWS calls
     await cloud.terminate([instance.id])
+
+
+async def test_alias_version_falls_back_when_the_api_server_does_not_say() -> None:
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client import Configuration
+
+    from autoscaler.operator.main import kubernetes_version
+    from tests.servers import free_port
+
+    async with client.ApiClient(Configuration(host=f"http://127.0.0.1:{free_port()}")) as api:  # nothing listens
+        assert await kubernetes_version(api, default="1.29") == "1.29"
