@@ -30,7 +30,7 @@ from autoscaler.manifests.keda import (
 from autoscaler.manifests.loader import MODELS, Document, load_documents
 from autoscaler.redact import remember
 from provisioner.nodeclass import EC2NodeClass
-from provisioner.nodepool import NodePool
+from provisioner.nodepool import NodePool, crd_problems
 
 UNRESOLVED = "surge-unresolved"
 # API groups of the projects surge stands in for: a kind of theirs that surge does not model is said so
@@ -239,6 +239,8 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             result.errors = issues_from(exc)
         else:
             result.warnings += [f"{p}: unknown field, ignored by surge" for p in unknown_fields(obj)]
+            if isinstance(obj, NodePool):
+                result.errors += [Issue(f, m) for f, m in crd_problems(obj)]
             if isinstance(obj, NodePool | EC2NodeClass):
                 result.warnings += [f if ":" in f else f"{f}: not supported by surge" for f in obj.unsupported_fields()]
             if isinstance(obj, ScaledObject):

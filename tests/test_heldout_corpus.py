@@ -82,3 +82,33 @@ def test_null_metadata_value_is_absent_as_after_api_server_pruning(tmp_path: Pat
     (tmp_path / "number.yaml").write_text(so.replace("LAG", "5"))
     [bad] = validate_paths([tmp_path / "number.yaml"])
     assert [e.field for e in bad.errors] == ["spec.triggers[0].metadata.lagThreshold"]
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ("  template: {spec: {expireAfter: 3 days}}", "spec.template.spec.expireAfter"),
+    ("  template: {spec: {terminationGracePeriod: 1 hour}}", "spec.template.spec.terminationGracePeriod"),
+    ("  disruption: {consolidateAfter: never}", "spec.disruption.consolidateAfter"),
+    ("  disruption: {consolidationPolicy: WhenUnderutilized}", "spec.disruption.consolidationPolicy"),
+    ("  disruption: {budgets: [{nodes: '150%'}]}", "spec.disruption.budgets[0].nodes"),
+    ("  disruption: {budgets: [{nodes: '1', schedule: '0 9 * * *'}]}", "spec.disruption.budgets[0]"),
+    ("  disruption: {budgets: [{nodes: '1', schedule: '@daily', duration: 30s}]}",
+     "spec.disruption.budgets[0].duration"),
+    ("  disruption: {budgets: [{nodes: '1', reasons: [expired]}]}", "spec.disruption.budgets[0].reasons"),
+])
+def test_nodepool_values_karpenters_crd_refuses(tmp_path: Path, spec: str, field: str) -> None:
+    # the karpenter.sh/v1 CRD's patterns and rules (pkg/apis/crds/karpenter.sh_nodepools.yaml)
+    path = tmp_path / "np.yaml"
+    path.write_text(f"apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {{name: a}}\nspec:\n{spec}\n")
+    [r] = validate_paths([path])
+    assert [e.field for e in r.errors] == [field], r.errors
+
+
+def test_nodepool_values_karpenters_crd_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "np.yaml"
+    path.write_text("apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: a}\nspec:\n"
+                    "  template: {spec: {expireAfter: Never, terminationGracePeriod: 48h}}\n"
+                    "  disruption:\n    consolidationPolicy: Balanced\n    consolidateAfter: 1m30s\n"
+                    "    budgets: [{nodes: '100%'}, {nodes: '0', schedule: '@daily', duration: 1h30m, "
+                    "reasons: [Drifted, Empty]}, {nodes: '5', schedule: '0 9 * * mon-fri', duration: 8h0s}]\n")
+    [r] = validate_paths([path])
+    assert r.ok, r.errors
