@@ -29,7 +29,7 @@ from autoscaler.manifests.keda import (
 )
 from autoscaler.manifests.loader import MODELS, Document, load_documents
 from autoscaler.redact import remember
-from provisioner.nodeclass import EC2NodeClass
+from provisioner.nodeclass import EC2NodeClass, nodeclass_crd_problems
 from provisioner.nodepool import NodePool, crd_problems
 
 UNRESOLVED = "surge-unresolved"
@@ -241,6 +241,8 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             result.warnings += [f"{p}: unknown field, ignored by surge" for p in unknown_fields(obj)]
             if isinstance(obj, NodePool):
                 result.errors += [Issue(f, m) for f, m in crd_problems(obj)]
+            if isinstance(obj, EC2NodeClass):
+                result.errors += [Issue(f, m) for f, m in nodeclass_crd_problems(obj)]
             if isinstance(obj, NodePool | EC2NodeClass):
                 result.warnings += [f if ":" in f else f"{f}: not supported by surge" for f in obj.unsupported_fields()]
             if isinstance(obj, ScaledObject):

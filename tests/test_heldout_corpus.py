@@ -112,3 +112,21 @@ def test_nodepool_values_karpenters_crd_accepts(tmp_path: Path) -> None:
                     "reasons: [Drifted, Empty]}, {nodes: '5', schedule: '0 9 * * mon-fri', duration: 8h0s}]\n")
     [r] = validate_paths([path])
     assert r.ok, r.errors
+
+
+def test_ec2nodeclass_rules_karpenters_crd_enforces(tmp_path: Path) -> None:
+    # karpenter.k8s.aws/v1 CRD rules (pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml)
+    path = tmp_path / "nc.yaml"
+    path.write_text("apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: a}\nspec:\n"
+                    "  amiSelectorTerms: [{alias: ubuntu@latest}]\n  subnetSelectorTerms: [{tags: {}}]\n"
+                    "  securityGroupSelectorTerms: [{id: sg-1, tags: {a: b}}]\n  role: r\n  instanceProfile: p\n"
+                    "  blockDeviceMappings: [{deviceName: /dev/xvda, ebs: {volumeSize: 20Gi, volumeType: gp9}}]\n")
+    [r] = validate_paths([path])
+    assert [e.field for e in r.errors] == [
+        "spec.subnetSelectorTerms[0]", "spec.securityGroupSelectorTerms[0]", "spec.amiSelectorTerms[0].alias",
+        "spec", "spec.blockDeviceMappings[0].ebs.volumeType"], r.errors
+    path.write_text("apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: a}\nspec:\n"
+                    "  amiFamily: AL2023\n  amiSelectorTerms: [{id: ami-1}]\n  subnetSelectorTerms: [{id: subnet-1}]\n"
+                    "  securityGroupSelectorTerms: [{name: sg}]\n  instanceProfile: p\n")
+    [ok] = validate_paths([path])
+    assert ok.ok, ok.errors
