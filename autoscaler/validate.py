@@ -231,6 +231,8 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             group = str(doc.raw.get("apiVersion", "")).partition("/")[0]
             if group in OWN_GROUPS:
                 result.warnings.append(f"kind {doc.kind} ({group}) is not implemented by surge: not checked")
+            elif not doc.kind:
+                result.warnings.append(f"document {doc.index}: no kind, not a Kubernetes object: not checked")
             results.append(result)
             continue
         try:

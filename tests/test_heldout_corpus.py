@@ -130,3 +130,10 @@ def test_ec2nodeclass_rules_karpenters_crd_enforces(tmp_path: Path) -> None:
                     "  securityGroupSelectorTerms: [{name: sg}]\n  instanceProfile: p\n")
     [ok] = validate_paths([path])
     assert ok.ok, ok.errors
+
+
+def test_document_without_kind_is_named_not_silently_ok(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text("replicaCount: 1\nimage: {repository: x}\n")
+    [r] = validate_paths([path])
+    assert r.warnings == ["document 0: no kind, not a Kubernetes object: not checked"]
