@@ -26,3 +26,4 @@ bench: setup
 	$(PY) bench/http.py
 	$(PY) bench/provision.py
 	$(PY) bench/cost.py
+	$(PY) bench/fuzz.py

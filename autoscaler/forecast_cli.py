@@ -43,8 +43,9 @@ def forecast(
     plot: Path | None = typer.Option(None, "--plot", help="write history + forecast + 80% interval as HTML"),  # noqa: B008
     format: str = typer.Option("text", "--format", help="text or json"),
 ) -> None:
-    """Backtest naive, seasonal naive, Holt-Winters, STL+ETS (and MSTL+ETS with a weekly season): choose on
-    one split, score on the next; print MASE, sMAPE, 80% coverage, warm fit time and reliability."""
+    """Backtest naive, seasonal naive, Holt-Winters, robust Holt-Winters, STL+ETS, ARIMA + Fourier (and
+    MSTL+ETS with a weekly season): choose on one split, score on the next; print MASE, sMAPE, 80% coverage,
+    warm fit time and reliability."""
     from autoscaler.forecast.forecaster import Declined, HorizonError, fit_forecaster, horizon_steps, prepare
     from autoscaler.simulate.trace import TraceError, load_trace
 
@@ -81,7 +82,7 @@ def forecast(
         typer.echo(json.dumps(out, indent=2) if format == "json" else f"declined: {exc}")
         raise typer.Exit(0) from None
     out |= {"period_steps": f.period, "periods_steps": list(f.periods), "selected": f.model,
-            "reliable": any(f.reliable.values()), "split_steps": f.split,
+            "reliable": any(f.reliable.values()), "split_steps": f.split, "interval_power": round(f.power, 4),
             "reliability": [{"horizon_s": k * step_s, "reliable": f.reliable[k], "why_not": f.reasons.get(k, "")}
                             for k in sorted(f.reliable)],
             "scores": [{"model": s.model, "horizon_s": s.horizon_s, "mase": round(s.mase, 4),
@@ -96,7 +97,8 @@ def forecast(
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{tr.name}: step {step_s:g} s, seasons {list(f.periods)} steps, selected {f.model}"
+    t = Table(title=f"{tr.name}: step {step_s:g} s, seasons {list(f.periods)} steps, selected {f.model}, "
+                    f"interval spread ∝ forecast^{f.power:.2f}"
                     + ("" if any(f.reliable.values()) else f" (unreliable: {f.reason})"))
     for col in ("model", "horizon", "MASE", "sMAPE", "80% coverage", "fit s"):
         t.add_column(col, justify="left" if col == "model" else "right")

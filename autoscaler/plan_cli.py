@@ -6,13 +6,16 @@ exit status 2 (`PlanInputError`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 
 ALGORITHMS = ("surge", "karpenter")
 FORMATS = ("text", "json")
@@ -22,11 +25,71 @@ class PlanInputError(ValueError):
     """One bad input: `<file>: <object>: <field>: <what was expected>`."""
 
 
+def _load_all(text: str) -> list[Any]:
+    """Every YAML document of `text`. yaml-rs (Rust) when installed — a 45k-Pod file in ~2 s instead of
+    ~35 s with PyYAML's C parser, whose object construction is Python — else PyYAML's safe loader."""
+    try:
+        import yaml_rs
+    except ImportError:  # pragma: no cover - yaml-rs is a declared dependency
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return list(yaml.load_all(text, Loader=loader))  # a safe loader (C or pure Python)
+    try:
+        docs = yaml_rs.loads(text, parse_datetime=False)
+    except yaml_rs.YAMLDecodeError as exc:
+        raise yaml.YAMLError(str(exc).splitlines()[0] if str(exc) else "invalid YAML") from None
+    if docs is None:
+        return []
+    # yaml-rs returns a list for several documents, the document itself for one
+    return list(docs) if isinstance(docs, list) and "---" in text else [docs]
+
+
 def _docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     """Every mapping in the files, read by the hardened reader (a ManifestError is exit status 2)."""
     from autoscaler.manifests.reader import mappings
 
     return [(path, d) for path in paths for _, d in mappings(path)]
+
+
+def _pod_docs(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Pod files. What `kubectl get pods -A -o yaml` dumps is far past the hardened reader's
+    per-manifest size (a 45k-Pod List is ~10 MB, one document, ~1M nodes) and its Python object
+    construction takes ~35 s, so pod files are parsed by yaml-rs with the reader's checks around
+    it: its decoding (binary, UTF-16, Latin-1 named), its document count and depth limits, alias
+    expansion bounded, and two limits of their own — SURGE_PLAN_MAX_BYTES (default 256 MiB) and
+    no line over 1 MiB (no Kubernetes object holds such a value)."""
+    from autoscaler.manifests.reader import Limits, check_object, decode
+
+    limits = Limits.from_env()
+    cap = int(os.environ.get("SURGE_PLAN_MAX_BYTES", str(256 * 2**20)))
+    walk = dataclasses.replace(limits, max_nodes=max(limits.max_nodes, cap // 4))
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(cap + 1)
+        except OSError as exc:
+            raise PlanInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        if len(data) > cap:
+            raise PlanInputError(f"{path}: over the limit of {cap} bytes (SURGE_PLAN_MAX_BYTES)")
+        text = decode(data, str(path), dataclasses.replace(limits, max_bytes=cap))
+        longest = max((len(line) for line in text.splitlines()), default=0)
+        if longest > 2**20:
+            raise PlanInputError(f"{path}: a line of {longest} characters is over the limit of 1 MiB")
+        try:
+            docs = _load_all(text)
+        except yaml.YAMLError as exc:
+            raise PlanInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if len(docs) > limits.max_documents:
+            raise PlanInputError(f"{path}: has more than {limits.max_documents} documents "
+                                 "(SURGE_MANIFEST_MAX_DOCUMENTS)")
+        for d in docs:
+            if d is None:
+                continue
+            if not isinstance(d, dict):
+                raise PlanInputError(f"{path}: a document is {type(d).__name__}, expected a Kubernetes object")
+            check_object(d, str(path), walk)
+            out.append((path, d))
+    return out
 
 
 def _name(doc: Mapping[str, Any]) -> str:
@@ -117,7 +180,7 @@ def plan(
     try:
         _plan(pods, nodepool, existing, spot_prices, algorithm, format)
     except PlanInputError as exc:
-        typer.echo(f"surge plan: {exc}", err=True)
+        typer.echo(f"surge plan: error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -133,7 +196,7 @@ def _plan(pods: list[Path], nodepool: list[Path], existing: Path | None, spot_pr
     if format not in FORMATS:
         raise PlanInputError(f"--format: {format!r}, expected one of {', '.join(FORMATS)}")
     by_file: dict[Path, list[dict[str, Any]]] = {}
-    for path, doc in _docs(pods):
+    for path, doc in _pod_docs(pods):
         by_file.setdefault(path, []).append(doc)
     groups, skipped = [], []
     from provisioner.resources import Resources

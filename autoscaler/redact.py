@@ -35,35 +35,45 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^/\s
 class Redactor:
     """The known secret values, and the substitution that hides them and secret-shaped text."""
 
+    MAX_VALUES = 4096  # the oldest are forgotten past this; Secrets churn, memory must not
+    MAX_LENGTH = 64 * 1024  # a PEM key is a few KiB; longer values are not searched for
+
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._values: dict[str, None] = {}  # insertion-ordered set
         self._pattern: re.Pattern[str] | None = None
+        self._dirty = False
         self._lock = threading.Lock()
 
-    def remember(self, *values: str) -> None:
+    def remember(self, *values: object) -> None:
         """Register secret values (and their base64 forms) to be masked wherever they appear."""
-        added = False
         with self._lock:
             for value in values:
-                value = value.strip()
-                if len(value) < _MIN_LENGTH:
+                if not isinstance(value, str) or not _MIN_LENGTH <= len(value.strip()) <= self.MAX_LENGTH:
                     continue
-                encoded = base64.b64encode(value.encode()).decode()
-                for form in (value, encoded, encoded.rstrip("="), base64.urlsafe_b64encode(value.encode()).decode()):
+                raw = value.strip().encode()
+                encoded = base64.b64encode(raw).decode()
+                for form in (value.strip(), encoded, encoded.rstrip("="), base64.urlsafe_b64encode(raw).decode()):
                     if form not in self._values:
-                        self._values.add(form)
-                        added = True
-            if added:
-                ordered = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(map(re.escape, ordered)))
+                        self._values[form] = None
+                        self._dirty = True
+            while len(self._values) > self.MAX_VALUES:
+                del self._values[next(iter(self._values))]
 
     def forget_all(self) -> None:
         with self._lock:
             self._values.clear()
-            self._pattern = None
+            self._pattern, self._dirty = None, False
+
+    def _current(self) -> re.Pattern[str] | None:
+        if self._dirty:  # compiled when first needed, not on every remember()
+            with self._lock:
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+                self._dirty = False
+        return self._pattern
 
     def redact(self, text: str) -> str:
-        pattern = self._pattern
+        pattern = self._current()
         if pattern is not None:
             text = pattern.sub(MASK, text)
         if "ata" in text:
@@ -76,7 +86,7 @@ class Redactor:
 REDACTOR = Redactor()
 
 
-def remember(*values: str) -> None:
+def remember(*values: object) -> None:
     REDACTOR.remember(*values)
 
 

@@ -167,13 +167,17 @@ def secret_values(raw: dict[str, Any]) -> dict[str, str]:
     """A Secret's values: stringData as is, data base64-decoded (or as written, when it is not base64,
     as in documentation examples)."""
     values: dict[str, str] = {}
-    for key, value in (raw.get("data") or {}).items():
+    data, string_data = raw.get("data"), raw.get("stringData")
+    for key, value in (data if isinstance(data, dict) else {}).items():
+        if not isinstance(value, str | int | float):
+            continue  # a Secret's values are strings; nested data is the API server's to refuse
         text = str(value)
         try:
             values[key] = base64.b64decode(text, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
             values[key] = text
-    values.update({k: str(v) for k, v in (raw.get("stringData") or {}).items()})
+    values.update({k: str(v) for k, v in (string_data if isinstance(string_data, dict) else {}).items()
+                   if isinstance(v, str | int | float)})
     remember(*values.values())
     return values
 

@@ -1,6 +1,11 @@
 """Polling-cycle cost: 1,000 Redis list triggers and 200 Kafka consumer groups, read one at a time
 versus in one batched cycle (scalers.batch.poll_cycle). Starts its own redis-server and tansu.
 
+Then the read cost of each newer scaler (postgresql, mysql, rabbitmq over AMQP and HTTP,
+nats-jetstream, metrics-api, cpu, kubernetes-workload): 50 triggers on one server, one at a time
+versus one cycle (shared connection or pool per server, reads in parallel). Starts PostgreSQL,
+MariaDB, RabbitMQ, nats-server, an aiohttp endpoint and the Kubernetes API emulator.
+
 Prints a table and writes docs/benchmarks-scalers.md. Run: `make bench` or `.venv/bin/python bench/scalers.py`.
 """
 
@@ -31,6 +36,7 @@ from tests.fixtures.kafka import tansu_binary  # noqa: E402
 from tests.fixtures.redis import redis_argv  # noqa: E402
 from tests.servers import free_port, run_server  # noqa: E402
 
+NEW_TRIGGERS = 50
 REDIS_TRIGGERS = 1000
 KAFKA_GROUPS = 200
 CYCLES = 7
@@ -110,6 +116,115 @@ async def kafka_cases(address: str) -> list[dict[str, float | str]]:
     return rows
 
 
+async def compare(kind: str, make: Callable[[int], Scaler], n: int = NEW_TRIGGERS) -> list[dict[str, float | str]]:
+    scalers = [make(i) for i in range(n)]
+
+    async def sequential() -> None:
+        for sc in scalers:
+            await sc.metrics()
+
+    async def batched() -> None:
+        out = await poll_cycle(scalers)
+        assert all(not isinstance(r, Exception) for r in out), [r for r in out if isinstance(r, Exception)][:1]
+
+    rows = [await timed(f"{kind}: one at a time", sequential, n), await timed(f"{kind}: batched cycle", batched, n)]
+    for sc in scalers:
+        await sc.close()
+    return rows
+
+
+async def new_scaler_cases() -> list[dict[str, float | str]]:
+    import contextlib
+
+    import aio_pika
+    import nats
+    from aiohttp import web
+    from kubernetes_asyncio import client as k8s
+
+    from scalers import kube_source
+    from scalers.cpu_memory import CpuMemoryScaler
+    from scalers.kubernetes_workload import KubernetesWorkloadScaler
+    from scalers.metrics_api import MetricsApiScaler
+    from scalers.mysql import MySqlScaler
+    from scalers.nats_jetstream import NatsJetStreamScaler
+    from scalers.postgresql import PostgresScaler
+    from scalers.rabbitmq import RabbitMQScaler
+    from tests.fixtures.http import http_server
+    from tests.fixtures.rabbitmq import start_broker, stop_broker
+    from tests.fixtures.sql import mariadb, postgres
+    from tests.k8s.emulator import Emulator
+    from tests.servers import require_binary
+
+    rows: list[dict[str, float | str]] = []
+    with postgres() as pg:
+        rows += await compare("postgresql", lambda i: PostgresScaler(Trigger(type="postgresql", index=i, metadata={
+            "query": "SELECT 42", "targetQueryValue": "5", "host": pg.host, "port": str(pg.port),
+            "userName": pg.user, "dbName": pg.database, "sslmode": "disable"}, auth_params={"password": pg.password})))
+    with mariadb() as my:
+        rows += await compare("mysql", lambda i: MySqlScaler(Trigger(type="mysql", index=i, metadata={
+            "query": "SELECT 42", "queryValue": "5", "host": my.host, "port": str(my.port), "username": my.user,
+            "dbName": my.database}, auth_params={"password": my.password})))
+    broker = start_broker()
+    try:
+        conn = await aio_pika.connect(broker.amqp_url)
+        async with conn:
+            ch = await conn.channel()
+            await ch.declare_queue("bench")
+        rows += await compare("rabbitmq (AMQP)", lambda i: RabbitMQScaler(Trigger(type="rabbitmq", index=i, metadata={
+            "queueName": "bench", "host": broker.amqp_url})))
+        rows += await compare("rabbitmq (management API)", lambda i: RabbitMQScaler(Trigger(
+            type="rabbitmq", index=i, auth_params={"username": "guest", "password": "guest"},
+            metadata={"queueName": "bench", "host": broker.http_url})))
+    finally:
+        stop_broker(broker)
+    port, monitor = free_port(), free_port()
+    with run_server([require_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor), "-js"],
+                    port):
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        js = nc.jetstream()
+        await js.add_stream(name="bench", subjects=["bench.*"])
+        await js.pull_subscribe("bench.*", durable="w", stream="bench")
+        await nc.close()
+        rows += await compare("nats-jetstream", lambda i: NatsJetStreamScaler(Trigger(
+            type="nats-jetstream", index=i, metadata={"natsServerMonitoringEndpoint": f"127.0.0.1:{monitor}",
+                                                      "account": "$G", "stream": "bench", "consumer": "w"})))
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.json_response({"queue": {"depth": 7}})
+
+    async with http_server(handle) as url:
+        rows += await compare("metrics-api", lambda i: MetricsApiScaler(Trigger(
+            type="metrics-api", index=i, metadata={"url": url, "valueLocation": "queue.depth", "targetValue": "5"})))
+    em = Emulator()
+    runner = web.AppRunner(em.app)
+    await runner.setup()
+    kport = free_port()
+    await web.TCPSite(runner, "127.0.0.1", kport).start()
+    em.put("apps/v1", "deployments", {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+        "name": "web", "namespace": "default"}, "spec": {"selector": {"matchLabels": {"app": "web"}}}})
+    for i in range(20):
+        em.put("v1", "pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": f"web-{i}", "namespace": "default", "labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "app", "resources": {"requests": {"cpu": "500m"}}}]}, "status": {"phase": "Running"}})
+        em.put("metrics.k8s.io/v1beta1", "pods", {"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                                                  "metadata": {"name": f"web-{i}", "namespace": "default"},
+                                                  "containers": [{"name": "app", "usage": {"cpu": "250m"}}]})
+    try:
+        async with k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{kport}")) as api:
+            kube_source.use(api)
+            rows += await compare("cpu (20 pods)", lambda i: CpuMemoryScaler(Trigger(
+                type="cpu", index=i, metadata={"value": "50"}, metric_type="Utilization", namespace="default",
+                scale_target=("apps/v1", "Deployment", "web"))))
+            rows += await compare("kubernetes-workload (20 pods)", lambda i: KubernetesWorkloadScaler(Trigger(
+                type="kubernetes-workload", index=i, namespace="default", metadata={"podSelector": "app=web",
+                                                                                    "value": "5"})))
+            kube_source.use(None)
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+    return rows
+
+
 def render(rows: list[dict[str, float | str]]) -> str:
     lines = ["| case | triggers | cycle (ms) | per trigger (µs) | client CPU (ms) | vs one at a time |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -131,11 +246,13 @@ async def main() -> None:
              "--storage-engine", "memory://tansu/"], kafka_port):
         rows = await redis_cases(f"127.0.0.1:{redis_port}")
         rows += await kafka_cases(f"127.0.0.1:{kafka_port}")
+    rows += await new_scaler_cases()
     table = render(rows)
     print(table)
     header = (f"# Scaler polling-cycle benchmark\n\nMeasured by `bench/scalers.py` on {platform.machine()}, "
               f"Python {platform.python_version()}, {os.cpu_count()} cores; median of {CYCLES} warm cycles. "
-              "Servers are local (redis-server 7, tansu), so the numbers are client cost plus loopback round "
+              "Servers are local (redis-server 7, tansu, PostgreSQL 15, MariaDB, RabbitMQ, nats-server, an aiohttp "
+              "endpoint, the Kubernetes API emulator), so the numbers are client cost plus loopback round "
               "trips. 'client CPU' is this process's CPU time per cycle (the servers run in other processes).\n\n")
     (ROOT / "docs" / "benchmarks-scalers.md").write_text(header + table + "\n")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources as ir
 from typing import Any
@@ -129,6 +129,30 @@ def load_catalog(
                                     _extended(s)),
             labels=dict(s["labels"]), offerings=tuple(offerings),
         ))
+    return out
+
+
+def with_spot_prices(catalog: Iterable[InstanceType], prices: Mapping[tuple[str, str], float]) -> list[InstanceType]:
+    """The catalog with its spot offerings replaced by `prices[(type, zone)]` (zones a type has an
+    offering in only; a type/zone without a price has no spot offering)."""
+    out = []
+    for it in catalog:
+        zones = dict.fromkeys(o.zone for o in it.offerings)
+        kept = [o for o in it.offerings if o.capacity_type != SPOT]
+        spot = [Offering(SPOT, z, prices[(it.name, z)]) for z in zones if (it.name, z) in prices]
+        out.append(replace(it, offerings=tuple(kept + spot)))
+    return out
+
+
+def restrict_zones(catalog: Iterable[InstanceType], zones_of: Mapping[str, Iterable[str]]) -> list[InstanceType]:
+    """Offerings only in the zones each type is offered in (DescribeInstanceTypeOfferings); types
+    missing from `zones_of` are dropped."""
+    out = []
+    for it in catalog:
+        allowed = set(zones_of.get(it.name, ()))
+        offerings = tuple(o for o in it.offerings if o.zone in allowed)
+        if offerings:
+            out.append(replace(it, offerings=offerings))
     return out
 
 

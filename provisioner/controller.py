@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,14 +31,24 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from provisioner.catalog import InstanceType
+from provisioner.catalog import InstanceType, with_spot_prices
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
-from provisioner.disruption import PROTECT_S, Action, disruption_actions, drain_at
+from provisioner.disruption import (
+    DELETION_COST,
+    DELETION_COST_EVERY_S,
+    PROTECT_S,
+    Action,
+    deletion_costs,
+    disruption_actions,
+    drain_at,
+)
+from provisioner.drift import STAMPS, drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.metrics import ProvisionerMetrics
+from provisioner.nodeclass import EC2NodeClass
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, make_plan
 from provisioner.pods import PodGroup, group_from_pod_spec
@@ -54,6 +65,7 @@ from provisioner.provisioning import (
     NodeView,
     claim_step,
     covers,
+    daemonset_overhead_of,
     existing_capacity,
     groups_of,
     nodeclaims_for,
@@ -63,6 +75,8 @@ from provisioner.provisioning import (
     pending_groups,
     pod_key,
     pod_requests,
+    pool_in_zones,
+    requirements_by_pod,
     total,
     with_remaining_limits,
 )
@@ -70,6 +84,7 @@ from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
+SPOT_REFRESH_S = 12 * 3600.0  # spot prices read again (all pages) as often as Karpenter's pricing controller
 
 
 def _ts(text: str | None, default: float) -> float:
@@ -100,6 +115,7 @@ class ProvisioningController:
                  disruption_interval_s: float = 10.0, tick_s: float = 1.0,
                  interruptions: Callable[[], Any] | None = None, metrics: ProvisionerMetrics | None = None) -> None:
         self.kube, self.cloud, self.catalog, self.clock = kube, cloud, catalog, clock
+        self.spot_refresh_at = clock() + SPOT_REFRESH_S  # the catalog came with fresh prices
         self.metrics = metrics or ProvisionerMetrics()
         self.pool_objs: dict[str, dict[str, Any]] = {}
         self.pool_problems: dict[str, tuple[str, str]] = {}  # pool → (reason, message) while it cannot launch
@@ -125,6 +141,8 @@ class ProvisioningController:
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
+        self.ranked_at = -math.inf  # pods' deletion costs were last written then
+        self.nominated_extra: dict[str, dict[str, Resources]] = {}  # in-flight claim → pods planned onto its room
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -246,9 +264,10 @@ class ProvisioningController:
         """Pods already provided for: nominated to NodeClaims that are not yet usable, and those
         covered by reservations from the ScaledObject controller."""
         out: set[str] = set()
-        for claim in self.claims.values():
+        for name, claim in self.claims.items():
             if not _condition(claim, "Initialized"):
                 out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
+                out.update(self.nominated_extra.get(name, {}))
         now = self.clock()
         live = []
         for r in self.reservations:
@@ -267,6 +286,7 @@ class ProvisioningController:
     async def _provision_loop(self) -> None:
         while True:
             now = self.clock()
+            await self.refresh_spot_prices(now)
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 groups = pending_groups(self.pods.values(), self._nominated())
                 pending = {n for g in groups for n in g.names()}
@@ -293,10 +313,17 @@ class ProvisioningController:
         if not pools:
             log.warning("no usable NodePool for %d pending pods", sum(g.count for g in groups))
             return []
+        pools = [await self._within_subnets(p) for p in pools]
+        overhead = daemonset_overhead_of(self.pods.values())  # every new node runs the DaemonSets too
         plan = make_plan(groups, pools, self._catalog_now(now),
-                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity())
+                         existing_capacity(self.nodes.values(), self.pods.values()) + self._inflight_capacity(),
+                         overhead)
         if requests is None:
             requests = {k: pod_requests(self.pods[k]) for g in groups for k in g.names() if k in self.pods}
+        for n in plan.nodes:  # pods planned onto an in-flight NodeClaim's room wait for it (nominated)
+            if n.existing in self.claims:
+                self.nominated_extra.setdefault(n.existing, {}).update(
+                    {k: requests.get(k, Resources(pods=1)) for k in n.pods})
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in plan.new_nodes]
         created: list[str] = []
 
@@ -310,8 +337,9 @@ class ProvisioningController:
             created.append(_name(body))
             self._start_launch(body)  # each launches as soon as its NodeClaim exists
 
-        await asyncio.gather(*(create(c) for c in nodeclaims_for(plan, {p.name: p for p in pools}, self.catalog,
-                                                                  requests, names, protect_until)))
+        await asyncio.gather(*(create(self._stamped(c)) for c in nodeclaims_for(
+            plan, {p.name: p for p in pools}, self.catalog, requests, names, protect_until,
+            requirements_by_pod(groups))))
         self.metrics.unprovisionable.set(len(plan.unschedulable))
         for item in plan.unschedulable:
             pod = self.pods.get(item["pod"])
@@ -343,6 +371,10 @@ class ProvisioningController:
                 continue
             requests = (spec.get("resources") or {}).get("requests") or {}
             asked = Resources.from_requests(requests, pods=int(requests.get("pods", 0)))
+            extra = self.nominated_extra.get(name, {})
+            for key in [k for k in extra if k in self.pods and (self.pods[k].get("spec") or {}).get("nodeName")]:
+                del extra[key]  # bound somewhere already: no longer waiting for this claim
+            asked = sum(extra.values(), asked)
             a = it.allocatable
             free = Resources(max(0, a.cpu_m - asked.cpu_m), max(0, a.memory_mib - asked.memory_mib),
                              max(0, a.gpu - asked.gpu), max(0, a.pods - asked.pods))
@@ -367,6 +399,36 @@ class ProvisioningController:
         if claims:
             self.reservations.append(Reservation(namespace, labels, adding, tuple(claims), until))
         return claims
+
+    async def _within_subnets(self, pool: NodePool) -> NodePool:
+        """The pool restricted to the zones its EC2NodeClass has subnets in (a plan never picks a
+        zone the launch cannot use). Providers without subnets (simulated) leave it unchanged."""
+        zones_of = getattr(self.cloud, "zones", None)
+        if zones_of is None:
+            return pool
+        nodeclass = str((pool.spec.template.spec.node_class_ref or {}).get("name", "default"))
+        try:
+            zones = await zones_of(nodeclass)
+        except Exception as exc:  # resolving failed: the launch reports it on the NodePool
+            log.debug("zones of EC2NodeClass %s unknown: %s", nodeclass, exc)
+            return pool
+        if zones is None:
+            return pool
+        return pool_in_zones(pool, zones)
+
+    async def refresh_spot_prices(self, now: float) -> bool:
+        """Spot prices again from the cloud every SPOT_REFRESH_S (all pages); False when not due."""
+        fetch = getattr(self.cloud, "spot_prices", None)
+        if fetch is None or now < self.spot_refresh_at:
+            return False
+        self.spot_refresh_at = now + SPOT_REFRESH_S
+        try:
+            prices = await fetch(sorted({t.name for t in self.catalog}))
+        except Exception as exc:  # keep the last prices; try again at the next refresh
+            log.warning("spot prices not refreshed: %s", exc)
+            return False
+        self.catalog = with_spot_prices(self.catalog, prices)
+        return True
 
     def _pool_usage(self) -> dict[str, Resources]:
         """Capacity of every NodeClaim per pool: the launched type, or the planned (first) one."""
@@ -490,7 +552,8 @@ class ProvisioningController:
                                              "memory": f"{it.allocatable.memory_mib}Mi",
                                              "pods": str(it.allocatable.pods)}
         status = {"providerID": instance.provider_id, "capacity": capacity, "allocatable": allocatable,
-                  "conditions": [_cond("Launched", "True", "Launched", self.clock())]}
+                  "conditions": [_cond("Launched", "True", "Launched", self.clock())],
+                  **({"imageID": instance.image_id} if instance.image_id else {})}
         try:
             await self.kube.patch_nodeclaim(name, {"metadata": {"labels": {
                 "node.kubernetes.io/instance-type": instance.instance_type,
@@ -597,9 +660,9 @@ class ProvisioningController:
             else:
                 self.empty_since.setdefault(node_name, now)
             node_meta = self.nodes[node_name].get("metadata") or {}
-            dnd = ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-                   or any(((p.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-                          for p in pods))
+            pinned = "true" in ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT),
+                                (meta.get("annotations") or {}).get(DO_NOT_DISRUPT))
+            dnd = pinned or any(_pinned(p) for p in pods)
             protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
             views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
                                   len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
@@ -607,7 +670,10 @@ class ProvisioningController:
                                   _ts(meta.get("creationTimestamp"), now),
                                   parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0),
                                   labels.get("karpenter.sh/capacity-type", "on-demand"),
-                                  self.pods_changed_at.get(node_name, now)))
+                                  self.pods_changed_at.get(node_name, now),
+                                  _ts(drifted_since(claim), now) if drifted_since(claim) is not None else None,
+                                  pinned, parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"),
+                                                         None)))
         return views
 
     def _workload_pods(self, node_name: str) -> list[dict[str, Any]]:
@@ -633,12 +699,13 @@ class ProvisioningController:
             if {"pods", "nodes", "nodeclaims", "nodepools"} <= self.synced:
                 try:
                     await self.disrupt_once()
-                except ApiException as exc:  # the next round tries again
+                except Exception as exc:  # the next round tries again
                     log.warning("disruption round failed: %s", exc)
 
     async def disrupt_once(self) -> list[tuple[str, str]]:
         """One round of `provisioner.disruption`'s decisions (the simulator makes the same ones)."""
         now = self.clock()
+        await self.mark_drift(now)
         views = self._views(now)
         busy: dict[str, int] = {}
         for name in self.disrupting:
@@ -647,6 +714,9 @@ class ProvisioningController:
                 busy[pool] = busy.get(pool, 0) + 1
         policies = {n: Disruption.of(p) for n, p in self.pools.items()}
         candidates = [v for v in views if v.claim not in self.disrupting]
+        if now >= self.ranked_at + DELETION_COST_EVERY_S:
+            self.ranked_at = now
+            await self._rank_pods(candidates)
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now))
         done = []
@@ -666,6 +736,70 @@ class ProvisioningController:
             done += [(v.name, why) for v in action.nodes]
         return done
 
+    async def _rank_pods(self, views: Sequence[NodeView]) -> None:
+        """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
+        for node, cost in deletion_costs(views).items():
+            for pod in self._workload_pods(node):
+                meta = pod.get("metadata") or {}
+                if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
+                    continue
+                if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost):
+                    continue
+                try:
+                    await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+                except ApiException as exc:  # a hint only: scale-down still works without it
+                    log.info("could not rank pod %s: %s", pod_key(pod), exc)
+
+    def _nodeclass_of(self, pool: NodePool) -> EC2NodeClass | None:
+        obj = self.nodeclasses.get(str((pool.spec.template.spec.node_class_ref or {}).get("name", "default")))
+        try:
+            return EC2NodeClass.model_validate(obj) if obj is not None else None
+        except ValidationError:
+            return None
+
+    def _stamped(self, claim: dict[str, Any]) -> dict[str, Any]:
+        """A new NodeClaim with the hashes of the NodePool and EC2NodeClass it is made from."""
+        pool = self.pools.get(((claim.get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool", ""))
+        if pool is not None:
+            claim["metadata"]["annotations"] = {**claim["metadata"].get("annotations", {}),
+                                                **stamps(pool, self._nodeclass_of(pool))}
+        return claim
+
+    async def mark_drift(self, now: float) -> None:
+        """Set or clear the Drifted condition of every launched NodeClaim (`provisioner.drift`'s
+        rules, then the cloud provider's), and re-stamp claims carrying another hash version."""
+        by_name = {t.name: t for t in self.catalog}
+        for name, claim in list(self.claims.items()):
+            meta = claim.get("metadata") or {}
+            pool = self.pools.get((meta.get("labels") or {}).get("karpenter.sh/nodepool", ""))
+            if pool is None or meta.get("deletionTimestamp") or name in self.disrupting:
+                continue
+            reason = None
+            if launched(claim):
+                it = by_name.get((meta.get("labels") or {}).get("node.kubernetes.io/instance-type", ""))
+                reason = nodepool_drift(claim, pool, it.labels if it is not None else {})
+                check = getattr(self.cloud, "is_drifted", None)
+                if reason is None and check is not None:
+                    try:
+                        reason = await check(claim)
+                    except Exception as exc:  # no verdict this round; the next one asks again
+                        log.warning("drift check of NodeClaim %s failed: %s", name, exc)
+                        continue
+            try:
+                fresh = restamp(meta.get("annotations") or {}, pool, self._nodeclass_of(pool)) if reason is None else {}
+                if fresh:
+                    await self.kube.patch_nodeclaim(name, {"metadata": {"annotations": fresh}})
+                    meta.setdefault("annotations", {}).update(fresh)
+                conditions = drift_conditions(claim, reason, _iso(now))
+                if conditions is not None:
+                    await self.kube.patch_nodeclaim_status(name, {"conditions": conditions})
+                    claim.setdefault("status", {})["conditions"] = conditions
+                    if reason is not None:
+                        await self._event(claim, "Drifted", f"NodeClaim {name} drifted: {reason}")
+            except ApiException as exc:
+                log.warning("could not record drift of NodeClaim %s: %s", name, exc)
+
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """Where the nodes' pods would go: the free room of the other nodes, then new nodes."""
         names = {v.name for v in views}
@@ -681,23 +815,21 @@ class ProvisioningController:
         return make_plan(groups_of(pods), unique, self._catalog_now(now), existing_capacity(others, self.pods.values()))
 
     async def _replace(self, action: Action, why: str) -> None:
-        """Launch the cheaper node first; drain the old ones only once the new one is initialized."""
+        """Launch the replacements first; drain the old nodes only once every one is initialized."""
         assert action.replacement is not None
-        new = action.replacement.new_nodes[0]
-        pool = self.pools[new.nodepool]
-        name = f"{pool.name}-{uuid.uuid4().hex[:5]}"
+        pools = {n.nodepool: self.pools[n.nodepool] for n in action.replacement.new_nodes}
+        names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in action.replacement.new_nodes]
         pods = [p for v in action.nodes for p in self._workload_pods(v.name)]
         requests = {pod_key(p): pod_requests(p) for p in pods}
-        [claim] = nodeclaims_for(action.replacement, {pool.name: pool}, self.catalog, requests, [name])
-        body = await self.kube.create_nodeclaim(claim)
-        self.claims[_name(body)] = body
-        self._start_launch(body)
+        for claim in nodeclaims_for(action.replacement, pools, self.catalog, requests, names):
+            body = await self.kube.create_nodeclaim(self._stamped(claim))
+            self.claims[_name(body)] = body
+            self._start_launch(body)
         deadline = self.clock() + REGISTRATION_TIMEOUT_S
         while self.clock() < deadline:
-            current = self.claims.get(name)
-            if current is None:
-                return  # the replacement failed: keep the old nodes
-            if _condition(current, "Initialized"):
+            if any(name not in self.claims for name in names):
+                return  # a replacement failed: keep the old nodes
+            if all(_condition(self.claims[name], "Initialized") for name in names):
                 await asyncio.gather(*(self._drain_and_delete(v.claim, why) for v in action.nodes))
                 return
             await asyncio.sleep(self.tick_s)
@@ -716,6 +848,9 @@ class ProvisioningController:
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()
+            # do-not-disrupt pods are not evicted but waited for (until terminationGracePeriod), as
+            # Karpenter's drain does; a reclaimed spot instance will not wait, so neither does its drain
+            hold = not why.startswith("SpotInterruption")
             while True:
                 left = self._workload_pods(node_name)
                 if not left:
@@ -726,6 +861,8 @@ class ProvisioningController:
                     if overdue:  # terminationGracePeriod is up: budgets no longer hold the node
                         await self.kube.delete_pod(meta.get("namespace", ""), meta.get("name", ""))
                         self.pods.pop(pod_key(pod), None)
+                    elif hold and _pinned(pod):
+                        continue
                     elif await self.kube.evict(meta.get("namespace", ""), meta.get("name", "")):
                         self.pods.pop(pod_key(pod), None)
                 await asyncio.sleep(self.tick_s)
@@ -768,10 +905,12 @@ class ProvisioningController:
         self.unavailable.mark(lost, self.clock())  # spot pools reclaimed now are a poor choice for a while
         node_name = (claim.get("status") or {}).get("nodeName")
         moving = [k for k, p in self.pods.items() if node_name and (p.get("spec") or {}).get("nodeName") == node_name]
+        old = (claim.get("metadata") or {}).get("annotations") or {}
+        stamped = {k: v for k, v in old.items() if k in STAMPS}  # made from the same template as the old one
         replacement = {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
                        "metadata": {"name": f"{labels.get('karpenter.sh/nodepool', 'np')}-{uuid.uuid4().hex[:5]}",
                                     "labels": {k: v for k, v in labels.items() if k == "karpenter.sh/nodepool"},
-                                    "annotations": {NOMINATED: json.dumps(moving)}},
+                                    "annotations": {NOMINATED: json.dumps(moving), **stamped}},
                        "spec": claim.get("spec") or {}}
         body = await self.kube.create_nodeclaim(replacement)
         self.claims[_name(body)] = body
@@ -820,18 +959,23 @@ class ProvisioningController:
         self.seen_pending = set()  # its nominated pods are pending again: plan them in the next batch
         await self.kube.delete_nodeclaim(name)
         self.claims.pop(name, None)
+        self.nominated_extra.pop(name, None)
         self.launched_at.pop(name, None)
 
     async def _event(self, obj: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
         log.log(logging.WARNING if warning else logging.INFO, "%s %s: %s", reason, _name(obj), message)
         try:
             await self.kube.event(dict(obj), reason, message, warning)
-        except ApiException as exc:
+        except (ApiException, ValueError) as exc:  # an event is a courtesy: never the reason a loop stops
             log.warning("could not record event %s: %s", reason, exc)
 
 
 def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _pinned(pod: Mapping[str, Any]) -> bool:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:

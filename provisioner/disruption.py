@@ -3,13 +3,17 @@ provisioning controller and the simulator both call, so the simulated Karpenter 
 shipped provisioner follow the same rules with the same constants.
 
 The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
-- methods in order: expired nodes (forceful), empty nodes (many at once), then — only under
+- methods in order: expired nodes (forceful), empty nodes (many at once), drifted nodes (one at
+  a time, empty ones first, oldest drift first; replaced by as many new nodes as their pods need,
+  whatever the price, within budgets for reason Drifted), then — only under
   `consolidationPolicy: WhenEmptyOrUnderutilized` — multi-node consolidation (the largest prefix
   of the candidates whose pods fit elsewhere or on one cheaper node), then single-node;
 - `consolidateAfter` counts from the last pod bound to or removed from the node;
 - budgets (default `nodes: 10%` of the NodePool) cap how many nodes are disrupted at once, the
   most restrictive active budget winning; nodes already being disrupted count against them;
-- `karpenter.sh/do-not-disrupt` on the node or one of its pods keeps it;
+- `karpenter.sh/do-not-disrupt` on the node or one of its pods keeps it from consolidation; from
+  drift too, unless it is only on pods and the NodeClaim has a terminationGracePeriod; never from
+  expiry (forceful);
 - a replacement must be one node, cheaper than the nodes it replaces; replacing spot with spot is
   behind the `SpotToSpotConsolidation` feature gate, which defaults to off
   (https://karpenter.sh/docs/reference/settings/#feature-gates).
@@ -22,13 +26,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from provisioner.plan import Plan
-from provisioner.provisioning import Disruption, NodeView, disruption_order
+from provisioner.provisioning import Disruption, NodeView, disruption_order, pool_sizes
 
 PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
 MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at this many at most
 CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
 SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
 DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+DELETION_COST_EVERY_S = 60.0  # pods are re-ranked at most this often (annotation writes are not free)
+
+
+def deletion_costs(nodes: Sequence[NodeView]) -> dict[str, int]:
+    """The pod-deletion-cost for the pods of each node: the node consolidation would take first
+    gets the lowest, so a ReplicaSet scale-down deletes its pods first and empties it instead of
+    thinning every node (https://kubernetes.io/docs/reference/labels-annotations-taints/
+    #pod-deletion-cost). Karpenter ranks the same way behind its PodDeletionCostManagement gate
+    (alpha, off by default, https://karpenter.sh/preview/concepts/pod-deletion-cost/); surge ships
+    it on. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
+    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, n.pods, -n.price, n.name))
+    return {n.name: i - len(order) for i, n in enumerate(order)}
 
 
 def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:
@@ -41,8 +60,8 @@ def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:
 
 @dataclass(frozen=True)
 class Action:
-    """Disrupt `nodes` for `reason`: Expired / Empty / Underutilized. An Underutilized action with a
-    `replacement` launches that plan's one new node first and drains the nodes once it is ready."""
+    """Disrupt `nodes` for `reason`: Expired / Empty / Drifted / Underutilized. An action with a
+    `replacement` launches that plan's new nodes first and drains the nodes once they are ready."""
 
     nodes: tuple[NodeView, ...]
     reason: str
@@ -83,6 +102,29 @@ def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = Fal
     return Action(tuple(nodes), "Underutilized", plan, price - new.price_per_hour)
 
 
+def drift_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
+                 per_pool: Mapping[str, int], now: float,
+                 plan_for: Callable[[Sequence[NodeView]], Plan | None]) -> Action | None:
+    """Karpenter's drift method: one drifted node per round, empty ones first (their pods would
+    otherwise move twice), then by how long they have been drifted; the first whose pods can all
+    be placed (on other nodes and any number of new ones, at any price) within its pool's
+    Drifted budget. do-not-disrupt on the node keeps it; on a pod, only while the NodeClaim has
+    no terminationGracePeriod (with one, the drain waits for that pod until it is up: drift is an
+    eventual disruption in Karpenter). consolidateAfter does not apply."""
+    drifted = sorted((n for n in nodes if n.drifted_at is not None and not n.node_do_not_disrupt
+                      and not (n.do_not_disrupt and n.termination_grace_s is None)),
+                     key=lambda n: (n.pods > 0, n.drifted_at, n.name))
+    for n in drifted:
+        policy = pools.get(n.nodepool, Disruption())
+        if policy.allowed(per_pool.get(n.nodepool, 0), disrupting.get(n.nodepool, 0), "Drifted", now) <= 0:
+            continue
+        plan = plan_for([n])
+        if plan is None or plan.unschedulable:
+            continue  # Karpenter: disruption blocked, its pods would not all schedule
+        return Action((n,), "Drifted", plan if plan.new_nodes else None)
+    return None
+
+
 def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                        now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
                        keep: Callable[[Sequence[NodeView]], bool] = lambda _: False,
@@ -95,9 +137,10 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
              if why == "Expired" or not keep([n])]
     if picks:
         return [Action((n,), why) for n, why in picks]
-    per_pool: dict[str, int] = {}
-    for n in nodes:
-        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    per_pool = pool_sizes(nodes, disrupting)
+    drift = drift_action(nodes, pools, disrupting, per_pool, now, plan_for)
+    if drift is not None:
+        return [drift]
     room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), "Underutilized", now)
             for name, count in per_pool.items()}
     candidates = []
@@ -112,7 +155,8 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
     candidates = candidates[:MAX_MULTI_NODE_CANDIDATES]
 
     def attempt(chosen: Sequence[NodeView]) -> Action | None:
-        action = judge(chosen, plan_for(chosen), spot_to_spot)
+        # spot-to-spot, where enabled, is single-node only (as Karpenter's gate)
+        action = judge(chosen, plan_for(chosen), spot_to_spot and len(chosen) == 1)
         if action is None or (action.kind == "delete" and keep(chosen)):
             return None
         return action

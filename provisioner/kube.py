@@ -82,6 +82,13 @@ class ProvisionerKube:
             if exc.status != 404:
                 raise
 
+    async def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        try:
+            await self.core.patch_namespaced_pod(name, namespace, patch, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 404:  # gone meanwhile: nothing to annotate
+                raise
+
     async def delete_pod(self, namespace: str, name: str) -> None:
         """Past a node's terminationGracePeriod, pods go whatever their budgets say."""
         try:

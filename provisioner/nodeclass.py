@@ -91,10 +91,9 @@ class EC2NodeClass(_Model):
         """Fields Karpenter acts on and surge's AWS provider does not (yet): said, not ignored."""
         s = self.spec
         out = [f"spec.{k}" for k in (s.model_extra or {})]
-        out += [f"spec.amiSelectorTerms[{i}].alias: select the AMI by id, name or tags"
-                for i, t in enumerate(s.ami_selector_terms) if t.alias]
-        out += [f"spec.amiSelectorTerms[{i}].ssmParameter" for i, t in enumerate(s.ami_selector_terms)
-                if t.ssm_parameter]
+        out += [f"spec.amiSelectorTerms[{i}].alias: {t.alias.split('@')[0]} is not resolved (al2023, al2, bottlerocket)"
+                for i, t in enumerate(s.ami_selector_terms)
+                if t.alias and t.alias.split("@")[0].lower() not in ("al2023", "al2", "bottlerocket")]
         if s.role and not s.instance_profile:
             out.append("spec.role: surge does not create instance profiles; set spec.instanceProfile")
         for name, value in (("kubelet", s.kubelet), ("amiFamily", s.ami_family),

@@ -179,9 +179,6 @@ class NodePool(_Model):
     def unsupported_fields(self) -> list[str]:
         out = [f"spec.{k}" for k in (self.spec.model_extra or {})]
         out += [f"spec.template.spec.{k}" for k in (self.spec.template.spec.model_extra or {})]
-        d = self.spec.disruption or {}
-        out += [f"spec.disruption.budgets[{i}].reasons: Drifted is never a reason in surge (no drift detection)"
-                for i, b in enumerate(d.get("budgets") or []) if "Drifted" in (b.get("reasons") or [])]
         return out
 
 

@@ -32,34 +32,48 @@ def _fill(p: Problem, cands: np.ndarray, remaining: np.ndarray, order: np.ndarra
     """Greedy fill of every candidate in `cands` at once; returns counts (len(cands), G).
 
     Vectorised over candidates; per group it honours the per-node cap (hostname spread,
-    anti-affinity, hostPorts), groups that may not share a node, and "only beside group X"."""
+    anti-affinity, hostPorts), groups that may not share a node, and "only beside group X".
+    Only groups with pods left and at least one allowed candidate are visited."""
     counts = np.zeros((len(cands), len(p.groups)), dtype=np.int64)
     room = room.copy()
     pairs = bool(p.exclusive.any()) or bool((p.needs >= 0).any())
-    for g in order:
-        if remaining[g] <= 0:
-            continue
-        ok = allowed[g, cands]
-        if not ok.any():
-            continue
+    active = order[remaining[order] > 0]
+    if not len(active):
+        return counts
+    okm = allowed[np.ix_(active, cands)]
+    keep = okm.any(axis=1)
+    active, okm = active[keep], okm[keep]
+    floor = p.req[active].min(axis=0)  # no group asks for less than this: a node below it is full
+    dims_of = _dims_of(p)
+    caps = p.node_cap
+    for i, (g, ok) in enumerate(zip(active, okm, strict=True)):
+        if i % 8 == 7 and not (room >= floor).all(axis=1).any():
+            break
         need = p.req[g]
-        dims = np.nonzero(need)[0]
+        dims = dims_of[g]
         if len(dims):
-            per = np.min(room[:, dims] // need[dims], axis=1)
-            per = np.minimum(per, remaining[g])
+            per = (room[:, dims] // need[dims]).min(axis=1)
+            np.minimum(per, min(int(remaining[g]), int(caps[g])), out=per)
         else:
-            per = np.full(len(cands), remaining[g], dtype=np.int64)
-        per = np.minimum(per, p.node_cap[g])
+            per = np.full(len(cands), min(int(remaining[g]), int(caps[g])), dtype=np.int64)
         if pairs:
             blocked = p.exclusive[g]
             if blocked.any():
                 ok = ok & ~(counts[:, blocked] > 0).any(axis=1)
             if p.needs[g] >= 0:
                 ok = ok & (counts[:, p.needs[g]] > 0)
-        per = np.where(ok, np.maximum(per, 0), 0)
+        per = np.where(ok & (per > 0), per, 0)
         counts[:, g] = per
         room -= per[:, None] * need[None, :]
     return counts
+
+
+def _dims_of(p: Problem) -> list[np.ndarray]:
+    """Per group, the resources it requests (computed once per problem)."""
+    key = "dims_of"
+    if key not in p.cache:
+        p.cache[key] = [np.nonzero(r)[0] for r in p.req]
+    return p.cache[key]  # type: ignore[return-value]
 
 
 def place_single_node_groups(p: Problem, remaining: np.ndarray) -> list[OpenNode]:
@@ -121,35 +135,85 @@ def pack(p: Problem) -> tuple[list[OpenNode], dict[int, int], float, bool]:
     if len(existing):
         allowed = p.compat
         counts = _fill(p, existing, remaining, order, allowed, p.cap[existing])
+        # _fill offers each node all the remaining pods; existing nodes take them in turn
+        counts = np.minimum(counts, np.maximum(remaining[None, :] - (np.cumsum(counts, axis=0) - counts), 0))
         for row, c in zip(counts, existing, strict=True):
             if row.any():
                 nodes.append(OpenNode(int(c), {int(g): int(n) for g, n in enumerate(row) if n}))
                 remaining -= row
 
     nodes += single
+    focus = _focus(p, schedulable)
+    small = int((remaining > 0).sum()) <= SMALL_GROUPS
+    allowed = preferred_pool_mask(p, set())
     greedy_nodes, greedy_left = list(nodes), remaining.copy()
-    _greedy(p, value, order, greedy_nodes, greedy_left, np.zeros((len(p.pools), len(p.dims)), dtype=np.int64))
+    _greedy(p, value, order, greedy_nodes, greedy_left, np.zeros((len(p.pools), len(p.dims)), dtype=np.int64), focus)
     _shrink(p, greedy_nodes)
     best = (float(sum(p.price[n.candidate] for n in greedy_nodes)), greedy_nodes, greedy_left)
+    # distinct patterns of the greedy plan (thousands of nodes share a few hundred)
+    distinct = dict.fromkeys((n.candidate, tuple(sorted(n.pods.items()))) for n in best[1][len(nodes):])
+    start = []
+    for c, items in distinct:
+        row = [0] * len(p.groups)
+        for g, k in items:
+            row[g] = k
+        start.append((c, tuple(row)))
     # column generation from the best plan's patterns, then an integer program over them
     demand = remaining.copy()
-    seed = best[1][len(nodes):]
-    start = [(n.candidate, tuple(n.pods.get(g, 0) for g in range(len(p.groups)))) for n in seed]
-    allowed = preferred_pool_mask(p, set())
     # only when every greedy node sits in its pods' preferred NodePool (weights honoured, no limit hit)
-    if start and all(allowed[g, c] for c, counts in start for g, k in enumerate(counts) if k):
-        from provisioner.patterns import generate, solve_integer
+    if start and all(allowed[g, c] for c, items in distinct for g, _ in items):
+        from provisioner.patterns import generate, solve_integer, solve_rounded
 
-        columns = generate(p, list(dict.fromkeys(start)), demand, allowed)
-        chosen = solve_integer(p, columns, demand)
+        columns = generate(p, start, demand, allowed, focus=focus,
+                           rounds=25 if small else 8)
+        if small:
+            chosen = solve_integer(p, columns, demand)
+            left = np.zeros_like(demand)
+        else:  # large: whole nodes of the master LP, the fractional rest packed greedily
+            chosen, left = solve_rounded(p, columns, demand)
         if chosen is not None:
             cg_nodes = list(nodes) + _trim(p, chosen, demand)
+            if left.any():
+                _greedy(p, value, order, cg_nodes, left, _pool_use(p, cg_nodes), focus)
             _shrink(p, cg_nodes)
             cost = float(sum(p.price[n.candidate] for n in cg_nodes))
             if cost < best[0] - 1e-9:
-                best = (cost, cg_nodes, np.zeros_like(best[2]))
+                best = (cost, cg_nodes, left)
     _, nodes, remaining = best
     return nodes, {g: int(n) for g, n in enumerate(remaining) if n > 0}, lp.bound, lp.ok
+
+
+SMALL_GROUPS = 40  # up to this many pod groups, the integer program over the patterns; above, LP rounding
+NEAR_BEST, PICKS_PER_ROUND = 0.98, 16  # large problems: patterns within 2 % of the best value per $ taken together
+LARGE_ROUNDS = 300  # large problems: greedy rounds before the tail is packed group by group
+
+
+def _focus(p: Problem, schedulable: np.ndarray) -> np.ndarray:
+    """Candidates the greedy fills: the LP's useful ones (no other gives more of every resource per
+    dollar) plus, per group, the cheapest per pod — small nodes for remainders. Shrinking re-types
+    every node over all candidates afterwards."""
+    from provisioner.bound import lp_candidates
+
+    keep = set(lp_candidates(p, schedulable).tolist())
+    new = np.array([not c.existing for c in p.candidates], dtype=bool)
+    for g in np.nonzero(schedulable)[0]:
+        cs = np.nonzero(p.compat[g] & new)[0]
+        if not len(cs):
+            continue
+        need = p.req[g]
+        dims = np.nonzero(need)[0]
+        per_node = np.min(p.cap[cs][:, dims] // need[dims], axis=1) if len(dims) else np.full(len(cs), p.count[g])
+        per_node = np.maximum(np.minimum(np.minimum(per_node, p.node_cap[g]), p.count[g]), 1)
+        keep.add(int(cs[np.lexsort((cs, p.price[cs] / per_node))[0]]))
+    return np.array(sorted(c for c in keep if new[c]), dtype=np.int64)
+
+
+def _pool_use(p: Problem, nodes: list[OpenNode]) -> np.ndarray:
+    used = np.zeros((len(p.pools), len(p.dims)), dtype=np.int64)
+    for n in nodes:
+        if p.pool_of[n.candidate] >= 0:
+            used[p.pool_of[n.candidate]] += p.limit_cap[n.candidate]
+    return used
 
 
 def _with_targets_first(p: Problem, order: np.ndarray) -> np.ndarray:
@@ -166,10 +230,18 @@ def _trim(p: Problem, chosen: list[tuple[tuple[int, tuple[int, ...]], int]], dem
     left = demand.copy()
     out = []
     for (c, counts), n in sorted(chosen, key=lambda item: -p.price[item[0][0]]):
-        for _ in range(n):
+        groups = [g for g, k in enumerate(counts) if k]
+        full = min((int(left[g]) // counts[g] for g in groups), default=0)
+        full = min(full, n)
+        if full:  # whole copies of the pattern: one dict, copied
+            pods = {g: counts[g] for g in groups}
+            out += [OpenNode(c, dict(pods)) for _ in range(full)]
+            for g in groups:
+                left[g] -= counts[g] * full
+        for _ in range(n - full):
             pods = {}
-            for g, k in enumerate(counts):
-                take = min(k, int(left[g]))
+            for g in groups:
+                take = min(counts[g], int(left[g]))
                 if take > 0:
                     pods[g] = int(take)
                     left[g] -= take
@@ -192,13 +264,28 @@ def _within_limits(p: Problem, cands: np.ndarray, used: np.ndarray) -> np.ndarra
 
 
 def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNode], remaining: np.ndarray,
-            used: np.ndarray) -> None:
+            used: np.ndarray, focus: np.ndarray | None = None) -> None:
+    # several fill orders: by value, then by value per unit of each resource (per cpu only for large problems)
+    dims = [d for d in range(len(p.dims)) if d != 3 and p.req[:, d].any()]
+    if int((remaining > 0).sum()) > SMALL_GROUPS:
+        dims = dims[:1]
     orders = [order] + [_with_targets_first(p, np.lexsort((np.arange(len(value)), -value / np.maximum(p.req[:, d], 1))))
-                        for d in range(len(p.dims)) if d != 3 and p.req[:, d].any()]
+                        for d in dims]
     exhausted: set[int] = set()
-    new = np.array([i for i, c in enumerate(p.candidates) if not c.existing], dtype=np.int64)
+    new = focus if focus is not None else np.array([i for i, c in enumerate(p.candidates) if not c.existing],
+                                                   dtype=np.int64)
+    masks: dict[frozenset[int], np.ndarray] = {}
+    large = int((remaining > 0).sum()) > SMALL_GROUPS
+    rounds = 0
     while remaining.sum() > 0 and len(new):
-        allowed = preferred_pool_mask(p, exhausted)
+        rounds += 1
+        if large and rounds > LARGE_ROUNDS and not any(p.has_limit(pi) for pi in range(len(p.pools))):
+            _alone(p, remaining, masks.get(frozenset(exhausted), preferred_pool_mask(p, exhausted)), new, nodes)
+            return
+        key = frozenset(exhausted)
+        if key not in masks:
+            masks[key] = preferred_pool_mask(p, exhausted)
+        allowed = masks[key]
         live = new[allowed[:, new].any(axis=0) & np.array([int(p.pool_of[c]) not in exhausted for c in new])]
         live = live[_within_limits(p, live, used)]
         if not len(live):
@@ -220,21 +307,57 @@ def _greedy(p: Problem, value: np.ndarray, order: np.ndarray, nodes: list[OpenNo
         best = int(np.argmax(score))
         if score[best] <= 0:
             break
-        c = int(live[best])
-        pattern = fills[int(pick[best])][best]
-        groups = np.nonzero(pattern)[0]
-        reps = int(min(remaining[g] // pattern[g] for g in groups))
-        pi = int(p.pool_of[c])
-        if p.has_limit(pi):
-            left = p.limits[pi] - used[pi]
-            fit = min((left[d] // p.limit_cap[c, d] for d in range(len(p.dims)) if p.limit_cap[c, d] > 0),
-                      default=reps)
-            reps = int(min(reps, fit))
-        reps = max(reps, 1)
-        for _ in range(reps):
-            nodes.append(OpenNode(c, {int(g): int(pattern[g]) for g in groups}))
-        remaining -= pattern * reps
-        used[pi] += p.limit_cap[c] * reps
+        # the best pattern, and (large problems) other near-best ones in the same round: fewer rounds
+        picks = [best]
+        if len(remaining) > SMALL_GROUPS:
+            near = np.nonzero(score >= score[best] * NEAR_BEST)[0]
+            picks += [int(j) for j in near[np.lexsort((near, -score[near]))] if j != best][:PICKS_PER_ROUND - 1]
+        for rank, j in enumerate(picks):
+            c = int(live[j])
+            pattern = fills[int(pick[j])][j]
+            groups = np.nonzero(pattern)[0]
+            if not len(groups):
+                continue
+            reps = int(min(remaining[g] // pattern[g] for g in groups))
+            if rank and reps < 1:
+                continue  # an earlier pick of this round took the pods it counted on
+            pi = int(p.pool_of[c])
+            if p.has_limit(pi):
+                left = p.limits[pi] - used[pi]
+                fit = min((left[d] // p.limit_cap[c, d] for d in range(len(p.dims)) if p.limit_cap[c, d] > 0),
+                          default=reps)
+                reps = int(min(reps, fit))
+                if rank and reps < 1:
+                    continue
+            reps = max(reps, 1)
+            pods = {int(g): int(pattern[g]) for g in groups}
+            nodes.extend(OpenNode(c, dict(pods)) for _ in range(reps))
+            remaining -= np.minimum(pattern * reps, remaining)
+            used[pi] += p.limit_cap[c] * reps
+
+
+def _alone(p: Problem, remaining: np.ndarray, allowed: np.ndarray, cands: np.ndarray, nodes: list[OpenNode]) -> None:
+    """The tail of a large greedy: each group's pods on its cheapest-per-pod candidate, alone (the
+    last node partly full; shrinking re-types it). A deterministic round budget instead of hundreds
+    of one-node rounds."""
+    for g in np.nonzero(remaining > 0)[0]:
+        cs = cands[allowed[g, cands]]
+        need = p.req[g]
+        dims = np.nonzero(need)[0]
+        if not len(cs):
+            continue
+        per = np.min(p.cap[cs][:, dims] // need[dims], axis=1) if len(dims) else np.full(len(cs), remaining[g])
+        per = np.minimum(np.minimum(per, p.node_cap[g]), remaining[g])
+        ok = per > 0
+        if p.needs[g] >= 0 or p.exclusive[g].any() or not ok.any():
+            continue  # pairs need the full greedy: leave them (they stay pending only if it never ran)
+        cs, per = cs[ok], per[ok]
+        j = np.lexsort((cs, p.price[cs] / per))[0]
+        full, rest = divmod(int(remaining[g]), int(per[j]))
+        nodes.extend(OpenNode(int(cs[j]), {int(g): int(per[j])}) for _ in range(full))
+        if rest:
+            nodes.append(OpenNode(int(cs[j]), {int(g): rest}))
+        remaining[g] = 0
 
 
 def _shrink(p: Problem, nodes: list[OpenNode]) -> None:

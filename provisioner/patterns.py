@@ -29,10 +29,10 @@ def _fills(p: Problem, live: np.ndarray, remaining: np.ndarray, value: np.ndarra
 
 
 def generate(p: Problem, start: Sequence[Pattern], demand: np.ndarray, allowed: np.ndarray,
-             rounds: int = 25, per_round: int = 40) -> list[Pattern]:
+             rounds: int = 25, per_round: int = 40, focus: np.ndarray | None = None) -> list[Pattern]:
     columns: dict[Pattern, None] = dict.fromkeys(start)
-    live = np.array([i for i, c in enumerate(p.candidates) if not c.existing and allowed[:, i].any()],
-                    dtype=np.int64)
+    pool = focus if focus is not None else np.arange(len(p.candidates))
+    live = np.array([i for i in pool if not p.candidates[i].existing and allowed[:, i].any()], dtype=np.int64)
     rows = np.nonzero(demand > 0)[0]
     for _ in range(rounds):
         cols = list(columns)
@@ -62,6 +62,26 @@ def generate(p: Problem, start: Sequence[Pattern], demand: np.ndarray, allowed: 
             break
     return list(columns)
 
+
+
+def solve_rounded(p: Problem, columns: Sequence[Pattern], demand: np.ndarray
+                  ) -> tuple[list[tuple[Pattern, int]] | None, np.ndarray]:
+    """Whole nodes of the master LP's solution (each pattern rounded down); returns them and the
+    demand they leave, for a greedy pass. Deterministic and fast where the integer program is not."""
+    rows = np.nonzero(demand > 0)[0]
+    if not len(rows):
+        return [], np.zeros_like(demand)
+    a = np.array([[c[1][g] for c in columns] for g in rows], dtype=float)
+    price = np.array([p.price[c[0]] for c in columns])
+    res = linprog(price, A_ub=-a, b_ub=-demand[rows].astype(float), bounds=(0, None), method="highs")
+    if res.status != 0:
+        return None, demand
+    counts = np.floor(res.x + 1e-9).astype(np.int64)
+    chosen = [(columns[j], int(n)) for j, n in enumerate(counts) if n > 0]
+    covered = np.zeros_like(demand)
+    for (_, pattern), n in chosen:
+        covered += np.array(pattern, dtype=np.int64) * n
+    return chosen, np.maximum(demand - covered, 0)
 
 
 def solve_integer(p: Problem, columns: Sequence[Pattern], demand: np.ndarray, node_limit: int = 2000

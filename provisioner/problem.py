@@ -85,6 +85,7 @@ class Problem:
     dropped: list[tuple[PodGroup, str]] = field(default_factory=list)  # pods no domain can take
     left_reasons: dict[int, str] = field(default_factory=dict)  # why a group's leftover pods wait
     held_back: dict[int, int] = field(default_factory=dict)  # pods set aside before packing (they wait)
+    cache: dict[object, object] = field(default_factory=dict)  # derived arrays computed once per problem
 
     def has_limit(self, pi: int) -> bool:
         return bool((self.limits[pi] < BIG).any())
@@ -345,6 +346,62 @@ def _minvalues_floor(key: str, n: int, labels_of: list[dict[str, str]], cap: np.
     cap[:] = np.where(scale[:, None] > 0, np.floor(cap * scale[:, None]), -1).astype(np.int64)
 
 
+def pareto_candidates(rows: np.ndarray, cap: np.ndarray, price: np.ndarray, pool_of: np.ndarray,
+                      existing: np.ndarray) -> np.ndarray:
+    """Candidates worth keeping: existing nodes, and new ones no other candidate dominates.
+
+    Candidates are classed by (pool, the groups they can take) with one np.unique; within a class
+    a candidate is dominated when another has at least its room in every resource and costs no more
+    (ties keep the first). Classes are compared in blocks with broadcasting — sub-quadratic in the
+    number of candidates, since classes (types × capacity types × zones of one pool that suit the same
+    groups) hold a few hundred each and exact duplicates (one type in several zones at one price)
+    collapse first. Dropping dominated candidates never raises the optimum: any node of one can be
+    re-typed to the one that dominates it."""
+    used = rows.any(axis=0) if rows.size else np.zeros(len(price), dtype=bool)
+    keep = used & existing
+    new = np.nonzero(used & ~existing)[0]
+    if not len(new):
+        return np.nonzero(keep)[0]
+    packed = np.packbits(rows[:, new], axis=0).T.astype(np.int64)
+    key = np.concatenate([pool_of[new, None].astype(np.int64), packed], axis=1)
+    _, cls = np.unique(key, axis=0, return_inverse=True)
+    cls = cls.reshape(-1)
+    # per class and room, only the cheapest candidate (ties: the first) can be undominated
+    room_key = np.concatenate([cls[:, None], cap[new]], axis=1)
+    _, room_of = np.unique(room_key, axis=0, return_inverse=True)
+    room_of = room_of.reshape(-1)
+    order = np.lexsort((new, price[new], room_of))
+    firsts = order[np.r_[True, np.diff(room_of[order]) != 0]]
+    new, cls = new[firsts], cls[firsts]
+    order = np.argsort(cls, kind="stable")
+    new, cls = new[order], cls[order]
+    bounds = np.r_[0, np.nonzero(np.diff(cls))[0] + 1, len(cls)]
+    for a, b in itertools.pairwise(bounds):
+        members = new[a:b]
+        c, pr = cap[members], price[members]
+        dominated = np.zeros(len(members), dtype=bool)
+        for s0 in range(0, len(members), 512):  # blocks bound the memory of the pairwise comparison
+            blk = slice(s0, s0 + 512)
+            ge = np.all(c[None, :, :] >= c[blk, None, :], axis=2)  # [j, k]: k has at least j's room
+            better = (pr[None, :] < pr[blk, None]) | ((pr[None, :] == pr[blk, None])
+                                                      & np.any(c[None, :, :] > c[blk, None, :], axis=2))
+            dominated[blk] = np.any(ge & better, axis=1)
+        keep[members[~dominated]] = True
+    return np.nonzero(keep)[0]
+
+
+def _prune(problem: Problem) -> Problem:
+    """The problem restricted to the candidates worth keeping (every later stage is linear in them)."""
+    existing = np.array([bool(c.existing) for c in problem.candidates], dtype=bool)
+    idx = pareto_candidates(problem.compat[problem.compat.any(axis=1)], problem.cap, problem.price, problem.pool_of,
+                            existing)
+    if len(idx) == len(problem.candidates):
+        return problem
+    return dataclasses.replace(problem, candidates=[problem.candidates[i] for i in idx], cap=problem.cap[idx],
+                               price=problem.price[idx], compat=problem.compat[:, idx], pool_of=problem.pool_of[idx],
+                               limit_cap=problem.limit_cap[idx])
+
+
 def build_problem(
     groups: Sequence[PodGroup],
     pools: Sequence[NodePool],
@@ -368,6 +425,8 @@ def build_problem(
         extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
         reqs, variants = _custom_labels(pool.requirements(), known | set(extra))
         first = len(candidates)
+        # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
+        offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
         for t in catalog:
             type_labels = dict(t.labels) | extra
             if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items()
@@ -381,7 +440,7 @@ def build_problem(
                 if not o.available:
                     continue
                 labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
-                if reqs.first_violation(labels) is not None:
+                if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
                     continue
                 candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
                                             labels=labels))
@@ -453,7 +512,7 @@ def build_problem(
         if not compat[gi].any() and gi not in problem.unschedulable:
             problem.unschedulable[gi] = minvalue_reasons.get(gi) or why_unschedulable(g, pools, catalog,
                                                                                       daemonset_overhead)
-    return problem
+    return _prune(problem)
 
 
 def _custom_labels(reqs: Requirements, known: set[str]) -> tuple[Requirements, list[dict[str, str]]]:

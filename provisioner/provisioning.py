@@ -12,17 +12,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.catalog import InstanceType
 from provisioner.cloud.base import Offering
-from provisioner.nodepool import NodePool
+from provisioner.nodepool import NodePool, RequirementSpec
 from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup, PodSpecError, group_from_pod_spec, shape_key
 from provisioner.problem import ExistingNode
-from provisioner.requirements import Requirements, Taint
+from provisioner.requirements import WELL_KNOWN, Requirements, Taint
 from provisioner.resources import Resources
 
 UNREGISTERED_TAINT = {"key": "karpenter.sh/unregistered", "effect": "NoExecute"}
@@ -35,6 +36,7 @@ REGISTRATION_TIMEOUT_S = 900.0
 BATCH_IDLE_S, BATCH_MAX_S = 1.0, 10.0
 RETRY_UNSCHEDULABLE_S = 30.0  # pods no node could be planned for are planned again this often
 MAX_INSTANCE_TYPES = 60
+DISRUPTION_REASONS = ("Underutilized", "Empty", "Drifted")  # what a budget's `reasons` may name
 
 
 @dataclass
@@ -132,28 +134,55 @@ def groups_of(pods: Iterable[Mapping[str, Any]]) -> list[PodGroup]:
     return groups
 
 
+def requirements_by_pod(groups: Iterable[PodGroup]) -> dict[str, tuple[Requirements, ...]]:
+    """Each pod's node requirements (its group's OR-ed terms), by pod key, for `nodeclaims_for`."""
+    return {name: g.requirements for g in groups for name in g.names()}
+
+
+def daemonset_overhead_of(pods: Iterable[Mapping[str, Any]]) -> Resources:
+    """What DaemonSets add to every new node, from the DaemonSet pods running now: one pod's
+    requests per DaemonSet (by owner uid). DaemonSets without a running pod yet are not counted."""
+    per_owner: dict[str, Resources] = {}
+    for pod in pods:
+        for o in (pod.get("metadata") or {}).get("ownerReferences") or []:
+            if o.get("kind") == "DaemonSet":
+                key = str(o.get("uid") or o.get("name"))
+                if key not in per_owner:
+                    try:
+                        per_owner[key] = pod_requests(pod)
+                    except PodSpecError:
+                        continue
+    return sum(per_owner.values(), Resources())
+
+
 def pod_requests(pod: Mapping[str, Any]) -> Resources:
     return group_from_pod_spec("p", 1, pod.get("spec") or {}, {}).requests
 
 
 def existing_capacity(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> list[ExistingNode]:
-    """Free room on Ready, schedulable nodes: allocatable minus the requests of pods bound there."""
+    """Free room on Ready, schedulable nodes: allocatable minus the requests of pods bound there,
+    every resource (extended ones too). A pod or node whose quantities do not parse is skipped
+    (the API server admitted it; it must not stop planning)."""
     used: dict[str, Resources] = {}
     for pod in pods:
         node = (pod.get("spec") or {}).get("nodeName")
         if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-            used[node] = used.get(node, Resources()) + pod_requests(pod)
+            try:
+                used[node] = used.get(node, Resources()) + pod_requests(pod)
+            except PodSpecError:
+                continue
     out = []
     for node in nodes:
         meta, spec = node.get("metadata") or {}, node.get("spec") or {}
         if spec.get("unschedulable"):
             continue
-        alloc = Resources.from_requests((node.get("status") or {}).get("allocatable") or {}, pods=0)
-        pods_cap = int(((node.get("status") or {}).get("allocatable") or {}).get("pods", 110))
-        alloc = Resources(alloc.cpu_m, alloc.memory_mib, alloc.gpu, pods_cap)
-        taken = used.get(meta.get("name", ""), Resources())
-        free = Resources(max(0, alloc.cpu_m - taken.cpu_m), max(0, alloc.memory_mib - taken.memory_mib),
-                         max(0, alloc.gpu - taken.gpu), max(0, alloc.pods - taken.pods))
+        raw = (node.get("status") or {}).get("allocatable") or {}
+        try:
+            alloc = Resources.from_requests(raw, pods=int(str(raw.get("pods", 110))))
+        except ValueError:
+            continue
+        left = (alloc - used.get(meta.get("name", ""), Resources())).amounts()
+        free = Resources.from_amounts({k: max(0, v) for k, v in left.items()}, max(0, left["pods"]))
         taints = tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("taints") or []
                        if t["key"] != UNREGISTERED_TAINT["key"])
         out.append(ExistingNode(meta.get("name", ""), meta.get("labels") or {}, free, taints))
@@ -161,53 +190,126 @@ def existing_capacity(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping
 
 
 def _fits(it: InstanceType, need: Resources) -> bool:
-    a = it.allocatable
-    return a.cpu_m >= need.cpu_m and a.memory_mib >= need.memory_mib and a.gpu >= need.gpu and a.pods >= need.pods
+    return need.fits_in(it.allocatable)
 
 
-def _allowed_types(pool: NodePool, capacity_type: str, zone: str,
+def _allowed_types(reqs: Requirements, pool: NodePool, capacity_types: Sequence[str], zone: str,
                    catalog: Sequence[InstanceType]) -> list[tuple[float, InstanceType]]:
-    """Types the pool allows for this capacity type and zone, cheapest first."""
-    reqs = pool.requirements()
+    """Types `reqs` (NodePool ∩ the node's pods) allow in this zone, with their cheapest offering
+    among the capacity types, cheapest first (ties by name)."""
     allowed = []
     for it in catalog:
-        labels = {**it.labels, "karpenter.sh/nodepool": pool.name, "karpenter.sh/capacity-type": capacity_type,
-                  "topology.kubernetes.io/zone": zone}
-        if reqs.first_violation(labels) is not None:
+        prices = [o.price for o in it.offerings if o.capacity_type in capacity_types and o.zone == zone and o.available]
+        if not prices:
             continue
-        prices = [o.price for o in it.offerings if o.capacity_type == capacity_type]
-        if prices:
-            allowed.append((min(prices), it))
+        labels = {**it.labels, **pool.spec.template.metadata.labels, "karpenter.sh/nodepool": pool.name,
+                  "topology.kubernetes.io/zone": zone}
+        # keys the type's labels define (custom NodePool keys become node labels, not type filters)
+        checked = (k for k in reqs.by_key if k != CAPACITY_TYPE and (k in labels or k in WELL_KNOWN))
+        if any(not reqs.by_key[k].allows(labels.get(k)) for k in checked):
+            continue
+        allowed.append((min(prices), it))
     return sorted(allowed, key=lambda pair: (pair[0], pair[1].name))
 
 
-def flexible_types(node: PlannedNode, need: Resources, allowed: Sequence[tuple[float, InstanceType]]) -> list[str]:
+def flexible_types(node: PlannedNode, need: Resources, allowed: Sequence[tuple[float, InstanceType]],
+                   min_values: Sequence[tuple[str, int]] = ()) -> list[str]:
     """The planned type first, then every allowed type that also holds the node's pods, cheapest
-    first (≤ 60): room for the cloud to fall back when the first choice has no capacity."""
-    others = [it.name for _, it in allowed if it.name != node.instance_type and _fits(it, need)]
-    return [node.instance_type, *others[:MAX_INSTANCE_TYPES - 1]]
+    first, at most 60 (CreateFleet's override limit) — as Karpenter orders a NodeClaim's options:
+    by price, truncated, but never below a NodePool `minValues` (types that add a missing value of
+    a minValues key are kept ahead of the truncation)."""
+    fitting = [it for _, it in allowed if it.name != node.instance_type and _fits(it, need)]
+    names = [node.instance_type, *[it.name for it in fitting]]
+    if len(names) <= MAX_INSTANCE_TYPES:
+        return names
+    chosen = names[:MAX_INSTANCE_TYPES]
+    by_name = {it.name: it for _, it in allowed}
+    for key, n in min_values:
+        def value(t: str, key: str = key) -> str | None:
+            return by_name[t].labels.get(key) if t in by_name else None
+
+        have = {value(t) for t in chosen}
+        for it in fitting:
+            if len(have) >= n:
+                break
+            v = it.labels.get(key)
+            if v in have or it.name in chosen:
+                continue
+            # drop the most expensive option whose value another option already covers
+            for i in range(len(chosen) - 1, 0, -1):
+                if sum(1 for t in chosen if value(t) == value(chosen[i])) > 1:
+                    chosen[i] = it.name
+                    have.add(v)
+                    break
+    rank = {t: i for i, t in enumerate(names)}
+    return [chosen[0], *sorted(chosen[1:], key=rank.__getitem__)]
+
+
+CAPACITY_TYPE = "karpenter.sh/capacity-type"
+PINNED = ("node.kubernetes.io/instance-type", CAPACITY_TYPE, "topology.kubernetes.io/zone")
+
+
+def _node_requirements(pool: NodePool, pod_reqs: Iterable[tuple[Requirements, ...]],
+                       labels: Mapping[str, str]) -> Requirements:
+    """NodePool ∩ every pod's requirements (of a pod's OR-ed terms, the first the planned node meets)."""
+    merged = pool.requirements()
+    for terms in pod_reqs:
+        term = next((t for t in terms if t.first_violation(labels) is None), terms[0] if terms else Requirements())
+        merged = merged.intersect(term)
+    return merged
+
+
+def _as_terms(reqs: Requirements, skip: Iterable[str]) -> list[dict[str, Any]]:
+    """Requirements back as NodeSelectorRequirements (In / NotIn / Exists / DoesNotExist / Gt / Lt)."""
+    out: list[dict[str, Any]] = []
+    for key, vs in sorted(reqs.by_key.items()):
+        if key in skip or key == "karpenter.sh/nodepool":
+            continue
+        if vs.include is not None:
+            out.append({"key": key, "operator": "In", "values": sorted(v for v in vs.include if vs.allows(v))})
+        elif vs.must_not_exist:
+            out.append({"key": key, "operator": "DoesNotExist"})
+        else:
+            if vs.exclude:
+                out.append({"key": key, "operator": "NotIn", "values": sorted(vs.exclude)})
+            if vs.gt is not None:
+                out.append({"key": key, "operator": "Gt", "values": [f"{vs.gt:g}"]})
+            if vs.lt is not None:
+                out.append({"key": key, "operator": "Lt", "values": [f"{vs.lt:g}"]})
+            if vs.must_exist and not vs.exclude and vs.gt is None and vs.lt is None:
+                out.append({"key": key, "operator": "Exists"})
+    return out
 
 
 def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[InstanceType],
                    requests_of: Mapping[str, Resources], names: Iterable[str],
-                   protect_until: float | None = None) -> list[dict[str, Any]]:
-    """One NodeClaim manifest per new node of the plan, nominating the pods planned onto it."""
+                   protect_until: float | None = None,
+                   requirements_of: Mapping[str, tuple[Requirements, ...]] | None = None) -> list[dict[str, Any]]:
+    """One NodeClaim manifest per new node of the plan, nominating the pods planned onto it.
+
+    Its requirements are the NodePool's intersected with every pod's (an amd64 pod's claim lists
+    only amd64 types); its instance types the planned one then every other that holds the pods,
+    cheapest first; its capacity types spot then on-demand when both the pool and the pods allow
+    on-demand (the fallback after spot runs out of capacity)."""
     claims = []
-    allowed: dict[tuple[str, str, str], list[tuple[float, InstanceType]]] = {}
     for node, name in zip(plan.new_nodes, names, strict=False):
         pool = pools[node.nodepool]
         need = sum((requests_of.get(p, Resources(pods=1)) for p in node.pods), Resources())
-        key = (pool.name, node.capacity_type, node.zone)
-        if key not in allowed:
-            allowed[key] = _allowed_types(pool, node.capacity_type, node.zone, catalog)
-        types = flexible_types(node, need, allowed[key])
-        zones = [node.zone]
-        capacity = ["spot", "on-demand"] if node.capacity_type == "spot" and _allows(pool, "on-demand") else \
-            [node.capacity_type]
+        reqs = _node_requirements(pool, ((requirements_of or {}).get(p, ()) for p in node.pods), node.labels)
+        capacity = [node.capacity_type]
+        if node.capacity_type == "spot" and _allows(reqs, "on-demand"):
+            capacity.append("on-demand")
+        types = flexible_types(node, need, _allowed_types(reqs, pool, capacity, node.zone, catalog),
+                               pool.min_values())
         template = pool.spec.template
         annotations = {NOMINATED: json.dumps(node.pods)}
         if protect_until is not None:
             annotations[PROTECTED_UNTIL] = str(int(protect_until))
+        min_values = dict(pool.min_values())
+        terms = _as_terms(reqs, PINNED)
+        for t in terms:
+            if t["key"] in min_values:
+                t["minValues"] = min_values[t["key"]]
         claims.append({
             "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "metadata": {"name": name, "labels": {**template.metadata.labels, "karpenter.sh/nodepool": pool.name},
@@ -215,16 +317,11 @@ def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[
             "spec": {
                 "nodeClassRef": template.spec.node_class_ref or {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
                                                                   "name": "default"},
-                "requirements": [r.model_dump(by_alias=True, exclude_none=True)
-                                 for r in template.spec.requirements
-                                 if r.key not in ("node.kubernetes.io/instance-type", "karpenter.sh/capacity-type",
-                                                  "topology.kubernetes.io/zone")]
-                + [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": types},
-                   {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity},
-                   {"key": "topology.kubernetes.io/zone", "operator": "In", "values": zones}],
-                "resources": {"requests": {"cpu": f"{need.cpu_m}m", "memory": f"{need.memory_mib}Mi",
-                                           **({"nvidia.com/gpu": str(need.gpu)} if need.gpu else {}),
-                                           "pods": str(need.pods)}},
+                "requirements": [*terms,
+                                 {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": types},
+                                 {"key": CAPACITY_TYPE, "operator": "In", "values": capacity},
+                                 {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [node.zone]}],
+                "resources": {"requests": _quantities(need)},
                 "taints": [t.model_dump(by_alias=True) for t in template.spec.taints],
                 "startupTaints": [t.model_dump(by_alias=True) for t in template.spec.startup_taints],
                 **({"expireAfter": template.spec.expire_after} if template.spec.expire_after else {}),
@@ -235,8 +332,16 @@ def nodeclaims_for(plan: Plan, pools: Mapping[str, NodePool], catalog: Sequence[
     return claims
 
 
-def _allows(pool: NodePool, capacity_type: str) -> bool:
-    return pool.requirements().first_violation({"karpenter.sh/capacity-type": capacity_type}) is None
+def _quantities(need: Resources) -> dict[str, str]:
+    """Requests as Kubernetes quantities (cpu in m, memory and storage in Mi, the rest whole)."""
+    unit = {"cpu": "m", "memory": "Mi", "ephemeral-storage": "Mi"}
+    return {k: f"{v}{unit.get(k, '')}" for k, v in need.amounts().items() if v or k in ("cpu", "memory", "pods")}
+
+
+def _allows(reqs: Requirements, capacity_type: str) -> bool:
+    """Whether the capacity-type requirement (only that key) admits `capacity_type`."""
+    vs = reqs.by_key.get(CAPACITY_TYPE)
+    return vs is None or vs.allows(capacity_type)
 
 
 def _requirement(claim: Mapping[str, Any], key: str) -> list[str] | None:
@@ -373,6 +478,15 @@ class Disruption:
                 raise ValueError(f"spec.disruption.budgets[{i}].schedule: {b['schedule']!r} is not a cron expression")
             if b.get("schedule") and not b.get("duration"):
                 raise ValueError(f"spec.disruption.budgets[{i}].duration: required with a schedule")
+            if b.get("duration") and not b.get("schedule"):
+                raise ValueError(f"spec.disruption.budgets[{i}].schedule: required with a duration")
+            if not re.fullmatch(r"(100|[0-9]{1,2})%|[0-9]+", str(b.get("nodes", "10%"))):
+                raise ValueError(f"spec.disruption.budgets[{i}].nodes: {b.get('nodes')!r}: expected a count "
+                                 "or a percentage (0%-100%)")
+            unknown = [r for r in b.get("reasons") or [] if r not in DISRUPTION_REASONS]
+            if unknown:
+                raise ValueError(f"spec.disruption.budgets[{i}].reasons: {unknown[0]!r}: expected one of "
+                                 + ", ".join(DISRUPTION_REASONS))
         budgets = tuple(Budget(str(b.get("nodes", "10%")), b.get("schedule"),
                                parse_duration(b.get("duration"), None) if b.get("schedule") else None,
                                tuple(b["reasons"]) if b.get("reasons") else None)
@@ -406,15 +520,27 @@ class NodeView:
     expire_after_s: float | None
     capacity_type: str = "on-demand"
     pods_changed_at: float | None = None  # a pod was last bound to or removed from it (consolidateAfter)
+    drifted_at: float | None = None  # when its NodeClaim became Drifted (None: not drifted)
+    node_do_not_disrupt: bool = False  # the annotation is on the Node or NodeClaim itself, not only on pods
+    termination_grace_s: float | None = None  # the NodeClaim's terminationGracePeriod
+
+
+def pool_sizes(nodes: Sequence[NodeView], disrupting: Mapping[str, int]) -> dict[str, int]:
+    """Initialized nodes per pool, those being disrupted included: what a budget's percentage is
+    of (Karpenter counts them in the total and subtracts them from what is allowed)."""
+    sizes = dict(disrupting)
+    for n in nodes:
+        sizes[n.nodepool] = sizes.get(n.nodepool, 0) + 1
+    return sizes
 
 
 def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                      now: float) -> list[tuple[NodeView, str]]:
-    """Nodes to remove now, each with why: expired ones, then empty ones past consolidateAfter
-    (most expensive first), within each pool's budget. Protected and do-not-disrupt nodes stay."""
-    per_pool: dict[str, int] = {}
-    for n in nodes:
-        per_pool[n.nodepool] = per_pool.get(n.nodepool, 0) + 1
+    """Nodes to remove now, each with why: expired ones (forceful: neither budgets nor
+    do-not-disrupt hold them — the drain waits for do-not-disrupt pods until terminationGracePeriod,
+    as Karpenter v1), then empty ones past consolidateAfter (most expensive first), within each
+    pool's budget. Protected and do-not-disrupt nodes are not emptied."""
+    per_pool = pool_sizes(nodes, disrupting)
     picks: list[tuple[NodeView, str]] = []
     taken: dict[str, int] = dict(disrupting)
     expired = [n for n in nodes if n.expire_after_s is not None and now - n.created_at >= n.expire_after_s]
@@ -422,7 +548,7 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                    key=lambda n: -n.price)
     for n, why in [(n, "Expired") for n in expired] + [(n, "Empty") for n in empty]:
         policy = pools.get(n.nodepool, Disruption())
-        if n.do_not_disrupt:
+        if n.do_not_disrupt and why != "Expired":
             continue
         if why == "Empty":
             since = n.empty_since if n.empty_since is not None else now
@@ -430,7 +556,7 @@ def disruption_order(nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
                 continue
             if n.protected_until is not None and now < n.protected_until:
                 continue
-        # expiration is forceful in Karpenter v1: budgets do not hold it back (do-not-disrupt does here)
+        # expiration is forceful in Karpenter v1: budgets do not hold it back
         if why != "Expired" and policy.allowed(per_pool[n.nodepool], taken.get(n.nodepool, 0), why, now) <= 0:
             continue
         taken[n.nodepool] = taken.get(n.nodepool, 0) + 1
@@ -477,6 +603,14 @@ def covers(free: Resources, demand: Resources) -> bool:
 
 def total(resources: Iterable[Resources]) -> Resources:
     return sum(resources, Resources())
+
+
+def pool_in_zones(pool: NodePool, zones: Iterable[str]) -> NodePool:
+    """The pool with a zone requirement narrowed to `zones` (e.g. where its subnets are)."""
+    extra = RequirementSpec(key="topology.kubernetes.io/zone", operator="In", values=sorted(zones) or ["none"])
+    spec = pool.spec.template.spec.model_copy(update={"requirements": [*pool.spec.template.spec.requirements, extra]})
+    template = pool.spec.template.model_copy(update={"spec": spec})
+    return pool.model_copy(update={"spec": pool.spec.model_copy(update={"template": template})})
 
 
 def with_remaining_limits(pool: NodePool, used: Resources) -> NodePool:

@@ -130,7 +130,7 @@ class SqsQueueScaler:
             raise QueryError(label, f"sqs: {exc}") from exc
         except (TimeoutError, OSError, bexc.EndpointConnectionError, bexc.ConnectTimeoutError,
                 bexc.ReadTimeoutError) as exc:
-            raise UnreachableError(label, f"sqs unreachable: {exc or type(exc).__name__}") from exc
+            raise UnreachableError(label, f"sqs unreachable: {str(exc) or type(exc).__name__}") from exc
         except bexc.NoCredentialsError as exc:
             raise AuthError(label, "no AWS credentials available") from exc
         try:

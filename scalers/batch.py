@@ -2,7 +2,9 @@
 
 A cycle reads every trigger once. Triggers that read the same Redis server are answered by one
 pipelined round trip; Kafka triggers on the same brokers share one metadata and one end-offset
-request, and only the committed offsets are asked per consumer group. Results are the same
+request, and only the committed offsets are asked per consumer group. The other triggers read in
+parallel over one connection (or pool) per server — SQL pools, the RabbitMQ connection, HTTP
+sessions — and Kubernetes-reading triggers share each API read within the cycle. Results are the same
 `Reading`s each scaler's own `metrics()` would give (tests check that).
 """
 
@@ -13,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from scalers import kube_source
 from scalers.base import Reading, Scaler, as_scaler_error, checked, read_deadline, read_once
 from scalers.errors import NotFoundError, ScalerError
 from scalers.kafka import KafkaScaler, limit_partitions, shared_connection, total_lag
@@ -21,6 +24,13 @@ from scalers.redis_common import translate_error as redis_error
 from scalers.redis_lists import RedisListScaler, read_list_lengths
 
 Outcome = Reading | ScalerError
+
+
+def shares_cycle(scaler: Scaler) -> bool:
+    """Whether the operator may read this trigger in the common cycle: Redis lists and Kafka are
+    answered together; the scalers with one connection or pool per server (`shares_connections`)
+    read side by side over it. Others (SQS through worker threads, cron) keep their own cycle."""
+    return isinstance(scaler, RedisListScaler | KafkaScaler) or bool(getattr(scaler, "shares_connections", False))
 
 
 async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
@@ -50,7 +60,9 @@ async def poll_cycle(scalers: Sequence[Scaler]) -> list[Outcome]:
             results[i] = as_scaler_error(s.trigger, TimeoutError()) if outcome is None else \
                 outcome if isinstance(outcome, ScalerError) else checked(s, outcome)
 
-    await asyncio.gather(bounded(redis, _redis_lists), bounded(kafka, _kafka_groups), *(one(i, s) for i, s in others))
+    async with kube_source.shared_reads():  # cpu/memory/workload triggers share each namespace's reads
+        await asyncio.gather(bounded(redis, _redis_lists), bounded(kafka, _kafka_groups),
+                             *(one(i, s) for i, s in others))
     return [results[i] for i in range(len(scalers))]
 
 

@@ -73,6 +73,7 @@ def usage(pods: list[dict[str, Any]], metrics: dict[str, dict[str, Any]], resour
 
 
 class CpuMemoryScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.resource = trigger.type
@@ -90,9 +91,11 @@ class CpuMemoryScaler:
         label, ns, timeout = self.trigger.label, self.trigger.namespace, self.trigger.timeout_s
         api_version, kind, name = self.trigger.scale_target
         try:
-            target = await kube_source.get_json(kube_source.api_path(api_version, kind, ns, name), timeout)
+            target = await kube_source.workload(api_version, kind, ns, name, timeout)
             pods = await kube_source.pods(ns, timeout)
             metrics = await kube_source.pod_metrics(ns, timeout)
+        except LookupError as exc:
+            raise QueryError(label, str(exc)) from None
         except Exception as exc:  # ApiException (404 for a missing target or metrics API), transport errors
             status = getattr(exc, "status", None)
             if status == 404:

@@ -572,7 +572,7 @@ def translate_error(label: str, exc: BaseException) -> ScalerError:
     if "SASL" in type(exc).__name__ or "Authentication" in type(exc).__name__:
         return AuthError(label, f"kafka refused the credentials: {exc}")
     if isinstance(exc, kerr.KafkaConnectionError | kerr.KafkaTimeoutError | OSError | TimeoutError):
-        return UnreachableError(label, f"kafka brokers unreachable: {exc or type(exc).__name__}")
+        return UnreachableError(label, f"kafka brokers unreachable: {str(exc) or type(exc).__name__}")
     return QueryError(label, f"kafka: {type(exc).__name__}: {exc}")
 
 

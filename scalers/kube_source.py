@@ -10,9 +10,12 @@ API server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +42,29 @@ async def client() -> Any:
     return _client
 
 
-async def get_json(path: str, timeout_s: float) -> dict[str, Any]:
-    """GET an API path and return the decoded JSON body (raises ApiException on HTTP errors)."""
-    api = await client()
-    resp = await api.call_api(path, "GET", auth_settings=["BearerToken"], response_types_map={},
-                              _preload_content=False, _request_timeout=timeout_s)
-    body = resp[0] if isinstance(resp, tuple) else resp
-    data: dict[str, Any] = json.loads(await body.read())
-    return data
+_shared: contextvars.ContextVar[dict[str, asyncio.Future[dict[str, Any]]] | None] = contextvars.ContextVar(
+    "kube_shared_reads", default=None)
+
+
+@contextlib.asynccontextmanager
+async def shared_reads() -> AsyncIterator[None]:
+    """Within one polling cycle, triggers asking for the same API path share one request (all the
+    cpu/memory/workload triggers of a namespace read its pods once)."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+async def _once(key: str, read: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """`read()`, shared by every caller asking for `key` within one polling cycle."""
+    shared = _shared.get()
+    if shared is None:
+        return await read()
+    if key not in shared:
+        shared[key] = asyncio.ensure_future(read())
+    return await asyncio.shield(shared[key])
 
 
 @dataclass(frozen=True)
@@ -117,17 +135,59 @@ def selector_from_match(spec: Mapping[str, Any]) -> Callable[[Mapping[str, str]]
     return lambda labels: all(r.matches(labels) for r in reqs)
 
 
+_APPS = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
+
+
 async def pods(namespace: str, timeout_s: float) -> list[dict[str, Any]]:
-    return list((await get_json(f"/api/v1/namespaces/{namespace}/pods", timeout_s)).get("items") or [])
+    async def read() -> dict[str, Any]:
+        from kubernetes_asyncio.client import CoreV1Api
+
+        resp: Any = await CoreV1Api(await client()).list_namespaced_pod(
+            namespace, _preload_content=False, _request_timeout=timeout_s)
+        return dict(json.loads(await resp.read()))
+
+    return list((await _once(f"pods/{namespace}", read)).get("items") or [])
 
 
 async def pod_metrics(namespace: str, timeout_s: float) -> dict[str, dict[str, Any]]:
     """metrics.k8s.io PodMetrics of a namespace, by pod name."""
-    data = await get_json(f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", timeout_s)
+    async def read() -> dict[str, Any]:
+        from kubernetes_asyncio.client import CustomObjectsApi
+
+        data: dict[str, Any] = await CustomObjectsApi(await client()).list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=timeout_s)
+        return data
+
+    data = await _once(f"podmetrics/{namespace}", read)
     return {m["metadata"]["name"]: m for m in data.get("items") or []}
 
 
-def api_path(api_version: str, kind: str, namespace: str, name: str) -> str:
-    plural = kind.lower() + ("es" if kind.lower().endswith("s") else "s")
-    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{namespace}/{plural}/{name}"
+async def workload(api_version: str, kind: str, namespace: str, name: str, timeout_s: float) -> dict[str, Any]:
+    """The scale target (a Deployment or StatefulSet) as a dict."""
+    if api_version != "apps/v1" or kind not in _APPS:
+        raise LookupError(f"cpu/memory triggers read Deployments and StatefulSets (apps/v1), not {api_version} "
+                          f"{kind}")
+
+    async def read() -> dict[str, Any]:
+        from kubernetes_asyncio.client import AppsV1Api
+
+        method = getattr(AppsV1Api(await client()), f"read_namespaced_{_APPS[kind]}")
+        resp = await method(name, namespace, _preload_content=False, _request_timeout=timeout_s)
+        return dict(json.loads(await resp.read()))
+
+    return await _once(f"{kind}/{namespace}/{name}", read)
+
+
+async def endpoint_slices(namespace: str, service: str, timeout_s: float) -> list[dict[str, Any]]:
+    """The EndpointSlices of a Service (label kubernetes.io/service-name), as dicts."""
+    async def read() -> dict[str, Any]:
+        from kubernetes_asyncio.client import DiscoveryV1Api
+
+        resp: Any = await DiscoveryV1Api(await client()).list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False,
+            _request_timeout=timeout_s)
+        return dict(json.loads(await resp.read()))
+
+    data = await _once(f"endpointslices/{namespace}/{service}", read)
+    return [s for s in data.get("items") or []
+            if ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == service]

@@ -46,6 +46,7 @@ def count(pods: list[dict], selector: Callable[[Mapping[str, str]], bool], group
 
 
 class KubernetesWorkloadScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(WorkloadConfig, trigger)

@@ -7,6 +7,7 @@ string value is read as a Kubernetes quantity ("64", "1k", "500m"), as KEDA does
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -14,11 +15,14 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from scalers import kube_source
 from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigger_config, sanitize
 from scalers.config import param
 from scalers.cron import keda_normalize
-from scalers.errors import AuthError, FieldError, QueryError, UnreachableError
+from scalers.errors import AuthError, FieldError, QueryError, ScalerError, UnreachableError
+from scalers.http import read_body
 from scalers.http_auth import HttpAuth, close_http, parse_http_auth, parse_quantity
 
 FORMATS = ("prometheus", "json", "xml", "yaml")
@@ -50,10 +54,6 @@ class MetricsApiConfig:
                 duration_s(self.timeout)
             except ValueError as exc:
                 errors.append(FieldError("timeout", str(exc)))
-        if self.aggregate_from_kube_service_endpoints:
-            errors.append(FieldError("aggregateFromKubeServiceEndpoints",
-                                     "is not supported by surge yet (it reads the Service's EndpointSlices)",
-                                     unsupported=True))
         return errors
 
 
@@ -148,6 +148,22 @@ def prometheus_value(body: str, location: str) -> float:
     raise ValueError(f"value {location} not found")
 
 
+def _safe_yaml(body: bytes) -> Any:
+    """A server's YAML with the C safe loader, refusing aliases: a nine-level alias bomb is a few
+    hundred bytes and expands to a billion nodes, and no metrics API needs aliases."""
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(body)
+    try:
+        while loader.check_event():
+            if isinstance(loader.get_event(), yaml.AliasEvent):
+                raise ValueError("YAML aliases are not accepted in a metrics API response")
+    finally:
+        loader.dispose()
+    return yaml.load(body, Loader=loader_cls)
+
+
 def value_from_response(body: bytes, location: str, fmt: str) -> float:
     """KEDA's GetValueFromResponse."""
     if fmt == "prometheus":
@@ -155,9 +171,7 @@ def value_from_response(body: bytes, location: str, fmt: str) -> float:
     if fmt == "json":
         return _number(_path(json.loads(body), location), location)
     if fmt == "yaml":
-        import yaml
-
-        return _yaml_number(_path(yaml.safe_load(body), location), location)
+        return _yaml_number(_path(_safe_yaml(body), location), location)
     root = ET.fromstring(body)
     node: ET.Element | None = root
     for part in location.split("."):
@@ -167,7 +181,55 @@ def value_from_response(body: bytes, location: str, fmt: str) -> float:
     return _number(node.text or "", location)
 
 
+def endpoint_urls(service_url: str, slices: list[dict[str, Any]]) -> list[str]:
+    """KEDA's getEndpointsUrlsFromServiceURL over already-read EndpointSlices: one URL per ready
+    address (first seen), on the Service URL's port when a slice declares it."""
+    parts = urlsplit(service_url)
+    port = str(parts.port or (443 if parts.scheme == "https" else 80))
+    seen: list[str] = []
+    urls: list[str] = []
+    for sl in slices:
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            for address in ep.get("addresses") or []:
+                if address in seen:
+                    continue
+                seen.append(address)
+                found = next((f":{p['port']}" for p in sl.get("ports") or [] if str(p.get("port")) == port), "")
+                urls.append(f"{parts.scheme}://{address}{found}{parts.path}")
+    return urls
+
+
+def service_of(url: str) -> tuple[str, str]:
+    """(service, namespace) from `http://<service>.<namespace>...`; ValueError otherwise."""
+    host = urlsplit(url).hostname or ""
+    labels = host.split(".")
+    if len(labels) < 2:
+        raise ValueError(f"invalid hostname {host} : expected at least 2 elements, first being service name and "
+                         "second being the namespace")
+    return labels[0], labels[1]
+
+
+def aggregate(values: list[float], failures: int, how: str) -> float:
+    """KEDA's aggregateMetricsFromMultipleEndpoints over the endpoints that answered."""
+    total = len(values) + failures
+    if total == 0:
+        raise ValueError("no endpoints provided")
+    if not values:
+        raise ValueError(f"could not get any metric successfully from the {total} provided endpoints")
+    if how == "min":
+        return min(values)
+    if how == "max":
+        return max(values)
+    if how == "average":
+        return sum(values) / len(values)
+    return sum(values)
+
+
 class MetricsApiScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
+    max_parallel = 5  # KEDA reads at most 5 endpoints of a Service at once
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(MetricsApiConfig, trigger)
@@ -192,22 +254,59 @@ class MetricsApiScaler:
         return self._session
 
     async def value(self) -> float:
+        cfg = self.config
+        if not cfg.aggregate_from_kube_service_endpoints:
+            return await self._read(cfg.url)
+        label = self.trigger.label
+        try:
+            service, namespace = service_of(cfg.url)
+            slices = await kube_source.endpoint_slices(namespace, service, self.trigger.timeout_s)
+        except ValueError as exc:
+            raise QueryError(label, str(exc)) from None
+        except Exception as exc:  # ApiException, transport errors
+            raise UnreachableError(label, f"failed to get kubernetes endpoints urls from configured service URL: "
+                                          f"{exc}") from None
+        urls = endpoint_urls(cfg.url, slices)
+        if not urls:
+            raise QueryError(label, "no endpoints URLs were given for the service name")
+        return await self.aggregate_urls(urls)
+
+    async def aggregate_urls(self, urls: list[str]) -> float:
+        """Read every endpoint (at most `max_parallel` at once) and aggregate what answered."""
+        label, cfg = self.trigger.label, self.config
+        limit = asyncio.Semaphore(self.max_parallel)
+
+        async def one(url: str) -> float | None:
+            async with limit:
+                try:
+                    return await self._read(url)
+                except ScalerError:
+                    return None
+
+        outcomes = await asyncio.gather(*(one(u) for u in urls))
+        values = [v for v in outcomes if v is not None]
+        try:
+            return aggregate(values, len(outcomes) - len(values), cfg.aggregation_type)
+        except ValueError as exc:
+            raise QueryError(label, str(exc)) from None
+
+    async def _read(self, url: str) -> float:
         import aiohttp
 
         label, cfg = self.trigger.label, self.config
         try:
-            async with self._connect().get(cfg.url, params=self.auth.query() or None) as resp:
-                body = await resp.read()
+            async with self._connect().get(url, params=self.auth.query() or None) as resp:
+                body = await read_body(resp, label, "metrics API")
                 if resp.status in (401, 403):
-                    raise AuthError(label, f"{cfg.url}: api returned {resp.status}")
+                    raise AuthError(label, f"{url}: api returned {resp.status}")
                 if resp.status != 200:
                     raise QueryError(label, f"{resp.url.path}: api returned {resp.status}")
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
-            raise UnreachableError(label, f"{cfg.url} unreachable: {exc or type(exc).__name__}") from exc
+            raise UnreachableError(label, f"{url} unreachable: {exc or type(exc).__name__}") from exc
         try:
             return value_from_response(body, cfg.value_location, cfg.format)
         except (ValueError, ET.ParseError) as exc:
-            raise QueryError(label, f"{cfg.format} answer from {cfg.url}: {exc}") from None
+            raise QueryError(label, f"{cfg.format} answer from {url}: {exc}") from None
 
     async def metrics(self) -> Reading:
         value = sanitize(await self.value())

@@ -99,6 +99,7 @@ POOLS = SharedPools(_open, _close)
 
 class MySqlScaler(PooledReader):
     pools = POOLS
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
 
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger

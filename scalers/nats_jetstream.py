@@ -19,6 +19,7 @@ from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigge
 from scalers.config import Source, param
 from scalers.cron import keda_normalize
 from scalers.errors import FieldError, NotFoundError, QueryError, UnreachableError
+from scalers.http import read_body
 from scalers.sql_pools import SharedPools
 
 AUTH_META: tuple[Source, ...] = ("authParams", "triggerMetadata")
@@ -84,6 +85,7 @@ SESSIONS = SharedPools(_open, _close)
 
 
 class NatsJetStreamScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(JetStreamConfig, trigger)
@@ -104,7 +106,7 @@ class NatsJetStreamScaler:
             self._key = key
         try:
             async with self._session.get(cfg.monitoring_url) as resp:
-                text = await resp.text()
+                text = (await read_body(resp, label, "NATS monitoring endpoint")).decode("utf-8", "replace")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise UnreachableError(label, f"NATS monitoring endpoint {cfg.endpoint} unreachable: "
                                           f"{exc or type(exc).__name__}") from None

@@ -184,10 +184,10 @@ class PrometheusScaler:
                 raw = await read_body(resp, label, "prometheus")
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise UnreachableError(label, f"prometheus at {cfg.server_address} unreachable: "
-                                          f"{exc or type(exc).__name__}") from exc
+                                          f"{str(exc) or type(exc).__name__}") from exc
         except aiohttp.ClientError as exc:  # e.g. a bad status line or a broken chunked body
             raise QueryError(label, f"prometheus at {cfg.server_address} sent a malformed HTTP reply: "
-                                    f"{exc or type(exc).__name__}") from exc
+                                    f"{str(exc) or type(exc).__name__}") from exc
         if status in (401, 403):
             raise AuthError(label, f"prometheus answered {status}: {snippet(raw)}")
         if status == 404:

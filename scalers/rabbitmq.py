@@ -26,6 +26,7 @@ from scalers.base import MetricSpec, Reading, Trigger, metric_name, parse_trigge
 from scalers.config import Source, param
 from scalers.cron import keda_normalize
 from scalers.errors import AuthError, FieldError, NotFoundError, QueryError, UnreachableError
+from scalers.http import read_body
 from scalers.metrics_api import duration_s
 from scalers.sql_pools import SharedPools
 
@@ -248,13 +249,18 @@ async def _open(key: tuple[Any, ...]) -> Any:
 
 
 async def _close(conn: Any) -> None:
+    _CHANNELS.pop(id(conn), None)
+    _CHANNEL_LOCKS.pop(id(conn), None)
     await conn.close()
 
 
 CONNECTIONS = SharedPools(_open, _close)
+_CHANNELS: dict[int, Any] = {}  # AMQP connection id → its shared channel
+_CHANNEL_LOCKS: dict[int, asyncio.Lock] = {}
 
 
 class RabbitMQScaler:
+    shares_connections = True  # read in the operator's common cycle (scalers/batch.py)
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger
         self.config = parse_trigger_config(RabbitConfig, trigger)
@@ -325,7 +331,11 @@ class RabbitMQScaler:
         label = self.trigger.label
         try:
             conn = await self._connect()
-            channel = await conn.channel()
+            lock = _CHANNEL_LOCKS.setdefault(id(conn), asyncio.Lock())
+            async with lock:
+                channel = _CHANNELS.get(id(conn))
+                if channel is None or channel.is_closed:
+                    channel = _CHANNELS[id(conn)] = await conn.channel()
         except aiormq.exceptions.ProbableAuthenticationError as exc:
             await self._drop()
             raise AuthError(label, anonymize(f"rabbitmq refused the credentials: {exc}")) from None
@@ -333,16 +343,16 @@ class RabbitMQScaler:
             await self._drop()
             raise UnreachableError(label, anonymize(f"rabbitmq: {exc}")) from None
         try:
-            queue = await asyncio.wait_for(channel.declare_queue(self.config.queue_name, passive=True),
-                                           self.timeout_s)
+            # one channel per connection, passive declares in turn (a missing queue closes the
+            # channel; the next read opens a new one)
+            async with lock:
+                queue = await asyncio.wait_for(channel.declare_queue(self.config.queue_name, passive=True),
+                                               self.timeout_s)
             count = int(queue.declaration_result.message_count)
         except aiormq.exceptions.ChannelNotFoundEntity:
             raise NotFoundError(label, f"queue {self.config.queue_name!r} does not exist") from None
         except aiormq.exceptions.AMQPError as exc:
             raise QueryError(label, anonymize(f"rabbitmq: {exc}")) from None
-        finally:
-            if not channel.is_closed:
-                await channel.close()
         return QueueStats(count, count, 0.0, 0.0)
 
     async def _http(self) -> QueueStats:
@@ -358,7 +368,7 @@ class RabbitMQScaler:
         headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()} if user else {}
         try:
             async with session.get(yarl.URL(url, encoded=True), headers=headers) as resp:  # sent as KEDA sends it
-                text = await resp.text()
+                text = (await read_body(resp, label, "rabbitmq management API")).decode("utf-8", "replace")
         except aiohttp.ClientConnectionError as exc:
             await self._drop()
             raise UnreachableError(label, anonymize(f"rabbitmq management API unreachable: {exc}")) from None

@@ -24,8 +24,19 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 stamp=.venv/.surge-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-dev.lock -nt "$stamp" ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q -e '.[dev]'
+  # the hash-pinned lock (scripts/lock.sh) when it matches pyproject's dependencies; otherwise say so
+  # loudly and resolve pyproject's ranges instead, so a dependency added since the last lock works
+  want=$(python3 scripts/deps_digest.py)
+  have=$(sed -n 's/^# pyproject-dependencies-sha256: //p' requirements-dev.lock 2>/dev/null | head -1)
+  if [ -n "$have" ] && [ "$want" = "$have" ]; then
+    .venv/bin/pip install -q --require-hashes -r requirements-dev.lock
+    .venv/bin/pip install -q --no-deps -e .
+  else
+    echo "setup: WARNING: requirements-dev.lock is missing or stale (pyproject.toml's dependencies changed);" >&2
+    echo "setup: WARNING: installing from pyproject's version ranges, NOT hash-checked. Run scripts/lock.sh." >&2
+    .venv/bin/pip install -q -e '.[dev]'
+  fi
   touch "$stamp"
 fi

@@ -223,3 +223,21 @@ def test_mappings_and_missing_files(corpus: dict[str, Path]) -> None:
         list(mappings(corpus["not-a-mapping"]))
     with pytest.raises(ManifestError, match=r"no-such-file\.yaml: cannot read: No such file"):
         read_file(corpus["missing"])
+
+
+def test_a_metrics_api_answering_an_alias_bomb_is_refused_quickly() -> None:
+    from scalers.metrics_api import value_from_response
+
+    with pytest.raises(ValueError, match="aliases are not accepted"):
+        value_from_response(alias_bomb(), "a8", "yaml")
+    assert value_from_response(b"queue: {depth: 7}\n", "queue.depth", "yaml") == 7
+
+
+@pytest.mark.timeout(120)
+def test_cost_against_a_server_answering_garbage(garbage_server: int, corpus: dict[str, Path]) -> None:
+    """`surge cost` reads Prometheus: garbage there, or a hostile manifest for --what-if, is one line."""
+    runner = CliRunner()
+    result = runner.invoke(app, ["cost", "--prometheus", f"http://127.0.0.1:{garbage_server}", "--format", "json"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unreachable" in lines[0] and "Traceback" not in result.output, result.output

@@ -180,3 +180,22 @@ def test_input_size_limits_are_errors_naming_the_field() -> None:
     ok = build_scaler(Trigger(type="kafka", name="k", metadata={
         "bootstrapServers": "127.0.0.1:9092", "consumerGroup": "g", "topic": "t", "partitionLimitation": "0-3,7"}))
     assert ok.config.partition_limitation == [0, 1, 2, 3, 7]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["huge", "notutf8", "deepjson", "badstatus"])
+async def test_other_http_scalers_refuse_what_prometheus_refuses(mode: str) -> None:
+    """metrics-api reads through the same bounded reader: a 200 MB answer stops at the cap."""
+    from scalers.metrics_api import MetricsApiScaler
+
+    proxy = await FaultProxy(free_port()).start()  # canned answers: no server behind it
+    proxy.set(mode, size=200 * 1024 * 1024)
+    scaler = MetricsApiScaler(Trigger(type="metrics-api", name="m", timeout_s=2.0, metadata={
+        "url": f"http://127.0.0.1:{proxy.port}/v", "valueLocation": "v", "targetValue": "5"}))
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        outcome = await read_once(scaler)
+        assert isinstance(outcome, ScalerError) and 'metrics-api "m"' in str(outcome)
+        assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024 < 64
+    finally:
+        await scaler.close()
+        await proxy.stop()

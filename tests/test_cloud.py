@@ -155,8 +155,11 @@ async def test_aws_selectors_that_select_nothing_are_named(aws: dict) -> None:  
     lonely = nodeclass(subnetSelectorTerms=[{"tags": {"karpenter.sh/discovery": "nobody"}}])
     with pytest.raises(LaunchError, match=r"EC2NodeClass default: spec\.subnetSelectorTerms select nothing"):
         await cloud.resolve(lonely)
-    aliased = nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}])
-    with pytest.raises(LaunchError, match="alias 'al2023@latest' is not supported"):
+    windows = nodeclass(amiSelectorTerms=[{"alias": "windows2022@latest"}])
+    with pytest.raises(LaunchError, match=r"amiSelectorTerms\[0\]: alias 'windows2022@latest': family"):
+        await cloud.resolve(windows)
+    aliased = nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}])  # without an SSM client
+    with pytest.raises(LaunchError, match=r"no SSM client to resolve /aws/service/eks/optimized-ami/1\.31/"):
         await cloud.resolve(aliased)
 
 
@@ -171,3 +174,34 @@ async def test_missing_credentials_are_a_launch_error_that_says_so(aws: dict, mo
     offer = Offering("m5.large", "on-demand", "us-east-1a", 0.096)
     with pytest.raises(LaunchError, match="EC2NodeClass default: AWS credentials missing"):
         await cloud.create_fleet(request("c", [offer]), "on-demand", [offer])
+
+
+async def test_aws_prices_offerings_and_subnet_zones(aws: dict) -> None:  # type: ignore[type-arg]
+    """Spot prices for every type (more than one 1,000-row page), offerings per zone from
+    DescribeInstanceTypeOfferings, and the zones a node class can launch in (its subnets)."""
+    from provisioner.catalog import load_catalog, restrict_zones, with_spot_prices
+
+    cloud = AWSProvider(ec2_client("us-east-1", aws["url"]), "demo", lambda _: nodeclass(), Clock())
+    catalog = load_catalog(("us-east-1a", "us-east-1b", "us-east-1c"))
+    prices = await cloud.spot_prices([t.name for t in catalog])
+    assert len(prices) > 1000 and all(p >= 0 for p in prices.values())
+    priced = with_spot_prices(catalog, prices)
+    m5 = next(t for t in priced if t.name == "m5.large")
+    assert {o.zone for o in m5.offerings if o.capacity_type == "spot"} == {
+        z for (t, z) in prices if t == "m5.large"} & {"us-east-1a", "us-east-1b", "us-east-1c"}
+    zones_of = await cloud.type_zones()
+    assert zones_of["m5.large"] and all(z.startswith("us-east-1") for z in zones_of["m5.large"])
+    narrowed = restrict_zones(priced, {"m5.large": {"us-east-1a"}})
+    assert [t.name for t in narrowed] == ["m5.large"] and {o.zone for o in narrowed[0].offerings} == {"us-east-1a"}
+    assert await cloud.zones("default") == {"us-east-1a", "us-east-1b"}  # the fixture's subnets
+
+
+def test_client_token_is_new_for_each_distinct_request() -> None:
+    from provisioner.cloud.aws import client_token
+
+    configs = [{"Overrides": [{"InstanceType": "m5.large", "SubnetId": "s-1"}]}]
+    spot = client_token("demo", "claim-1", "spot", configs)
+    assert spot == client_token("demo", "claim-1", "spot", configs)  # a retry is the same request
+    assert spot != client_token("demo", "claim-1", "on-demand", configs)  # the on-demand fallback is not
+    assert spot != client_token("demo", "claim-1", "spot", configs[:0])  # nor fewer offerings after ICE
+    assert len(client_token("a" * 80, "b" * 80, "spot", configs)) <= 64

@@ -169,3 +169,35 @@ def test_compile_formula_is_cached_and_checks_names() -> None:
     assert compile_formula("a + b") is tree
     with pytest.raises(FormulaError, match=r"refers to \['b'\]"):
         compile_formula("a + b", {"a"})
+
+
+def test_comparisons_with_zero_and_expr_lang_arrays() -> None:
+    env = {"trig_one": 2.0, "trig_two": 0.0, "gone": None}
+    assert compute("trig_two > 0 ? 1 : 2", env) == 2  # a zero operand is not a division
+    assert compute("count([trig_one, trig_two], {# > 1}) > 1 ? 5 : 0", env) == 0
+    assert compute("count([trig_one, trig_two], {# >= 0}) > 1 ? 5 : 0", env) == 5
+    assert compute("sum([trig_one, 3]) + mean([1, 3]) + median([5, 1, 3]) + len([1, 2])", env) == 5 + 2 + 3 + 2
+    assert compute("max([trig_one, trig_two]) + min([4, 3])", env) == 5
+    assert compute("len(filter(map([1, 2, 3], {# * 2}), {# > 3}))", env) == 2
+    assert compute("all([1, 2], {# > 0}) && any([0, 1], {# > 0}) && none([0], {# > 0}) && one([1, 0], {# > 0})",
+                   env) == 1
+    for bad, fragment in [("# + 1", "outside a predicate"), ("count(trig_one, {# > 1})", "needs an array"),
+                          ("count([1], 2)", "expected '{'"), ("[1, 2] + 1", "array used as a number"),
+                          ("sum([gone])", "must be a number"), ("min([])", "empty array")]:
+        with pytest.raises(FormulaError, match=fragment):
+            compute(bad, env)
+
+
+def test_httpscaledobject_numbers_are_bounded_too() -> None:
+    target = {"name": "web", "kind": "Deployment", "apiVersion": "apps/v1", "service": "web", "port": 8080}
+    raw = {"apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject",
+           "metadata": {"name": "web", "namespace": "t"},
+           "spec": {"hosts": ["example.com"], "scaleTargetRef": target,
+                    "replicas": {"min": 0, "max": 10**40}, "scaledownPeriod": 2**31}}
+    (result,) = validate_documents([Document("h.yaml", 0, raw)])
+    fields = {e.field for e in result.errors}
+    assert {"spec.replicas.max", "spec.scaledownPeriod"} <= fields, result.errors
+    raw["spec"]["replicas"]["max"], raw["spec"]["scaledownPeriod"] = 10, 300
+    raw["spec"]["scaleTargetRef"]["port"] = 99999999999
+    (result,) = validate_documents([Document("h.yaml", 0, raw)])
+    assert [e.field for e in result.errors] == ["spec.scaleTargetRef.port"], result.errors

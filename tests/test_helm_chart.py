@@ -34,7 +34,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                    "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
                    "controllers": {"autoscaler": {"enabled": True}, "provisioner": {"enabled": True}}},
     "minimal": {"metricsService": {"enabled": False}, "podDisruptionBudget": {"enabled": False},
-                "serviceAccount": {"create": False, "name": "existing"}, "replicaCount": 1},
+                "serviceAccount": {"create": False, "name": "existing"}, "replicaCount": 1,
+                "networkPolicy": {"enabled": False}},
+    # least privilege: Secrets in two namespaces only, /scale on one API group, /metrics behind
+    # token review, egress restricted
+    "narrowed": {"rbac": {"secretNamespaces": ["team-a", "team-b"], "scaleTargetApiGroups": ["argoproj.io"]},
+                 "metrics": {"auth": "token-review", "bindAddress": "0.0.0.0"},
+                 "networkPolicy": {"restrictEgress": True, "metricsFrom": [{"namespaceSelector": {"matchLabels": {
+                     "kubernetes.io/metadata.name": "monitoring"}}}],
+                     "extraEgress": [{"ports": [{"port": 6379, "protocol": "TCP"}]}]}},
 }
 
 
@@ -132,6 +140,9 @@ def test_operator_pod_is_locked_down() -> None:
     ({"historyRedis": {"enabled": True}}, "/historyRedis/existingSecret"),
     ({"replicas": 2}, "replicas"),
     ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
+    ({"metrics": {"auth": "basic"}}, "/metrics/auth"),
+    ({"rbac": {"secretNamespaces": ["Not_A_Namespace"]}}, "/rbac/secretNamespaces/0"),
+    ({"rbac": {"scaleTargetApiGroups": ["bad group"]}}, "/rbac/scaleTargetApiGroups/0"),
 ])
 def test_bad_values_fail_naming_the_field(values: dict[str, Any], field: str) -> None:
     with pytest.raises(helm.HelmError) as info:
@@ -142,8 +153,11 @@ def test_bad_values_fail_naming_the_field(values: dict[str, Any], field: str) ->
 # --- RBAC -----------------------------------------------------------------------------------------
 
 def granted(docs: list[dict[str, Any]]) -> set[Rule]:
+    """What the operator's ServiceAccount is granted (the metrics-reader role is for scrapers)."""
     out = set()
     for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        if role["metadata"]["name"].endswith("-metrics-reader"):
+            continue
         for rule in role["rules"]:
             for g in rule["apiGroups"]:
                 for r in rule["resources"]:
@@ -233,6 +247,93 @@ def test_crd_schemas_accept_and_reject_like_surge_validate() -> None:
             else:
                 assert errors, f"{path.name}: surge rejects ({result.errors[0]}), the CRD schema accepts"
     assert checked >= 20
+
+
+# --- least privilege ------------------------------------------------------------------------------
+
+def operator_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == "surge")
+
+
+def test_narrowed_values_grant_exactly_the_calls_within_their_scope() -> None:
+    docs = render(VALUE_SETS["narrowed"])
+    wide = required_rules(ROOT, {"autoscaler", "metrics-auth"})
+    expected = {r for r in wide if r.group != "*"} | {Rule("argoproj.io", "*/scale", v) for v in ("get", "patch")}
+    assert granted(docs) == expected
+    cluster_wide = {Rule(g, r, v) for role in of_kind(docs, "ClusterRole") for rule in role["rules"]
+                    for g in rule.get("apiGroups", []) for r in rule["resources"] for v in rule["verbs"]}
+    assert not any(r.resource == "secrets" for r in cluster_wide)
+    assert not any(r.group == "*" for r in cluster_wide)
+    secret_roles = [r for r in of_kind(docs, "Role") if r["metadata"]["name"] == "surge-secrets"]
+    assert sorted(r["metadata"]["namespace"] for r in secret_roles) == ["team-a", "team-b"]
+    bindings = {b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")
+                if b["roleRef"]["name"] == "surge-secrets"}
+    assert bindings == {"team-a", "team-b"}
+    (reader,) = [r for r in of_kind(docs, "ClusterRole") if r["metadata"]["name"] == "surge-metrics-reader"]
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    args = operator_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {"--secret-namespaces=team-a,team-b", "--metrics-auth=token-review", "--bind-address=0.0.0.0"} <= set(args)
+    (monitor,) = of_kind(render({**VALUE_SETS["narrowed"], "serviceMonitor": {"enabled": True}}), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["bearerTokenFile"].endswith("serviceaccount/token")
+
+
+def test_defaults_keep_kedas_reach_but_no_token_review_rights() -> None:
+    docs = render({})
+    rules = granted(docs)
+    assert Rule("", "secrets", "watch") in rules and Rule("*", "*/scale", "patch") in rules
+    assert not any(r.group.startswith("authentication") for r in rules)
+    args = operator_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--metrics-auth=none" in args and not any(a.startswith("--secret-namespaces") for a in args)
+
+
+def test_network_policy_and_memory_backed_tmp() -> None:
+    def operator_policies(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p for p in of_kind(docs, "NetworkPolicy") if p["metadata"]["name"] == "surge-operator"]
+
+    docs = render(VALUE_SETS["narrowed"])
+    (policy,) = operator_policies(docs)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 443, 6443, 6379}
+    assert operator_policies(render({}))[0]["spec"]["policyTypes"] == ["Ingress"]
+    assert operator_policies(render(VALUE_SETS["minimal"])) == []
+    pod = operator_deployment(docs)["spec"]["template"]["spec"]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+
+
+def test_docker_image_is_pinned_and_installs_from_the_lock() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert froms and all("@sha256:" in f and len(f.split("@sha256:")[1]) == 64 for f in froms), froms
+    assert "--require-hashes" in dockerfile and "requirements.lock" in dockerfile
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = [line for line in lock.splitlines() if line and not line.startswith((" ", "#"))]
+    assert pins and all("==" in p for p in pins)
+    assert lock.count("--hash=sha256:") >= len(pins)
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in setup and "WARNING" in setup
+
+
+def test_lock_staleness_is_detected_from_pyprojects_dependencies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def digest(pyproject: Path) -> str:
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "deps_digest.py"), str(pyproject)],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    lock = (ROOT / "requirements-dev.lock").read_text()
+    recorded = next(line.split(": ")[1] for line in lock.splitlines() if "pyproject-dependencies-sha256" in line)
+    assert len(recorded) == 64
+    text = (ROOT / "pyproject.toml").read_text()
+    same, more = tmp_path / "same.toml", tmp_path / "more.toml"
+    same.write_text(text.replace('description = "', 'description = "Edited: '))  # not a dependency change
+    more.write_text(text.replace('dependencies = [\n', 'dependencies = [\n  "left-pad>=1",\n', 1))
+    assert digest(same) == digest(ROOT / "pyproject.toml") != digest(more)
 
 
 def test_dashboard_configmap_queries_only_metrics_surge_exports() -> None:

@@ -93,7 +93,7 @@ CRON = {"type": "cron", "metadata": {"timezone": "UTC", "start": "0 * * * *", "e
     ({"advanced": {"scalingModifiers": {"formula": "q + other", "target": "2"}}},
      "spec.advanced.scalingModifiers.formula", "['other']"),
     ({"advanced": {"scalingModifiers": {"formula": "q + (", "target": "2"}}},
-     "spec.advanced.scalingModifiers.formula", "does not parse"),
+     "spec.advanced.scalingModifiers.formula", "end of formula"),
     ({"minReplicaCount": 1, "advanced": {"scalingModifiers": {"formula": "q + c", "target": "2"}},
       "triggers": [{"type": "redis", "name": "q", "metadata": {"address": "r:1", "listName": "l"}},
                    {"type": "cpu", "name": "c", "metricType": "Utilization", "metadata": {"value": "50"}}]},

@@ -109,3 +109,31 @@ async def test_keyspace_notifications_wake_the_loop_before_the_poll(k8s_api: K8s
             finally:
                 task.cancel()
                 await controller.stop()
+
+
+async def test_a_controller_that_leads_again_runs_every_object_again(k8s_api: K8s, redis_plain: Server) -> None:
+    """Leadership lost (stop) and regained (run again): every object the watches replay is
+    rebuilt — also one whose target is a custom resource, which no Deployment watch re-announces."""
+    em = k8s_api.emulator
+    queue = f"regain-{uuid.uuid4().hex[:6]}"
+    em.put("example.com/v1", "workers", {"apiVersion": "example.com/v1", "kind": "Worker",
+                                         "metadata": {"name": "crd", "namespace": "jobs"}, "spec": {"replicas": 1}})
+    em.put("keda.sh/v1alpha1", "scaledobjects", scaled_object(
+        "crd", "crd", {"address": redis_plain.address, "listName": queue, "listLength": "5"},
+        scaleTargetRef={"apiVersion": "example.com/v1", "kind": "Worker", "name": "crd"}, minReplicaCount=1))
+
+    def replicas() -> int:
+        return int(em.get("example.com/v1", "workers", "jobs", "crd")["spec"]["replicas"])
+
+    async with client.ApiClient(k8s_api.configuration) as api:
+        controller = ScaledObjectController(Kube(api))
+        for term, items in enumerate((12, 22)):  # one term, then leadership lost and regained
+            cli(redis_plain.port, "RPUSH", queue, *["x"] * (items - int(cli(redis_plain.port, "LLEN", queue))))
+            task = asyncio.create_task(controller.run())
+            try:
+                await until(lambda n=items: replicas() == -(-n // 5))
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await controller.stop()
+            assert replicas() == (3, 5)[term]  # the HPA's default policy: +4 pods per 15 s

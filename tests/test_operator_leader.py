@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import Configuration
 
 from autoscaler.operator.kube import api_client
-from autoscaler.operator.leader import LeaderElector, LeaseTiming
+from autoscaler.operator.leader import LeaderElector, LeaseTiming, NotLeading
 from autoscaler.operator.main import http_app
 from autoscaler.operator.metrics import Metrics
 from tests.chaos.proxy import FaultProxy
@@ -154,3 +154,28 @@ async def test_http_endpoints() -> None:
         assert (await http.get("/readyz")).status == 200
         body = await (await http.get("/metrics")).text()
         assert 'keda_scaler_metrics_value{metric="s0-redis-q",namespace="jobs"' in body and "42.0" in body
+
+
+async def test_every_write_but_the_lease_is_fenced_at_the_client(k8s_api: K8s) -> None:
+    """The fence sits in the API client: whichever controller writes after leadership lapsed
+    (ScaledObjects or NodeClaims), the write is refused before it leaves the process."""
+    leading = [True]
+
+    def fence() -> None:
+        if not leading[0]:
+            raise NotLeading("lapsed")
+
+    k8s_api.emulator.put("apps/v1", "deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"},
+        "spec": {"replicas": 1}})
+    async with api_client(k8s_api.configuration, 2.0, fence=fence) as api:
+        apps = client.AppsV1Api(api)
+        await apps.patch_namespaced_deployment_scale("d", "n", {"spec": {"replicas": 2}})
+        elector = LeaderElector(api, "surge", "fenced", "me", TIMING)
+        assert await elector.try_acquire_or_renew()
+        leading[0] = False
+        with pytest.raises(NotLeading):
+            await apps.patch_namespaced_deployment_scale("d", "n", {"spec": {"replicas": 3}})
+        assert (await apps.read_namespaced_deployment_scale("d", "n")).spec.replicas == 2  # reads go on
+        assert await elector.try_acquire_or_renew()  # the election's own writes are not fenced
+        assert await elector.release()

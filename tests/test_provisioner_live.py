@@ -22,6 +22,7 @@ import boto3
 import pytest
 from kubernetes_asyncio import client
 
+from autoscaler.operator.main import kubernetes_version
 from provisioner.catalog import load_catalog
 from provisioner.cloud.availability import UnavailableOfferings
 from provisioner.cloud.aws import AWSProvider, ec2_client
@@ -129,7 +130,12 @@ def vpc(moto_server: Server) -> dict[str, Any]:
     ec2.create_tags(Resources=[sg], Tags=tag)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.create_tags(Resources=[ami], Tags=tag)
-    return {"url": url, "ec2": ec2}
+    return {"url": url, "ec2": ec2, "ssm": boto3.client("ssm", region_name="us-east-1", endpoint_url=url)}
+
+
+# AWS reserves /aws/ (moto too: AccessDenied on PutParameter), so the test account publishes
+# the "public" AMI parameters under this root; the provider reads the same paths below it
+SSM_ROOT = "/surge-test/aws/service"
 
 
 NODECLASS = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "default"},
@@ -140,13 +146,14 @@ NODECLASS = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "meta
 
 @contextlib.asynccontextmanager
 async def rig(k8s: K8s, vpc: dict[str, Any], pool: dict | None = None, with_kubelet: bool = True,
-              interruptions: Any = None) -> AsyncIterator[Rig]:
+              interruptions: Any = None, nodeclass: dict | None = None) -> AsyncIterator[Rig]:
     em = k8s.emulator
     em.put("karpenter.sh/v1", "nodepools", pool or nodepool())
-    em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", NODECLASS)
+    em.put("karpenter.k8s.aws/v1", "ec2nodeclasses", nodeclass or NODECLASS)
     async with client.ApiClient(k8s.configuration) as api:
         cloud = AWSProvider(ec2_client("us-east-1", vpc["url"]), "demo",
-                            lambda n: EC2NodeClass.model_validate(controller.nodeclasses[n]), time.time)
+                            lambda n: EC2NodeClass.model_validate(controller.nodeclasses[n]), time.time,
+                            ssm=vpc["ssm"], ssm_root=SSM_ROOT, kubernetes_version=await kubernetes_version(api))
         controller = ProvisioningController(ProvisionerKube(api), cloud, CATALOG, tick_s=0.1, gc_interval_s=3600,
                                             disruption_interval_s=0.3, interruptions=interruptions)
         tasks = [asyncio.create_task(controller.run())]
@@ -232,6 +239,8 @@ async def test_spot_interruption_replaces_first_then_drains(k8s_api: K8s, vpc: d
         pod["spec"]["nodeName"] = node  # the scheduler bound it
         pod["status"] = {"phase": "Running"}
         em.put("v1", "pods", pod)
+        # the controller must have seen the binding (its pods watch) before the warning arrives
+        await until(lambda: ((r.controller.pods.get("apps/api-0") or {}).get("spec") or {}).get("nodeName") == node)
         instance = old["status"]["providerID"].rsplit("/", 1)[1]
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({
             "version": "0", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
@@ -445,10 +454,11 @@ async def test_nodepool_limits_count_running_nodes(k8s_api: K8s, vpc: dict) -> N
 
 
 async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: dict) -> None:
-    """NodePools get a Ready condition naming what surge does not act on (or what is wrong); an
+    """NodePools get a Ready condition (naming what surge does not act on, or what is wrong); an
     expired node whose pod a PDB protects is drained anyway once terminationGracePeriod is up."""
     em = k8s_api.emulator
     pool = nodepool(consolidateAfter="1h", budgets=[{"nodes": "100%", "reasons": ["Drifted"]}])
+    pool["spec"]["replicas"] = 2  # a static NodePool (Karpenter v1.x): not acted on by surge
     pool["spec"]["template"]["spec"]["expireAfter"] = "3s"
     pool["spec"]["template"]["spec"]["terminationGracePeriod"] = "1s"
     broken = nodepool(budgets=[{"nodes": "0", "schedule": "whenever", "duration": "1h"}])
@@ -465,7 +475,10 @@ async def test_nodepool_status_and_termination_grace_period(k8s_api: K8s, vpc: d
             return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
 
         await until(lambda: bool(ready("default")) and bool(ready("broken")))
-        assert ready("default")["status"] == "True" and "Drifted" in ready("default")["message"]
+        message = ready("default")["message"]
+        # minValues is planned for and Drifted is a budget reason surge acts on: neither is reported
+        assert ready("default")["status"] == "True" and "spec.replicas" in message and "Drifted" not in message
+        assert "minValues" not in message
         assert ready("broken")["status"] == "False" and "budgets[0].schedule" in ready("broken")["message"]
         await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
         assert r.claims()[0]["spec"]["terminationGracePeriod"] == "1s"
@@ -508,3 +521,60 @@ async def test_bad_nodepools_and_nodeclasses_are_named_in_status_without_launchi
             "surge_nodeclaims_launch_failures_total", {"nodepool": "lonely", "reason": "LaunchFailed"})
         assert failures == 1  # backed off, not retried hot
         assert r.controller.metrics.registry.get_sample_value("surge_nodepool_ready", {"nodepool": "lonely"}) == 0
+
+
+async def test_an_ami_release_drifts_nodes_which_are_replaced_before_the_drain(
+        k8s_api: K8s, vpc: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """al2023@latest resolved through SSM: a new AMI published → the node's NodeClaim is Drifted
+    (AMIDrift) → held while a pod says do-not-disrupt → then a replacement on the new AMI is
+    launched and initialized before the old node is drained and its instance terminated."""
+    monkeypatch.setattr("provisioner.cloud.aws.RESOLVE_TTL_S", 0.2)  # see the new release at once
+    em, ssm = k8s_api.emulator, vpc["ssm"]
+    old_ami, new_ami = [i["ImageId"] for i in vpc["ec2"].describe_images(Owners=["amazon"])["Images"]
+                        if i["Architecture"] == "x86_64"][:2]
+    # the alias names the AMIs built for the API server's version (the emulator says 1.30)
+    parameter = f"{SSM_ROOT}/eks/optimized-ami/1.30/amazon-linux-2023/x86_64/standard/recommended/image_id"
+    ssm.put_parameter(Name=parameter, Value=old_ami, Type="String", Overwrite=True)
+    aliased = {**NODECLASS, "spec": {**NODECLASS["spec"], "amiSelectorTerms": [{"alias": "al2023@latest"}]}}
+    em.put("v1", "pods", pending_pod("web", cpu="700m", labels={"app": "web"}))
+    async with rig(k8s_api, vpc, pool=nodepool(("on-demand",), consolidateAfter="1h"), nodeclass=aliased) as r:
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        [first] = r.claims()
+        assert first["status"]["imageID"] == old_ami
+        assert first["metadata"]["annotations"]["karpenter.sh/nodepool-hash"]
+        assert first["metadata"]["annotations"]["karpenter.k8s.aws/ec2nodeclass-hash"]
+        instance = first["status"]["providerID"].rsplit("/", 1)[-1]
+        bind(em, "web", first["status"]["nodeName"], "700m",
+             annotations={"karpenter.sh/do-not-disrupt": "true"})
+        await asyncio.sleep(1.0)
+        assert not any(c["type"] == "Drifted" for c in r.claims()[0]["status"]["conditions"])
+
+        ssm.put_parameter(Name=parameter, Value=new_ami, Type="String", Overwrite=True)  # a new release
+
+        def drifted() -> dict:
+            claim = em.get("karpenter.sh/v1", "nodeclaims", "", first["metadata"]["name"]) or {}
+            return next((c for c in (claim.get("status") or {}).get("conditions") or []
+                         if c["type"] == "Drifted"), {})
+
+        await until(lambda: drifted().get("reason") == "AMIDrift")
+        assert drifted()["status"] == "True"
+        await asyncio.sleep(1.5)  # several disruption rounds: the do-not-disrupt pod holds the node
+        assert [c["metadata"]["name"] for c in r.claims()] == [first["metadata"]["name"]]
+        bind(em, "web", first["status"]["nodeName"], "700m")  # the pod may be disrupted now
+
+        def others() -> list[dict]:
+            return [c for c in r.claims() if c["metadata"]["name"] != first["metadata"]["name"]]
+
+        await until(lambda: len(others()) == 1 and initialized(others()[0])
+                    and first["metadata"]["name"] not in {c["metadata"]["name"] for c in r.claims()}, timeout=40)
+        [second] = others()
+        assert second["status"]["imageID"] == new_ami  # launched on the new release
+        assert not any(c["type"] == "Drifted" for c in second["status"]["conditions"])
+        assert em.get("v1", "pods", "apps", "web") is None  # evicted by the drain
+        state = r.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+        assert state in ("shutting-down", "terminated")
+        order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
+        assert order.index(("Launched", second["metadata"]["name"])) < \
+            order.index(("DisruptionTerminating", first["metadata"]["name"]))  # replacement first
+        assert any(e["reason"] == "DisruptionTerminating" and e["message"].startswith("Drifted")
+                   for e in em.all("v1", "events"))

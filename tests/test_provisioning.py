@@ -3,6 +3,8 @@ offerings of a NodeClaim, the NodeClaim lifecycle and disruption choices."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -218,3 +220,82 @@ def test_bad_budget_schedules_and_durations_name_the_field() -> None:
     late = NodePool.model_validate({"metadata": {"name": "p"}, "spec": {"disruption": {"consolidateAfter": "soon"}}})
     with pytest.raises(ValueError, match=r"spec\.disruption\.consolidateAfter: invalid duration 'soon'"):
         Disruption.of(late)
+
+
+def test_nodeclaim_requirements_are_nodepool_and_pods_and_spot_falls_back_to_on_demand() -> None:
+    """An amd64 pod's claim lists amd64 types only, cheapest after the planned one; a pool that
+    allows on-demand gets it as the spot fallback even with other requirements (the old `_allows`
+    checked every key against a capacity-type-only label set and never allowed it)."""
+    import dataclasses
+
+    from provisioner.pods import group_from_pod_spec
+    from provisioner.provisioning import requirements_by_pod
+
+    catalog = load_catalog(spot_prices={(t.name, z): round(t.offerings[0].price * 0.4, 5)
+                                        for t in load_catalog() for z in ("us-east-1a", "us-east-1b", "us-east-1c")})
+    pool = NodePool.model_validate({"metadata": {"name": "mixed"}, "spec": {"template": {"spec": {"requirements": [
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]},
+        {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r", "t"]}]}}}})
+    spec = {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}],
+            "nodeSelector": {"kubernetes.io/arch": "amd64"}}
+    group = dataclasses.replace(group_from_pod_spec("web", 3, spec, {"app": "web"}),
+                                pod_names=("d/web-0", "d/web-1", "d/web-2"))
+    plan = make_plan([group], [pool], catalog)
+    requests = {n: group.requests for n in group.names()}
+    [claim, *_] = nodeclaims_for(plan, {"mixed": pool}, catalog, requests, ["c-0", "c-1", "c-2"],
+                                 requirements_of=requirements_by_pod([group]))
+    reqs = {r["key"]: r for r in claim["spec"]["requirements"]}
+    by_name = {t.name: t for t in catalog}
+    types = reqs["node.kubernetes.io/instance-type"]["values"]
+    assert all(by_name[t].architecture == "amd64" for t in types) and len(types) > 1
+    assert reqs["kubernetes.io/arch"]["values"] == ["amd64"]
+    assert reqs["karpenter.sh/capacity-type"]["values"] == ["spot", "on-demand"]
+    zone = reqs["topology.kubernetes.io/zone"]["values"][0]
+    prices = [min(o.price for o in by_name[t].offerings if o.zone == zone and o.capacity_type in ("spot", "on-demand"))
+              for t in types[1:]]
+    assert prices == sorted(prices)  # flexibility cheapest first after the planned type
+
+
+def test_daemonset_overhead_from_running_daemonset_pods() -> None:
+    from provisioner.provisioning import daemonset_overhead_of
+
+    def ds_pod(owner: str, node: str, cpu: str) -> dict[str, Any]:
+        return {"metadata": {"name": f"{owner}-{node}", "ownerReferences": [{"kind": "DaemonSet", "uid": owner}]},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}
+
+    pods = [ds_pod("agent", "n1", "100m"), ds_pod("agent", "n2", "100m"), ds_pod("logs", "n1", "250m")]
+    assert daemonset_overhead_of(pods).cpu_m == 350  # once per DaemonSet, not per node
+
+
+async def test_spot_prices_are_refreshed_on_schedule() -> None:
+    """The controller reads spot prices again every 12 h (SPOT_REFRESH_S), not only at start-up;
+    a failed read keeps the last prices."""
+    from provisioner.cloud.simulated import SimulatedProvider
+    from provisioner.controller import SPOT_REFRESH_S, ProvisioningController
+
+    class Cloud(SimulatedProvider):
+        def __init__(self) -> None:
+            super().__init__(clock=lambda: now[0])
+            self.calls, self.fail = 0, False
+
+        async def spot_prices(self, names: list[str]) -> dict[tuple[str, str], float]:
+            self.calls += 1
+            if self.fail:
+                raise RuntimeError("throttled")
+            return {("m5.large", "us-east-1a"): 0.01 * self.calls}
+
+    now = [1000.0]
+    cloud = Cloud()  # the simulated cloud, with a spot price endpoint
+    ctl = ProvisioningController(None, cloud, load_catalog(), clock=lambda: now[0])  # type: ignore[arg-type]
+
+    def spot() -> list[float]:
+        m5 = next(t for t in ctl.catalog if t.name == "m5.large")
+        return [o.price for o in m5.offerings if o.capacity_type == "spot"]
+
+    assert not await ctl.refresh_spot_prices(now[0]) and cloud.calls == 0  # fresh at start-up
+    now[0] += SPOT_REFRESH_S
+    assert await ctl.refresh_spot_prices(now[0]) and spot() == [0.01]
+    assert not await ctl.refresh_spot_prices(now[0] + 60)  # not due again yet
+    now[0] += SPOT_REFRESH_S
+    cloud.fail = True
+    assert not await ctl.refresh_spot_prices(now[0]) and spot() == [0.01]  # last prices kept

@@ -16,7 +16,7 @@ from aiohttp import web
 from scalers.base import Trigger
 from scalers.batch import poll_cycle
 from scalers.errors import AuthError, ConfigError, NotFoundError, ScalerError
-from scalers.rabbitmq import CONNECTIONS, RabbitMQScaler, anonymize, vhost_and_path
+from scalers.rabbitmq import CONNECTIONS, RabbitMQScaler, anonymize, compose, vhost_and_path
 from tests.fixtures.conformance import vector_cases
 from tests.fixtures.http import http_server
 from tests.fixtures.rabbitmq import Broker
@@ -50,6 +50,16 @@ async def test_rabbitmq_table(case: dict[str, Any], api: tuple[str, dict[str, An
     if table == "getVhostAndPathFromURLTestData":
         assert vhost_and_path(inputs["rawPath"], inputs["overrideVhost"]) == (
             expected["resolvedVhostPath"], expected["resolvedPath"])
+        return
+    if table in ("TestGetSum", "TestGetAverage", "TestGetMaximum", "TestGetComposedQueue"):
+        if case["expect_error"]:
+            with pytest.raises(ValueError):
+                compose(inputs["queues"], inputs["operation"])
+            return
+        got = compose(inputs["queues"], inputs["operation"])
+        assert (got.messages, got.messages_ready) == (expected["messages"], expected["ready"])
+        assert got.publish_rate == pytest.approx(expected["publishRate"], abs=0.001)
+        assert got.deliver_get_rate == pytest.approx(expected["deliverRate"], abs=0.001)
         return
     if table == "anonymizeRabbitMQErrorTestData":
         assert "error inspecting RabbitMQ: " + anonymize(inputs["error"]) == expected["message"]

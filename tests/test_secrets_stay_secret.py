@@ -112,3 +112,24 @@ async def test_operator_at_debug_never_writes_the_secret(k8s_api: K8s, redis_aut
         for form in (PASSWORD, encoded, encoded.rstrip("=")):
             assert form not in text, f"the secret ({form}) is in the {where}"
     assert "<redacted>" in log
+
+
+def test_redactor_masks_by_shape_and_by_value_and_stays_bounded() -> None:
+    from autoscaler.redact import MASK, Redactor
+
+    r = Redactor()
+    body = 'response body: b\'{"kind":"Secret","data":{"password":"czNjcmV0LXBhc3M=","user":"YWRtaW4="}}\''
+    assert r.redact(body).count(MASK) == 2 and "czNj" not in r.redact(body)
+    assert r.redact("{'stringData': {'token': 'abc'}, 'kind': 'Secret'}") == \
+        f"{{'stringData': {{'token': '{MASK}'}}, 'kind': 'Secret'}}"
+    assert r.redact("redis://user:hunter22@host:6379/0") == f"redis://user:{MASK}@host:6379/0"
+    assert r.redact("?password=abc123&x=1") == f"?password={MASK}&x=1"
+    assert r.redact("password: is required") == "password: is required"  # field errors stay readable
+    r.remember("s3cret-pass", "no", 42)
+    encoded = base64.b64encode(b"s3cret-pass").decode()
+    assert r.redact(f"a s3cret-pass b {encoded} c") == f"a {MASK} b {MASK} c"
+    assert r.redact("no") == "no"  # too short to mask without masking everything
+    for i in range(3 * Redactor.MAX_VALUES):
+        r.remember(f"value-{i:08d}")
+    assert len(r._values) <= Redactor.MAX_VALUES
+    assert r.redact(f"value-{3 * Redactor.MAX_VALUES - 1:08d}") == MASK

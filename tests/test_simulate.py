@@ -296,3 +296,84 @@ def test_simulated_predictor_forecasts_a_daily_cycle_ahead() -> None:
     assert p.fits >= 1 and p.current.reliable, p.current.reason
     assert p.current.value is not None and abs(p.current.value - load(t + 300)) < 0.1 * load(t + 300)
     assert not policy_named("surge-no-predictive").predictive and policy_named("surge").predictive
+
+
+# --- sanity properties, every policy (the baseline is never weaker than the system it names) --------
+
+# Known to fail today, kept so that a fix flips them (strict): under a lag trigger with lagThreshold 10
+# (one second of work per pod), every drain a consolidation makes evicts pods, the 10 s restart
+# gap builds lag, the HPA doubles replicas, and the scale-down 300 s later makes the next
+# consolidation — a loop that KEDA + Karpenter would run too (break-before-make drains). See
+# docs/simulator.md "Known loop".
+LOOP = pytest.mark.xfail(strict=True, reason="consolidation drain → lag dip → HPA doubling loop (docs/simulator.md)")
+SPOT, ON_DEMAND = "spot, on-demand", "on-demand"
+CONSTANT = [(p, c) for p in ("static-peak", "static-peak-on-demand") for c in (SPOT, ON_DEMAND)]
+CONSTANT += [(p, c) for p, c in [("surge-no-together", SPOT)]]
+CONSTANT += [pytest.param(p, c, marks=LOOP) for p in ("keda-karpenter", "surge", "surge-no-events")
+             for c in (SPOT, ON_DEMAND)] + [pytest.param("surge-no-together", ON_DEMAND, marks=LOOP)]
+MONOTONE = ["static-peak", "static-peak-on-demand", "keda-karpenter", "surge-no-events", "surge-no-together",
+            pytest.param("surge", marks=LOOP)]
+
+
+def flat(hours: float, per_minute: float = 4200.0, ramp_minutes: int = 30) -> Trace:
+    """70/s (7 pods' worth) for `hours`, reached by a ramp: a cold start into a full load is a
+    burst, not a constant load."""
+    counts = np.full(int(hours * 60), per_minute)
+    counts[:ramp_minutes] = per_minute * np.arange(1, ramp_minutes + 1) / ramp_minutes
+    return Trace("flat", 0.0, 60.0, counts)
+
+
+@pytest.mark.parametrize(("policy", "capacity"), CONSTANT)
+def test_a_constant_load_is_calm_and_costs_no_more_than_static(tmp_path: Path, policy: str, capacity: str) -> None:
+    trace = flat(3)
+    r = run(tmp_path, trace, policy, capacity=capacity)
+    same_capacity = "static-peak-on-demand" if policy == "static-peak-on-demand" else "static-peak"
+    static = run(tmp_path, trace, same_capacity, capacity=capacity)
+    warm = 3600.0  # after the first hour nothing needs to change
+    changes = [t for t, a, b in zip(r.series.t[1:], r.series.replicas, r.series.replicas[1:], strict=False)
+               if t > warm and a != b]
+    launched_late = [n for n in r.nodes if n.launched_at > warm]
+    assert len(changes) <= 1 and len(launched_late) <= 1, (changes, len(launched_late))
+    assert r.slo_violation_minutes <= 5
+    after = [c for t, c in zip(r.series.t, r.series.cost_per_hour, strict=True) if t > warm]
+    assert sum(after) / len(after) <= static.cost_usd / (static.span_s / 3600) * 1.02  # $/h once warm
+
+
+@pytest.mark.parametrize("policy", MONOTONE)
+def test_more_load_never_costs_less(tmp_path: Path, policy: str) -> None:
+    rng = np.random.default_rng(3)
+    base = rng.poisson(900, 150).astype(float) * (1 + np.sin(np.arange(150) / 20))
+    low = run(tmp_path, Trace("low", 0.0, 60.0, base), policy, capacity="spot, on-demand")
+    high = run(tmp_path, Trace("high", 0.0, 60.0, base * 1.6), policy, capacity="spot, on-demand")
+    assert high.cost_usd >= low.cost_usd * 0.98
+
+
+def test_when_empty_never_moves_pods_and_static_peak_uses_spot_where_allowed(tmp_path: Path) -> None:
+    # https://karpenter.sh/docs/concepts/disruption/#consolidation: WhenEmpty only removes empty nodes
+    so = SO.format(max=50)
+    paths = files(tmp_path, so=so, capacity="spot, on-demand")
+    paths["np"].write_text(paths["np"].read_text().replace("WhenEmptyOrUnderutilized", "WhenEmpty"))
+    a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
+    setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+    trace = step_trace(minutes_after=60)
+    for name in ("keda-karpenter", "surge"):
+        assert simulate(trace, setup, policy_named(name), a).pod_moves == 0
+    static = simulate(trace, setup, policy_named("static-peak"), a)
+    assert set(static.cost_by_capacity_type) == {"spot"}
+    on_demand = simulate(trace, setup, policy_named("static-peak-on-demand"), a)
+    assert set(on_demand.cost_by_capacity_type) == {"on-demand"} and on_demand.cost_usd > static.cost_usd
+    # sized on the trace's peak at its own resolution: 600 items/min = 10/s = one pod
+    assert static.series.replicas[0] == 1
+
+
+def test_do_not_disrupt_pods_keep_their_nodes(tmp_path: Path) -> None:
+    # https://karpenter.sh/docs/concepts/disruption/#pod-level-controls
+    paths = files(tmp_path)
+    paths["dep"].write_text(DEPLOYMENT.replace("metadata: {labels: {app: worker}}",
+                                               "metadata: {labels: {app: worker}, annotations: "
+                                               "{karpenter.sh/do-not-disrupt: \"true\"}}"))
+    a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
+    setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+    assert setup.do_not_disrupt
+    r = simulate(step_trace(per_minute=6000, minutes_after=60), setup, policy_named("keda-karpenter"), a)
+    assert r.pod_moves == 0

@@ -22,8 +22,6 @@ DIVERGENCES = {
         "surge validate sees files, not a cluster: a target absent from the files is a warning",
     "should validate the so update if it's removing the finalizer even if it's invalid":
         "surge validate checks the object as written; it has no notion of an update that only removes finalizers",
-    "should validate the so creation with ScalingModifiers.Formula - count operator":
-        "the formula engine does not implement expr-lang's array literals and predicates (count([..], {#>1}))",
 }
 
 

@@ -6,6 +6,7 @@ pool so Prometheus's cores work while Python parses the previous answer.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -53,10 +54,13 @@ class Prometheus:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:500]
             raise PrometheusError(f"Prometheus {self.url}: {exc.code} for {query!r}: {detail}") from exc
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise PrometheusError(f"Prometheus {self.url} unreachable: {exc}") from exc
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            # HTTPException: a server that does not speak HTTP (bad status line, truncated reply)
+            raise PrometheusError(f"Prometheus {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
         except ValueError as exc:
             raise PrometheusError(f"Prometheus {self.url}: answer to {query!r} is not JSON") from exc
+        if not isinstance(body, dict) or ("data" not in body and body.get("status") == "success"):
+            raise PrometheusError(f"Prometheus {self.url}: answer to {query!r} is not a Prometheus API response")
         if body.get("status") != "success":
             raise PrometheusError(f"Prometheus {self.url}: {body.get('errorType')}: {body.get('error')} for {query!r}")
         return body["data"]

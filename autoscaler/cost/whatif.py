@@ -29,6 +29,7 @@ import yaml
 
 from autoscaler.cost.allocation import CostInputError
 from autoscaler.cost.prom import Prometheus
+from autoscaler.manifests.reader import ManifestError, read_file
 
 MAX_POINTS = 10_000  # readings per ScaledObject (query_range step chosen so the window fits)
 
@@ -179,9 +180,9 @@ def _manifests(paths: Sequence[Path], namespace: str, name: str, workdir: Path) 
     found, pools = None, []
     for p in paths:
         try:
-            docs = [d for d in yaml.safe_load_all(p.read_text()) if isinstance(d, dict)]
-        except (OSError, yaml.YAMLError) as exc:
-            raise CostInputError(f"--scaledobject {p}: cannot read it as YAML ({exc})") from None
+            docs = [d for d in read_file(p) if isinstance(d, dict)]
+        except ManifestError as exc:
+            raise CostInputError(f"--scaledobject {exc}") from None
         if any(d.get("kind") == "NodePool" for d in docs):
             pools.append(p)
         for d in docs:

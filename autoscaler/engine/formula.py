@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 Value = float | bool | str | None
 
@@ -42,7 +43,7 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<num>0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][-+]?\d+)?)"
     r"|(?P<str>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\?\?|\?:|\*\*|&&|\|\||==|!=|<=|>=|[-+*/%^()<>!?:,]))")
+    r"|(?P<op>\?\?|\?:|\*\*|&&|\|\||==|!=|<=|>=|[-+*/%^()<>!?:,\[\]{}#]))")
 
 
 def _int(name: str) -> Callable[[float], float]:
@@ -56,6 +57,16 @@ FUNCTIONS: dict[str, Callable[..., float]] = {
     "min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round,
     "int": _int("int"), "float": float,  # expr-lang conversions; KEDA wraps every formula in float(...)
 }
+# expr-lang builtins over an array: (array) → number
+AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "sum": math.fsum,
+    "mean": lambda xs: math.fsum(xs) / len(xs) if xs else 0.0,
+    "median": lambda xs: (sorted(xs)[len(xs) // 2] if len(xs) % 2 else
+                          (sorted(xs)[len(xs) // 2 - 1] + sorted(xs)[len(xs) // 2]) / 2) if xs else 0.0,
+    "len": lambda xs: float(len(xs)),
+}
+# (array, {predicate over #}) → a count, a boolean or an array
+PREDICATES = ("count", "all", "any", "none", "one", "filter", "map")
 # expr-lang's precedences (parser/operator/operator.go) and associativity
 _BINARY: dict[str, tuple[int, bool]] = {
     "||": (10, False), "or": (10, False), "&&": (15, False), "and": (15, False),
@@ -180,24 +191,48 @@ class _Parser:
             if text == "nil":
                 return self.node("num", None, (), pos)
             if self.peek()[1] == "(":
-                if text not in FUNCTIONS:
-                    raise FormulaError(f"unknown function {text!r} at position {pos} (known: {sorted(FUNCTIONS)})")
+                known = {*FUNCTIONS, *AGGREGATES, *PREDICATES}
+                if text not in known:
+                    raise FormulaError(f"unknown function {text!r} at position {pos} (known: {sorted(known)})")
                 self.take("(")
                 args = [self.expression()]
                 while self.peek()[1] == ",":
                     self.take()
-                    args.append(self.expression())
+                    args.append(self.closure() if text in PREDICATES and len(args) == 1 else self.expression())
                 self.take(")")
+                if text in PREDICATES and (len(args) != 2 or args[1].kind != "closure"):
+                    raise FormulaError(f"{text}() at position {pos} takes an array and a predicate such as {{# > 1}}")
+                if text in AGGREGATES and len(args) != 1:
+                    raise FormulaError(f"{text}() at position {pos} takes one array")
                 return self.node("call", text, tuple(args), pos)
             return self.node("name", text, (), pos)
         if text == "(":
             inner = self.expression()
             self.take(")")
             return inner
+        if text == "[":
+            items: list[Node] = []
+            while self.peek()[1] != "]":
+                items.append(self.expression())
+                if self.peek()[1] != ",":
+                    break
+                self.take(",")
+            self.take("]")
+            return self.node("array", None, tuple(items), pos)
+        if text == "#":
+            return self.node("pointer", None, (), pos)
         if kind == "op" and text in _UNARY:
             operand = self.expression(_UNARY[text])
             return self.node("unary", "!" if text == "not" else text, (operand,), pos)
         raise FormulaError(f"unexpected {text or 'end of formula'!r} at position {pos}")
+
+
+    def closure(self) -> Node:
+        """A predicate `{ expression over # }`: the second argument of count/all/any/none/one/filter/map."""
+        _, _, pos = self.take("{")
+        body = self.expression()
+        self.take("}")
+        return self.node("closure", None, (body,), pos)
 
 
 def parse(text: str) -> Node:
@@ -248,7 +283,7 @@ def _fold(node: Node) -> bool:
     """Whether `node` is constant; the largest constant parts are evaluated once, so that what can
     never run is an error now (depth is bounded by MAX_DEPTH, so the recursion is too)."""
     constant = [_fold(a) for a in node.args]
-    if node.kind == "name":
+    if node.kind in ("name", "pointer", "closure"):
         return False
     if all(constant):
         return True
@@ -276,6 +311,14 @@ def _evaluate(node: Node, env: Mapping[str, float | None]) -> Value:
         if node.value not in env:
             raise FormulaError(f"unknown name {node.value!r} at position {node.pos}")
         return env[str(node.value)]
+    if node.kind == "pointer":
+        if "#" not in env:
+            raise FormulaError(f"'#' outside a predicate at position {node.pos}")
+        return env["#"]
+    if node.kind == "array":
+        return [_evaluate(a, env) for a in node.args]  # type: ignore[return-value]
+    if node.kind == "call" and (node.value in PREDICATES or node.value in AGGREGATES):
+        return _over_array(node, env)
     if node.kind == "ternary":
         return _evaluate(node.args[1] if _truthy(_evaluate(node.args[0], env), node) else node.args[2], env)
     if node.kind == "binary" and node.value == "??":
@@ -287,6 +330,12 @@ def _evaluate(node: Node, env: Mapping[str, float | None]) -> Value:
             return left
         return _truthy(_evaluate(node.args[1], env), node)
     values = [_evaluate(a, env) for a in node.args]
+    if node.kind == "call" and node.value in ("min", "max") and len(values) == 1 and isinstance(values[0], list):
+        values = values[0]  # expr-lang's min/max also take one array
+        if not values:
+            raise FormulaError(f"{node.value}() of an empty array at position {node.pos}")
+    if any(isinstance(v, list) for v in values):
+        raise FormulaError(f"an array used as a number at position {node.pos}")
     if any(v is None for v in values):
         raise FormulaError(f"a trigger used at position {node.pos} has no value (use ?? to give a default)")
     if node.kind == "binary" and node.value in ("==", "!=") and any(isinstance(v, str) for v in values):
@@ -307,12 +356,35 @@ def _evaluate(node: Node, env: Mapping[str, float | None]) -> Value:
             return _finite(math.pow(a, b), node)
         except OverflowError:
             raise FormulaError(f"{a:g} ** {b:g} at position {node.pos} overflows") from None
-    results: dict[object, Value] = {
-        "+": a + b, "-": a - b, "*": a * b, "/": a / b, "%": math.fmod(a, b),
-        "==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
-    }
-    result = results[op]
+    result: Value = _ARITHMETIC[str(op)](a, b)
     return _finite(result, node) if isinstance(result, float) else result
+
+
+_ARITHMETIC: dict[str, Callable[[float, float], Value]] = {  # only the one asked for is computed
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+    "%": math.fmod, "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def _over_array(node: Node, env: Mapping[str, Any]) -> Value:
+    items = _evaluate(node.args[0], env)
+    if not isinstance(items, list):
+        raise FormulaError(f"{node.value}() at position {node.pos} needs an array, such as [a, b]")
+    name = str(node.value)
+    if name in AGGREGATES:
+        if any(v is None or isinstance(v, str | list) for v in items):
+            raise FormulaError(f"{name}() at position {node.pos}: every element must be a number")
+        return _finite(AGGREGATES[name]([float(v) for v in items]), node)
+    body = node.args[1].args[0]
+    results = [_evaluate(body, {**env, "#": item}) for item in items]
+    if name == "map":
+        return results
+    if name == "filter":
+        return [i for i, keep in zip(items, results, strict=True) if _truthy(keep, node)]
+    hits = sum(1 for r in results if _truthy(r, node))
+    return {"count": float(hits), "all": hits == len(items), "any": hits > 0, "none": hits == 0,
+            "one": hits == 1}[name]
 
 
 def _finite(value: float, node: Node) -> float:
@@ -324,6 +396,8 @@ def _finite(value: float, node: Node) -> float:
 def _truthy(value: Value, node: Node) -> bool:
     if value is None:
         raise FormulaError(f"a trigger used at position {node.pos} has no value")
+    if isinstance(value, list):
+        raise FormulaError(f"an array used as a condition at position {node.pos}")
     return bool(value)
 
 
@@ -332,6 +406,6 @@ def compute(formula: str, env: Mapping[str, float | None]) -> float:
     result = evaluate(compile_formula(formula), env)
     if result is None:
         raise FormulaError("formula produced no value")
-    if isinstance(result, str):
-        raise FormulaError("formula produced a string, not a number")
+    if isinstance(result, str | list):
+        raise FormulaError(f"formula produced a{'n array' if isinstance(result, list) else ' string'}, not a number")
     return _finite(float(result), Node("result"))

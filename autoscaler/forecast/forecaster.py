@@ -19,9 +19,15 @@ The history is cut in three, in time order: **training** | **select** | **score*
 - A model is **reliable** at a horizon when, on the score split, its MASE is at least `MARGIN`
   (5 %) below both seasonal naive's and naive's there. Seasonal naive itself is never "reliable":
   predictive mode stays off and the reason says by how much it missed.
-- Intervals are split-conformal per horizon: quantiles of the chosen model's errors relative to
-  its forecast (`_width`) on the select origins, with the finite-sample correction, checked on
-  the score origins (`coverage_80`); the forecaster then uses the errors of both splits.
+- Intervals are conformal per horizon on a rolling window: an error is scaled by its forecast to
+  the power `power` (Taylor's law: a count's spread grows like its mean to a power between 0 and
+  1 — ½ for Poisson arrivals, 1 for a purely multiplicative noise), `power` estimated by
+  regressing log |error| on log forecast over the *select* origins. An interval at an origin uses
+  the quantiles (finite-sample corrected) of the last `CAL_WINDOW` scaled errors whose targets
+  were already observed then — the select split's at first, then the score split's own as they
+  mature — so the width follows a noisier or a quieter day instead of keeping the select day's.
+  `coverage_80` is that interval's hit rate on the score origins. The forecaster keeps the window
+  and `observe` extends it with each matured live error.
 - A horizon must be a whole number of steps (`HorizonError` otherwise: resample the series or
   ask for a multiple). Gaps (NaN) up to `MAX_GAP_S` are interpolated by `prepare`; a longer one,
   or more than `MAX_GAP_FRACTION` missing, declines with the gap named.
@@ -36,6 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,6 +68,7 @@ MAX_GAP_STEPS = 12
 MARGIN = 0.05  # reliable: MASE at least 5 % below seasonal naive's and naive's on the score split
 INTERVAL_FLOOR = 0.1  # relative errors are taken against at least 10 % of the training mean
 MIN_SPLIT = 8  # origins' span per split, in steps, at the least
+CAL_WINDOW = 288  # scaled errors per horizon the intervals are taken from (a day of 5-minute steps)
 HOUR, DAY, WEEK = 3600.0, 86400.0, 7 * 86400.0
 
 
@@ -171,7 +179,7 @@ class Score:
     horizon_s: float
     mase: float  # on the score split
     smape: float
-    coverage_80: float  # interval from the select split's errors, checked on the score split
+    coverage_80: float  # rolling conformal interval (module docstring), checked on the score split
     fit_seconds: float  # warm: statsmodels imported before the clock starts
 
 
@@ -184,7 +192,7 @@ class Forecaster:
     period: int
     step_s: float
     scores: list[Score]  # every model × horizon, for reports
-    errors: dict[int, np.ndarray] = field(default_factory=dict)  # horizon steps → backtest errors
+    errors: dict[int, np.ndarray] = field(default_factory=dict)  # horizon steps → last scaled errors
     reliable: dict[int, bool] = field(default_factory=dict)
     reason: str = ""
     reasons: dict[int, str] = field(default_factory=dict)  # horizon steps → why not reliable
@@ -193,18 +201,31 @@ class Forecaster:
     fit_seconds: float = 0.0  # the chosen model's warm refit on the whole history
     state: State | None = field(default=None, repr=False)  # after `seen` steps: `observe` moves it on
     seen: int = 0  # steps of the fit's history (from its start) the state has taken
-    floor: float = 1e-9  # errors are relative to max(forecast, floor): see `_width`
+    floor: float = 1e-9  # errors are scaled by max(forecast, floor) ** power: see `_width`
+    power: float = 1.0
+    pending: deque[np.ndarray] = field(default_factory=deque, repr=False)  # forecasts of the last steps
 
     @property
     def model(self) -> str:
         return self.fitted.name
 
     def observe(self, value: float) -> None:
-        """Move the fitted state on by one new step (no refit): O(1) per step."""
+        """Move the fitted state on by one new step (no refit): O(1) per step. The forecasts made
+        1..k steps ago for this step become errors in each horizon's calibration window."""
         if self.state is None:
             raise ValueError("this forecaster keeps no state")
-        self.state.update(float(value))
+        v = float(value)
+        for k, window in self.errors.items():
+            if len(self.pending) >= k:
+                fc = float(self.pending[-k][k - 1])
+                scaled = (v - fc) / float(_width(np.array([fc]), self.floor, self.power)[0])
+                self.errors[k] = np.append(window[1 - CAL_WINDOW:] if len(window) >= CAL_WINDOW else window, scaled)
+        self.state.update(v)
         self.seen += 1
+        if self.errors:
+            self.pending.append(self.state.forecast(max(self.errors)))
+            if len(self.pending) > max(self.errors):
+                self.pending.popleft()
 
     def catch_up(self, history: np.ndarray) -> None:
         """Feed the steps of `history` (from the fit's start) the state has not taken yet."""
@@ -245,11 +266,47 @@ def _backtest(fit: Fitted, y: np.ndarray, origins: np.ndarray, steps: int) -> np
     return errs
 
 
-def _width(forecast: np.ndarray, floor: float) -> np.ndarray:
-    """What an error is measured against: the forecast itself, at least `floor`. Load errors grow
-    with the load (a busy hour misses by more than a quiet one), so relative errors calibrate across
-    the day where absolute ones would be too wide at night and too narrow at the peak."""
-    return np.maximum(np.abs(forecast), floor)
+def _width(forecast: np.ndarray, floor: float, power: float) -> np.ndarray:
+    """What an error is measured against: the forecast (at least `floor`) to `power`. Load errors
+    grow with the load (a busy hour misses by more than a quiet one) but, for arrivals, slower than
+    the load: scaled this way one set of quantiles fits the night and the peak alike."""
+    return np.maximum(np.abs(forecast), floor) ** power
+
+
+def _power(errors: np.ndarray, forecasts: np.ndarray, floor: float) -> float:
+    """The spread's power of the forecast (`_width`), from the slope of log |error| on log
+    forecast (Taylor's law), clipped to [0, 1]; 1 when the errors cannot tell."""
+    ok = errors != 0
+    x = np.log(np.maximum(np.abs(forecasts[ok]), floor))
+    if ok.sum() < 8 or np.ptp(x) == 0:
+        return 1.0
+    return float(np.clip(np.polyfit(x, np.log(np.abs(errors[ok])), 1)[0], 0.0, 1.0))
+
+
+def _rolling_coverage(scaled: np.ndarray, origins: np.ndarray, k: int, first: int) -> float:
+    """Share of origins from index `first` inside the 80 % interval taken from the last
+    `CAL_WINDOW` scaled errors already observed there (an origin o sees targets up to o − 1).
+    All windows at once: each a row, padded with +inf before the series starts, sorted; the
+    quantiles interpolate linearly between order statistics as `np.quantile` does."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    seen = np.searchsorted(origins, origins[first:] - k, side="right")
+    keep = seen >= 2
+    if not keep.any():
+        return math.nan
+    seen = seen[keep]
+    padded = np.concatenate([np.full(CAL_WINDOW, np.inf), scaled])
+    rows = np.sort(sliding_window_view(padded, CAL_WINDOW)[seen], axis=1)  # row s: scaled[s − W:s]
+    n = np.minimum(seen, CAL_WINDOW)
+    bounds = []
+    for q in (0.1, 0.9):
+        pos = np.clip(0.5 + (q - 0.5) * (n + 1) / n, 0.0, 1.0) * (n - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        r = np.arange(len(n))
+        bounds.append(rows[r, lo] + (pos - lo) * (rows[r, hi] - rows[r, lo]))
+    target = scaled[first:][keep]
+    return float(np.mean((bounds[0] <= target) & (target <= bounds[1])))
 
 
 def _level(q: float, n: int) -> float:
@@ -319,7 +376,8 @@ def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
     seasonal = periods[0] > 1
     scale = _mase_scale(train, periods[-1])
     floor = INTERVAL_FLOOR * float(np.mean(train)) + 1e-9
-    candidates: list[Model] = [m for m in models if seasonal or m.name != "stl-ets"]  # no season: = holt
+    # without a season STL + ETS is Holt, and a Fourier basis has nothing to fit
+    candidates: list[Model] = [m for m in models if seasonal or m.name not in {"stl-ets", "arima-fourier"}]
     week = round(WEEK / step_s)
     if len(periods) >= 2 and periods[0] == week and train_end >= 2 * week + round(DAY / step_s):
         candidates += [HoltWinters("holt-winters-weekly", longest=True), MstlEts(step_s=step_s)]
@@ -333,16 +391,20 @@ def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
         results[model.name] = (model, _backtest(fitted, y, origin_idx, max_steps), fit_s)
     scores: list[Score] = []
     select_mase: dict[str, float] = {}
+    powers: dict[str, float] = {}
+    scaled: dict[tuple[str, int], np.ndarray] = {}
     for name, (_, errs, fit_s) in results.items():
         select_mase[name] = float(np.mean([np.mean(np.abs(errs[:n_sel, k - 1])) for k in steps_for.values()]))
+        fcs = {k: y[origin_idx + k - 1] - errs[:, k - 1] for k in steps_for.values()}
+        powers[name] = _power(np.concatenate([errs[:n_sel, k - 1] for k in steps_for.values()]),
+                              np.concatenate([fc[:n_sel] for fc in fcs.values()]), floor)
         for h_s, k in steps_for.items():
-            e_sel, e = errs[:n_sel, k - 1], errs[n_sel:, k - 1]
+            e = errs[n_sel:, k - 1]
             actual = y[score_idx + k - 1]
             denom = np.abs(actual) + np.abs(actual - e)
             smape = float(np.mean(np.where(denom > 0, 2 * np.abs(e) / np.where(denom > 0, denom, 1), 0)))
-            width = _width(y[select_idx + k - 1] - e_sel, floor), _width(actual - e, floor)
-            lo, hi = np.quantile(e_sel / width[0], [_level(0.1, len(e_sel)), _level(0.9, len(e_sel))])
-            coverage = float(np.mean((e >= lo * width[1]) & (e <= hi * width[1])))
+            scaled[name, k] = errs[:, k - 1] / _width(fcs[k], floor, powers[name])
+            coverage = _rolling_coverage(scaled[name, k], origin_idx, k, n_sel)
             scores.append(Score(name, h_s, float(np.mean(np.abs(e))) / scale, smape, coverage, fit_s))
     cand_names = {m.name for m in candidates}
     best = min((n for n in results if n in cand_names), key=lambda n: select_mase[n])
@@ -359,8 +421,7 @@ def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
             reasons[k] = (f"{best} is selected, the seasonal-naive baseline itself" if best == "seasonal-naive" else
                           f"{best} MASE {mine:.2f} at {h_s:g} s is not {MARGIN:.0%} below {worst_bar}'s "
                           f"{bars[worst_bar]:.2f} on held-back origins")
-    fc_at = {k: y[origin_idx + k - 1] - results[best][1][:, k - 1] for k in steps_for.values()}
-    errors = {k: results[best][1][:, k - 1] / _width(fc_at[k], floor) for k in steps_for.values()}
+    errors = {k: scaled[best, k][-CAL_WINDOW:] for k in steps_for.values()}
     reason = "" if any(reliable.values()) else "; ".join(dict.fromkeys(reasons.values()))
     chosen_model = results[best][0]
     start = time.perf_counter()
@@ -369,7 +430,7 @@ def fit_forecaster(y: np.ndarray, step_s: float, horizons_s: Sequence[float],
     base_fit = SeasonalNaive().fit(y, periods)
     return Forecaster(chosen_fit, base_fit, periods[0], step_s, scores, errors, reliable, reason, reasons,
                       periods, {"train": train_end, "select": split, "score": split}, refit_s,
-                      run_state(chosen_fit, y), len(y), floor)
+                      run_state(chosen_fit, y), len(y), floor, powers[best])
 
 
 def _interval(f: Forecaster, k: int, point: float, quantiles: Sequence[float], horizon_s: float) -> Forecast:
@@ -378,7 +439,7 @@ def _interval(f: Forecaster, k: int, point: float, quantiles: Sequence[float], h
         return Forecast(None, horizon_s, None, {}, False, "no backtest")
     use = k if k in f.errors else min(known, key=lambda s: (abs(s - k), s))
     errs = f.errors[use]
-    width = float(_width(np.array([point]), f.floor)[0])
+    width = float(_width(np.array([point]), f.floor, f.power)[0])
     qs = {q: max(0.0, point + width * float(np.quantile(errs, _level(q, len(errs))))) for q in quantiles}
     reliable = f.reliable.get(k, False)
     reason = "" if reliable else (f.reasons.get(k) or f.reason

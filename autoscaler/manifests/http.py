@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from autoscaler.manifests.common import Model, ObjectMeta
+from autoscaler.manifests.common import INT32_MAX, Model, ObjectMeta
 from autoscaler.manifests.keda import duration_seconds
 
 
@@ -38,21 +38,21 @@ class HTTPScaleTargetRef(_OnePort):
 
 class ColdStartTimeoutFailoverRef(_OnePort):
     service: str
-    timeout_seconds: int = Field(default=30, gt=0)
+    timeout_seconds: int = Field(default=30, gt=0, le=INT32_MAX)
 
 
 class ReplicaStruct(Model):
-    min: int = Field(default=0, ge=0)
-    max: int = Field(default=100, ge=0)
+    min: int = Field(default=0, ge=0, le=INT32_MAX)
+    max: int = Field(default=100, ge=0, le=INT32_MAX)
 
 
 class Concurrency(Model):
-    target_value: int = Field(default=100, gt=0)
+    target_value: int = Field(default=100, gt=0, le=INT32_MAX)
 
 
 class RequestRate(Model):
     granularity: str = "1s"
-    target_value: int = Field(default=100, gt=0)
+    target_value: int = Field(default=100, gt=0, le=INT32_MAX)
     window: str = "1m"
 
     @model_validator(mode="after")
@@ -92,9 +92,9 @@ class HTTPScaledObjectSpec(Model):
     scale_target_ref: HTTPScaleTargetRef
     cold_start_timeout_failover_ref: ColdStartTimeoutFailoverRef | None = None
     replicas: ReplicaStruct = Field(default_factory=ReplicaStruct)
-    target_pending_requests: int | None = Field(default=None, gt=0)
-    scaledown_period: int = Field(default=300, ge=0)
-    initial_cooldown_period: int = Field(default=0, ge=0)
+    target_pending_requests: int | None = Field(default=None, gt=0, le=INT32_MAX)
+    scaledown_period: int = Field(default=300, ge=0, le=INT32_MAX)
+    initial_cooldown_period: int = Field(default=0, ge=0, le=INT32_MAX)
     scaling_metric: ScalingMetric | None = None
     timeouts: HTTPTimeouts | None = None
 
@@ -194,12 +194,12 @@ class RouteTimeouts(Model):
 
 
 class RouteConcurrency(Model):
-    target_value: int = Field(ge=1)
+    target_value: int = Field(ge=1, le=INT32_MAX)
 
 
 class RouteRequestRate(Model):
     granularity: str = "1s"
-    target_value: int = Field(ge=1)
+    target_value: int = Field(ge=1, le=INT32_MAX)
     window: str = "1m"
 
     @model_validator(mode="after")

@@ -44,10 +44,8 @@ from autoscaler.operator.predictor import Predictor
 from autoscaler.redact import remember
 from autoscaler.validate import issues_from
 from scalers.base import Reading, Scaler, Trigger, as_scaler_error
-from scalers.batch import poll_cycle
+from scalers.batch import poll_cycle, shares_cycle
 from scalers.errors import ScalerError
-from scalers.kafka import KafkaScaler
-from scalers.redis_lists import RedisListScaler
 from scalers.registry import build_scaler, known_types
 
 log = logging.getLogger("surge.operator")
@@ -65,6 +63,16 @@ class Invalid(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+async def _close_scalers(entry: Entry) -> None:
+    """Release an object's connections; a close that fails is logged, never left to stop the
+    loop that called it (the other objects of a cycle would stay busy for ever)."""
+    for _, scaler in entry.scalers:
+        try:
+            await scaler.close()
+        except Exception as exc:
+            log.info("closing %s: %s", scaler.trigger.label, str(exc) or type(exc).__name__)
 
 
 def _now_iso(now: float) -> str:
@@ -300,8 +308,7 @@ class ScaledObjectController:
         for w in entry.watchers:
             w.cancel()
         if not entry.busy:  # a running cycle closes its scalers when it ends
-            for _, scaler in entry.scalers:
-                await scaler.close()
+            await _close_scalers(entry)
 
     async def stop(self) -> None:
         for task in [*self.preparing.values(), *self.cycles]:
@@ -310,6 +317,9 @@ class ScaledObjectController:
         self.preparing.clear()
         for key in list(self.entries):
             await self._drop(key)
+        # a later run() (leadership regained) must rebuild every object its watches replay
+        self.signatures.clear()
+        self.retries.clear()
 
     # --- building an object ---------------------------------------------------------------------
     async def _setup(self, key: Key, raw: dict[str, Any]) -> None:
@@ -431,7 +441,7 @@ class ScaledObjectController:
         spec = scaling_spec(so, targets)
         spec = dataclasses.replace(spec, triggers=tuple(t for t in spec.triggers if t.name in targets))
         state = self.states.get(key) or self._restored_state(raw) or EngineState(created_at=self.clock())
-        batchable = all(isinstance(s, RedisListScaler | KafkaScaler) for _, s in scalers)
+        batchable = all(shares_cycle(s) for _, s in scalers)
         return Entry(key, raw, so, scalers, spec, state, batchable, unsupported)
 
     async def _auth(self, key: Key, trig: Any) -> tuple[dict[str, str], str, dict[str, str]]:
@@ -530,8 +540,7 @@ class ScaledObjectController:
             for e in entries:
                 e.busy = False
                 if e.closed:
-                    for _, scaler in e.scalers:
-                        await scaler.close()
+                    await _close_scalers(e)
                     continue
                 watch = watch_interval(t.type for t in e.so.spec.triggers)
                 self._due(e, next_due(e.due, e.so.spec.polling_interval, now, e.woken, watch))
@@ -807,7 +816,7 @@ class ScaledObjectController:
         except NotLeading:
             call.close()
         except API_ERRORS as exc:
-            log.warning("kubernetes call failed: %s", exc or type(exc).__name__)
+            log.warning("kubernetes call failed: %s", str(exc) or type(exc).__name__)
 
     async def _report_invalid(self, raw: dict[str, Any], reason: str, message: str) -> None:
         meta = raw.get("metadata", {})
@@ -822,7 +831,7 @@ class ScaledObjectController:
         except NotLeading:
             pass
         except API_ERRORS as exc:
-            log.warning("could not report on %s/%s: %s", ns, name, exc or type(exc).__name__)
+            log.warning("could not report on %s/%s: %s", ns, name, str(exc) or type(exc).__name__)
 
     async def _restore(self, raw: dict[str, Any]) -> None:
         """restoreToOriginalReplicaCount: put the target back as it was when surge took it over."""

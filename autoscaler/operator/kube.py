@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,14 +21,21 @@ APPS_SCALE = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
 API_ERRORS: tuple[type[BaseException], ...] = (ApiException, aiohttp.ClientError, TimeoutError, OSError, ValueError)
 
 
+class NotLeading(Exception):
+    """A write was about to be sent by a replica that may no longer lead: it is dropped."""
+
+
 def api_client(configuration: client.Configuration, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
-               user_agent: str | None = None) -> client.ApiClient:
-    """An ApiClient whose every request has a deadline.
+               user_agent: str | None = None, fence: Callable[[], None] | None = None) -> client.ApiClient:
+    """An ApiClient whose every request has a deadline, and whose writes are fenced.
 
     kubernetes-asyncio sends a request with aiohttp's `ClientTimeout()` — no limit at all —
     unless the call passes `_request_timeout`; against an API server that accepts and hangs, a
     renewal or a write would then wait for ever (the leader keeps believing it leads). Calls
-    that pass their own (watches) keep it. The user agent names this replica in audit logs.
+    that pass their own (watches) keep it. `fence` is called before every write except to
+    Leases (the election's own) and raises NotLeading when this replica may no longer lead: no
+    controller sharing this client can write after its leadership lapsed, whatever it was doing.
+    The user agent names this replica in audit logs.
     """
     api = client.ApiClient(configuration)
     if user_agent:
@@ -36,9 +43,11 @@ def api_client(configuration: client.Configuration, request_timeout_s: float = D
     rest = api.rest_client
     send = rest.request
 
-    async def request(*args: Any, **kwargs: Any) -> Any:
+    async def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if fence is not None and method.upper() not in ("GET", "HEAD", "OPTIONS") and "/leases" not in url:
+            fence()
         kwargs["_request_timeout"] = kwargs.get("_request_timeout") or request_timeout_s
-        return await send(*args, **kwargs)
+        return await send(method, url, *args, **kwargs)
 
     rest.request = request  # type: ignore[method-assign]
     return api

@@ -31,14 +31,12 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from autoscaler.operator.kube import API_ERRORS
+from autoscaler.operator.kube import API_ERRORS, NotLeading
+
+__all__ = ["LeaderElector", "LeaseTiming", "NotLeading"]
 
 log = logging.getLogger("surge.leader")
 JITTER = 1.2  # client-go's JitterFactor for the acquire loop
-
-
-class NotLeading(Exception):
-    """A write was about to be sent by a replica that may no longer lead: it is dropped."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ class LeaderElector:
                                             renew_time=now, lease_transitions=lease.spec.lease_transitions)
             await self.leases.replace_namespaced_lease(self.name, self.namespace, lease)
         except API_ERRORS as exc:
-            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
+            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, str(exc) or type(exc).__name__)
             return False
         log.info("%s released the lease", self.identity)
         return True
@@ -159,7 +157,7 @@ class LeaderElector:
         try:
             return await asyncio.wait_for(self.try_acquire_or_renew(), max(0.0, limit_s))
         except API_ERRORS as exc:
-            log.warning("lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
+            log.warning("lease %s/%s: %s", self.namespace, self.name, str(exc) or type(exc).__name__)
             return False
 
     # --- the loop ---------------------------------------------------------------------------------

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio import client, config
@@ -26,7 +28,7 @@ from autoscaler.operator.leader import LeaderElector, LeaseTiming
 from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.metrics_auth import TokenReviewAuth
 from autoscaler.operator.predictor import Predictor
-from provisioner.catalog import load_catalog
+from provisioner.catalog import load_catalog, restrict_zones
 from provisioner.cloud.aws import AWSProvider, ec2_client
 from provisioner.cloud.base import LaunchError
 from provisioner.controller import ProvisioningController
@@ -94,7 +96,40 @@ def nodeclass_lookup(controller: object) -> Callable[[str], EC2NodeClass]:
     return lookup
 
 
-async def make_provisioner(api: client.ApiClient, metrics: Metrics) -> ProvisioningController:
+class FencedCloud:
+    """The cloud provider, refusing launches and terminations once this replica may no longer
+    lead (a stale leader must not create or destroy instances the new one is deciding about)."""
+
+    def __init__(self, inner: AWSProvider, fence: Callable[[], None]) -> None:
+        self.inner, self.fence = inner, fence
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def create_fleet(self, *args: Any, **kwargs: Any) -> Any:
+        self.fence()
+        return await self.inner.create_fleet(*args, **kwargs)
+
+    async def terminate(self, instance_ids: Any) -> None:
+        self.fence()
+        await self.inner.terminate(instance_ids)
+
+
+async def kubernetes_version(api: client.ApiClient, default: str = "1.31") -> str:
+    """The API server's major.minor: amiSelectorTerms aliases resolve the AMIs built for it
+    (as Karpenter does); the default when the server does not say."""
+    try:
+        response: Any = await client.VersionApi(api).get_code(_preload_content=False)  # major/minor only
+        info = json.loads(await response.read())
+        return f"{int(info['major'])}.{int(str(info['minor']).rstrip('+'))}"
+    except Exception as exc:
+        logging.getLogger("surge.provisioner").warning("Kubernetes version unknown (%s): AMI aliases use %s",
+                                                       exc, default)
+        return default
+
+
+async def make_provisioner(api: client.ApiClient, metrics: Metrics,
+                           fence: Callable[[], None] | None = None) -> ProvisioningController:
     """The AWS provisioner from the environment the chart sets: AWS_REGION, SURGE_CLUSTER_NAME,
     SURGE_INTERRUPTION_QUEUE (optional), SURGE_AWS_ENDPOINT_URL (optional, e.g. moto)."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -106,7 +141,11 @@ async def make_provisioner(api: client.ApiClient, metrics: Metrics) -> Provision
     ec2 = ec2_client(region, endpoint)
     zones = [z["ZoneName"] for z in (await asyncio.to_thread(ec2.describe_availability_zones))["AvailabilityZones"]]
     holder: dict[str, ProvisioningController] = {}
-    cloud = AWSProvider(ec2, cluster, lambda n: nodeclass_lookup(holder["c"])(n), time.time)
+    import boto3
+
+    cloud = AWSProvider(ec2, cluster, lambda n: nodeclass_lookup(holder["c"])(n), time.time,
+                        ssm=boto3.client("ssm", region_name=region, endpoint_url=endpoint),
+                        kubernetes_version=await kubernetes_version(api))
     names = [t.name for t in load_catalog(zones)]
     try:  # live spot prices; without them only on-demand offerings exist (said in the log)
         spot = await cloud.spot_prices(names)
@@ -114,16 +153,20 @@ async def make_provisioner(api: client.ApiClient, metrics: Metrics) -> Provision
         logging.getLogger("surge.provisioner").warning("spot prices unavailable (%s): on-demand only", exc)
         spot = {}
     catalog = load_catalog(zones, spot)
+    try:  # offerings only where EC2 offers each type (DescribeInstanceTypeOfferings)
+        catalog = restrict_zones(catalog, await cloud.type_zones())
+    except Exception as exc:
+        logging.getLogger("surge.provisioner").warning("instance type offerings unavailable (%s): every type is "
+                                                       "assumed offered in every zone", exc)
     queue_name = os.environ.get("SURGE_INTERRUPTION_QUEUE")
     interruptions = None
     if queue_name:
-        import boto3
-
         sqs = boto3.client("sqs", region_name=region, endpoint_url=endpoint)
         url = queue_name if queue_name.startswith("http") else \
             (await asyncio.to_thread(sqs.get_queue_url, QueueName=queue_name))["QueueUrl"]
         interruptions = InterruptionQueue(sqs, url)
-    holder["c"] = ProvisioningController(ProvisionerKube(api), cloud, catalog, interruptions=interruptions,
+    holder["c"] = ProvisioningController(ProvisionerKube(api), FencedCloud(cloud, fence) if fence else cloud,
+                                         catalog, interruptions=interruptions,
                                          metrics=ProvisionerMetrics(metrics.registry))
     return holder["c"]
 
@@ -173,9 +216,16 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
     await runner.setup()
     await web.TCPSite(runner, bind_address, port).start()
     # every API call has a deadline short enough that a write sent just before the renew
-    # deadline has landed or failed before another replica may take the Lease
+    # deadline has landed or failed before another replica may take the Lease; every write (and
+    # every launch or termination) is fenced: refused once this replica may no longer lead
+    electors: list[LeaderElector] = []
+
+    def fence() -> None:
+        for e in electors:
+            e.fence()
+
     async with api_client(configuration, min(DEFAULT_REQUEST_TIMEOUT_S, timing.write_budget_s),
-                          user_agent=f"surge-operator/{me}") as api:
+                          user_agent=f"surge-operator/{me}", fence=fence) as api:
         if auth is not None:
             auth["reviewer"] = TokenReviewAuth(api)
         from scalers import kube_source
@@ -184,8 +234,9 @@ async def _run(server: str | None, lease_namespace: str, port: int, leader_elect
         controller = ScaledObjectController(Kube(api, secret_namespaces), metrics, predictor=predictor)
         elector = LeaderElector(api, lease_namespace, "surge-operator", me, timing) if leader_elect else None
         if elector is not None:
+            electors.append(elector)
             controller.fence = elector.fence
-        nodes = await make_provisioner(api, metrics) if provisioner else None
+        nodes = await make_provisioner(api, metrics, fence) if provisioner else None
         install_cost_metrics(metrics.registry, controller if autoscaler else None, nodes, time.time)
         if nodes is not None and autoscaler:
             controller.on_scale_up = nodes.prepare_for  # pods and nodes together

@@ -70,6 +70,12 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "get_namespaced_custom_object_scale": _rules("*", "*/scale", "get"),
         "patch_namespaced_custom_object_scale": _rules("*", "*/scale", "patch"),
         "create_namespaced_event": _rules("", "events", "create"),
+        # cpu, memory and kubernetes-workload triggers (scalers/kube_source.py): the target's pods and
+        # their metrics.k8s.io usage
+        "list_namespaced_pod": _rules("", "pods", "list"),
+        "list_namespaced_custom_object": HTTP_WATCHES["list_namespaced_custom_object"]
+        + _rules("metrics.k8s.io", "pods", "list"),
+        "read_namespaced_{_APPS[kind]}": _rules("apps", "deployments statefulsets", "get"),
         **LEASES,
     },
     # /metrics behind token review (metrics.auth: token-review), as kube-rbac-proxy does it
@@ -102,7 +108,7 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
 CONTROLLER_SOURCES: dict[str, tuple[str, ...]] = {
     "autoscaler": ("autoscaler/operator/kube.py", "autoscaler/operator/controller.py",
                    "autoscaler/operator/leader.py", "autoscaler/interceptor/kube.py",
-                   "autoscaler/interceptor/operator.py"),
+                   "autoscaler/interceptor/operator.py", "scalers/kube_source.py"),
     "interceptor": ("autoscaler/interceptor/kube.py", "autoscaler/interceptor/main.py",
                     "autoscaler/interceptor/proxy.py"),
     "provisioner": ("provisioner/kube.py", "provisioner/controller.py", "autoscaler/operator/leader.py"),

@@ -60,6 +60,7 @@ class Cluster:
         self.launches = 0
         self.terminations = 0
         self.pod_moves = 0
+        self.deletion_cost: dict[int, int] = {}  # node id → pod-deletion-cost of its pods
         self._on_change = on_change or (lambda: None)
 
     # --- pods -------------------------------------------------------------------------------------
@@ -81,14 +82,16 @@ class Cluster:
         """The ReplicaSet controller's scale-down order (https://kubernetes.io/docs/concepts/workloads/
         controllers/replicaset/#scaling-a-replicaset): unscheduled pods first, then not-ready before
         ready ones; among those, pods sharing a node with more of their replicas first (the rank), then
-        the more recently started (newer nodes). Every pod of the one workload carries the same
-        pod-deletion-cost, so that rule never separates them."""
+        the more recently started (newer nodes). Before the rank: the pod-deletion-cost annotation
+        (`deletion_cost` per node, lower first; 0 where none was written)."""
         take = min(count, self.unbound)
         self.unbound -= take
         count -= take
         if not count:
             return
-        by_rank = sorted((n for n in self.nodes.values() if n.pods), key=lambda n: (-n.pods, -n.launched_at))
+        cost = self.deletion_cost
+        by_rank = sorted((n for n in self.nodes.values() if n.pods),
+                         key=lambda n: (cost.get(n.id, 0), -n.pods, -n.launched_at))
         for node in by_rank:
             while count and node.starting:
                 node.starting.pop()

@@ -35,14 +35,17 @@ from autoscaler.simulate.workload import FifoQueue
 from provisioner.catalog import InstanceType
 from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
+    DELETION_COST_EVERY_S,
     PROTECT_S,
     SPOT_NOTICE_S,
+    deletion_costs,
     disruption_actions,
     drain_at,
 )
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup
+from provisioner.problem import ExistingNode
 from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration
 from provisioner.resources import Resources
 
@@ -85,6 +88,7 @@ class PolicyResult:
     spot_savings_usd: float
     slo_target_seconds: float
     slo_violation_minutes: int
+    slo_cold_minutes: int  # of those, minutes whose work arrived while no pod was ready (cold start)
     wait_p50_s: float
     wait_p95_s: float
     wait_p99_s: float
@@ -109,7 +113,8 @@ class PolicyResult:
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
-                "slo_violation_minutes", "wait_p50_s", "wait_p95_s", "wait_p99_s", "dropped", "scaling_actions")
+                "slo_violation_minutes", "slo_cold_minutes", "wait_p50_s", "wait_p95_s", "wait_p99_s", "dropped",
+                "scaling_actions")
         return {k: _round(getattr(self, k)) for k in keys}
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +143,7 @@ class _Planner:
         self.catalog = setup.catalog_spot if policy.spot else setup.catalog_on_demand
         self.types = {t.name: t for t in self.catalog}
         self._cache: dict[int, Plan] = {}
+        self._room_cache: dict[tuple[Any, ...], Plan] = {}
 
     def plan(self, count: int) -> Plan:
         if count not in self._cache:
@@ -145,6 +151,27 @@ class _Planner:
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
                                            self.algorithm)
         return self._cache[count]
+
+    def plan_with_room(self, count: int, room: Sequence[Node]) -> Plan:
+        """make_plan for `count` pods against the free room of `room` (what the live provisioner
+        sees: existing nodes and in-flight NodeClaims), memoised on the room's shape."""
+        free = [n for n in room if n.free > 0]
+        if not free:
+            return self.plan(count)
+        key = (count, tuple(sorted((n.instance_type, n.capacity_type, n.zone, n.pool, n.free) for n in free)))
+        if key not in self._room_cache:
+            if len(self._room_cache) > 4096:
+                self._room_cache.clear()
+            one = self.setup.pods.requests
+            existing = [ExistingNode(str(n.id), {**self.types[n.instance_type].labels, "karpenter.sh/nodepool": n.pool,
+                                                 "karpenter.sh/capacity-type": n.capacity_type,
+                                                 "topology.kubernetes.io/zone": n.zone},
+                                     Resources(one.cpu_m * n.free, one.memory_mib * n.free, one.gpu * n.free, n.free))
+                        for n in free]
+            group = replace(self.setup.pods, count=count, pod_names=())
+            self._room_cache[key] = make_plan([group], self.setup.pools, self.catalog, existing, self.setup.overhead,
+                                              self.algorithm)
+        return self._room_cache[key]
 
     def slots(self, instance_type: str) -> int:
         if self.setup.pods.one_per_node:
@@ -187,9 +214,13 @@ def static_replicas(trace: Trace, a: Assumptions) -> int:
 
 
 def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
-             progress: Callable[[int], None] | None = None) -> PolicyResult:
-    """Run one policy; `progress(n)` is called with the number of ticks done since its last call."""
-    return _Run(trace, setup, policy, a, progress).run()
+             progress: Callable[[int], None] | None = None, notices: Sequence[float] = ()) -> PolicyResult:
+    """Run one policy; `progress(n)` is called with the number of ticks done since its last call.
+    `notices`: times at which the oldest spot node gets an interruption warning (scenarios)."""
+    run = _Run(trace, setup, policy, a, progress)
+    for t in notices:
+        run._push(t, "notice-oldest", -1)
+    return run.run()
 
 
 PROGRESS_EVERY = 10000  # ticks between progress callbacks
@@ -219,6 +250,8 @@ class _Run:
         self.forecast: tuple[int, float] | None = None  # what the operator told the provisioner: (replicas, until)
         self.replica_changes = 0
         self._rates_dirty = True
+        self._changed = True  # the cluster changed since the last consolidation round
+        self._calm_until = -math.inf  # with no change, no consolidation decision can differ before then
         self._cost_rate = 0.0
         self._idle_rate = 0.0
         self.idle_cost = 0.0
@@ -227,8 +260,10 @@ class _Run:
         self.pending_seconds = 0.0
         self.batch = BatchWindow()
         self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
+        self._scheduled_budgets = any(b.schedule for d in self.disruption.values() for b in d.budgets)
         self.expire_after = {p.name: parse_duration(p.spec.template.spec.expire_after, 720 * 3600.0)
                              for p in setup.pools}
+        self.ranked_at = -math.inf
         self.disrupting: dict[int, str] = {}  # node id → its pool, while its replacement boots
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
         self.trigger_types = tuple(t.type for t in setup.triggers)
@@ -237,6 +272,7 @@ class _Run:
     # --- bookkeeping -----------------------------------------------------------------------------
     def _dirty(self) -> None:
         self._rates_dirty = True
+        self._changed = True
 
     def _rates(self) -> tuple[float, float]:
         if self._rates_dirty:
@@ -293,9 +329,9 @@ class _Run:
     def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
         """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
         free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
-        missing = adding - free_before
-        if missing > 0:
-            self._launch(self.planner.plan(missing), now, protect_until=now + PROTECT_S)
+        if adding - free_before > 0:
+            plan = self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
+            self._launch(plan, now, protect_until=now + PROTECT_S)
 
     def _provision_batch(self, now: float, new_pending: bool) -> None:
         """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
@@ -333,7 +369,10 @@ class _Run:
         forecasts = {trig.name: self.predictor.current}
         wanted, _ = forecast_replicas(self.setup.spec, forecasts)
         if wanted is not None and self.policy.forecast_keep:
-            self.forecast = (min(wanted, self.setup.spec.max_replicas), now + self.predictor.horizon_s)
+            replicas = min(wanted, self.setup.spec.max_replicas)
+            if self.forecast is None or self.forecast[0] != replicas:
+                self._changed = True
+            self.forecast = (replicas, now + self.predictor.horizon_s)
         return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas, forecasts)
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
@@ -393,6 +432,8 @@ class _Run:
             # the work (and the money: every node change of this tick has happened by now)
             backlog = self.queue.backlog
             self.queue.arrive(now, float(self.arrivals[i]))
+            if cluster.ready_pods == 0 and self.arrivals[i] > 0:
+                self.queue.mark_cold(now)
             recent.append(float(self.arrivals[i]))
             served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
             busy = served / (a.pod_rate * dt)
@@ -441,6 +482,9 @@ class _Run:
                 if node is not None:
                     self._drain(node, now)
             return
+        if kind == "notice-oldest":
+            spot = [n for n in self.cluster.nodes.values() if n.capacity_type == "spot" and n.doomed_at is None]
+            kind, key = "notice", min((n.id for n in spot), default=-1)
         node = self.cluster.nodes.get(key)
         if node is None:
             return
@@ -490,10 +534,12 @@ class _Run:
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """The nodes' pods onto the other registered nodes' room, the rest onto new nodes."""
         pods = sum(v.pods for v in views)
-        missing = pods - self._others_free({v.name for v in views}, now)
-        if missing <= 0:
+        ids = {v.name for v in views}
+        if pods - self._others_free(ids, now) <= 0:
             return Plan([], 0.0, 0.0)
-        return self.planner.plan(missing)
+        others = [n for n in self.cluster.nodes.values()
+                  if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting]
+        return self.planner.plan_with_room(pods, others)
 
     def _kept_for_forecast(self, views: Sequence[NodeView], now: float) -> bool:
         """`ProvisioningController._kept_for_forecast`: removing the nodes must leave room for the
@@ -504,8 +550,15 @@ class _Run:
         return demand > 0 and self._others_free({v.name for v in views}, now) < demand
 
     def _consolidate(self, now: float) -> None:
+        if not self._changed and now < self._calm_until:
+            return  # nothing changed and no time limit passed: the last round's answer (nothing) holds
+        self._changed = False
         views = self._views(now)
+        if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
+            self.ranked_at = now
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
         if not views:
+            self._calm_until = math.inf
             return
         busy: dict[str, int] = {}
         for pool in self.disrupting.values():
@@ -513,7 +566,9 @@ class _Run:
         keep: Callable[[Sequence[NodeView]], bool] = (
             (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
         actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
-                                     keep)
+                                     keep, spot_to_spot=self.policy.spot_to_spot)
+        if not actions:
+            self._calm_until = self._next_limit(views, now)
         for action in actions:
             nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
             if action.kind == "replace":
@@ -529,6 +584,24 @@ class _Run:
             else:
                 for n in nodes:
                     self._drain(n, now)
+
+    def _next_limit(self, views: Sequence[NodeView], now: float) -> float:
+        """The first time a node passes consolidateAfter, its protection or its expiry; a forecast
+        or a scheduled budget may change the answer at any round."""
+        if self._scheduled_budgets:
+            return now
+        times = [math.inf if self.forecast is None else self.forecast[1]]
+        for v in views:
+            after = self.disruption.get(v.nodepool, Disruption()).consolidate_after_s
+            since = v.pods_changed_at if v.pods_changed_at is not None else v.empty_since
+            if after is not None and since is not None:
+                times.append(since + after)
+            if v.protected_until is not None:
+                times.append(v.protected_until)
+            if v.expire_after_s is not None:
+                times.append(v.created_at + v.expire_after_s)
+        later = [t for t in times if t > now]
+        return min(later) if later else now
 
     # --- the result ------------------------------------------------------------------------------
     def _result(self, series: Series) -> PolicyResult:
@@ -554,7 +627,8 @@ class _Run:
         return PolicyResult(
             policy=self.policy.name, span_s=end, cost_usd=cost, node_hours=seconds / 3600,
             idle_cost_usd=self.idle_cost, spot_savings_usd=savings, slo_target_seconds=self.a.slo_seconds,
-            slo_violation_minutes=stats.violation_minutes, wait_p50_s=stats.p50, wait_p95_s=stats.p95,
+            slo_violation_minutes=stats.violation_minutes, slo_cold_minutes=stats.cold_violation_minutes,
+            wait_p50_s=stats.p50, wait_p95_s=stats.p95,
             wait_p99_s=stats.p99, wait_mean_s=stats.mean, dropped=stats.dropped,
             scaling_actions=self.replica_changes + launches + terminations, replica_changes=self.replica_changes,
             node_launches=launches, node_terminations=terminations, pod_moves=self.cluster.pod_moves,

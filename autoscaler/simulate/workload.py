@@ -25,6 +25,7 @@ class WaitStats:
     p99: float
     mean: float
     violation_minutes: int
+    cold_violation_minutes: int = 0  # of those, minutes whose work arrived while no pod was ready
 
 
 class FifoQueue:
@@ -42,6 +43,11 @@ class FifoQueue:
         self._hist = np.zeros(4096)  # waits in ticks; the last bin collects the long tail
         self._tail_waits: list[tuple[float, float]] = []
         self._violated = np.zeros(int(span // 60) + 2, dtype=bool)
+        self._cold = np.zeros(int(span // 60) + 2, dtype=bool)
+
+    def mark_cold(self, now: float) -> None:
+        """Work arriving now finds no ready pod: a cold start (from zero, or a fresh workload)."""
+        self._cold[min(int(now // 60), len(self._cold) - 1)] = True
 
     def arrive(self, now: float, mass: float) -> None:
         if mass > 0:
@@ -112,6 +118,7 @@ class FifoQueue:
             p50=_quantile(waits, mass, 0.5), p95=_quantile(waits, mass, 0.95), p99=_quantile(waits, mass, 0.99),
             mean=float(np.average(waits, weights=mass)) if mass.sum() > 0 else 0.0,
             violation_minutes=int(self._violated.sum()),
+            cold_violation_minutes=int((self._violated & self._cold).sum()),
         )
 
 

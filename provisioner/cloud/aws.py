@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.cloud.ami import PUBLIC_ROOT, AliasError, alias_parameters
 from provisioner.cloud.base import (
     TAG_CLUSTER,
     TAG_NODECLAIM,
@@ -27,7 +29,8 @@ from provisioner.cloud.base import (
     LaunchRequest,
     Offering,
 )
-from provisioner.nodeclass import EC2NodeClass, SelectorTerm
+from provisioner.drift import nodeclass_drift, subnet_drift
+from provisioner.nodeclass import AMISelectorTerm, EC2NodeClass, SelectorTerm
 
 # CreateFleet error codes that mean "no capacity here now" (the offering is marked unavailable);
 # the account-wide ones exhaust every offering of the capacity type.
@@ -71,6 +74,7 @@ class Resolved:
     subnets: Mapping[str, str]  # zone → subnet id (the one with most free addresses)
     security_groups: tuple[str, ...]
     images: Mapping[str, str]  # architecture (amd64/arm64) → newest matching AMI id
+    all_subnets: frozenset[str] = frozenset()  # every subnet the terms select (subnet drift)
 
 
 def _filters(term: SelectorTerm, name_filter: str) -> dict[str, Any]:
@@ -109,12 +113,26 @@ def fleet_outcome(response: Mapping[str, Any], offerings: Sequence[Offering], ca
     return FleetResult(None, tuple(dict.fromkeys(exhausted)), "; ".join(messages) or "no instance launched")
 
 
+def client_token(cluster: str, nodeclaim: str, capacity_type: str, configs: Sequence[Mapping[str, Any]]) -> str:
+    """CreateFleet's idempotency token: the same request retried gets the same token (EC2 returns the
+    first launch), a different request for the same NodeClaim (spot → on-demand, fewer offerings after
+    capacity errors) a new one — EC2 rejects a reused token with other parameters
+    (IdempotentParameterMismatch). After a crash the first request's instance is found by its
+    NodeClaim tag and adopted before any new request is made."""
+    digest = hashlib.sha256(json.dumps([capacity_type, configs], sort_keys=True).encode()).hexdigest()[:16]
+    return f"{cluster}-{nodeclaim}"[:47] + "-" + digest
+
+
 class AWSProvider:
     def __init__(self, ec2: Any, cluster: str, nodeclasses: Callable[[str], EC2NodeClass],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], ssm: Any = None, kubernetes_version: str = "1.31",
+                 ssm_root: str = PUBLIC_ROOT) -> None:
         self.ec2, self.cluster, self.nodeclasses, self.clock = ec2, cluster, nodeclasses, clock
+        # amiSelectorTerms aliases and ssmParameter terms read SSM; the alias paths name the cluster's version
+        self.ssm, self.kubernetes_version, self.ssm_root = ssm, kubernetes_version, ssm_root
         self._templates: set[str] = set()
         self._resolved: dict[str, tuple[float, Resolved]] = {}
+        self._subnet_cache: tuple[float, dict[str, str]] | None = None
         self._resolve_lock = asyncio.Lock()
         self._template_lock = asyncio.Lock()
 
@@ -142,10 +160,12 @@ class AWSProvider:
         spec = nodeclass.spec
         name = nodeclass.metadata.get("name", "")
         subnets: dict[str, tuple[int, str]] = {}
+        selected: set[str] = set()
         for term in spec.subnet_selector_terms:
             f = _filters(term, "tag:Name")
             kwargs = {"SubnetIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
             for sn in (await self._call("describe_subnets", **kwargs))["Subnets"]:
+                selected.add(sn["SubnetId"])
                 free = int(sn.get("AvailableIpAddressCount", 0))
                 if free > subnets.get(sn["AvailabilityZone"], (-1, ""))[0]:
                     subnets[sn["AvailabilityZone"]] = (free, sn["SubnetId"])
@@ -155,12 +175,12 @@ class AWSProvider:
             kwargs = {"GroupIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
             groups += [g["GroupId"] for g in (await self._call("describe_security_groups", **kwargs))["SecurityGroups"]]
         images: dict[str, tuple[str, str]] = {}
-        for term in spec.ami_selector_terms:
-            if term.alias:
-                raise LaunchError(f"EC2NodeClass {name}: spec.amiSelectorTerms alias {term.alias!r} is not "
-                                  "supported by surge yet; select the AMI by id, name or tags")
-            f = _filters(term, "name")
-            kwargs = {"ImageIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
+        for i, term in enumerate(spec.ami_selector_terms):
+            if term.alias or term.ssm_parameter:
+                kwargs = {"ImageIds": await self._ssm_images(name, i, term)}
+            else:
+                f = _filters(term, "name")
+                kwargs = {"ImageIds": f["ids"]} if "ids" in f else {"Filters": f["filters"]}
             if term.owner:
                 kwargs["Owners"] = [term.owner]
             for img in (await self._call("describe_images", **kwargs))["Images"]:
@@ -174,7 +194,61 @@ class AWSProvider:
         if missing:
             raise LaunchError(f"EC2NodeClass {name}: spec.{missing[0]} select nothing")
         return Resolved({z: s for z, (_, s) in subnets.items()}, tuple(dict.fromkeys(groups)),
-                        {a: i for a, (_, i) in images.items()})
+                        {a: i for a, (_, i) in images.items()}, frozenset(selected))
+
+    async def _ssm_images(self, name: str, index: int, term: AMISelectorTerm) -> list[str]:
+        """The AMI ids an alias (through AWS's public SSM parameters) or an ssmParameter term names now."""
+        where = f"EC2NodeClass {name}: spec.amiSelectorTerms[{index}]"
+        try:
+            names = [term.ssm_parameter] if term.ssm_parameter else \
+                alias_parameters(str(term.alias), self.kubernetes_version, self.ssm_root)
+        except AliasError as exc:
+            raise LaunchError(f"{where}: {exc}") from None
+        if self.ssm is None:
+            raise LaunchError(f"{where}: no SSM client to resolve {names[0]}")
+        ids = []
+        for parameter in names:
+            try:
+                ids.append(str((await self._call_ssm(parameter))["Parameter"]["Value"]))
+            except Exception as exc:  # an architecture without a release is skipped; all missing is an error
+                if "ParameterNotFound" not in str(exc):
+                    raise LaunchError(f"{where}: reading {parameter}: {aws_problem(exc)}") from exc
+        if not ids:
+            raise LaunchError(f"{where}: SSM parameter {' / '.join(names)} not found")
+        return ids
+
+    async def _call_ssm(self, parameter: str) -> Any:
+        return await asyncio.to_thread(self.ssm.get_parameter, Name=parameter)
+
+    async def is_drifted(self, claim: Mapping[str, Any]) -> str | None:
+        """NodeClassDrift or AMIDrift for a launched NodeClaim (Karpenter's AWS drift reasons),
+        against the node class's selectors resolved now (at most RESOLVE_TTL_S old)."""
+        nodeclass = self.nodeclasses(str(((claim.get("spec") or {}).get("nodeClassRef") or {}).get("name", "default")))
+        if nodeclass is None:
+            return None
+        try:
+            resolved: Resolved | None = await self.resolve(nodeclass)
+        except LaunchError:
+            resolved = None  # nothing resolves now: no evidence of drift (the launch path reports it)
+        reason = nodeclass_drift(claim, nodeclass, resolved.images.values() if resolved else None)
+        if reason is not None or resolved is None:
+            return reason
+        instance_id = str((claim.get("status") or {}).get("providerID") or "").rsplit("/", 1)[-1]
+        return subnet_drift((await self._subnets()).get(instance_id, ""), resolved.all_subnets)
+
+    async def _subnets(self) -> Mapping[str, str]:
+        """The subnet of every live instance of the cluster: one listing shared by all drift
+        checks, at most RESOLVE_TTL_S old."""
+        now = self.clock()
+        if self._subnet_cache is not None and now - self._subnet_cache[0] < RESOLVE_TTL_S:
+            return self._subnet_cache[1]
+        pages = await asyncio.to_thread(lambda: list(self.ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [self.cluster]},
+                     {"Name": "instance-state-name", "Values": LIVE_STATES}])))
+        found = {i["InstanceId"]: i.get("SubnetId", "") for page in pages for r in page["Reservations"]
+                 for i in r["Instances"]}
+        self._subnet_cache = (now, found)
+        return found
 
     async def _launch_template(self, nodeclass: EC2NodeClass, resolved: Resolved, arch: str) -> str:
         spec = nodeclass.spec
@@ -246,7 +320,7 @@ class AWSProvider:
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
         kwargs: dict[str, Any] = {
             "Type": "instant",
-            "ClientToken": f"{self.cluster}-{request.nodeclaim}"[:64],  # a retried launch is the same launch
+            "ClientToken": client_token(self.cluster, request.nodeclaim, capacity_type, configs),
             "LaunchTemplateConfigs": configs,
             "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": capacity_type},
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list},
@@ -260,7 +334,12 @@ class AWSProvider:
             response = await self._call("create_fleet", **kwargs)
         except Exception as exc:
             raise LaunchError(f"NodeClaim {request.nodeclaim}: CreateFleet failed: {aws_problem(exc)}") from exc
-        return fleet_outcome(response, usable, capacity_type, tags, self.clock())
+        result = fleet_outcome(response, usable, capacity_type, tags, self.clock())
+        if result.instance is not None:  # the AMI its launch template named: what AMI drift compares
+            arch = next((o.architecture for o in usable if o.instance_type == result.instance.instance_type), "amd64")
+            result = dataclasses.replace(result, instance=dataclasses.replace(
+                result.instance, image_id=resolved.images.get(arch, "")))
+        return result
 
     def _instance(self, raw: Mapping[str, Any]) -> Instance:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags") or []}
@@ -268,7 +347,7 @@ class AWSProvider:
         launched: Any = raw.get("LaunchTime")
         return Instance(raw["InstanceId"], raw["InstanceType"], "spot" if capacity == "spot" else "on-demand",
                         (raw.get("Placement") or {}).get("AvailabilityZone", ""), raw["State"]["Name"], tags,
-                        launched.timestamp() if launched is not None else self.clock())
+                        launched.timestamp() if launched is not None else self.clock(), raw.get("ImageId", ""))
 
     async def _describe(self, filters: list[dict[str, Any]]) -> list[Instance]:
         out = []
@@ -300,3 +379,19 @@ class AWSProvider:
 
         now = self.clock()
         return await asyncio.to_thread(lambda: latest_spot_prices(spot_price_history(self.ec2, instance_types, now)))
+
+    async def type_zones(self) -> dict[str, set[str]]:
+        """Zones each instance type is offered in (DescribeInstanceTypeOfferings, every page)."""
+        def pages() -> list[Any]:
+            paginator = self.ec2.get_paginator("describe_instance_type_offerings")
+            return list(paginator.paginate(LocationType="availability-zone"))
+
+        out: dict[str, set[str]] = {}
+        for page in await asyncio.to_thread(pages):
+            for row in page["InstanceTypeOfferings"]:
+                out.setdefault(row["InstanceType"], set()).add(row["Location"])
+        return out
+
+    async def zones(self, nodeclass: str) -> set[str]:
+        """Zones the EC2NodeClass has subnets in: the only zones a launch can use."""
+        return set((await self.resolve(self.nodeclasses(nodeclass))).subnets)

@@ -44,6 +44,7 @@ class Instance:
     state: str  # pending | running | shutting-down | terminated | stopping | stopped
     tags: Mapping[str, str]
     launched_at: float
+    image_id: str = ""  # the AMI it runs (NodeClaim status.imageID; AMI drift compares it)
 
     @property
     def provider_id(self) -> str:

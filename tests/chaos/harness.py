@@ -133,17 +133,18 @@ class Cluster:
         self.redis_proxy.set(mode, **params)
 
     # --- operators -------------------------------------------------------------------------------
-    async def start_operator(self, identity: str) -> Operator:
+    async def start_operator(self, identity: str, controllers: str = "autoscaler",
+                             env: dict[str, str] | None = None) -> Operator:
         proxy = await FaultProxy(self.api_port).start()
         port = free_port()
         log = self.workdir / f"{identity}.log"
         argv = [sys.executable, "-m", "autoscaler.cli", "operator", "--server", f"http://127.0.0.1:{proxy.port}",
                 "--identity", identity, "--port", str(port), "--lease-namespace", LEASE.split("/")[0],
                 "--leader-elect-lease-duration", str(LEASE_S), "--leader-elect-renew-deadline", str(RENEW_S),
-                "--leader-elect-retry-period", str(RETRY_S)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SURGE_LOG_LEVEL": "info"}
+                "--leader-elect-retry-period", str(RETRY_S), "--controllers", controllers]
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "SURGE_LOG_LEVEL": "info", **(env or {})}
         with open(log, "wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
         op = Operator(identity, proc, proxy, port, log)
         self.operators[identity] = op
         return op
@@ -168,7 +169,7 @@ class Cluster:
         for op in self.operators.values():
             op.sample_rss()
 
-    async def wait_for(self, what: str, test: Any, timeout_s: float = 20.0) -> float:
+    async def wait_for(self, what: str, test: Any, timeout_s: float = 30.0) -> float:
         """Wait until `test()` holds; returns the seconds it took. Samples RSS meanwhile."""
         started = time.monotonic()
         while not test():
@@ -240,10 +241,10 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(redis_port: int) -> Any:
+async def cluster(redis_port: int, emulator: Emulator | None = None) -> Any:
     """The emulator (this process), a proxy in front of `redis_port`; operators are added by the caller."""
     workdir = Path(tempfile.mkdtemp(prefix="surge-chaos-"))
-    emulator = Emulator()
+    emulator = emulator or Emulator()
     runner = web.AppRunner(emulator.app, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
     api_port = free_port()

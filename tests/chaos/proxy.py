@@ -11,7 +11,9 @@ Modes (`proxy.set(mode, ...)`), applied to every connection, old and new, from t
 - `badstatus` answer with an HTTP status line that is not one;
 - `notutf8`  answer `200 OK` with a body that is not UTF-8;
 - `deepjson` answer `200 OK` with JSON nested `depth` levels deep;
-- `huge`     answer `200 OK` with a body of `size` bytes, streamed (never built in memory).
+- `huge`     answer `200 OK` with a body of `size` bytes, streamed (never built in memory);
+- `lostreply` forward everything, but on a connection whose request contained `match` (bytes)
+  drop the server's answer: the call took effect, the caller never learns it (e.g. a CreateFleet).
 
 The proxy counts connections and faults (`stats`). A client that gives up takes its pending
 bytes with it: nothing it sent is forwarded after it closed (as with a real dropped connection).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CANNED = {"http500", "garbage", "badstatus", "notutf8", "deepjson", "huge"}
-MODES = {"pass", "delay", "hang", "reset", *CANNED}
+MODES = {"pass", "delay", "hang", "reset", "lostreply", *CANNED}
 
 
 @dataclass
@@ -59,6 +61,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
         self._changed = asyncio.Event()
+        self._lost: set[int] = set()  # connections whose answers are dropped (lostreply)
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -140,10 +143,18 @@ class FaultProxy:
         while True:
             data = await src.read(65536)
             if not data:
+                if not to_server and id(dst) in self._lost and self.mode == "lostreply":
+                    await self._wait_change()  # the answer is lost, not refused: the caller waits
                 with contextlib.suppress(OSError):
                     dst.write_eof()
                 return
             mode = self.mode
+            if mode == "lostreply":
+                if to_server and bytes(self.params["match"]) in data:
+                    self._lost.add(id(src_writer))
+                elif not to_server and id(dst) in self._lost:
+                    self.stats.fault("lostreply")
+                    continue
             if mode == "delay":
                 self.stats.fault("delay")
                 await asyncio.sleep(float(self.params.get("seconds", 1.0)))

@@ -94,6 +94,11 @@ def _matches(obj: dict[str, Any], selector: str | None, ns: str | None) -> bool:
 class Emulator:
     def __init__(self) -> None:
         self.store = Store()
+        # authentication and authorization, for TokenReview / SubjectAccessReview: token → user
+        # info ({"username", "groups"}), and the (user, non-resource path, verb) triples allowed
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.allowed: set[tuple[str, str, str]] = set()
+        self.reviews = 0
         self.scale_writes: list[ScaleWrite] = []
         self.app = web.Application()
         self.app.router.add_get("/version", self.version)
@@ -147,6 +152,8 @@ class Emulator:
             items = [o for o in self.store.objects[key].values() if _matches(o, req.query.get("labelSelector"), ns)]
             return web.json_response({"kind": "List", "apiVersion": key[0], "items": items,
                                       "metadata": {"resourceVersion": str(self.store.version)}})
+        if req.method == "POST" and key[1] in ("tokenreviews", "subjectaccessreviews"):
+            return web.json_response(self._review(key[1], await req.json()), status=201)
         if req.method == "POST":
             obj = await req.json()
             meta = obj.setdefault("metadata", {})
@@ -202,6 +209,19 @@ class Emulator:
         objects[(ns, name)] = new
         self.store.bump(key, "MODIFIED", new)
         return web.json_response(self._scale(new) if sub == "scale" else new)
+
+    def _review(self, plural: str, review: dict[str, Any]) -> dict[str, Any]:
+        """TokenReview: authenticated when the token is known. SubjectAccessReview: allowed when
+        (user, path, verb) of its nonResourceAttributes was granted."""
+        self.reviews += 1
+        spec = review.get("spec") or {}
+        if plural == "tokenreviews":
+            user = self.tokens.get(spec.get("token", ""))
+            review["status"] = {"authenticated": True, "user": user} if user else {"authenticated": False}
+        else:
+            attrs = spec.get("nonResourceAttributes") or {}
+            review["status"] = {"allowed": (spec.get("user"), attrs.get("path"), attrs.get("verb")) in self.allowed}
+        return review
 
     def _evict(self, key: Key, ns: str, name: str, pod: dict[str, Any]) -> web.Response:
         """The Eviction API: refused with 429 when a PodDisruptionBudget selecting the pod would be

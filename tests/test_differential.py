@@ -1,0 +1,197 @@
+"""Differential test: one scenario — a step, a spike, a drain to zero and a spot interruption —
+through the simulator and through the live provisioning controller (real kubernetes-asyncio
+client against the API emulator, the simulated cloud provider, a fake clock), fed the replica
+writes the simulator's surge operator made. Both must launch and terminate the same nodes
+within one tick: the decisions are the same functions (`BatchWindow`, `make_plan`,
+`prepare_for`, `provisioner.disruption`).
+
+Kubernetes' own controllers are played by small stand-ins here as in the simulator: a
+ReplicaSet (scale-down order with pod-deletion-cost), a LeastAllocated scheduler and a kubelet
+that registers an instance's Node 40 s after launch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from autoscaler.simulate.inputs import build_setup
+from autoscaler.simulate.policy import Assumptions, policy_named
+from autoscaler.simulate.run import simulate
+from autoscaler.simulate.trace import Trace
+from provisioner.cloud.simulated import SimulatedProvider
+from provisioner.controller import ProvisioningController
+from provisioner.disruption import DELETION_COST
+from provisioner.interruption import Interruption
+from provisioner.kube import ProvisionerKube
+from provisioner.provisioning import pod_requests
+from tests.k8s.fixture import K8s
+from tests.test_simulate import DEPLOYMENT, SO, files
+
+TICK = 5.0
+BOOT = 40.0
+NOTICE_AT = 240.0
+NS, NAME = "default", "worker"
+
+
+def scenario() -> Trace:
+    per_minute = [0.0] * 2 + [3000.0] * 4 + [12000.0] + [0.0] * 8  # step, spike, drain to zero
+    return Trace("scenario", 0.0, 60.0, np.array(per_minute))
+
+
+class World:
+    """The fake clock and Kubernetes' own controllers, one tick at a time."""
+
+    def __init__(self, em: Any, cloud: SimulatedProvider, allocatable: dict[str, tuple[int, int]]) -> None:
+        self.em, self.cloud, self.now = em, cloud, 0.0
+        self.replicas = 0
+        self.names = itertools.count()
+        self.cpu_m = allocatable  # type → (cpu m, memory Mi) left for the workload's pods
+        self.terminated: list[float] = []
+        self._gone: set[str] = set()
+
+    def pods(self) -> list[dict[str, Any]]:
+        return [p for p in self.em.all("v1", "pods") if p["metadata"].get("namespace") == NS]
+
+    def replicaset(self) -> None:
+        pods = self.pods()
+        for _ in range(self.replicas - len(pods)):
+            self.em.put("v1", "pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{NAME}-{next(self.names)}", "namespace": NS, "labels": {"app": NAME},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{NAME}-rs",
+                                                 "uid": "rs-uid", "controller": True}]},
+                "spec": {"containers": [{"name": "w", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]},
+                "status": {"phase": "Pending"}})
+        if len(pods) > self.replicas:
+            on: dict[str, int] = {}
+            for p in pods:
+                node = p["spec"].get("nodeName")
+                if node:
+                    on[node] = on.get(node, 0) + 1
+
+            def order(p: dict[str, Any]) -> tuple[Any, ...]:
+                node = p["spec"].get("nodeName")
+                cost = int((p["metadata"].get("annotations") or {}).get(DELETION_COST, "0"))
+                return (node is not None, cost, -on.get(node or "", 0))
+
+            for p in sorted(pods, key=order)[: len(pods) - self.replicas]:
+                self.em.store.objects[("v1", "pods")].pop((NS, p["metadata"]["name"]))
+                self.em.store.bump(("v1", "pods"), "DELETED", p)
+
+    def observe(self) -> None:
+        for inst in self.cloud.instances.values():
+            if inst.state != "running" and inst.id not in self._gone:
+                self._gone.add(inst.id)
+                self.terminated.append(self.now)
+
+    def kubelet(self) -> None:
+        known = {n["spec"].get("providerID") for n in self.em.all("v1", "nodes")}
+        for inst in self.cloud.instances.values():
+            pid = f"aws:///{inst.zone}/{inst.id}"
+            if inst.state != "running" or pid in known or self.now < inst.launched_at + BOOT:
+                continue
+            self.em.put("v1", "nodes", {
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": f"ip-{inst.id}",
+                             "labels": {"node.kubernetes.io/instance-type": inst.instance_type}},
+                "spec": {"providerID": pid, "taints": [{"key": "karpenter.sh/unregistered", "effect": "NoExecute"}]},
+                "status": {"allocatable": {"cpu": f"{self.cpu_m[inst.instance_type][0]}m",
+                                           "memory": f"{self.cpu_m[inst.instance_type][1]}Mi", "pods": "110"},
+                           "conditions": [{"type": "Ready", "status": "True"}]}})
+
+    def scheduler(self) -> None:
+        nodes = [n for n in self.em.all("v1", "nodes") if not n["spec"].get("unschedulable")
+                 and not n["spec"].get("taints")]
+        pods = self.pods()
+        used = {n["metadata"]["name"]: 0 for n in nodes}
+        for p in pods:
+            if p["spec"].get("nodeName") in used:
+                used[p["spec"]["nodeName"]] += pod_requests(p).cpu_m
+        cap = {n["metadata"]["name"]: int(n["status"]["allocatable"]["cpu"].rstrip("m")) for n in nodes}
+        mem = {n["metadata"]["name"]: int(n["status"]["allocatable"]["memory"].rstrip("Mi")) // 2048 for n in nodes}
+        count = {n: sum(1 for p in pods if p["spec"].get("nodeName") == n) for n in cap}
+        for p in pods:
+            if p["spec"].get("nodeName"):
+                continue
+            room = [n for n in cap if cap[n] - used[n] >= 1000 and count[n] < mem[n]]
+            if room:
+                best = min(room, key=lambda n: (used[n] / cap[n], n))
+                used[best] += 1000
+                count[best] += 1
+                p["spec"]["nodeName"] = best
+                p["status"] = {"phase": "Running"}
+            elif (p.get("status") or {}).get("conditions"):
+                continue  # already marked Unschedulable: no write, no watch event
+            else:
+                p["status"] = {"phase": "Pending", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}
+            self.em.put("v1", "pods", p)
+
+
+@pytest.mark.xfail(strict=True, reason="live and simulated provisioner still diverge after the spike (which "
+                   "nodes prepare_for protects, consolidation timing); see docs/simulator.md")
+async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_nodes(tmp_path: Path, k8s_api: K8s
+                                                                                   ) -> None:
+    paths = files(tmp_path, so=SO.format(max=50), capacity="spot, on-demand")
+    a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT)
+    setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+    sim = simulate(scenario(), setup, policy_named("surge"), a, notices=(NOTICE_AT,))
+    assert len(sim.series.t) == len(sim.series.replicas) and sim.series.t[1] == TICK
+
+    em = k8s_api.emulator
+    em.put("karpenter.sh/v1", "nodepools", yaml.safe_load(paths["np"].read_text()))
+    deployment = yaml.safe_load(DEPLOYMENT)
+    deployment["metadata"]["namespace"] = NS
+    deployment["spec"]["selector"] = {"matchLabels": {"app": NAME}}
+    em.put("apps/v1", "deployments", deployment)
+    catalog = list(setup.catalog_spot)
+    room = {t.name: ((t.allocatable - setup.overhead).cpu_m, (t.allocatable - setup.overhead).memory_mib)
+            for t in catalog}
+    world = World(em, SimulatedProvider(lambda: world.now), room)
+    async with client.ApiClient(k8s_api.configuration) as api:
+        controller = ProvisioningController(ProvisionerKube(api), world.cloud, catalog, clock=lambda: world.now,
+                                            gc_interval_s=3600, disruption_interval_s=0.02, tick_s=0.01)
+        task = asyncio.create_task(controller.run())
+        try:
+            for _ in range(200):
+                if {"pods", "nodes", "nodeclaims", "nodepools"} <= controller.synced:
+                    break
+                await asyncio.sleep(0.02)
+            for t, replicas in zip(sim.series.t, sim.series.replicas, strict=True):
+                world.now = t
+                world.kubelet()
+                if replicas > world.replicas:
+                    await controller.prepare_for(NS, "Deployment", NAME, replicas - world.replicas)
+                world.replicas = replicas
+                world.replicaset()
+                world.scheduler()
+                if t == NOTICE_AT:
+                    spot = sorted((i for i in world.cloud.instances.values()
+                                   if i.capacity_type == "spot" and i.state == "running"), key=lambda i: i.launched_at)
+                    await controller.handle_interruption(Interruption("spot-interruption", spot[0].id))
+                await asyncio.sleep(0.05)  # the controller's loops act on this tick
+                world.observe()
+                world.scheduler()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    live_launches = sorted(i.launched_at for i in world.cloud.instances.values())
+    sim_launches = sorted(n.launched_at for n in sim.nodes)
+    sim_terms = sorted(n.terminated_at for n in sim.nodes if n.terminated_at is not None)
+    print("live", sorted((i.launched_at, i.instance_type) for i in world.cloud.instances.values()), world.terminated)
+    print("sim", sorted((n.launched_at, n.instance_type, n.terminated_at) for n in sim.nodes))
+    assert len(live_launches) == len(sim_launches), (live_launches, sim_launches)
+    assert all(abs(x - y) <= TICK for x, y in zip(live_launches, sim_launches, strict=True)), (live_launches,
+                                                                                              sim_launches)
+    assert len(world.terminated) == len(sim_terms), (world.terminated, sim_terms)
+    assert all(abs(x - y) <= TICK for x, y in zip(sorted(world.terminated), sim_terms, strict=True)), (
+        world.terminated, sim_terms)

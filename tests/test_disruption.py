@@ -1,0 +1,250 @@
+"""The shared decision code, rule by rule: consolidation (provisioner/disruption.py), provisioning
+batches (BatchWindow), the operator's reaction path (engine/reaction.py) and the simulated
+Kubernetes the simulator puts them in. Each test names the documentation it follows; the live
+controllers and the simulator both call these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from autoscaler.engine.reaction import LAG_WATCH_S, WAKE_COALESCE_S, next_due, on_change, watch_interval
+from autoscaler.simulate.cluster import Cluster
+from provisioner.disruption import (
+    DRAIN_BEFORE_RECLAIM_S,
+    SPOT_NOTICE_S,
+    deletion_costs,
+    disruption_actions,
+    drain_at,
+    judge,
+)
+from provisioner.plan import Plan, PlannedNode
+from provisioner.provisioning import (
+    BATCH_IDLE_S,
+    BATCH_MAX_S,
+    RETRY_UNSCHEDULABLE_S,
+    BatchWindow,
+    Budget,
+    Disruption,
+    NodeView,
+)
+
+KARPENTER = "https://karpenter.sh/docs/concepts/disruption/"
+
+
+def node(name: str, pods: int = 1, price: float = 1.0, changed: float = 0.0, capacity: str = "on-demand",
+         pool: str = "default", dnd: bool = False, protected: float | None = None, created: float = 0.0,
+         expire: float | None = 720 * 3600.0) -> NodeView:
+    return NodeView(name, name, pool, price, pods, changed if pods == 0 else None, dnd, protected, created, expire,
+                    capacity, changed)
+
+
+def policy(kind: str = "WhenEmptyOrUnderutilized", after: float | None = 60.0, nodes: str = "100%") -> Disruption:
+    return Disruption(kind, after, (Budget(nodes),))
+
+
+def nowhere(_: Sequence[NodeView]) -> Plan | None:
+    return None  # the pods fit nowhere and nothing can be launched for them
+
+
+def fits(_: Sequence[NodeView]) -> Plan | None:
+    return Plan([], 0.0, 0.0)  # the pods fit on the other nodes
+
+
+def one_new(price: float, capacity: str = "on-demand") -> Plan:
+    return Plan([PlannedNode("m5.large", capacity, "us-east-1a", price, ["p"], "default")], price, price)
+
+
+def actions(nodes: Sequence[NodeView], pol: Disruption, plan_for: Callable[[Sequence[NodeView]], Plan | None] = fits,
+            now: float = 1000.0, disrupting: int = 0,
+            **kw: object) -> list[tuple[tuple[str, ...], str, str]]:
+    out = disruption_actions(nodes, {"default": pol}, {"default": disrupting}, now, plan_for, **kw)  # type: ignore[arg-type]
+    return [(tuple(n.name for n in a.nodes), a.reason, a.kind) for a in out]
+
+
+# --- consolidation policy ------------------------------------------------------------------------
+
+def test_when_empty_removes_only_empty_nodes() -> None:
+    # KARPENTER#consolidation: "WhenEmpty: Karpenter will only consider nodes for consolidation that
+    # contain no workload pods"
+    nodes = [node("busy", pods=1), node("empty", pods=0)]
+    assert actions(nodes, policy("WhenEmpty")) == [(("empty",), "Empty", "delete")]
+    assert actions([node("busy", pods=1)], policy("WhenEmpty")) == []
+
+
+def test_underutilized_nodes_are_deleted_when_their_pods_fit_elsewhere() -> None:
+    # KARPENTER#consolidation: deletion when the pods can run on the free capacity of other nodes
+    assert actions([node("a", pods=1, price=2.0)], policy()) == [(("a",), "Underutilized", "delete")]
+    assert actions([node("a", pods=1)], policy(), plan_for=nowhere) == []
+
+
+def test_multi_node_consolidation_takes_the_largest_prefix_before_single_nodes() -> None:
+    # KARPENTER#consolidation: multi-node consolidation first, then single-node
+    nodes = [node(f"n{i}", pods=i + 1) for i in range(4)]
+
+    def first_three(chosen: Sequence[NodeView]) -> Plan | None:
+        return Plan([], 0.0, 0.0) if {n.name for n in chosen} <= {"n0", "n1", "n2"} else None
+
+    assert actions(nodes, policy(), plan_for=first_three) == [(("n0", "n1", "n2"), "Underutilized", "delete")]
+
+
+def test_a_replacement_must_be_one_cheaper_node() -> None:
+    # KARPENTER#consolidation: replace "with a cheaper node" (one)
+    a = node("a", price=1.0)
+    assert judge([a], one_new(0.4)) is not None and judge([a], one_new(0.4)).kind == "replace"  # type: ignore[union-attr]
+    assert judge([a], one_new(1.0)) is None  # not cheaper
+    two = Plan([*one_new(0.1).nodes, *one_new(0.1).nodes], 0.2, 0.2)
+    assert judge([a], two) is None  # two nodes for one is not a consolidation
+
+
+def test_spot_is_not_replaced_by_spot_unless_the_feature_gate_is_on() -> None:
+    # https://karpenter.sh/docs/concepts/disruption/#spot-consolidation and
+    # https://karpenter.sh/docs/reference/settings/#feature-gates: SpotToSpotConsolidation defaults to false
+    spot = node("s", price=1.0, capacity="spot")
+    assert judge([spot], one_new(0.3, "spot")) is None
+    assert judge([spot], one_new(0.3, "spot"), spot_to_spot=True) is not None
+    assert judge([spot], Plan([], 0.0, 0.0)) is not None  # deleting a spot node is always allowed
+    on_demand = node("o", price=1.0)
+    assert judge([on_demand], one_new(0.3, "spot")) is not None  # on-demand → cheaper spot is allowed
+    # the simulated baseline calls the same function: no spot → spot replacement loop on a constant load
+    assert actions([spot], policy(), plan_for=lambda _: one_new(0.3, "spot")) == []
+
+
+def test_consolidate_after_counts_from_the_last_pod_change() -> None:
+    # KARPENTER#consolidation: consolidateAfter "after a pod has been added or removed from the node"
+    assert actions([node("a", changed=950.0)], policy(after=60.0), now=1000.0) == []
+    assert actions([node("a", changed=940.0)], policy(after=60.0), now=1000.0) != []
+    assert actions([node("e", pods=0, changed=990.0)], policy("WhenEmpty", after=60.0), now=1000.0) == []
+    assert actions([node("a", changed=0.0)], policy(after=None)) == []  # consolidateAfter: Never
+
+
+def test_budgets_default_to_ten_percent_and_count_nodes_already_disrupting() -> None:
+    # KARPENTER#disruption-budgets: default budget nodes: 10%; "nodes being deleted" count against it
+    empties = [node(f"e{i}", pods=0, changed=0.0) for i in range(20)]
+    default = Disruption("WhenEmpty", 0.0)
+    assert len(actions(empties, default)) == 2  # 10% of 20
+    assert len(actions(empties, default, disrupting=1)) == 1
+    assert actions(empties, default, disrupting=2) == []
+    assert len(actions(empties[:5], default)) == 1  # rounded up
+
+
+def test_do_not_disrupt_and_protection_keep_a_node() -> None:
+    # KARPENTER#pod-level-controls: karpenter.sh/do-not-disrupt blocks voluntary disruption
+    assert actions([node("a", dnd=True)], policy()) == []
+    assert actions([node("e", pods=0, dnd=True)], policy("WhenEmpty")) == []
+    assert actions([node("e", pods=0, protected=2000.0)], policy("WhenEmpty"), now=1000.0) == []
+
+
+def test_expired_nodes_go_even_past_the_budget() -> None:
+    # KARPENTER#expiration: expiration is forceful; budgets do not block it
+    old = [node(f"x{i}", created=0.0, expire=100.0) for i in range(3)]
+    assert [r for _, r, _ in actions(old, policy(nodes="0"), now=1000.0)] == ["Expired"] * 3
+
+
+def test_forecast_keep_vetoes_removals_but_not_replacements() -> None:
+    nodes = [node("a")]
+    assert actions(nodes, policy(), keep=lambda _: True) == []
+    assert actions(nodes, policy(), plan_for=lambda _: one_new(0.2), keep=lambda _: True)[0][2] == "replace"
+
+
+def test_pod_deletion_cost_ranks_the_node_consolidation_takes_first_lowest() -> None:
+    # https://kubernetes.io/docs/reference/labels-annotations-taints/#pod-deletion-cost: lower goes first
+    costs = deletion_costs([node("full", pods=8), node("light", pods=1), node("pinned", pods=1, dnd=True)])
+    assert costs["light"] < costs["full"] < costs["pinned"] < 0
+
+
+def test_interrupted_nodes_drain_when_the_replacement_is_ready_or_before_the_reclaim() -> None:
+    # https://karpenter.sh/docs/concepts/disruption/#interruption: a replacement starts on the warning;
+    # the 2-minute notice bounds the wait
+    assert drain_at(100.0, 150.0) == 150.0
+    assert drain_at(100.0, None) == drain_at(100.0, 1e9) == 100.0 + SPOT_NOTICE_S - DRAIN_BEFORE_RECLAIM_S
+
+
+# --- provisioning batches ------------------------------------------------------------------------
+
+def test_batches_close_after_one_idle_second_or_ten_seconds() -> None:
+    # https://karpenter.sh/docs/reference/settings/: BATCH_IDLE_DURATION 1s, BATCH_MAX_DURATION 10s
+    assert (BATCH_IDLE_S, BATCH_MAX_S) == (1.0, 10.0)
+    b = BatchWindow()
+    assert not b.observe(0.0, True, True)
+    assert not b.observe(0.5, True, True)
+    assert b.observe(1.5, False, True)  # 1 s without new pods
+    b = BatchWindow()
+    assert not any(b.observe(t * 0.5, True, True) for t in range(20))  # new pods every 0.5 s …
+    assert b.observe(10.0, True, True)  # … until 10 s after the batch opened
+    assert not b.observe(11.0, False, True) and not b.observe(10.0 + RETRY_UNSCHEDULABLE_S - 1, False, True)
+    b.observe(10.0 + RETRY_UNSCHEDULABLE_S, False, True)  # pods nothing was launched for: tried again
+    assert b.observe(10.0 + RETRY_UNSCHEDULABLE_S + 1.0, False, True)
+    assert not BatchWindow().observe(5.0, False, False)
+
+
+# --- the operator's reaction path ----------------------------------------------------------------
+
+def test_objects_are_due_every_polling_interval_without_bursting_when_behind() -> None:
+    # https://keda.sh/docs/2.x/reference/scaledobject-spec/#pollinginterval (default 30 s)
+    assert next_due(0.0, 30.0, 0.2, False) == 30.0
+    assert next_due(0.0, 30.0, 95.0, False) == 95.0  # behind: start again from now
+    assert next_due(0.0, 30.0, 0.2, True) == pytest.approx(0.2 + WAKE_COALESCE_S)  # a change came meanwhile
+    assert on_change(30.0, 10.0) == pytest.approx(10.0 + WAKE_COALESCE_S)
+    assert on_change(10.01, 10.0) == 10.01
+
+
+def test_cheap_lag_triggers_are_watched_every_second_others_polled() -> None:
+    assert watch_interval(["kafka"]) == LAG_WATCH_S
+    assert watch_interval(["kafka", "aws-sqs-queue"]) == LAG_WATCH_S
+    assert watch_interval(["kafka", "cron"]) is None
+    assert watch_interval([]) is None
+    assert next_due(0.0, 30.0, 0.2, False, LAG_WATCH_S) == 1.0
+
+
+# --- the simulated Kubernetes --------------------------------------------------------------------
+
+def _cluster(fills: list[tuple[int, int]]) -> Cluster:
+    c = Cluster(pod_start_s=0.0)
+    for slots, pods in fills:
+        n = c.launch("m5.large", "on-demand", "a", "default", 1.0, 1.0, slots, 0.0, 0.0)
+        c.unbound += pods
+        c._start(n, pods, 0.0)
+        c.unbound -= pods
+    c.advance(0.0)
+    return c
+
+
+def test_replicaset_scale_down_takes_unscheduled_then_starting_then_doubled_up_pods() -> None:
+    # https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#scaling-a-replicaset
+    c = _cluster([(4, 1), (4, 3)])
+    c.unbound = 1
+    c.set_replicas(4, 10.0)  # 5 pods → 4: the Pending one goes
+    assert c.unbound == 0 and [n.pods for n in c.nodes.values()] == [1, 3]
+    c.set_replicas(3, 10.0)  # then the node holding more of the replicas loses one
+    assert [n.pods for n in c.nodes.values()] == [1, 2]
+    c.deletion_cost = {0: -2, 1: -1}  # unless the pod-deletion-cost says otherwise
+    c.set_replicas(2, 10.0)
+    assert [n.pods for n in c.nodes.values()] == [0, 2]
+
+
+def test_scheduler_spreads_onto_the_least_allocated_ready_node() -> None:
+    # https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/ (LeastAllocated default)
+    c = _cluster([(4, 3), (4, 0)])
+    c.unbound = 2
+    c.schedule(1.0)
+    assert sorted(n.pods for n in c.nodes.values()) == [2, 3]
+
+
+def test_existing_nodes_take_no_more_pods_than_there_are() -> None:
+    # found by the differential test: each existing node was offered all the pods at once, so a
+    # consolidation over many nodes planned more pods than it moved (and _render ran out of names)
+    from provisioner.catalog import load_catalog
+    from provisioner.nodepool import NodePool
+    from provisioner.plan import make_plan
+    from provisioner.pods import PodGroup
+    from provisioner.problem import ExistingNode
+    from provisioner.resources import Resources
+
+    pool = NodePool.model_validate({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "d"},
+                                    "spec": {"template": {"spec": {"requirements": []}}}})
+    group = PodGroup("g", 3, Resources(1000, 1024, 0, 1), pod_names=("a/1", "a/2", "a/3"))
+    room = [ExistingNode(f"n{i}", {"karpenter.sh/nodepool": "d"}, Resources(8000, 16384, 0, 50)) for i in range(4)]
+    plan = make_plan([group], [pool], load_catalog(("us-east-1a",)), room)
+    assert sorted(p for n in plan.nodes for p in n.pods) == ["a/1", "a/2", "a/3"] and not plan.new_nodes
