@@ -124,8 +124,9 @@ def test_budgets_default_to_ten_percent_and_count_nodes_already_disrupting() -> 
     empties = [node(f"e{i}", pods=0, changed=0.0) for i in range(20)]
     default = Disruption("WhenEmpty", 0.0)
     assert len(actions(empties, default)) == 2  # 10% of 20
-    assert len(actions(empties, default, disrupting=1)) == 1
-    assert actions(empties, default, disrupting=2) == []
+    # the percentage is of the pool's nodes including those being disrupted (20 in all here)
+    assert len(actions(empties[:19], default, disrupting=1)) == 1
+    assert actions(empties[:18], default, disrupting=2) == []
     assert len(actions(empties[:5], default)) == 1  # rounded up
 
 

@@ -95,6 +95,8 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "patch_cluster_custom_object": _rules(KARPENTER, "nodeclaims", "patch"),
         "patch_cluster_custom_object_status": _rules(KARPENTER, "nodeclaims/status nodepools/status", "patch"),
         "delete_namespaced_pod": _rules("", "pods", "delete"),
+        # controller.pod-deletion-cost on ReplicaSet pods: the cheapest node's pods go first on scale-in
+        "patch_namespaced_pod": _rules("", "pods", "patch"),
         "delete_cluster_custom_object": _rules(KARPENTER, "nodeclaims", "delete"),
         "read_namespaced_deployment": _rules("apps", "deployments", "get"),
         "read_namespaced_stateful_set": _rules("apps", "statefulsets", "get"),
