@@ -29,8 +29,8 @@ from autoscaler.manifests.keda import (
 )
 from autoscaler.manifests.loader import MODELS, Document, load_documents
 from autoscaler.redact import remember
-from provisioner.nodeclass import EC2NodeClass
-from provisioner.nodepool import NodePool
+from provisioner.nodeclass import EC2NodeClass, nodeclass_crd_problems
+from provisioner.nodepool import NodePool, crd_problems
 
 UNRESOLVED = "surge-unresolved"
 # API groups of the projects surge stands in for: a kind of theirs that surge does not model is said so
@@ -235,6 +235,8 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             group = str(doc.raw.get("apiVersion", "")).partition("/")[0]
             if group in OWN_GROUPS:
                 result.warnings.append(f"kind {doc.kind} ({group}) is not implemented by surge: not checked")
+            elif not doc.kind:
+                result.warnings.append(f"document {doc.index}: no kind, not a Kubernetes object: not checked")
             results.append(result)
             continue
         try:
@@ -243,6 +245,10 @@ def validate_documents(docs: list[Document]) -> list[ObjectResult]:
             result.errors = issues_from(exc)
         else:
             result.warnings += [f"{p}: unknown field, ignored by surge" for p in unknown_fields(obj)]
+            if isinstance(obj, NodePool):
+                result.errors += [Issue(f, m) for f, m in crd_problems(obj)]
+            if isinstance(obj, EC2NodeClass):
+                result.errors += [Issue(f, m) for f, m in nodeclass_crd_problems(obj)]
             if isinstance(obj, NodePool | EC2NodeClass):
                 result.warnings += [f if ":" in f else f"{f}: not supported by surge" for f in obj.unsupported_fields()]
             if isinstance(obj, ScaledObject):

@@ -4,6 +4,7 @@ user's existing manifests load unchanged."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -132,3 +133,63 @@ class NodeClaim(_Model):
     metadata: dict[str, Any]
     spec: NodeClaimSpec
     status: dict[str, Any] | None = None
+
+
+_ALIAS_FAMILIES = ("al2", "al2023", "bottlerocket", "windows2019", "windows2022", "windows2025")
+_VOLUME_TYPES = ("standard", "io1", "io2", "gp2", "sc1", "st1", "gp3")
+
+
+def _term_problems(at: str, terms: list[SelectorTerm], keys: tuple[str, ...],
+                   exclusive: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for i, t in enumerate(terms):
+        given = [k for k in keys if getattr(t, re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(), None)]
+        if not given:
+            out.append((f"{at}[{i}]", f"expected at least one, got none, {list(keys)}"))
+        for k in exclusive:
+            if k in given and len(given) > 1:
+                out.append((f"{at}[{i}]", f"'{k}' is mutually exclusive, cannot be set with a combination of other "
+                                          "fields"))
+        if any(not k or not v for k, v in t.tags.items()):
+            out.append((f"{at}[{i}].tags", "empty tag keys or values aren't supported"))
+    return out
+
+
+def nodeclass_crd_problems(nc: EC2NodeClass) -> list[tuple[str, str]]:
+    """(field, message) for the karpenter.k8s.aws/v1 CRD's validation rules that EC2NodeClasses most
+    often break (selector terms, alias format, role/instanceProfile, block devices)."""
+    s = nc.spec
+    out = _term_problems("spec.subnetSelectorTerms", s.subnet_selector_terms, ("tags", "id"), ("id",))
+    out += _term_problems("spec.securityGroupSelectorTerms", s.security_group_selector_terms, ("tags", "id", "name"),
+                          ("id", "name"))
+    out += _term_problems("spec.amiSelectorTerms", list(s.ami_selector_terms),
+                          ("tags", "id", "name", "alias", "ssmParameter"), ("id", "alias"))
+    aliases = [(i, t.alias) for i, t in enumerate(s.ami_selector_terms) if t.alias]
+    if aliases and len(s.ami_selector_terms) > 1:
+        out.append(("spec.amiSelectorTerms", "'alias' is mutually exclusive, cannot be set with a combination of "
+                                             "other amiSelectorTerms"))
+    for i, alias in aliases:
+        family, sep, version = alias.partition("@")
+        if not sep or not family or not version:
+            out.append((f"spec.amiSelectorTerms[{i}].alias", f"{alias!r} is improperly formatted, must match the "
+                                                             "format 'family@version'"))
+        elif family not in _ALIAS_FAMILIES:
+            out.append((f"spec.amiSelectorTerms[{i}].alias", f"family {family!r} is not supported, must be one of "
+                                                             f"{list(_ALIAS_FAMILIES)}"))
+        elif family.startswith("windows") and version != "latest":
+            out.append((f"spec.amiSelectorTerms[{i}].alias", "windows families may only specify version 'latest'"))
+    if not aliases and not s.ami_family:
+        out.append(("spec.amiFamily", "must specify amiFamily if amiSelectorTerms does not contain an alias"))
+    if bool(s.role) == bool(s.instance_profile):
+        out.append(("spec", "must specify exactly one of ['role', 'instanceProfile']"))
+    roots = 0
+    for i, m in enumerate(s.block_device_mappings):
+        roots += m.root_volume
+        if m.ebs is not None and m.ebs.volume_type is not None and m.ebs.volume_type not in _VOLUME_TYPES:
+            out.append((f"spec.blockDeviceMappings[{i}].ebs.volumeType",
+                        f"{m.ebs.volume_type!r}: expected one of {list(_VOLUME_TYPES)}"))
+        if m.ebs is not None and not (m.ebs.snapshot_id or m.ebs.volume_size):
+            out.append((f"spec.blockDeviceMappings[{i}].ebs", "snapshotID or volumeSize must be defined"))
+    if roots > 1:
+        out.append(("spec.blockDeviceMappings", "must have only one blockDeviceMappings with rootVolume"))
+    return out

@@ -3,6 +3,7 @@ act on are reported by `unsupported_fields`, never silently dropped."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -43,6 +44,64 @@ class TaintSpec(_Model):
         if v not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
             raise ValueError(f"{v!r}: expected NoSchedule, PreferNoSchedule or NoExecute")
         return v
+
+
+# the karpenter.sh/v1 CRD's patterns: the API server refuses a NodePool that does not match them
+_DURATION_OR_NEVER = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
+_DURATION = re.compile(r"^([0-9]+(s|m|h))+$")
+_BUDGET_NODES = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
+_BUDGET_DURATION = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
+_BUDGET_SCHEDULE = re.compile(r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))"
+                              r"|((.+)\s(.+)\s(.+)\s(.+)\s(.+))$")
+
+
+def _match(pattern: re.Pattern[str], value: object) -> bool:
+    return value is None or (isinstance(value, str) and pattern.match(value) is not None)
+
+
+def crd_problems(pool: NodePool) -> list[tuple[str, str]]:
+    """(field, message) for the values the karpenter.sh/v1 CRD's patterns and rules refuse. Not a
+    model validator: the controllers read a NodePool leniently and report bad disruption settings
+    when they use them (`Disruption.of`); `surge validate` reports these as the API server would."""
+    out: list[tuple[str, str]] = []
+    t = pool.spec.template.spec
+    if not _match(_DURATION_OR_NEVER, t.expire_after):
+        out.append(("spec.template.spec.expireAfter", f"{t.expire_after!r}: expected a duration such as 720h or "
+                                                      "1h30m, or Never"))
+    if not _match(_DURATION, t.termination_grace_period):
+        out.append(("spec.template.spec.terminationGracePeriod", f"{t.termination_grace_period!r}: expected a "
+                                                                 "duration such as 48h or 30m"))
+    d = pool.spec.disruption or {}
+    if not _match(_DURATION_OR_NEVER, d.get("consolidateAfter")):
+        out.append(("spec.disruption.consolidateAfter", f"{d.get('consolidateAfter')!r}: expected a duration such "
+                                                        "as 30s or 5m, or Never"))
+    policy = d.get("consolidationPolicy")
+    if policy is not None and policy not in ("WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"):
+        out.append(("spec.disruption.consolidationPolicy", f"{policy!r}: expected WhenEmpty, "
+                                                           "WhenEmptyOrUnderutilized or Balanced"))
+    budgets = d.get("budgets") or []
+    if not isinstance(budgets, list) or len(budgets) > 50:
+        return [*out, ("spec.disruption.budgets", "expected a list of at most 50 budgets")]
+    for i, b in enumerate(budgets):
+        at = f"spec.disruption.budgets[{i}]"
+        if not isinstance(b, dict):
+            out.append((at, "expected a mapping"))
+            continue
+        if not _match(_BUDGET_NODES, str(b.get("nodes", "10%"))):
+            out.append((f"{at}.nodes", f"{b.get('nodes')!r}: expected a count such as 5 or a percentage from 0% "
+                                       "to 100%"))
+        if not _match(_BUDGET_SCHEDULE, b.get("schedule")):
+            out.append((f"{at}.schedule", f"{b.get('schedule')!r}: expected a cron schedule (5 fields) or @daily, "
+                                          "@hourly, ..."))
+        if not _match(_BUDGET_DURATION, b.get("duration")):
+            out.append((f"{at}.duration", f"{b.get('duration')!r}: expected hours and/or minutes such as 1h, 10m "
+                                          "or 1h30m"))
+        if ("schedule" in b) != ("duration" in b):
+            out.append((at, "'schedule' must be set with 'duration'"))
+        bad = [r for r in b.get("reasons") or [] if r not in ("Underutilized", "Empty", "Drifted")]
+        if bad:
+            out.append((f"{at}.reasons", f"{bad}: expected Underutilized, Empty or Drifted"))
+    return out
 
 
 class NodeClaimTemplateSpec(_Model):

@@ -34,8 +34,8 @@ class PostgresConfig:
     db_name: str = param("dbName", AUTH_OR_META, optional=True)
     sslmode: str = param("sslmode", AUTH_OR_META, optional=True)
     password: str = param("password", AUTH_OR_ENV, optional=True)
-    azure_workload: bool = False
-    as_metric_source: bool = False  # podIdentity azure-workload: the password is an Azure AD token
+    azure_workload: bool = False  # podIdentity azure-workload: the password is an Azure AD token
+    as_metric_source: bool = False  # the ScaledObject has a scalingModifiers formula: targetQueryValue optional
 
     def validate(self) -> list[FieldError]:
         if not self.connection:

@@ -82,3 +82,58 @@ def test_null_metadata_value_is_absent_as_after_api_server_pruning(tmp_path: Pat
     (tmp_path / "number.yaml").write_text(so.replace("LAG", "5"))
     [bad] = validate_paths([tmp_path / "number.yaml"])
     assert [e.field for e in bad.errors] == ["spec.triggers[0].metadata.lagThreshold"]
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ("  template: {spec: {expireAfter: 3 days}}", "spec.template.spec.expireAfter"),
+    ("  template: {spec: {terminationGracePeriod: 1 hour}}", "spec.template.spec.terminationGracePeriod"),
+    ("  disruption: {consolidateAfter: never}", "spec.disruption.consolidateAfter"),
+    ("  disruption: {consolidationPolicy: WhenUnderutilized}", "spec.disruption.consolidationPolicy"),
+    ("  disruption: {budgets: [{nodes: '150%'}]}", "spec.disruption.budgets[0].nodes"),
+    ("  disruption: {budgets: [{nodes: '1', schedule: '0 9 * * *'}]}", "spec.disruption.budgets[0]"),
+    ("  disruption: {budgets: [{nodes: '1', schedule: '@daily', duration: 30s}]}",
+     "spec.disruption.budgets[0].duration"),
+    ("  disruption: {budgets: [{nodes: '1', reasons: [expired]}]}", "spec.disruption.budgets[0].reasons"),
+])
+def test_nodepool_values_karpenters_crd_refuses(tmp_path: Path, spec: str, field: str) -> None:
+    # the karpenter.sh/v1 CRD's patterns and rules (pkg/apis/crds/karpenter.sh_nodepools.yaml)
+    path = tmp_path / "np.yaml"
+    path.write_text(f"apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {{name: a}}\nspec:\n{spec}\n")
+    [r] = validate_paths([path])
+    assert [e.field for e in r.errors] == [field], r.errors
+
+
+def test_nodepool_values_karpenters_crd_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "np.yaml"
+    path.write_text("apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: a}\nspec:\n"
+                    "  template: {spec: {expireAfter: Never, terminationGracePeriod: 48h}}\n"
+                    "  disruption:\n    consolidationPolicy: Balanced\n    consolidateAfter: 1m30s\n"
+                    "    budgets: [{nodes: '100%'}, {nodes: '0', schedule: '@daily', duration: 1h30m, "
+                    "reasons: [Drifted, Empty]}, {nodes: '5', schedule: '0 9 * * mon-fri', duration: 8h0s}]\n")
+    [r] = validate_paths([path])
+    assert r.ok, r.errors
+
+
+def test_ec2nodeclass_rules_karpenters_crd_enforces(tmp_path: Path) -> None:
+    # karpenter.k8s.aws/v1 CRD rules (pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml)
+    path = tmp_path / "nc.yaml"
+    path.write_text("apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: a}\nspec:\n"
+                    "  amiSelectorTerms: [{alias: ubuntu@latest}]\n  subnetSelectorTerms: [{tags: {}}]\n"
+                    "  securityGroupSelectorTerms: [{id: sg-1, tags: {a: b}}]\n  role: r\n  instanceProfile: p\n"
+                    "  blockDeviceMappings: [{deviceName: /dev/xvda, ebs: {volumeSize: 20Gi, volumeType: gp9}}]\n")
+    [r] = validate_paths([path])
+    assert [e.field for e in r.errors] == [
+        "spec.subnetSelectorTerms[0]", "spec.securityGroupSelectorTerms[0]", "spec.amiSelectorTerms[0].alias",
+        "spec", "spec.blockDeviceMappings[0].ebs.volumeType"], r.errors
+    path.write_text("apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: a}\nspec:\n"
+                    "  amiFamily: AL2023\n  amiSelectorTerms: [{id: ami-1}]\n  subnetSelectorTerms: [{id: subnet-1}]\n"
+                    "  securityGroupSelectorTerms: [{name: sg}]\n  instanceProfile: p\n")
+    [ok] = validate_paths([path])
+    assert ok.ok, ok.errors
+
+
+def test_document_without_kind_is_named_not_silently_ok(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text("replicaCount: 1\nimage: {repository: x}\n")
+    [r] = validate_paths([path])
+    assert r.warnings == ["document 0: no kind, not a Kubernetes object: not checked"]
