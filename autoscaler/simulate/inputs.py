@@ -15,7 +15,7 @@ from autoscaler.manifests.keda import ScaledObject
 from autoscaler.manifests.reader import ManifestError, read_file
 from autoscaler.simulate.policy import Assumptions
 from autoscaler.simulate.run import Setup
-from autoscaler.simulate.signals import sim_triggers
+from autoscaler.simulate.signals import SIGNALS, sim_triggers
 from provisioner.catalog import load_catalog
 from provisioner.nodepool import NodePool
 from provisioner.pods import daemonset_overhead, group_from_pod_spec
@@ -114,7 +114,7 @@ def build_setup(
     notes += [t.note for t in triggers if t.note]
     if all(t.signal == "none" for t in triggers):
         raise InputError(f"ScaledObject/{so.metadata.name}: spec.triggers: none of the trigger types can be "
-                         "simulated; expected at least one of kafka, redis*, aws-sqs-queue, prometheus")
+                         f"simulated; expected at least one of {', '.join(SIGNALS)}")
     spec = scaling_spec(so, {t.key: t.target for t in triggers})
     on_demand = load_catalog()
     spot_prices = {(t.name, o.zone): round(o.price * (1 - a.spot_discount), 6)
@@ -123,7 +123,7 @@ def build_setup(
     setup = Setup(
         spec=spec, triggers=tuple(triggers), pods=pods, pools=tuple(pools),
         catalog_spot=tuple(load_catalog(spot_prices=spot_prices)), catalog_on_demand=tuple(on_demand),
-        overhead=daemonset_overhead(docs), http=first.signal == "rate" or http is not None,
+        overhead=daemonset_overhead(docs), http=first.type == "prometheus" or http is not None,
         polling_interval_s=float(so.spec.polling_interval),
         do_not_disrupt=((template.get("metadata") or {}).get("annotations") or {}).get(
             "karpenter.sh/do-not-disrupt") == "true",

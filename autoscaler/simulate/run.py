@@ -376,20 +376,9 @@ class _Run:
         return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas, forecasts)
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
-        out = {}
-        for t in self.setup.triggers:
-            if t.signal == "backlog":
-                value = self.queue.backlog
-            elif t.signal == "backlog+inflight":
-                value = self.queue.backlog + busy * self.a.pod_rate * self.a.service_time_s
-            elif t.signal == "rate":
-                value = sum(recent) / (len(recent) * self.dt) if recent else 0.0
-            else:
-                out[t.key] = TriggerReading(0.0, False)
-                continue
-            value = math.floor(value) if t.signal != "rate" else value  # queues hold whole items
-            out[t.key] = TriggerReading(value, value > t.activation)
-        return out
+        rate = sum(recent) / (len(recent) * self.dt) if recent else 0.0
+        inflight = busy * self.a.pod_rate * self.a.service_time_s
+        return {t.key: t.reading(self.queue.backlog, inflight, rate) for t in self.setup.triggers}
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> PolicyResult:
