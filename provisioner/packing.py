@@ -34,45 +34,62 @@ def _fill(p: Problem, cands: np.ndarray, remaining: np.ndarray, order: np.ndarra
     Vectorised over candidates; per group it honours the per-node cap (hostname spread,
     anti-affinity, hostPorts), groups that may not share a node, and "only beside group X".
     Only groups with pods left and at least one allowed candidate are visited."""
-    counts = np.zeros((len(cands), len(p.groups)), dtype=np.int64)
-    room = room.copy()
-    pairs = bool(p.exclusive.any()) or bool((p.needs >= 0).any())
+    n = len(cands)
+    counts_t = np.zeros((len(p.groups), n), dtype=np.int64)  # (G, n): one contiguous row per group
     active = order[remaining[order] > 0]
     if not len(active):
-        return counts
+        return counts_t.T
     okm = allowed[np.ix_(active, cands)]
     keep = okm.any(axis=1)
     active, okm = active[keep], okm[keep]
+    if not len(active):
+        return counts_t.T
+    room_t = np.array(room.T, dtype=np.int64, order="C")  # (D, n): one contiguous row per resource
+    # a negative room (a type that is never launched) fits nothing in that resource and never changes:
+    # read it as 0 (same fills, no clipping per group) and keep those nodes out of the "full" test
+    open_ = ~(room_t < 0).any(axis=0)
+    np.maximum(room_t, 0, out=room_t)
+    pairs = bool(p.exclusive.any()) or bool((p.needs >= 0).any())
     floor = p.req[active].min(axis=0)  # no group asks for less than this: a node below it is full
+    floor_col = floor[:, None]
     dims_of = _dims_of(p)
-    caps = p.node_cap
-    for i, (g, ok) in enumerate(zip(active, okm, strict=True)):
-        if i % 8 == 7 and not (room >= floor).all(axis=1).any():
+    need_col = p.req[:, :, None]
+    limit = np.maximum(np.minimum(remaining[active], p.node_cap[active]), 0).tolist()
+    everywhere = okm.all(axis=1).tolist()
+    for i, g in enumerate(active.tolist()):
+        if i % 8 == 7 and not ((room_t >= floor_col).all(axis=0) & open_).any():
             break
-        need = p.req[g]
-        dims = dims_of[g]
-        if len(dims):
-            per = (room[:, dims] // need[dims]).min(axis=1)
-            np.minimum(per, min(int(remaining[g]), int(caps[g])), out=per)
-        else:
-            per = np.full(len(cands), min(int(remaining[g]), int(caps[g])), dtype=np.int64)
-        if pairs:
+        if pairs:  # before this group's row is written
+            ok = np.ones(n, dtype=bool)
             blocked = p.exclusive[g]
             if blocked.any():
-                ok = ok & ~(counts[:, blocked] > 0).any(axis=1)
+                ok &= ~counts_t[blocked].any(axis=0)
             if p.needs[g] >= 0:
-                ok = ok & (counts[:, p.needs[g]] > 0)
-        per = np.where(ok & (per > 0), per, 0)
-        counts[:, g] = per
-        room -= per[:, None] * need[None, :]
-    return counts
+                ok &= counts_t[p.needs[g]] > 0
+        dims = dims_of[g]
+        per = counts_t[g]  # filled in place
+        if dims:
+            d0, n0 = dims[0]
+            np.floor_divide(room_t[d0], n0, out=per)
+            for d, nd in dims[1:]:
+                np.minimum(per, room_t[d] // nd if nd != 1 else room_t[d], out=per)
+            np.minimum(per, limit[i], out=per)
+        else:
+            per[:] = limit[i]
+        if not everywhere[i]:
+            per *= okm[i]
+        if pairs:
+            per *= ok
+        if dims:
+            room_t -= need_col[g] * per
+    return counts_t.T
 
 
-def _dims_of(p: Problem) -> list[np.ndarray]:
-    """Per group, the resources it requests (computed once per problem)."""
-    key = "dims_of"
+def _dims_of(p: Problem) -> list[list[tuple[int, int]]]:
+    """Per group, the resources it requests and how much, as (dimension, amount) (computed once per problem)."""
+    key = "fill_dims"
     if key not in p.cache:
-        p.cache[key] = [np.nonzero(r)[0] for r in p.req]
+        p.cache[key] = [[(int(d), int(r[d])) for d in np.nonzero(r)[0]] for r in p.req]
     return p.cache[key]  # type: ignore[return-value]
 
 
