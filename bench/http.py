@@ -46,6 +46,7 @@ from autoscaler.interceptor.operator import make_http_controller  # noqa: E402
 from autoscaler.operator.controller import ScaledObjectController  # noqa: E402
 from autoscaler.operator.kube import Kube  # noqa: E402
 from scalers.http_addon import use_source  # noqa: E402
+from tests.http_harness import wait_ready  # noqa: E402
 from tests.servers import free_port, wait_for_port  # noqa: E402
 
 PY = sys.executable
@@ -162,17 +163,6 @@ async def cluster(upstream_running: bool, interceptor_core: int | None = 1,
                 yield {"api": api, "upstream": up_port, "proxy": proxy_port, "admin": admin_port, "pid": ic.pid}
             finally:
                 await api.close()
-
-
-async def wait_ready(admin_port: int) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(600):
-            with contextlib.suppress(aiohttp.ClientError):
-                async with s.get(f"http://127.0.0.1:{admin_port}/readyz") as r:
-                    if r.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise TimeoutError("interceptor not ready")
 
 
 # --- wrk ---------------------------------------------------------------------------------------------
