@@ -39,6 +39,7 @@ from provisioner.disruption import (
     DELETION_COST,
     DELETION_COST_EVERY_S,
     PROTECT_S,
+    SPOT_RESIZE_MIN_SAVING,
     Action,
     deletion_costs,
     disruption_actions,
@@ -718,7 +719,8 @@ class ProvisioningController:
             self.ranked_at = now
             await self._rank_pods(candidates)
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
-                                     keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now))
+                                     keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now),
+                                     spot_to_spot=True, spot_min_saving=SPOT_RESIZE_MIN_SAVING)
         done = []
         for action in actions:
             why = action.reason

@@ -18,6 +18,10 @@ The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
   behind the `SpotToSpotConsolidation` feature gate, which defaults to off
   (https://karpenter.sh/docs/reference/settings/#feature-gates).
 Capacity surge launched ahead of pods is kept `PROTECT_S` (live and simulated alike).
+
+surge's own provisioner differs in one rule, on purpose: it right-sizes spot (`spot_min_saving`).
+A spot node left mostly empty after a burst is replaced by one cheaper spot node when that saves
+at least `SPOT_RESIZE_MIN_SAVING` of its price — Karpenter keeps it for good with the gate off.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at
 CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
 SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
 DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+# surge replaces a spot node by a cheaper spot node only when that saves this share of its price: the
+# node is right-sized after a burst (its pods use under a third of it), not walked down price tiers
+# one drain at a time (each drain restarts the node's pods). Measured on the shared traces
+# (docs/benchmarks-simulate.md): 0.5 replaced ×6 more often for little more saving.
+SPOT_RESIZE_MIN_SAVING = 0.7
 
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -83,10 +92,12 @@ def consolidatable(node: NodeView, policy: Disruption, now: float) -> bool:
     return since is None or now - since >= policy.consolidate_after_s
 
 
-def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = False) -> Action | None:
+def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = False,
+          spot_min_saving: float = 0.0) -> Action | None:
     """Whether moving `nodes`' pods as `plan` says is a consolidation: delete when they all fit on
     the other nodes; replace when they need exactly one new node that costs less than `nodes` and
-    is not spot-for-spot (unless the gate is on); otherwise nothing."""
+    is not spot-for-spot (unless the gate is on, and then only when it saves at least
+    `spot_min_saving` of their price); otherwise nothing."""
     if plan is None or plan.unschedulable:
         return None
     price = sum(n.price for n in nodes)
@@ -97,7 +108,8 @@ def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = Fal
     new = plan.new_nodes[0]
     if new.price_per_hour >= price:
         return None
-    if not spot_to_spot and new.capacity_type == "spot" and all(n.capacity_type == "spot" for n in nodes):
+    spot_for_spot = new.capacity_type == "spot" and all(n.capacity_type == "spot" for n in nodes)
+    if spot_for_spot and (not spot_to_spot or price - new.price_per_hour < spot_min_saving * price):
         return None
     return Action(tuple(nodes), "Underutilized", plan, price - new.price_per_hour)
 
@@ -128,11 +140,13 @@ def drift_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], dis
 def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                        now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
                        keep: Callable[[Sequence[NodeView]], bool] = lambda _: False,
-                       spot_to_spot: bool = False) -> list[Action]:
+                       spot_to_spot: bool = False, spot_min_saving: float = 0.0) -> list[Action]:
     """This round's disruptions. `plan_for(nodes)` reschedules the nodes' pods onto the other nodes
     (and new ones where needed), None when some cannot be placed; `keep(nodes)` may veto removing
     capacity without a replacement (surge's forecast-aware consolidation). `nodes` are the
-    initialized nodes not already being disrupted; `disrupting` counts those that are, per pool."""
+    initialized nodes not already being disrupted; `disrupting` counts those that are, per pool.
+    `spot_to_spot` is Karpenter's gate (single-node only); `spot_min_saving` the share of the
+    node's price a spot-for-spot replacement must save (surge: `SPOT_RESIZE_MIN_SAVING`)."""
     picks = [(n, why) for n, why in disruption_order(nodes, pools, disrupting, now)
              if why == "Expired" or not keep([n])]
     if picks:
@@ -156,7 +170,7 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
 
     def attempt(chosen: Sequence[NodeView]) -> Action | None:
         # spot-to-spot, where enabled, is single-node only (as Karpenter's gate)
-        action = judge(chosen, plan_for(chosen), spot_to_spot and len(chosen) == 1)
+        action = judge(chosen, plan_for(chosen), spot_to_spot and len(chosen) == 1, spot_min_saving)
         if action is None or (action.kind == "delete" and keep(chosen)):
             return None
         return action

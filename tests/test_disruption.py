@@ -14,6 +14,7 @@ from autoscaler.simulate.cluster import Cluster
 from provisioner.disruption import (
     DRAIN_BEFORE_RECLAIM_S,
     SPOT_NOTICE_S,
+    SPOT_RESIZE_MIN_SAVING,
     deletion_costs,
     disruption_actions,
     drain_at,
@@ -109,6 +110,28 @@ def test_spot_is_not_replaced_by_spot_unless_the_feature_gate_is_on() -> None:
     assert judge([on_demand], one_new(0.3, "spot")) is not None  # on-demand → cheaper spot is allowed
     # the simulated baseline calls the same function: no spot → spot replacement loop on a constant load
     assert actions([spot], policy(), plan_for=lambda _: one_new(0.3, "spot")) == []
+
+
+def test_surge_right_sizes_a_mostly_empty_spot_node_but_does_not_walk_spot_prices_down() -> None:
+    # surge's own rule (not Karpenter's: its gate is off, above): a spot node replaced by one cheaper
+    # spot node only when that saves at least SPOT_RESIZE_MIN_SAVING of its price — a node left mostly
+    # empty after a burst, which Karpenter keeps for good
+    big = node("big", price=1.0, capacity="spot")
+    surge = {"spot_to_spot": True, "spot_min_saving": SPOT_RESIZE_MIN_SAVING}
+    assert SPOT_RESIZE_MIN_SAVING == 0.7
+    small, half = one_new(0.2, "spot"), one_new(0.5, "spot")
+    action = judge([big], small, **surge)  # type: ignore[arg-type]
+    assert action is not None and action.kind == "replace" and action.saving_per_hour == pytest.approx(0.8)
+    assert judge([big], half, **surge) is None  # type: ignore[arg-type]  # half the price: not worth a drain
+    assert judge([big], one_new(0.31, "spot"), **surge) is None  # type: ignore[arg-type]  # just short of 70 %
+    assert judge([big], half, spot_to_spot=True) is not None  # Karpenter's gate alone has no floor
+    assert judge([big], small) is None  # and with the gate off nothing changes (the baseline)
+    on_demand = node("o", price=1.0)
+    assert judge([on_demand], half, **surge) is not None  # on-demand → cheaper spot: no floor
+    # through the round: the single-node step replaces it; the baseline's call does not
+    assert actions([big], policy(), plan_for=lambda _: small, **surge) == [(("big",), "Underutilized", "replace")]
+    assert actions([big], policy(), plan_for=lambda _: half, **surge) == []
+    assert actions([big], policy(), plan_for=lambda _: small) == []
 
 
 def test_consolidate_after_counts_from_the_last_pod_change() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost")
+from provisioner.disruption import SPOT_RESIZE_MIN_SAVING
+
+SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "spot-resize")
 
 
 class PolicyError(ValueError):
@@ -35,16 +37,19 @@ class Policy:
     forecast_keep: bool = False  # consolidation keeps the room a reliable forecast will need
     predictive: bool = False  # the statsmodels forecaster raises replicas ahead of load (mode "on")
     deletion_cost: bool = False  # the provisioner ranks pods (pod-deletion-cost) so scale-down empties nodes
-    # single-node consolidation may replace spot with cheaper spot (Karpenter's gate; off: measured on
-    # the demo trace it cuts idle cost but multiplies launches ×10 and costs more than keda-karpenter)
+    # single-node consolidation may replace spot with cheaper spot (Karpenter's gate, off by default),
+    # when that saves at least `spot_min_saving` of the node's price (surge: right-sizing only; with no
+    # floor, measured on the demo trace it multiplied launches ×10 and cost more than keda-karpenter)
     spot_to_spot: bool = False
+    spot_min_saving: float = 0.0
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
 STATIC_PEAK_ON_DEMAND = Policy("static-peak-on-demand", static=True, packer="surge", spot=False)
 KEDA_KARPENTER = Policy("keda-karpenter")
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
-               forecast_keep=True, predictive=True, deletion_cost=True)
+               forecast_keep=True, predictive=True, deletion_cost=True, spot_to_spot=True,
+               spot_min_saving=SPOT_RESIZE_MIN_SAVING)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
@@ -76,6 +81,8 @@ def policy_named(name: str) -> Policy:
             policy = replace(policy, predictive=False)
         elif part == "deletion-cost":
             policy = replace(policy, deletion_cost=False)
+        elif part == "spot-resize":
+            policy = replace(policy, spot_to_spot=False)
 
         else:
             raise PolicyError(f"policy {name!r}: unknown feature {part!r}; features are {list(SURGE_FEATURES)}")

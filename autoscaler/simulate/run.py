@@ -555,7 +555,8 @@ class _Run:
         keep: Callable[[Sequence[NodeView]], bool] = (
             (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
         actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
-                                     keep, spot_to_spot=self.policy.spot_to_spot)
+                                     keep, spot_to_spot=self.policy.spot_to_spot,
+                                     spot_min_saving=self.policy.spot_min_saving)
         if not actions:
             self._calm_until = self._next_limit(views, now)
         for action in actions:
