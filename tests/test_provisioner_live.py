@@ -416,6 +416,34 @@ async def test_underutilized_nodes_are_deleted_or_replaced_by_a_cheaper_one(k8s_
             order.index(("DisruptionTerminating", kept["metadata"]["name"]))  # replacement first
 
 
+async def test_a_mostly_empty_spot_node_is_right_sized_by_a_cheaper_spot_node(k8s_api: K8s, vpc: dict,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # surge's rule, not Karpenter's (its SpotToSpotConsolidation gate is off): spot → one cheaper spot
+    # node when that saves at least SPOT_RESIZE_MIN_SAVING of the node's price (provisioner/disruption.py)
+    em = k8s_api.emulator
+    em.put("v1", "pods", pending_pod("wide-0", cpu="3", labels={"app": "wide0"}))
+    async with rig(k8s_api, vpc, pool=nodepool(("spot",), consolidationPolicy="WhenEmptyOrUnderutilized",
+                                               consolidateAfter="0s", budgets=[{"nodes": "100%"}])) as r:
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        [claim] = r.claims()
+        labels = claim["metadata"]["labels"]
+        assert labels["karpenter.sh/capacity-type"] == "spot"
+        spot = {t.name: min(o.price for o in t.offerings if o.capacity_type == "spot") for t in CATALOG}
+        unbind(em, "wide-0")
+        bind(em, "small-0", claim["status"]["nodeName"], "500m")
+        await asyncio.sleep(0.5)
+        # half a 4-CPU node's price is not worth a drain at the shipped floor (70 %)
+        assert await r.controller.disrupt_once() == []
+        monkeypatch.setattr("provisioner.controller.SPOT_RESIZE_MIN_SAVING", 0.4)
+        await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
+        launched = [e for e in em.all("v1", "events") if e["reason"] == "Launched"
+                    and e["involvedObject"]["name"] != claim["metadata"]["name"]]
+        assert len(launched) == 1
+        new_type = launched[0]["message"].split()[1]  # "launched <type> (<capacity>, <zone>) as <id>"
+        assert "(spot," in launched[0]["message"]
+        assert spot[new_type] <= 0.6 * spot[labels["node.kubernetes.io/instance-type"]]
+
+
 async def test_consolidation_keeps_what_the_forecast_will_need(k8s_api: K8s, vpc: dict) -> None:
     em = k8s_api.emulator
     em.put("apps/v1", "deployments", {"apiVersion": "apps/v1", "kind": "Deployment",

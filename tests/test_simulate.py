@@ -348,6 +348,24 @@ def test_more_load_never_costs_less(tmp_path: Path, policy: str) -> None:
     assert high.cost_usd >= low.cost_usd * 0.98
 
 
+def test_surge_gives_back_an_oversized_spot_node_after_a_burst(tmp_path: Path) -> None:
+    # a 15-minute burst (40 pods) leaves a large spot node holding the 3 pods of the quiet hours after.
+    # Karpenter keeps it (spot-to-spot replacement is gated off); surge replaces it with one cheaper spot
+    # node once that saves ≥ SPOT_RESIZE_MIN_SAVING (provisioner/disruption.py), at no SLO cost
+    trace = Trace("burst", 0.0, 60.0, np.array([0.0] * 5 + [24000.0] * 15 + [1500.0] * 240))
+
+    def late_cost_per_hour(r: PolicyResult) -> float:
+        return max(c for t, c in zip(r.series.t, r.series.cost_per_hour, strict=True) if t > 3 * 3600)
+
+    surge = run(tmp_path, trace, "surge", capacity="spot")
+    kept = run(tmp_path, trace, "surge-no-spot-resize", capacity="spot")
+    baseline = run(tmp_path, trace, "keda-karpenter", capacity="spot")
+    assert late_cost_per_hour(surge) <= 0.6 * late_cost_per_hour(kept)
+    assert late_cost_per_hour(surge) < late_cost_per_hour(baseline)
+    assert surge.cost_usd < kept.cost_usd and surge.slo_violation_minutes <= kept.slo_violation_minutes
+    assert surge.node_launches <= kept.node_launches + 10  # a right-sizing, not a replacement loop
+
+
 def test_when_empty_never_moves_pods_and_static_peak_uses_spot_where_allowed(tmp_path: Path) -> None:
     # https://karpenter.sh/docs/concepts/disruption/#consolidation: WhenEmpty only removes empty nodes
     so = SO.format(max=50)
