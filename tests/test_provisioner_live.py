@@ -432,7 +432,7 @@ async def test_a_mostly_empty_spot_node_is_right_sized_by_a_cheaper_spot_node(k8
         unbind(em, "wide-0")
         bind(em, "small-0", claim["status"]["nodeName"], "500m")
         await asyncio.sleep(0.5)
-        # half a 4-CPU node's price is not worth a drain at the shipped floor (70 %)
+        # half a 4-CPU node's price is not worth a drain at the shipped floor (60 %)
         assert await r.controller.disrupt_once() == []
         monkeypatch.setattr("provisioner.controller.SPOT_RESIZE_MIN_SAVING", 0.4)
         await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
