@@ -33,6 +33,8 @@ MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at
 CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
 SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
 DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+# Karpenter's commandValidationDelay: an Empty / Underutilized command waits this long, then is re-validated
+VALIDATION_S = 15.0
 
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -178,3 +180,43 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
         if action is not None:
             return [action]
     return []
+
+
+def revalidate(action: Action, nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
+               disrupting: Mapping[str, int], now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
+               spot_to_spot: bool = False) -> Action | None:
+    """Karpenter's validation of a consolidation command `VALIDATION_S` after it was computed
+    (kubernetes-sigs/karpenter pkg/controllers/disruption/validation.go): what still holds of
+    `action` on the cluster as it is now (`nodes`: initialized, not being disrupted), or None.
+    - Empty (EmptinessValidator): the candidates still empty, consolidatable and within budget go
+      ahead, the others drop out;
+    - Underutilized (ConsolidationValidator): every candidate must still be one (consolidatable:
+      no pod bound or removed within consolidateAfter, not do-not-disrupt) and within budget, and
+      re-simulating must give the same decision — a delete still needs no new node, a replacement
+      still exactly one cheaper node; else the whole command is dropped;
+    - Expired / Drifted are not validated (returned as they are)."""
+    if action.reason not in ("Empty", "Underutilized"):
+        return action
+    now_by_name = {n.name: n for n in nodes}
+    per_pool = pool_sizes(nodes, disrupting)
+    room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), action.reason, now)
+            for name, count in per_pool.items()}
+    kept = []
+    for old in action.nodes:
+        n = now_by_name.get(old.name)
+        still = (n is not None and room.get(n.nodepool, 0) > 0
+                 and consolidatable(n, pools.get(n.nodepool, Disruption()), now)
+                 and (n.pods == 0 or action.reason != "Empty"))
+        if n is not None and still:
+            room[n.nodepool] -= 1
+            kept.append(n)
+        elif action.reason == "Underutilized":
+            return None
+    if not kept:
+        return None
+    if action.reason == "Empty":
+        return Action(tuple(kept), "Empty")
+    again = judge(kept, plan_for(kept), spot_to_spot and len(kept) == 1)
+    if again is None or again.kind != action.kind:
+        return None
+    return Action(tuple(kept), action.reason, action.replacement, action.saving_per_hour)

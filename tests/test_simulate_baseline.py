@@ -7,7 +7,14 @@ baseline's churn depends on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
 from autoscaler.simulate.cluster import Cluster, Node
+from provisioner.disruption import VALIDATION_S, Action, revalidate
+from provisioner.plan import Plan
+from provisioner.provisioning import Disruption, NodeView
+from tests.test_simulate import run, step_trace
 
 
 def cluster_with(*nodes: tuple[float, list[float]], now: float, pod_start_s: float = 10.0) -> Cluster:
@@ -67,3 +74,58 @@ def test_replicaset_ties_in_the_same_age_bucket_do_not_follow_node_age() -> None
 def test_node_ready_count_is_its_ready_pods() -> None:
     n = Node(0, "m", "on-demand", "z", "p", 1.0, 1.0, 4, 0.0, 0.0, ready_times=[1.0, 2.0], starting=[5.0])
     assert (n.ready, n.pods, n.free) == (2, 3, 1)
+
+
+# --- Karpenter's command validation ------------------------------------------------------------
+
+def view(name: str, pods: int, changed: float, price: float = 1.0, pool: str = "p") -> NodeView:
+    return NodeView(name, name, pool, price, pods, changed if pods == 0 else None, False, None, 0.0, None,
+                    "on-demand", changed)
+
+
+def test_karpenter_revalidates_a_command_after_15_seconds_and_drops_what_changed() -> None:
+    # kubernetes-sigs/karpenter pkg/controllers/disruption/consolidation.go commandValidationDelay = 15 s;
+    # validation.go: emptiness keeps the candidates still empty and consolidatable; consolidation
+    # drops the whole command if a candidate is no longer consolidatable (a pod event within
+    # consolidateAfter) or the re-simulation gives another decision
+    assert VALIDATION_S == 15.0
+    pools = {"p": Disruption(consolidate_after_s=60.0)}
+    now = 1000.0
+    empty = Action((view("a", 0, 900.0), view("b", 0, 900.0)), "Empty")
+    fits: Callable[[Sequence[NodeView]], Plan | None] = lambda _: Plan([], 0.0, 0.0)  # noqa: E731
+    # "b" got a pod during the wait: only "a" is still removed
+    still = revalidate(empty, [view("a", 0, 900.0), view("b", 1, now - 5)], pools, {}, now, fits)
+    assert still is not None and [n.name for n in still.nodes] == ["a"]
+    # gone altogether (drained by another path): nothing
+    assert revalidate(empty, [], pools, {}, now, fits) is None
+
+    under = Action((view("c", 3, 800.0),), "Underutilized", None, 1.0)
+    others = [view("d", 2, 800.0)]
+    assert revalidate(under, [view("c", 3, 800.0), *others], pools, {}, now, fits) is not None
+    # a pod was bound to "c" 5 s ago: not consolidatable any more, the command is dropped
+    assert revalidate(under, [view("c", 4, now - 5), *others], pools, {}, now, fits) is None
+    # the pods no longer fit on the other nodes (the re-simulation needs a node): a delete is dropped
+    needs_node: Callable[[Sequence[NodeView]], Plan | None] = lambda _: None  # noqa: E731
+    assert revalidate(under, [view("c", 3, 800.0), *others], pools, {}, now, needs_node) is None
+    # the budget filled up meanwhile (default 10 % of 3 nodes = 1, and 1 is already being disrupted)
+    assert revalidate(under, [view("c", 3, 800.0), *others], pools, {"p": 1}, now, fits) is None
+    # expiry and drift are not validated
+    expired = Action((view("e", 1, 0.0),), "Expired")
+    assert revalidate(expired, [], pools, {}, now, fits) is expired
+
+
+def test_keda_karpenter_removes_an_empty_node_15_seconds_after_deciding_to(tmp_path: Path) -> None:
+    # the node empties when KEDA scales to zero; consolidateAfter 1m (the test NodePool) makes it
+    # an emptiness candidate, Karpenter's disruption loop (every 10 s) finds it and acts 15 s later;
+    # surge's live provisioner has no validation wait
+    trace = step_trace(minutes_after=20)
+    ends = {}
+    for policy in ("keda-karpenter", "surge"):
+        r = run(tmp_path, trace, policy)
+        emptied = next(t for t, a, b in zip(r.series.t[1:], r.series.replicas, r.series.replicas[1:], strict=False)
+                       if a > 0 and b == 0)
+        gone = [n.terminated_at - emptied for n in r.nodes if n.terminated_at is not None and n.terminated_at > emptied]
+        assert len(gone) == 1 and not r.series.nodes[-1], gone
+        ends[policy] = gone[0]
+    assert 60 + 15 <= ends["keda-karpenter"] < 60 + 15 + 10 + 5
+    assert 60 <= ends["surge"] < 60 + 10 + 5

@@ -38,11 +38,14 @@ class Policy:
     # single-node consolidation may replace spot with cheaper spot (Karpenter's gate; off: measured on
     # the demo trace it cuts idle cost but multiplies launches ×10 and costs more than keda-karpenter)
     spot_to_spot: bool = False
+    # Karpenter waits `VALIDATION_S` after computing an Empty / Underutilized command and re-validates it,
+    # its disruption loop blocked meanwhile (validation.go); surge's live provisioner acts at once
+    validate: bool = False
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
 STATIC_PEAK_ON_DEMAND = Policy("static-peak-on-demand", static=True, packer="surge", spot=False)
-KEDA_KARPENTER = Policy("keda-karpenter")
+KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
                forecast_keep=True, predictive=True, deletion_cost=True)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
