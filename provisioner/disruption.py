@@ -85,6 +85,18 @@ def consolidatable(node: NodeView, policy: Disruption, now: float) -> bool:
     return since is None or now - since >= policy.consolidate_after_s
 
 
+def disruption_cost(node: NodeView, now: float) -> float:
+    """Karpenter's candidate order for consolidation, cheapest to disrupt first: the pods'
+    rescheduling cost (1 per pod without priority or pod-deletion-cost) times the fraction of the
+    node's lifetime left before expireAfter, so among equally full nodes the older goes first
+    (kubernetes-sigs/karpenter pkg/utils/disruption/disruption.go ReschedulingCost ×
+    LifetimeRemaining; consolidation.go sortCandidates)."""
+    remaining = 1.0
+    if node.expire_after_s:
+        remaining = min(1.0, max(0.0, (node.expire_after_s - (now - node.created_at)) / node.expire_after_s))
+    return node.pods * remaining
+
+
 def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = False) -> Action | None:
     """Whether moving `nodes`' pods as `plan` says is a consolidation: delete when they all fit on
     the other nodes; replace when they need exactly one new node that costs less than `nodes` and
@@ -146,7 +158,7 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
     room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), "Underutilized", now)
             for name, count in per_pool.items()}
     candidates = []
-    for n in sorted(nodes, key=lambda n: (n.pods, -n.price, n.name)):
+    for n in sorted(nodes, key=lambda n: (disruption_cost(n, now), -n.price, n.name)):
         policy = pools.get(n.nodepool, Disruption())
         if n.pods == 0 or policy.policy != "WhenEmptyOrUnderutilized" or not consolidatable(n, policy, now):
             continue

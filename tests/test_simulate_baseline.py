@@ -16,7 +16,7 @@ from autoscaler.simulate.cluster import Cluster, Node
 from autoscaler.simulate.inputs import build_setup
 from autoscaler.simulate.policy import Assumptions, policy_named
 from autoscaler.simulate.run import PolicyResult, simulate
-from provisioner.disruption import VALIDATION_S, Action, revalidate
+from provisioner.disruption import VALIDATION_S, Action, disruption_actions, disruption_cost, revalidate
 from provisioner.plan import Plan
 from provisioner.provisioning import Disruption, NodeView
 from tests.test_simulate import files, flat, run, step_trace
@@ -208,3 +208,26 @@ def test_keda_karpenter_on_spot_keeps_its_oversized_node_as_karpenter_does(tmp_p
     per_hour = sum(n.price for n in kept)
     assert per_hour > static.cost_usd / (static.span_s / 3600) * 1.02
     assert per_hour <= on_demand.cost_usd / (on_demand.span_s / 3600)
+
+
+def test_karpenter_consolidates_the_cheapest_to_disrupt_first_older_nodes_before_younger() -> None:
+    # kubernetes-sigs/karpenter consolidation.go sortCandidates: by DisruptionCost = ReschedulingCost
+    # (1 per plain pod) × LifetimeRemaining (the fraction of expireAfter left), pkg/utils/disruption
+    month = 720 * 3600.0
+    pools = {"p": Disruption(consolidate_after_s=60.0)}  # default budget 10 %: one node of these at a time
+    fits: Callable[[Sequence[NodeView]], Plan | None] = lambda _: Plan([], 0.0, 0.0)  # noqa: E731
+
+    def node(name: str, pods: int, created: float, price: float) -> NodeView:
+        return NodeView(name, name, "p", price, pods, None, False, None, created, month, "on-demand", 0.0)
+
+    now = 100 * 3600.0
+    young_dear, old_cheap = node("a", 3, 90 * 3600.0, 2.0), node("b", 3, 0.0, 1.0)
+    assert disruption_cost(old_cheap, now) < disruption_cost(young_dear, now) == 3 * (1 - 10 * 3600 / month)
+    actions = disruption_actions([young_dear, old_cheap], pools, {}, now, fits)
+    assert [n.name for a in actions for n in a.nodes] == ["b"]
+    # a fuller node near its expiry is cheaper to disrupt than a fresh one with one pod
+    later = 600 * 3600.0
+    near_expiry, fresh = node("c", 4, 0.0, 1.0), node("d", 1, later - 3600.0, 1.0)
+    assert disruption_cost(near_expiry, later) < disruption_cost(fresh, later)
+    actions = disruption_actions([fresh, near_expiry], pools, {}, later, fits)
+    assert [n.name for a in actions for n in a.nodes] == ["c"]
