@@ -231,3 +231,23 @@ def test_karpenter_consolidates_the_cheapest_to_disrupt_first_older_nodes_before
     assert disruption_cost(near_expiry, later) < disruption_cost(fresh, later)
     actions = disruption_actions([fresh, near_expiry], pools, {}, later, fits)
     assert [n.name for a in actions for n in a.nodes] == ["c"]
+
+
+def test_an_evicted_pod_is_replaced_at_once_and_serves_again_after_pod_start() -> None:
+    # Karpenter's termination controller evicts the node's pods (karpenter.sh/docs/concepts/
+    # disruption/#termination-controller); an evicted pod stops serving on SIGTERM and the
+    # ReplicaSet creates its replacement at once (it no longer counts a terminating pod), which
+    # the scheduler binds to free room and which is ready pod_start_s later
+    # (kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination)
+    now = 1000.0
+    c = cluster_with((0.0, [100.0] * 3), (0.0, []), now=now)
+    drained, room = c.nodes[0], c.nodes[1]
+    c.move_pods(drained, [], now)
+    c.terminate(drained, now)
+    assert c.ready_pods == 0 and c.unbound == 3 and c.pods == 3
+    c.schedule(now)
+    assert c.unbound == 0 and room.starting == [now + 10.0] * 3
+    c.advance(now + 9.9)
+    assert c.ready_pods == 0
+    c.advance(now + 10.0)
+    assert c.ready_pods == 3 and room.ready_times == [now + 10.0] * 3

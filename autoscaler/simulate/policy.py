@@ -109,10 +109,17 @@ class Assumptions:
     seed: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DRAIN_BEFORE_RECLAIM_S, PROTECT_S, SPOT_NOTICE_S
+        from provisioner.disruption import (
+            CONSOLIDATION_INTERVAL_S,
+            DRAIN_BEFORE_RECLAIM_S,
+            PROTECT_S,
+            SPOT_NOTICE_S,
+            VALIDATION_S,
+        )
         from provisioner.provisioning import BATCH_IDLE_S, BATCH_MAX_S
 
         shared = {"batch_idle_s": BATCH_IDLE_S, "batch_max_s": BATCH_MAX_S,
                   "consolidation_interval_s": CONSOLIDATION_INTERVAL_S, "protect_s": PROTECT_S,
-                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S}
+                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S,
+                  "karpenter_validation_s": VALIDATION_S}
         return asdict(self) | {"live_constants": shared}
