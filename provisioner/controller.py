@@ -738,7 +738,7 @@ class ProvisioningController:
 
     async def _rank_pods(self, views: Sequence[NodeView]) -> None:
         """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
-        for node, cost in deletion_costs(views).items():
+        for node, cost in deletion_costs(views, self.clock()).items():
             for pod in self._workload_pods(node):
                 meta = pod.get("metadata") or {}
                 if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):

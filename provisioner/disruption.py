@@ -41,14 +41,15 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 DELETION_COST_EVERY_S = 60.0  # pods are re-ranked at most this often (annotation writes are not free)
 
 
-def deletion_costs(nodes: Sequence[NodeView]) -> dict[str, int]:
+def deletion_costs(nodes: Sequence[NodeView], now: float) -> dict[str, int]:
     """The pod-deletion-cost for the pods of each node: the node consolidation would take first
-    gets the lowest, so a ReplicaSet scale-down deletes its pods first and empties it instead of
-    thinning every node (https://kubernetes.io/docs/reference/labels-annotations-taints/
-    #pod-deletion-cost). Karpenter ranks the same way behind its PodDeletionCostManagement gate
-    (alpha, off by default, https://karpenter.sh/preview/concepts/pod-deletion-cost/); surge ships
-    it on. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
-    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, n.pods, -n.price, n.name))
+    (the same order, `disruption_cost`) gets the lowest, so a ReplicaSet scale-down deletes its
+    pods first and empties it instead of thinning every node (https://kubernetes.io/docs/reference/
+    labels-annotations-taints/#pod-deletion-cost). Karpenter does not write the annotation (it
+    only reads it into a pod's eviction cost, pkg/utils/disruption; none of its feature gates,
+    pkg/operator/options, ranks pods), so the keda-karpenter baseline has no ranking; surge ships
+    it. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
+    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, disruption_cost(n, now), -n.price, n.name))
     return {n.name: i - len(order) for i, n in enumerate(order)}
 
 

@@ -554,7 +554,7 @@ class _Run:
         views = self._views(now)
         if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
             self.ranked_at = now
-            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views, now).items()}
         if not views:
             self._calm_until = math.inf
             return
