@@ -38,11 +38,20 @@ from provisioner.cloud.launch import launch, orphans
 from provisioner.disruption import (
     DELETION_COST,
     DELETION_COST_EVERY_S,
+    HANDOVER,
+    HANDOVER_DELETION_COST,
     PROTECT_S,
     Action,
+    Handover,
+    Workload,
     deletion_costs,
     disruption_actions,
     drain_at,
+    handover_done,
+    handover_extra,
+    hands_over,
+    parse_handover,
+    workload_of,
 )
 from provisioner.drift import STAMPS, drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
 from provisioner.interruption import Interruption
@@ -84,6 +93,7 @@ from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
+HANDOVER_SETTLE_S = 30.0  # after a handover, the ReplicaSet's own deletions get this long before evictions
 SPOT_REFRESH_S = 12 * 3600.0  # spot prices read again (all pages) as often as Karpenter's pricing controller
 
 
@@ -846,6 +856,8 @@ class ProvisioningController:
             node = self.nodes[node_name]
             taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
+            if hands_over(why):
+                await self._hand_over(claim, node_name)
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()
             # do-not-disrupt pods are not evicted but waited for (until terminationGracePeriod), as
@@ -867,6 +879,91 @@ class ProvisioningController:
                         self.pods.pop(pod_key(pod), None)
                 await asyncio.sleep(self.tick_s)
         await self._terminate_claim(claim_name)
+
+    # --- make before break ---------------------------------------------------------------------------
+    async def _hand_over(self, claim: Mapping[str, Any], node_name: str) -> None:
+        """Before the drain evicts anything: each Deployment with pods on the node gets as many
+        extra replicas (recorded in its `surge.sh/handover` annotation, so the operator writes
+        desired + extra meanwhile), the node's pods get the lowest pod-deletion-cost; once Ready
+        pods elsewhere cover them (`handover_done`) the extras are taken back, which deletes the
+        node's pods. A Deployment whose write fails keeps today's drain: its pods are evicted."""
+        running: list[Handover] = []
+        ended: set[Workload] = set()
+        for (ns, kind, name), extra in handover_extra(self._workload_pods(node_name)).items():
+            for pod in self._workload_pods(node_name):
+                if workload_of(pod) == (ns, kind, name):
+                    meta = pod.get("metadata") or {}
+                    with contextlib.suppress(ApiException):  # a hint: the timeout evicts it anyway
+                        await self.kube.patch_pod(ns, meta.get("name", ""), {"metadata": {"annotations": {
+                            DELETION_COST: str(HANDOVER_DELETION_COST)}}})
+            ready = self._ready_pods((ns, kind, name), node_name)
+            if await self._handover_write(claim, (ns, kind, name), node_name, extra):
+                running.append(Handover(node_name, (ns, kind, name), extra, self.clock(), ready))
+        while running:
+            await asyncio.sleep(self.tick_s)
+            for h in list(running):
+                ns, _, name = h.workload
+                try:
+                    dep = await self.kube.read_deployment(ns, name)
+                except ApiException as exc:  # gone: nothing to take back; its pods are evicted below
+                    log.info("handover of %s/%s: %s", ns, name, exc.reason or exc.status)
+                    running.remove(h)
+                    continue
+                meta, spec = dep.get("metadata") or {}, dep.get("spec") or {}
+                wanted = int(spec.get("replicas") or 0) - sum(parse_handover(
+                    (meta.get("annotations") or {}).get(HANDOVER)).values())
+                if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted)):
+                    running.remove(h)
+                    if await self._handover_write(claim, h.workload, node_name, 0):
+                        ended.add(h.workload)
+        # the ReplicaSet controller deletes the node's pods (lowest cost) on its own; evicting them
+        # at the same moment could make it delete a pod elsewhere instead
+        for _ in range(math.ceil(HANDOVER_SETTLE_S / self.tick_s)):
+            if not any(workload_of(p) in ended for p in self._workload_pods(node_name)):
+                break
+            await asyncio.sleep(self.tick_s)
+
+    def _ready_pods(self, workload: Workload, off_node: str) -> int:
+        """Ready pods of the Deployment that are not on `off_node`, from the pod cache."""
+        return sum(1 for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") not in (None, off_node)
+                   and _condition(p, "Ready") and workload_of(p) == workload)
+
+    async def _handover_write(self, claim: Mapping[str, Any], workload: Workload, node_name: str,
+                              extra: int) -> bool:
+        """Start (`extra` > 0) or end (0) the node's handover for one Deployment: replicas and the
+        annotation in one patch, guarded by resourceVersion (retried when the operator wrote
+        meanwhile). False, with a Warning event, when it cannot be written."""
+        ns, _, name = workload
+        for _ in range(5):
+            try:
+                dep = await self.kube.read_deployment(ns, name)
+                meta, spec = dep.get("metadata") or {}, dep.get("spec") or {}
+                entries = parse_handover((meta.get("annotations") or {}).get(HANDOVER))
+                replicas = int(spec.get("replicas") or 0)
+                if extra > 0:
+                    replicas += extra - entries.get(node_name, 0)
+                    entries[node_name] = extra
+                elif node_name in entries:
+                    replicas = max(0, replicas - entries.pop(node_name))
+                else:
+                    return True  # already taken back (or never recorded): nothing to undo
+                await self.kube.patch_deployment(ns, name, {
+                    "metadata": {"resourceVersion": meta.get("resourceVersion"),
+                                 "annotations": {HANDOVER: json.dumps(entries, sort_keys=True) if entries else None}},
+                    "spec": {"replicas": replicas}})
+                return True
+            except ApiException as exc:
+                if exc.status == 409:
+                    continue  # the operator scaled it meanwhile: read again
+                problem = f"{exc.status} {exc.reason or ''}".strip()
+                break
+        else:
+            problem = "kept conflicting"
+        action = "start" if extra > 0 else "end"
+        await self._event(claim, "HandoverFailed", f"could not {action} the handover of Deployment {ns}/{name} "
+                                                   f"on node {node_name} ({problem}): its pods are evicted instead",
+                          warning=True)
+        return False
 
     # --- interruptions -------------------------------------------------------------------------------
     async def _interruption_loop(self) -> None:
