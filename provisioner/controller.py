@@ -888,7 +888,7 @@ class ProvisioningController:
         pods elsewhere cover them (`handover_done`) the extras are taken back, which deletes the
         node's pods. A Deployment whose write fails keeps today's drain: its pods are evicted."""
         running: list[Handover] = []
-        ended: set[Workload] = set()
+        ended: dict[Workload, int] = {}  # → the replicas the end wrote
         for (ns, kind, name), extra in handover_extra(self._workload_pods(node_name)).items():
             for pod in self._workload_pods(node_name):
                 if workload_of(pod) == (ns, kind, name):
@@ -897,7 +897,7 @@ class ProvisioningController:
                         await self.kube.patch_pod(ns, meta.get("name", ""), {"metadata": {"annotations": {
                             DELETION_COST: str(HANDOVER_DELETION_COST)}}})
             ready = self._ready_pods((ns, kind, name), node_name)
-            if await self._handover_write(claim, (ns, kind, name), node_name, extra):
+            if await self._handover_write(claim, (ns, kind, name), node_name, extra) is not None:
                 running.append(Handover(node_name, (ns, kind, name), extra, self.clock(), ready))
         while running:
             await asyncio.sleep(self.tick_s)
@@ -914,12 +914,14 @@ class ProvisioningController:
                     (meta.get("annotations") or {}).get(HANDOVER)).values())
                 if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted)):
                     running.remove(h)
-                    if await self._handover_write(claim, h.workload, node_name, 0):
-                        ended.add(h.workload)
+                    replicas = await self._handover_write(claim, h.workload, node_name, 0)
+                    if replicas is not None:
+                        ended[h.workload] = replicas
         # the ReplicaSet controller deletes the node's pods (lowest cost) on its own; evicting them
-        # at the same moment could make it delete a pod elsewhere instead
+        # while it still has more pods than replicas could make it delete a pod elsewhere instead
         for _ in range(math.ceil(HANDOVER_SETTLE_S / self.tick_s)):
-            if not any(workload_of(p) in ended for p in self._workload_pods(node_name)):
+            counts = {w: sum(1 for p in self.pods.values() if workload_of(p) == w) for w in ended}
+            if all(counts[w] <= r for w, r in ended.items()):
                 break
             await asyncio.sleep(self.tick_s)
 
@@ -929,10 +931,10 @@ class ProvisioningController:
                    and _condition(p, "Ready") and workload_of(p) == workload)
 
     async def _handover_write(self, claim: Mapping[str, Any], workload: Workload, node_name: str,
-                              extra: int) -> bool:
+                              extra: int) -> int | None:
         """Start (`extra` > 0) or end (0) the node's handover for one Deployment: replicas and the
         annotation in one patch, guarded by resourceVersion (retried when the operator wrote
-        meanwhile). False, with a Warning event, when it cannot be written."""
+        meanwhile). Returns the replicas written; None, with a Warning event, when it cannot be."""
         ns, _, name = workload
         for _ in range(5):
             try:
@@ -946,12 +948,12 @@ class ProvisioningController:
                 elif node_name in entries:
                     replicas = max(0, replicas - entries.pop(node_name))
                 else:
-                    return True  # already taken back (or never recorded): nothing to undo
+                    return replicas  # already taken back (or never recorded): nothing to undo
                 await self.kube.patch_deployment(ns, name, {
                     "metadata": {"resourceVersion": meta.get("resourceVersion"),
                                  "annotations": {HANDOVER: json.dumps(entries, sort_keys=True) if entries else None}},
                     "spec": {"replicas": replicas}})
-                return True
+                return replicas
             except ApiException as exc:
                 if exc.status == 409:
                     continue  # the operator scaled it meanwhile: read again
@@ -963,7 +965,7 @@ class ProvisioningController:
         await self._event(claim, "HandoverFailed", f"could not {action} the handover of Deployment {ns}/{name} "
                                                    f"on node {node_name} ({problem}): its pods are evicted instead",
                           warning=True)
-        return False
+        return None
 
     # --- interruptions -------------------------------------------------------------------------------
     async def _interruption_loop(self) -> None:
