@@ -40,6 +40,8 @@ from provisioner.disruption import (
     DELETION_COST_EVERY_S,
     HANDOVER,
     HANDOVER_DELETION_COST,
+    HANDOVER_GRACE_S,
+    HANDOVER_TIMEOUT_S,
     PROTECT_S,
     Action,
     Handover,
@@ -47,9 +49,11 @@ from provisioner.disruption import (
     deletion_costs,
     disruption_actions,
     drain_at,
+    dump_handover,
     handover_done,
     handover_extra,
     hands_over,
+    live_extras,
     parse_handover,
     workload_of,
 )
@@ -910,8 +914,8 @@ class ProvisioningController:
                     running.remove(h)
                     continue
                 meta, spec = dep.get("metadata") or {}, dep.get("spec") or {}
-                wanted = int(spec.get("replicas") or 0) - sum(parse_handover(
-                    (meta.get("annotations") or {}).get(HANDOVER)).values())
+                wanted = int(spec.get("replicas") or 0) - live_extras(parse_handover(
+                    (meta.get("annotations") or {}).get(HANDOVER)), self.clock())
                 if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted)):
                     running.remove(h)
                     replicas = await self._handover_write(claim, h.workload, node_name, 0)
@@ -943,15 +947,15 @@ class ProvisioningController:
                 entries = parse_handover((meta.get("annotations") or {}).get(HANDOVER))
                 replicas = int(spec.get("replicas") or 0)
                 if extra > 0:
-                    replicas += extra - entries.get(node_name, 0)
-                    entries[node_name] = extra
+                    replicas += extra - entries.get(node_name, (0, 0.0))[0]
+                    entries[node_name] = (extra, self.clock() + HANDOVER_TIMEOUT_S + HANDOVER_GRACE_S)
                 elif node_name in entries:
-                    replicas = max(0, replicas - entries.pop(node_name))
+                    replicas = max(0, replicas - entries.pop(node_name)[0])
                 else:
                     return replicas  # already taken back (or never recorded): nothing to undo
                 await self.kube.patch_deployment(ns, name, {
                     "metadata": {"resourceVersion": meta.get("resourceVersion"),
-                                 "annotations": {HANDOVER: json.dumps(entries, sort_keys=True) if entries else None}},
+                                 "annotations": {HANDOVER: dump_handover(entries)}},
                     "spec": {"replicas": replicas}})
                 return replicas
             except ApiException as exc:

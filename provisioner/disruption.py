@@ -62,6 +62,7 @@ def deletion_costs(nodes: Sequence[NodeView]) -> dict[str, int]:
 
 HANDOVER = "surge.sh/handover"  # Deployment annotation: JSON {node: extra replicas} while handovers run
 HANDOVER_TIMEOUT_S = 600.0  # replacements not Ready by then: the node's pods are evicted after all
+HANDOVER_GRACE_S = 300.0  # an annotation entry counts until timeout + this (then its writer died)
 HANDOVER_REASONS = ("Underutilized", "Drifted", "Expired")  # not SpotInterruption: it must drain by drain_at
 HANDOVER_DELETION_COST = -(2**31)  # int32 minimum: below every rank `deletion_costs` writes
 Workload = tuple[str, str, str]  # (namespace, kind, name)
@@ -128,9 +129,10 @@ def handover_replicas(desired: int, extras: Iterable[int]) -> int:
     return desired + sum(max(0, e) for e in extras)
 
 
-def parse_handover(text: str | None) -> dict[str, int]:
-    """The `surge.sh/handover` annotation: {node: extra}; anything malformed reads as none (a
-    broken annotation must not stop the operator; the provisioner's timeout ends the handover)."""
+def parse_handover(text: str | None) -> dict[str, tuple[int, float]]:
+    """The `surge.sh/handover` annotation: {node: {"extra": n, "until": epoch seconds}} as
+    {node: (n, until)}; anything malformed reads as none (a broken annotation must not stop the
+    operator; the provisioner's timeout ends the handover anyway)."""
     if not text:
         return {}
     try:
@@ -139,7 +141,27 @@ def parse_handover(text: str | None) -> dict[str, int]:
         return {}
     if not isinstance(raw, dict):
         return {}
-    return {str(k): v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool) and v > 0}
+    out = {}
+    for node, entry in raw.items():
+        extra, until = (entry.get("extra"), entry.get("until")) if isinstance(entry, dict) else (None, None)
+        if isinstance(extra, int) and not isinstance(extra, bool) and extra > 0 \
+                and isinstance(until, int | float) and not isinstance(until, bool):
+            out[str(node)] = (extra, float(until))
+    return out
+
+
+def dump_handover(entries: Mapping[str, tuple[int, float]]) -> str | None:
+    """The annotation's text for `entries` (None: remove it)."""
+    if not entries:
+        return None
+    return json.dumps({n: {"extra": e, "until": round(u, 3)} for n, (e, u) in sorted(entries.items())})
+
+
+def live_extras(entries: Mapping[str, tuple[int, float]], now: float) -> int:
+    """The extra replicas of handovers still running at `now`. An entry outlives the handover's
+    own timeout by `HANDOVER_GRACE_S` only when the provisioner that wrote it died: then it is
+    ignored, and the operator's next write drops its replicas."""
+    return sum(extra for extra, until in entries.values() if now < until)
 
 
 def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:

@@ -12,10 +12,12 @@ from autoscaler.simulate.policy import SURGE_FEATURES, policy_named
 from provisioner.disruption import (
     HANDOVER_TIMEOUT_S,
     Handover,
+    dump_handover,
     handover_done,
     handover_extra,
     handover_replicas,
     hands_over,
+    live_extras,
     parse_handover,
     workload_of,
 )
@@ -65,8 +67,16 @@ def test_a_handover_is_done_when_ready_pods_elsewhere_cover_the_node_or_time_is_
 def test_replicas_while_handovers_run_and_the_annotation() -> None:
     assert handover_replicas(6, [2, 1]) == 9 and handover_replicas(0, []) == 0
     assert handover_replicas(6, [-3]) == 6  # a negative extra is never taken off what the autoscaler wants
-    assert parse_handover(json.dumps({"node-a": 2, "node-b": 1})) == {"node-a": 2, "node-b": 1}
-    for broken in (None, "", "{", "[1]", '{"n": "2"}', '{"n": true}', '{"n": -1}'):
+    entries = {"node-a": (2, 1000.0), "node-b": (1, 500.0)}
+    text = dump_handover(entries)
+    assert text is not None and json.loads(text) == {"node-a": {"extra": 2, "until": 1000.0},
+                                                     "node-b": {"extra": 1, "until": 500.0}}
+    assert parse_handover(text) == entries and dump_handover({}) is None
+    # an entry past its `until` was left by a provisioner that died mid-handover: it no longer counts
+    assert live_extras(entries, 400.0) == 3 and live_extras(entries, 500.0) == 2 and live_extras(entries, 1e4) == 0
+    for broken in (None, "", "{", "[1]", '{"n": 2}', '{"n": {"extra": "2", "until": 1}}',
+                   '{"n": {"extra": true, "until": 1}}', '{"n": {"extra": -1, "until": 1}}',
+                   '{"n": {"extra": 1}}', '{"n": {"extra": 1, "until": "soon"}}'):
         assert parse_handover(broken) == {}, broken
 
 

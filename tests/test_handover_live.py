@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from provisioner.disruption import DELETION_COST, HANDOVER, HANDOVER_DELETION_COST, HANDOVER_TIMEOUT_S
+from provisioner.disruption import (
+    DELETION_COST,
+    HANDOVER,
+    HANDOVER_DELETION_COST,
+    HANDOVER_TIMEOUT_S,
+    parse_handover,
+)
 from tests.k8s.fixture import K8s
 from tests.test_provisioner_live import bind, initialized, nodepool, pending_pod, rig, unbind, until, vpc
 
@@ -105,7 +110,8 @@ def record(em: Any) -> tuple[list[str], list[tuple[int, dict[str, int]]], dict[s
     def on_bump(key: Any, kind: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         if key == DEP and kind != "DELETED":
-            entry = (obj["spec"]["replicas"], json.loads((meta.get("annotations") or {}).get(HANDOVER) or "{}"))
+            handovers = parse_handover((meta.get("annotations") or {}).get(HANDOVER))
+            entry = (obj["spec"]["replicas"], {n: extra for n, (extra, _) in handovers.items()})
             if not history or history[-1] != entry:
                 history.append(entry)
         if key == ("v1", "pods") and DELETION_COST in (meta.get("annotations") or {}):

@@ -6,9 +6,9 @@ real redis-server.
 
 from __future__ import annotations
 
-import json
+import time
 
-from provisioner.disruption import HANDOVER
+from provisioner.disruption import HANDOVER, dump_handover
 from tests.fixtures.redis import cli
 from tests.k8s.fixture import K8s
 from tests.servers import Server
@@ -19,7 +19,9 @@ from tests.test_operator_watch import SO, operator, replicas
 async def test_the_operator_writes_desired_plus_handover_extras(k8s_api: K8s, redis_plain: Server) -> None:
     em = k8s_api.emulator
     dep = deployment("billing", replicas=5)  # 3 of the operator's + 2 the provisioner added for node-b
-    dep["metadata"]["annotations"] = {HANDOVER: json.dumps({"node-b": 2})}
+    # node-old's entry outlived its handover (its provisioner died): it no longer counts
+    dep["metadata"]["annotations"] = {HANDOVER: dump_handover({"node-b": (2, time.time() + 600),
+                                                               "node-old": (4, time.time() - 1)})}
     em.put("apps/v1", "deployments", dep)
     em.put(*SO, scaled_object("billing", "billing", {"address": redis_plain.address, "listName": "invoices",
                                                      "listLength": "5"}))
