@@ -894,12 +894,7 @@ class ProvisioningController:
         running: list[Handover] = []
         ended: dict[Workload, int] = {}  # → the replicas the end wrote
         for (ns, kind, name), extra in handover_extra(self._workload_pods(node_name)).items():
-            for pod in self._workload_pods(node_name):
-                if workload_of(pod) == (ns, kind, name):
-                    meta = pod.get("metadata") or {}
-                    with contextlib.suppress(ApiException):  # a hint: the timeout evicts it anyway
-                        await self.kube.patch_pod(ns, meta.get("name", ""), {"metadata": {"annotations": {
-                            DELETION_COST: str(HANDOVER_DELETION_COST)}}})
+            await self._mark_pods(node_name, (ns, kind, name), HANDOVER_DELETION_COST + 1)
             ready = self._ready_pods((ns, kind, name), node_name)
             if await self._handover_write(claim, (ns, kind, name), node_name, extra) is not None:
                 running.append(Handover(node_name, (ns, kind, name), extra, self.clock(), ready))
@@ -918,6 +913,8 @@ class ProvisioningController:
                     (meta.get("annotations") or {}).get(HANDOVER)), self.clock())
                 if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted)):
                     running.remove(h)
+                    # lowest of all now, below other nodes still handing over: theirs stay
+                    await self._mark_pods(node_name, h.workload, HANDOVER_DELETION_COST)
                     replicas = await self._handover_write(claim, h.workload, node_name, 0)
                     if replicas is not None:
                         ended[h.workload] = replicas
@@ -929,9 +926,20 @@ class ProvisioningController:
                 break
             await asyncio.sleep(self.tick_s)
 
+    async def _mark_pods(self, node_name: str, workload: Workload, cost: int) -> None:
+        """The pod-deletion-cost of the workload's pods on the node (a hint: the timeout evicts)."""
+        for pod in self._workload_pods(node_name):
+            if workload_of(pod) == workload:
+                meta = pod.get("metadata") or {}
+                with contextlib.suppress(ApiException):
+                    await self.kube.patch_pod(workload[0], meta.get("name", ""),
+                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+
     def _ready_pods(self, workload: Workload, off_node: str) -> int:
-        """Ready pods of the Deployment that are not on `off_node`, from the pod cache."""
-        return sum(1 for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") not in (None, off_node)
+        """Ready pods of the Deployment on nodes that are not being drained, from the pod cache
+        (pods on another node handing over are leaving too: they cover nothing)."""
+        leaving = self._leaving() | {off_node, None}
+        return sum(1 for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") not in leaving
                    and _condition(p, "Ready") and workload_of(p) == workload)
 
     async def _handover_write(self, claim: Mapping[str, Any], workload: Workload, node_name: str,
