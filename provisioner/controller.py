@@ -860,10 +860,10 @@ class ProvisioningController:
             node = self.nodes[node_name]
             taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
+            grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
+            started = self.clock()  # terminationGracePeriod counts from the drain's start, handover included
             if hands_over(why):
                 await self._hand_over(claim, node_name)
-            grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
-            started = self.clock()
             # do-not-disrupt pods are not evicted but waited for (until terminationGracePeriod), as
             # Karpenter's drain does; a reclaimed spot instance will not wait, so neither does its drain
             hold = not why.startswith("SpotInterruption")
