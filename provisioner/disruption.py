@@ -18,15 +18,25 @@ The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
   behind the `SpotToSpotConsolidation` feature gate, which defaults to off
   (https://karpenter.sh/docs/reference/settings/#feature-gates).
 Capacity surge launched ahead of pods is kept `PROTECT_S` (live and simulated alike).
+
+Make before break (surge only; Karpenter evicts): a consolidation, drift or expiry drain first
+*hands over* the node's Deployment pods — the Deployment gets as many extra replicas as the node
+runs, the node's pods get the lowest pod-deletion-cost, and once Ready pods elsewhere cover them
+(or `HANDOVER_TIMEOUT_S` passed) the extra replicas are taken back, which deletes exactly the
+node's pods. Evicting first would leave the work without those pods for a restart; under a lag
+trigger that gap is read as demand, the HPA doubles, and the next consolidation drains again.
 """
+
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from provisioner.plan import Plan
-from provisioner.provisioning import Disruption, NodeView, disruption_order, pool_sizes
+from provisioner.provisioning import DO_NOT_DISRUPT, Disruption, NodeView, disruption_order, pool_sizes
 
 PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
 MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at this many at most
@@ -51,6 +61,110 @@ def deletion_costs(nodes: Sequence[NodeView], now: float) -> dict[str, int]:
     it. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
     order = sorted(nodes, key=lambda n: (n.do_not_disrupt, disruption_cost(n, now), -n.price, n.name))
     return {n.name: i - len(order) for i, n in enumerate(order)}
+
+
+HANDOVER = "surge.sh/handover"  # Deployment annotation: JSON {node: extra replicas} while handovers run
+HANDOVER_TIMEOUT_S = 600.0  # replacements not Ready by then: the node's pods are evicted after all
+HANDOVER_GRACE_S = 300.0  # an annotation entry counts until timeout + this (then its writer died)
+HANDOVER_REASONS = ("Underutilized", "Drifted", "Expired")  # not SpotInterruption: it must drain by drain_at
+HANDOVER_DELETION_COST = -(2**31)  # int32 minimum: below every rank `deletion_costs` writes
+Workload = tuple[str, str, str]  # (namespace, kind, name)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """`extra` replicas of `workload` stand in for its pods on `node`, which drains once
+    `handover_done`; `ready_before` is how many Ready pods the workload had elsewhere at the start."""
+
+    node: str
+    workload: Workload
+    extra: int
+    started_at: float
+    ready_before: int
+
+
+def hands_over(reason: str) -> bool:
+    """Whether a drain for `reason` makes before it breaks. Spot interruptions do not: their
+    replacement node is pre-spun already and the pods must be gone before the reclaim."""
+    return reason.split(" ")[0] in HANDOVER_REASONS
+
+
+def workload_of(pod: Mapping[str, Any]) -> Workload | None:
+    """The Deployment a pod belongs to, when its pods can be handed over: owned by a ReplicaSet
+    whose name is the Deployment's plus the pod's `pod-template-hash` (how the Deployment
+    controller names them), running, not terminating, not do-not-disrupt, not a static pod.
+    Bare pods, DaemonSet, StatefulSet and Job pods have no spare replica to start: None."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if annotations.get(DO_NOT_DISRUPT) == "true" or "kubernetes.io/config.mirror" in annotations:
+        return None
+    if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    digest = (meta.get("labels") or {}).get("pod-template-hash")
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "ReplicaSet"), None)
+    name = str((owner or {}).get("name", ""))
+    if not digest or not name.endswith("-" + digest) or len(name) <= len(digest) + 1:
+        return None
+    return (str(meta.get("namespace") or "default"), "Deployment", name[: -len(digest) - 1])
+
+
+def handover_extra(pods: Iterable[Mapping[str, Any]]) -> dict[Workload, int]:
+    """Extra replicas per Deployment that stand in for a draining node's `pods`; pods of no
+    Deployment (see `workload_of`) are evicted as usual."""
+    out: dict[Workload, int] = {}
+    for pod in pods:
+        key = workload_of(pod)
+        if key is not None:
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def handover_done(h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None) -> bool:
+    """Ready pods off the node cover what it ran (as many as before plus the extra, or all the
+    workload still wants without extras, when it scaled down meanwhile), or the time is up."""
+    cover = h.ready_before + h.extra if wanted is None else min(h.ready_before + h.extra, wanted)
+    return ready_elsewhere >= cover or now - h.started_at >= HANDOVER_TIMEOUT_S
+
+
+def handover_replicas(desired: int, extras: Iterable[int]) -> int:
+    """What the target's replicas are while handovers run: the autoscaler's desired count plus
+    every running handover's extra (even beyond maxReplicas: a drain does not shrink capacity)."""
+    return desired + sum(max(0, e) for e in extras)
+
+
+def parse_handover(text: str | None) -> dict[str, tuple[int, float]]:
+    """The `surge.sh/handover` annotation: {node: {"extra": n, "until": epoch seconds}} as
+    {node: (n, until)}; anything malformed reads as none (a broken annotation must not stop the
+    operator; the provisioner's timeout ends the handover anyway)."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for node, entry in raw.items():
+        extra, until = (entry.get("extra"), entry.get("until")) if isinstance(entry, dict) else (None, None)
+        if isinstance(extra, int) and not isinstance(extra, bool) and extra > 0 \
+                and isinstance(until, int | float) and not isinstance(until, bool):
+            out[str(node)] = (extra, float(until))
+    return out
+
+
+def dump_handover(entries: Mapping[str, tuple[int, float]]) -> str | None:
+    """The annotation's text for `entries` (None: remove it)."""
+    if not entries:
+        return None
+    return json.dumps({n: {"extra": e, "until": round(u, 3)} for n, (e, u) in sorted(entries.items())})
+
+
+def live_extras(entries: Mapping[str, tuple[int, float]], now: float) -> int:
+    """The extra replicas of handovers still running at `now`. An entry outlives the handover's
+    own timeout by `HANDOVER_GRACE_S` only when the provisioner that wrote it died: then it is
+    ignored, and the operator's next write drops its replicas."""
+    return sum(extra for extra, until in entries.values() if now < until)
 
 
 def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:

@@ -36,13 +36,18 @@ from provisioner.catalog import InstanceType
 from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
     DELETION_COST_EVERY_S,
+    HANDOVER_DELETION_COST,
     PROTECT_S,
     SPOT_NOTICE_S,
     VALIDATION_S,
     Action,
+    Handover,
     deletion_costs,
     disruption_actions,
     drain_at,
+    handover_done,
+    handover_replicas,
+    hands_over,
     revalidate,
 )
 from provisioner.nodepool import NodePool
@@ -270,6 +275,7 @@ class _Run:
         self.disrupting: dict[int, str] = {}  # node id → its pool, while its replacement boots
         self.validating: list[Action] = []  # Karpenter's command waiting VALIDATION_S (its loop is blocked)
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
+        self.handovers: dict[int, Handover] = {}  # node id → its pods' stand-ins while it drains
         self.trigger_types = tuple(t.type for t in setup.triggers)
         self.pushes = policy.events and any(t.pushes for t in setup.triggers)
 
@@ -357,7 +363,7 @@ class _Run:
         free_before = self._free()
         self.replicas = d.replicas
         self.replica_changes += 1
-        self.cluster.set_replicas(self.replicas, now)
+        self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
         if self.policy.launch_ahead and adding > 0:
             self._prepare_for(adding, free_before, now)
@@ -402,6 +408,8 @@ class _Run:
             while self.events and self.events[0][0] <= now:
                 _, _, kind, key = heapq.heappop(self.events)
                 self._event(kind, key, now)
+            if self.handovers:
+                self._handovers_due(now)
             if not policy.static:
                 if policy.reaction == "keda-hpa":
                     # KEDA polls on its own clock (activation); the HPA syncs every 15 s while active
@@ -476,13 +484,19 @@ class _Run:
                 self.disrupting.pop(node_id, None)
                 node = self.cluster.nodes.get(node_id)
                 if node is not None:
-                    self._drain(node, now)
+                    self._retire(node, "Underutilized", now)
             return
         if kind == "notice-oldest":
             spot = [n for n in self.cluster.nodes.values() if n.capacity_type == "spot" and n.doomed_at is None]
             kind, key = "notice", min((n.id for n in spot), default=-1)
         node = self.cluster.nodes.get(key)
         if node is None:
+            return
+        if node.id in self.handovers:  # a spot notice cuts a handover short: drained by drain_at
+            if kind == "notice":
+                self._push(drain_at(now, None), "drain", node.id)
+            elif kind == "drain":
+                self._end_handover(node, now)
             return
         if kind == "notice" and node.doomed_at is None:
             # Karpenter and surge alike: taint, pre-spin a replacement for its pods, drain once it is
@@ -498,6 +512,44 @@ class _Run:
             self.disrupting.pop(node.id, None)
             self._drain(node, now)
         self._dirty()
+
+    def _target(self) -> int:
+        """The Deployment's replicas: the engine's, plus running handovers' extras (what the
+        operator writes while the provisioner's `surge.sh/handover` annotation is there)."""
+        return handover_replicas(self.replicas, (h.extra for h in self.handovers.values()))
+
+    def _retire(self, node: Node, reason: str, now: float) -> None:
+        """A disruption's drain: make before break where the policy hands over (the live
+        provisioner's `_drain_and_delete`), else evict."""
+        if not (self.policy.handover and hands_over(reason) and node.pods and not self.setup.do_not_disrupt):
+            self._drain(node, now)
+            return
+        # cordon; the node's pods go first on any scale-down; extra replicas start elsewhere
+        node.doomed_at = now
+        self.disrupting[node.id] = node.pool
+        self.cluster.deletion_cost[node.id] = HANDOVER_DELETION_COST
+        self.handovers[node.id] = Handover(str(node.id), ("", "Deployment", "target"), node.pods, now,
+                                           self._ready_elsewhere())
+        self.cluster.set_replicas(self._target(), now)
+        self.cluster.schedule(now)
+
+    def _ready_elsewhere(self) -> int:
+        return self.cluster.ready_pods - sum(self.cluster.nodes[i].ready for i in self.handovers)
+
+    def _handovers_due(self, now: float) -> None:
+        ready = self._ready_elsewhere()
+        for node_id, h in list(self.handovers.items()):
+            if handover_done(h, ready, now, self.replicas):
+                self._end_handover(self.cluster.nodes[node_id], now)
+
+    def _end_handover(self, node: Node, now: float) -> None:
+        """Take the extra replicas back (the ReplicaSet deletes the node's pods: lowest cost),
+        evict what is left on the node, terminate it."""
+        del self.handovers[node.id]
+        self.disrupting.pop(node.id, None)
+        self.cluster.set_replicas(self._target(), now)
+        self.cluster.deletion_cost.pop(node.id, None)
+        self._drain(node, now)
 
     def _drain(self, node: Node, now: float) -> None:
         """Evict the node's pods (they restart where the scheduler puts them, or go Pending), then
@@ -555,6 +607,7 @@ class _Run:
         if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
             self.ranked_at = now
             self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views, now).items()}
+            self.cluster.deletion_cost.update({i: HANDOVER_DELETION_COST for i in self.handovers})
         if not views:
             self._calm_until = math.inf
             return
@@ -608,7 +661,7 @@ class _Run:
             self._push(max(n.ready_at for n in new), "replaced", self._seq)
         else:
             for n in nodes:
-                self._drain(n, now)
+                self._retire(n, action.reason, now)
 
     def _next_limit(self, views: Sequence[NodeView], now: float) -> float:
         """The first time a node passes consolidateAfter, its protection or its expiry; a forecast
