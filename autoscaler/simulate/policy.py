@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from provisioner.disruption import SPOT_RESIZE_MIN_SAVING
 
-SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "spot-resize")
+SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "handover",
+                  "spot-resize")
 
 
 class PolicyError(ValueError):
@@ -42,13 +43,19 @@ class Policy:
     # floor, measured on the demo trace it multiplied launches ×10 and cost more than keda-karpenter)
     spot_to_spot: bool = False
     spot_min_saving: float = 0.0
+    # Karpenter waits `VALIDATION_S` after computing an Empty / Underutilized command and re-validates it,
+    # its disruption loop blocked meanwhile (validation.go); surge's live provisioner acts at once
+    validate: bool = False
+    # make before break: consolidation / drift / expiry drains hand the node's pods over to extra
+    # replicas first (`provisioner.disruption.Handover`); off, drains evict as Karpenter's do
+    handover: bool = False
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
 STATIC_PEAK_ON_DEMAND = Policy("static-peak-on-demand", static=True, packer="surge", spot=False)
-KEDA_KARPENTER = Policy("keda-karpenter")
+KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
-               forecast_keep=True, predictive=True, deletion_cost=True, spot_to_spot=True,
+               forecast_keep=True, predictive=True, deletion_cost=True, handover=True, spot_to_spot=True,
                spot_min_saving=SPOT_RESIZE_MIN_SAVING)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
@@ -81,9 +88,10 @@ def policy_named(name: str) -> Policy:
             policy = replace(policy, predictive=False)
         elif part == "deletion-cost":
             policy = replace(policy, deletion_cost=False)
+        elif part == "handover":
+            policy = replace(policy, handover=False)
         elif part == "spot-resize":
             policy = replace(policy, spot_to_spot=False)
-
         else:
             raise PolicyError(f"policy {name!r}: unknown feature {part!r}; features are {list(SURGE_FEATURES)}")
     if name != "surge" and name.removeprefix("surge")[:4] != "-no-":
@@ -113,10 +121,18 @@ class Assumptions:
     seed: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DRAIN_BEFORE_RECLAIM_S, PROTECT_S, SPOT_NOTICE_S
+        from provisioner.disruption import (
+            CONSOLIDATION_INTERVAL_S,
+            DRAIN_BEFORE_RECLAIM_S,
+            HANDOVER_TIMEOUT_S,
+            PROTECT_S,
+            SPOT_NOTICE_S,
+            VALIDATION_S,
+        )
         from provisioner.provisioning import BATCH_IDLE_S, BATCH_MAX_S
 
         shared = {"batch_idle_s": BATCH_IDLE_S, "batch_max_s": BATCH_MAX_S,
                   "consolidation_interval_s": CONSOLIDATION_INTERVAL_S, "protect_s": PROTECT_S,
-                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S}
+                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S,
+                  "karpenter_validation_s": VALIDATION_S, "handover_timeout_s": HANDOVER_TIMEOUT_S}
         return asdict(self) | {"live_constants": shared}
