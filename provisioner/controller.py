@@ -59,6 +59,7 @@ from provisioner.provisioning import (
     NOMINATED,
     PROTECTED_UNTIL,
     REGISTRATION_TIMEOUT_S,
+    Reservation,
     UNREGISTERED_TAINT,
     BatchWindow,
     Disruption,
@@ -73,10 +74,13 @@ from provisioner.provisioning import (
     owned_by_daemonset,
     parse_duration,
     pending_groups,
+    pod_event,
     pod_key,
     pod_requests,
     pool_in_zones,
     requirements_by_pod,
+    reservation_holds,
+    reserved_pods,
     total,
     with_remaining_limits,
 )
@@ -95,18 +99,6 @@ def _ts(text: str | None, default: float) -> float:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Reservation:
-    """Pods the ScaledObject controller is adding, for which nodes are already on their way: the
-    first `count` matching pending pods are not planned again while the reservation holds."""
-
-    namespace: str
-    labels: Mapping[str, str]
-    count: int
-    claims: tuple[str, ...]
-    until: float
 
 
 class ProvisioningController:
@@ -133,9 +125,7 @@ class ProvisioningController:
         self.disrupting: dict[str, asyncio.Task[None]] = {}
         self.unavailable = UnavailableOfferings()
         self.launched_at: dict[str, float] = {}
-        self.empty_since: dict[str, float] = {}
-        self.pods_changed_at: dict[str, float] = {}  # node → when the set of pods bound to it last changed
-        self._pods_on: dict[str, frozenset[str]] = {}
+        self.pods_changed_at: dict[str, float] = {}  # node → its last pod event (`pod_event`)
         self.forecasts: dict[tuple[str, str, str], tuple[int, float]] = {}  # target → (replicas, until)
         self.templates: dict[tuple[str, str, str], tuple[Mapping[str, str], Resources]] = {}
         self.reservations: list[Reservation] = []
@@ -146,7 +136,7 @@ class ProvisioningController:
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
-        follows = [("pods", self.kube.watch_pods, self.pods, pod_key),
+        follows = [("pods", self.kube.watch_pods, self.pods, pod_key, self._pod_event),
                    ("nodes", self.kube.watch_nodes, self.nodes, _name),
                    ("nodeclaims", self.kube.watch_nodeclaims, self.claims, _name),
                    ("ec2nodeclasses", self.kube.watch_nodeclasses, self.nodeclasses, _name)]
@@ -165,7 +155,8 @@ class ProvisioningController:
                                  return_exceptions=True)
 
     async def _follow(self, what: str, stream: Callable[[], AsyncIterator[dict[str, Any]]],
-                      cache: dict[str, dict[str, Any]], key: Callable[[Mapping[str, Any]], str]) -> None:
+                      cache: dict[str, dict[str, Any]], key: Callable[[Mapping[str, Any]], str],
+                      changed: Callable[[dict[str, Any] | None, dict[str, Any] | None], None] | None = None) -> None:
         while True:
             try:
                 async for event in stream():
@@ -174,10 +165,13 @@ class ProvisioningController:
                         self.synced.add(what)
                         self.kick.set()
                         continue
+                    old = cache.get(key(obj))
                     if event["type"] == "DELETED":
                         cache.pop(key(obj), None)
                     else:
                         cache[key(obj)] = obj
+                    if changed is not None:
+                        changed(old, None if event["type"] == "DELETED" else obj)
                     self.synced.add(what)
                     self.kick.set()
             except asyncio.CancelledError:
@@ -185,6 +179,13 @@ class ProvisioningController:
             except Exception as exc:
                 log.warning("%s watch ended: %s", what, exc)
                 await asyncio.sleep(1)
+
+    def _pod_event(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """A pod bound to or leaving a node restarts that node's consolidateAfter (`pod_event`)."""
+        event = pod_event(old, new, self.clock())
+        if event is not None:
+            node, at = event
+            self.pods_changed_at[node] = max(at, self.pods_changed_at.get(node, at))
 
     async def _follow_pools(self) -> None:
         while True:
@@ -268,20 +269,10 @@ class ProvisioningController:
             if not _condition(claim, "Initialized"):
                 out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
                 out.update(self.nominated_extra.get(name, {}))
+        usable = {name: _condition(claim, "Initialized") for name, claim in self.claims.items()}
         now = self.clock()
-        live = []
-        for r in self.reservations:
-            if now >= r.until or all(_condition(self.claims.get(c, {}), "Initialized") or c not in self.claims
-                                     for c in r.claims):
-                continue
-            live.append(r)
-            matching = sorted(k for k, p in self.pods.items()
-                              if k.startswith(r.namespace + "/") and k not in out
-                              and all(((p.get("metadata") or {}).get("labels") or {}).get(a) == b
-                                      for a, b in r.labels.items()))
-            out.update(matching[:r.count])
-        self.reservations = live
-        return out
+        self.reservations = [r for r in self.reservations if reservation_holds(r, usable, now)]
+        return out | reserved_pods(self.pods, self.reservations, out)
 
     async def _provision_loop(self) -> None:
         while True:
@@ -648,29 +639,23 @@ class ProvisioningController:
             meta = claim.get("metadata") or {}
             labels = meta.get("labels") or {}
             pods = pods_on.get(node_name, [])
-            bound = frozenset(pod_key(p) for p in pods)
-            if self._pods_on.get(node_name) != bound:
-                self._pods_on[node_name] = bound
-                self.pods_changed_at[node_name] = now
+            # consolidateAfter counts from the last pod event on the node, else from its initialization
+            changed = self.pods_changed_at.get(node_name, _since(claim, "Initialized", now))
             # pods launched for and not yet bound anywhere keep a fresh node from looking empty
             waiting = [k for k in json.loads((meta.get("annotations") or {}).get(NOMINATED, "[]"))
                        if k in self.pods and not (self.pods[k].get("spec") or {}).get("nodeName")]
-            if pods or waiting:
-                self.empty_since.pop(node_name, None)
-            else:
-                self.empty_since.setdefault(node_name, now)
             node_meta = self.nodes[node_name].get("metadata") or {}
             pinned = "true" in ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT),
                                 (meta.get("annotations") or {}).get(DO_NOT_DISRUPT))
             dnd = pinned or any(_pinned(p) for p in pods)
             protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
             views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
-                                  len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
+                                  len(pods) + len(waiting), None if pods or waiting else changed, dnd,
                                   float(protected) if protected else None,
                                   _ts(meta.get("creationTimestamp"), now),
                                   parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0),
                                   labels.get("karpenter.sh/capacity-type", "on-demand"),
-                                  self.pods_changed_at.get(node_name, now),
+                                  changed,
                                   _ts(drifted_since(claim), now) if drifted_since(claim) is not None else None,
                                   pinned, parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"),
                                                          None)))
@@ -952,7 +937,7 @@ class ProvisioningController:
         if node_name:
             await self.kube.delete_node(node_name)
             self.nodes.pop(node_name, None)
-            self.empty_since.pop(node_name, None)
+            self.pods_changed_at.pop(node_name, None)
         await self._forget_claim(name)
 
     async def _forget_claim(self, name: str) -> None:
@@ -981,6 +966,12 @@ def _pinned(pod: Mapping[str, Any]) -> bool:
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:
     return any(c.get("type") == kind and c.get("status") == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def _since(obj: Mapping[str, Any], kind: str, default: float) -> float:
+    """When the condition last turned True (default: unknown)."""
+    return next((_ts(c.get("lastTransitionTime"), default) for c in (obj.get("status") or {}).get("conditions") or []
+                 if c.get("type") == kind and c.get("status") == "True"), default)
 
 
 def _cond(kind: str, status: str, reason: str, now: float) -> dict[str, str]:

@@ -95,7 +95,7 @@ class Cluster:
         for node in by_rank:
             while count and node.starting:
                 node.starting.pop()
-                node.last_change = now
+                node.last_change = max(node.last_change, now)  # a nominated pod never bound: no event yet
                 count -= 1
         for node in by_rank:
             while count and node.ready:
@@ -141,7 +141,7 @@ class Cluster:
         ready_at = max(now, node.ready_at) + self.pod_start_s
         for _ in range(count):
             bisect.insort(node.starting, ready_at)
-        node.last_change = now
+        node.last_change = max(now, node.ready_at)  # a pod nominated to a booting node binds once it is ready
         self._seq += 1
         heapq.heappush(self._events, (ready_at, self._seq, node.id))
 
@@ -181,7 +181,8 @@ class Cluster:
     def launch(self, instance_type: str, capacity_type: str, zone: str, pool: str, price: float,
                on_demand_price: float, slots: int, now: float, boot_s: float, protected_s: float = 0.0) -> Node:
         node = Node(self._next_id, instance_type, capacity_type, zone, pool, price, on_demand_price, slots,
-                    launched_at=now, ready_at=now + boot_s, last_change=now, protected_until=now + protected_s)
+                    launched_at=now, ready_at=now + boot_s, last_change=now + boot_s,
+                    protected_until=now + protected_s)
         self._next_id += 1
         self.nodes[node.id] = node
         self.launches += 1

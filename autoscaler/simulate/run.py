@@ -326,12 +326,13 @@ class _Run:
         """Free room on nodes and in-flight ones (what `existing_capacity` + `_inflight_capacity` see)."""
         return sum(n.free for n in self.cluster.nodes.values())
 
-    def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
+    def _prepare_for(self, adding: int) -> Plan | None:
         """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
-        free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
-        if adding - free_before > 0:
-            plan = self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
-            self._launch(plan, now, protect_until=now + PROTECT_S)
+        free room of nodes and in-flight NodeClaims as it is before those pods exist (the live
+        provisioner plans them as pods of their own, beside the new Pending ones)."""
+        if adding - self._free() <= 0:
+            return None
+        return self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
 
     def _provision_batch(self, now: float, new_pending: bool) -> None:
         """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
@@ -350,13 +351,13 @@ class _Run:
         if d.replicas is None or d.replicas == self.replicas:
             return
         adding = d.replicas - self.replicas
-        free_before = self._free()
+        ahead = self._prepare_for(adding) if self.policy.launch_ahead and adding > 0 else None
         self.replicas = d.replicas
         self.replica_changes += 1
         self.cluster.set_replicas(self.replicas, now)
         self.cluster.schedule(now)
-        if self.policy.launch_ahead and adding > 0:
-            self._prepare_for(adding, free_before, now)
+        if ahead is not None:
+            self._launch(ahead, now, protect_until=now + PROTECT_S)
             self.cluster.schedule(now)
 
     def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> Decision:
