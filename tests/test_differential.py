@@ -23,6 +23,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from autoscaler.engine.reaction import WAKE_COALESCE_S
+from autoscaler.operator.controller import BATCH_AHEAD_S, Entry, ScaledObjectController
+from autoscaler.operator.kube import Kube
 from autoscaler.simulate.inputs import build_setup
 from autoscaler.simulate.policy import Assumptions, policy_named
 from autoscaler.simulate.run import simulate
@@ -33,6 +36,7 @@ from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DELETION_COST
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.provisioning import pod_requests
+from tests.fixtures.redis import cli, redis_server
 from tests.k8s.fixture import K8s
 from tests.test_simulate import DEPLOYMENT, SO, files
 
@@ -234,3 +238,95 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
     assert len(world.terminated) == len(sim_terms), (world.terminated, sim_terms)
     assert all(abs(x - y) <= TICK for x, y in zip(sorted(world.terminated), sim_terms, strict=True)), (
         world.terminated, sim_terms)
+
+
+# --- the operator half --------------------------------------------------------------------------
+
+REDIS_SO = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: worker, namespace: default}}
+spec:
+  scaleTargetRef: {{name: worker}}
+  minReplicaCount: 0
+  maxReplicaCount: 50
+  triggers:
+    - type: redis
+      name: backlog
+      metadata: {{address: "{address}", listName: jobs, listLength: "10"}}
+"""
+
+
+async def cycled(controller: ScaledObjectController, now: float) -> Entry:
+    """Wait until every cycle due by `now` has run and its writes are done."""
+    for _ in range(500):
+        entry = controller.entries.get((NS, NAME))
+        if entry is not None and not entry.busy and not controller.cycles and entry.due > now + BATCH_AHEAD_S:
+            return entry
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no cycle ran by t={now}")
+
+
+async def woken(entry: Entry, now: float) -> None:
+    """Wait until the keyspace notification of a write to the list has made the object due."""
+    for _ in range(400):
+        if entry.due <= now + WAKE_COALESCE_S + 1e-9:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no keyspace notification woke the operator at t={now}")
+
+
+def changes(times: list[float], replicas: list[int]) -> list[tuple[float, int]]:
+    return [(t, b) for t, a, b in zip(times[1:], replicas, replicas[1:], strict=False) if a != b]
+
+
+async def test_live_operator_and_simulator_write_the_same_replicas(tmp_path: Path, k8s_api: K8s) -> None:
+    """The live ScaledObject controller (real Redis list scaler against a real redis-server with
+    keyspace notifications, real client against the API emulator, its schedule on the fake clock)
+    fed the simulator's backlog tick by tick writes the same replicas at the same ticks as the
+    simulated surge operator: `engine.reaction` (poll every 30 s, wake 50 ms after a push) and
+    `engine.decide` (activation, the HPA's scale-up policies, cooldown to zero)."""
+    with redis_server("--notify-keyspace-events", "Kl") as redis:
+        paths = files(tmp_path, so=REDIS_SO.format(address=redis.address), capacity="spot, on-demand")
+        a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT)
+        setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+        sim = simulate(scenario(), setup, policy_named("surge"), a, notices=(NOTICE_AT,))
+        times, backlog = sim.series.t, [int(b) for b in sim.series.backlog]
+        assert times[1] == TICK and max(sim.series.replicas) > 10 and sim.series.replicas[-1] == 0
+
+        em = k8s_api.emulator
+        deployment = yaml.safe_load(DEPLOYMENT)
+        deployment["metadata"]["namespace"] = NS
+        deployment["spec"].update(replicas=0, selector={"matchLabels": {"app": NAME}})
+        em.put("apps/v1", "deployments", deployment)
+        em.put("keda.sh/v1alpha1", "scaledobjects", yaml.safe_load(paths["so"].read_text()))
+        clock = {"t": 0.0}
+        live: list[int] = []
+        async with client.ApiClient(k8s_api.configuration) as api:
+            controller = ScaledObjectController(Kube(api), clock=lambda: clock["t"], timer=lambda: clock["t"])
+            task = asyncio.create_task(controller.run())
+            try:
+                for i, t in enumerate(times):
+                    clock["t"] = t
+                    controller.kick.set()
+                    entry = await cycled(controller, t)
+                    live.append(int(em.get("apps/v1", "deployments", NS, NAME)["spec"]["replicas"]))
+                    if sim.series.backlog[i] != (sim.series.backlog[i - 1] if i else 0.0):
+                        # the tick's work pushed and popped items: the list changes (length: what the
+                        # simulated trigger reads at the next decision), Redis notifies
+                        held = int(cli(redis.port, "LLEN", "jobs"))
+                        cli(redis.port, "RPUSH", "jobs", *["x"] * max(1, backlog[i] - held))
+                        if backlog[i] <= held:
+                            start, stop = (0, backlog[i] - 1) if backlog[i] else (1, 0)  # (1, 0): empty
+                            cli(redis.port, "LTRIM", "jobs", str(start), str(stop))
+                        await woken(entry, t)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await controller.stop()
+
+    ours, theirs = changes(times, live), changes(times, sim.series.replicas)
+    print("live", ours)
+    print("sim ", theirs)
+    assert [r for _, r in ours] == [r for _, r in theirs], (ours, theirs)
+    assert all(abs(x - y) <= TICK for (x, _), (y, _) in zip(ours, theirs, strict=True)), (ours, theirs)
