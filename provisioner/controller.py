@@ -136,11 +136,12 @@ class ProvisioningController:
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
-        follows = [("pods", self.kube.watch_pods, self.pods, pod_key, self._pod_event),
-                   ("nodes", self.kube.watch_nodes, self.nodes, _name),
+        follows = [("nodes", self.kube.watch_nodes, self.nodes, _name),
                    ("nodeclaims", self.kube.watch_nodeclaims, self.claims, _name),
                    ("ec2nodeclasses", self.kube.watch_nodeclasses, self.nodeclasses, _name)]
-        tasks = [asyncio.create_task(self._follow(*f)) for f in follows]
+        tasks = [asyncio.create_task(self._follow("pods", self.kube.watch_pods, self.pods, pod_key,
+                                                  self._pod_event))]
+        tasks += [asyncio.create_task(self._follow(*f)) for f in follows]
         tasks.append(asyncio.create_task(self._follow_pools()))
         tasks += [asyncio.create_task(c) for c in (self._provision_loop(), self._lifecycle_loop(), self._gc_loop(),
                                                    self._disruption_loop())]

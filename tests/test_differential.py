@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+import redis.asyncio as aioredis
 import yaml
 from kubernetes_asyncio import client
 
-from autoscaler.engine.reaction import WAKE_COALESCE_S
+from autoscaler.engine.decide import TriggerReading
+from autoscaler.engine.reaction import LAG_WATCH_S, WAKE_COALESCE_S
 from autoscaler.operator.controller import BATCH_AHEAD_S, Entry, ScaledObjectController
 from autoscaler.operator.kube import Kube
 from autoscaler.simulate.inputs import build_setup
 from autoscaler.simulate.policy import Assumptions, policy_named
-from autoscaler.simulate.run import simulate
+from autoscaler.simulate.run import PolicyResult, simulate
 from autoscaler.simulate.trace import Trace
 from provisioner.cloud.simulated import SimulatedProvider
 from provisioner.controller import ProvisioningController
@@ -36,7 +38,7 @@ from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DELETION_COST
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.provisioning import pod_requests
-from tests.fixtures.redis import cli, redis_server
+from tests.fixtures.redis import redis_server
 from tests.k8s.fixture import K8s
 from tests.test_simulate import DEPLOYMENT, SO, files
 
@@ -280,53 +282,142 @@ def changes(times: list[float], replicas: list[int]) -> list[tuple[float, int]]:
     return [(t, b) for t, a, b in zip(times[1:], replicas, replicas[1:], strict=False) if a != b]
 
 
-async def test_live_operator_and_simulator_write_the_same_replicas(tmp_path: Path, k8s_api: K8s) -> None:
-    """The live ScaledObject controller (real Redis list scaler against a real redis-server with
-    keyspace notifications, real client against the API emulator, its schedule on the fake clock)
-    fed the simulator's backlog tick by tick writes the same replicas at the same ticks as the
-    simulated surge operator: `engine.reaction` (poll every 30 s, wake 50 ms after a push) and
-    `engine.decide` (activation, the HPA's scale-up policies, cooldown to zero)."""
-    with redis_server("--notify-keyspace-events", "Kl") as redis:
-        paths = files(tmp_path, so=REDIS_SO.format(address=redis.address), capacity="spot, on-demand")
-        a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT)
-        setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
-        sim = simulate(scenario(), setup, policy_named("surge"), a, notices=(NOTICE_AT,))
-        times, backlog = sim.series.t, [int(b) for b in sim.series.backlog]
-        assert times[1] == TICK and max(sim.series.replicas) > 10 and sim.series.replicas[-1] == 0
+STREAM_SO = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: worker, namespace: default}}
+spec:
+  scaleTargetRef: {{name: worker}}
+  minReplicaCount: 0
+  maxReplicaCount: 50
+  triggers:
+    - type: redis-streams
+      name: stream
+      metadata: {{address: "{address}", stream: jobs, streamLength: "10"}}
+"""
 
-        em = k8s_api.emulator
-        deployment = yaml.safe_load(DEPLOYMENT)
-        deployment["metadata"]["namespace"] = NS
-        deployment["spec"].update(replicas=0, selector={"matchLabels": {"app": NAME}})
-        em.put("apps/v1", "deployments", deployment)
-        em.put("keda.sh/v1alpha1", "scaledobjects", yaml.safe_load(paths["so"].read_text()))
-        clock = {"t": 0.0}
-        live: list[int] = []
-        async with client.ApiClient(k8s_api.configuration) as api:
-            controller = ScaledObjectController(Kube(api), clock=lambda: clock["t"], timer=lambda: clock["t"])
-            task = asyncio.create_task(controller.run())
-            try:
-                for i, t in enumerate(times):
-                    clock["t"] = t
-                    controller.kick.set()
-                    entry = await cycled(controller, t)
-                    live.append(int(em.get("apps/v1", "deployments", NS, NAME)["spec"]["replicas"]))
-                    if sim.series.backlog[i] != (sim.series.backlog[i - 1] if i else 0.0):
-                        # the tick's work pushed and popped items: the list changes (length: what the
-                        # simulated trigger reads at the next decision), Redis notifies
-                        held = int(cli(redis.port, "LLEN", "jobs"))
-                        cli(redis.port, "RPUSH", "jobs", *["x"] * max(1, backlog[i] - held))
-                        if backlog[i] <= held:
-                            start, stop = (0, backlog[i] - 1) if backlog[i] else (1, 0)  # (1, 0): empty
-                            cli(redis.port, "LTRIM", "jobs", str(start), str(stop))
-                        await woken(entry, t)
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await controller.stop()
+Tick = Callable[[int, float, Entry], Awaitable[None]]
 
-    ours, theirs = changes(times, live), changes(times, sim.series.replicas)
+
+async def live_replicas(k8s_api: K8s, manifest: Path, times: Sequence[float], before: Tick | None = None,
+                        after: Tick | None = None) -> list[int]:
+    """The live ScaledObject controller on the fake clock, one sim tick at a time: `before` sets
+    the trigger's source for the tick's decision, the due cycles run (kicked), the Deployment's
+    replicas are read, `after` changes the source as the tick's work did."""
+    em = k8s_api.emulator
+    deployment = yaml.safe_load(DEPLOYMENT)
+    deployment["metadata"]["namespace"] = NS
+    deployment["spec"].update(replicas=0, selector={"matchLabels": {"app": NAME}})
+    em.put("apps/v1", "deployments", deployment)
+    em.put("keda.sh/v1alpha1", "scaledobjects", yaml.safe_load(manifest.read_text()))
+    clock = {"t": 0.0}
+    out: list[int] = []
+    async with client.ApiClient(k8s_api.configuration) as api:
+        controller = ScaledObjectController(Kube(api), clock=lambda: clock["t"], timer=lambda: clock["t"])
+        task = asyncio.create_task(controller.run())
+        try:
+            for _ in range(400):
+                entry = controller.entries.get((NS, NAME))
+                if entry is not None:
+                    break
+                await asyncio.sleep(0.005)
+            for i, t in enumerate(times):
+                clock["t"] = t
+                if before is not None and entry is not None:
+                    await before(i, t, entry)
+                controller.kick.set()
+                entry = await cycled(controller, t)
+                target = em.get("apps/v1", "deployments", NS, NAME)
+                assert target is not None
+                out.append(int(target["spec"]["replicas"]))
+                if after is not None:
+                    await after(i, t, entry)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await controller.stop()
+    return out
+
+
+def assert_same_writes(times: Sequence[float], live: list[int], simulated: list[int]) -> None:
+    """The same replica writes, each within one tick."""
+    tick = times[1] - times[0]
+    ours, theirs = changes(list(times), live), changes(list(times), simulated)
     print("live", ours)
     print("sim ", theirs)
     assert [r for _, r in ours] == [r for _, r in theirs], (ours, theirs)
-    assert all(abs(x - y) <= TICK for (x, _), (y, _) in zip(ours, theirs, strict=True)), (ours, theirs)
+    assert all(abs(x - y) <= tick for (x, _), (y, _) in zip(ours, theirs, strict=True)), (ours, theirs)
+
+
+def simulated(tmp_path: Path, so: str, readings: dict[float, int] | None = None, tick: float = TICK) -> PolicyResult:
+    """The scenario under the simulated surge operator (the provisioner half's scenario)."""
+    paths = files(tmp_path, so=so, capacity="spot, on-demand")
+    a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT, tick_s=tick)
+    setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+
+    def record(now: float, by_trigger: Mapping[str, TriggerReading]) -> None:
+        if readings is not None:
+            [reading] = by_trigger.values()
+            readings[now] = int(reading.value or 0)
+
+    sim = simulate(scenario(), setup, policy_named("surge"), a, notices=(NOTICE_AT,), readings=record)
+    assert sim.series.t[1] == tick and max(sim.series.replicas) > 10 and sim.series.replicas[-1] == 0
+    return sim
+
+
+async def test_live_operator_and_simulator_write_the_same_replicas_on_a_pushed_list(tmp_path: Path, k8s_api: K8s
+                                                                                   ) -> None:
+    """A Redis list (keyspace notifications on, pollingInterval 30 s): the live ScaledObject
+    controller — real scaler against a real redis-server, real client against the API emulator,
+    its schedule on the fake clock — fed the simulator's backlog tick by tick writes the same
+    replicas at the same ticks as the simulated surge operator: `engine.reaction` (wake 50 ms after
+    a push, else every poll) and `engine.decide` (activation, HPA steps, cooldown to zero)."""
+    with redis_server("--notify-keyspace-events", "Kl") as redis:
+        sim = simulated(tmp_path, REDIS_SO.format(address=redis.address))
+        backlog = [int(b) for b in sim.series.backlog]
+        source = aioredis.Redis(port=redis.port)
+
+        async def after(i: int, t: float, entry: Entry) -> None:
+            if sim.series.backlog[i] != (sim.series.backlog[i - 1] if i else 0.0):
+                # the tick's work pushed and popped items: the list changes (its length: what the
+                # simulated trigger reads at the next decision) and Redis notifies
+                held = await source.llen("jobs")
+                await source.rpush("jobs", *["x"] * max(1, backlog[i] - held))
+                if backlog[i] <= held:
+                    await source.ltrim("jobs", *((0, backlog[i] - 1) if backlog[i] else (1, 0)))  # (1, 0): empty
+                await woken(entry, t)
+
+        try:
+            live = await live_replicas(k8s_api, tmp_path / "so.yaml", sim.series.t, after=after)
+        finally:
+            await source.aclose()
+    assert_same_writes(sim.series.t, live, sim.series.replicas)
+
+
+async def test_live_operator_and_simulator_write_the_same_replicas_on_a_watched_stream(tmp_path: Path,
+                                                                                     k8s_api: K8s) -> None:
+    """A Redis stream's length, no notifications for streams: only the lag watch (`LAG_WATCH_S`,
+    1 s) wakes the live operator between its 30-s polls, as it does the simulated one — both
+    decide every second on what the stream holds (waiting + in flight). The simulator runs at
+    1-s ticks here: at 5 s it can only model the watch as a decision per tick."""
+    readings: dict[float, int] = {}
+    with redis_server("--notify-keyspace-events", "Kl") as redis:
+        sim = simulated(tmp_path, STREAM_SO.format(address=redis.address), readings, tick=LAG_WATCH_S)
+        source = aioredis.Redis(port=redis.port)
+        assert len(readings) == len(sim.series.t)  # the lag watch: a decision every second
+
+        async def before(i: int, t: float, entry: Entry) -> None:
+            want, held = readings[t], await source.xlen("jobs")
+            if want > held:
+                async with source.pipeline(transaction=False) as pipe:
+                    for _ in range(want - held):
+                        pipe.xadd("jobs", {"k": "v"})
+                    await pipe.execute()
+            elif want < held:
+                await source.xtrim("jobs", maxlen=want, approximate=False)
+
+        try:
+            live = await live_replicas(k8s_api, tmp_path / "so.yaml", sim.series.t, before=before)
+        finally:
+            await source.aclose()
+    assert_same_writes(sim.series.t, live, sim.series.replicas)

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -307,7 +308,7 @@ def test_simulated_predictor_forecasts_a_daily_cycle_ahead() -> None:
 # docs/simulator.md "Known loop".
 LOOP = pytest.mark.xfail(strict=True, reason="consolidation drain → lag dip → HPA doubling loop (docs/simulator.md)")
 SPOT, ON_DEMAND = "spot, on-demand", "on-demand"
-CONSTANT = [(p, c) for p in ("static-peak", "static-peak-on-demand") for c in (SPOT, ON_DEMAND)]
+CONSTANT: list[Any] = [(p, c) for p in ("static-peak", "static-peak-on-demand") for c in (SPOT, ON_DEMAND)]
 # on spot, a burst's leftover oversized node stays for good: Karpenter never replaces spot with spot
 # (docs/simulator.md "Known loop"); here the ramp ends on a c6a.4xlarge for 7 pods
 OVERSIZED_SPOT = pytest.mark.xfail(strict=True, reason="oversized spot node kept (no spot-to-spot replacement)")

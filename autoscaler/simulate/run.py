@@ -17,7 +17,7 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -214,10 +214,14 @@ def static_replicas(trace: Trace, a: Assumptions) -> int:
 
 
 def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
-             progress: Callable[[int], None] | None = None, notices: Sequence[float] = ()) -> PolicyResult:
+             progress: Callable[[int], None] | None = None, notices: Sequence[float] = (),
+             readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None) -> PolicyResult:
     """Run one policy; `progress(n)` is called with the number of ticks done since its last call.
-    `notices`: times at which the oldest spot node gets an interruption warning (scenarios)."""
+    `notices`: times at which the oldest spot node gets an interruption warning (scenarios).
+    `readings(now, by_trigger)`: told what the triggers read at each decision (the differential
+    test feeds them to the live operator)."""
     run = _Run(trace, setup, policy, a, progress)
+    run.on_readings = readings
     for t in notices:
         run._push(t, "notice-oldest", -1)
     return run.run()
@@ -231,6 +235,7 @@ class _Run:
                  progress: Callable[[int], None] | None):
         self.trace, self.setup, self.policy, self.a = trace, setup, policy, a
         self.progress = progress
+        self.on_readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None
         self.dt = tick_for(trace, a)
         self.arrivals = arrivals_per_tick(trace, a, self.dt)
         self.n_ticks = len(self.arrivals)
@@ -344,6 +349,8 @@ class _Run:
 
     # --- the autoscaler: engine.decide on engine.reaction's schedule ------------------------------
     def _decide(self, readings: dict[str, TriggerReading], now: float) -> None:
+        if self.on_readings is not None:
+            self.on_readings(now, readings)
         d = decide(self.setup.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
         if self.predictor is not None:
             d = self._predictive(readings, d, now)
