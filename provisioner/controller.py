@@ -24,7 +24,6 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,11 +58,11 @@ from provisioner.provisioning import (
     NOMINATED,
     PROTECTED_UNTIL,
     REGISTRATION_TIMEOUT_S,
-    Reservation,
     UNREGISTERED_TAINT,
     BatchWindow,
     Disruption,
     NodeView,
+    Reservation,
     claim_step,
     covers,
     daemonset_overhead_of,
