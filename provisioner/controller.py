@@ -31,7 +31,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from provisioner.catalog import InstanceType, with_spot_prices
-from provisioner.cloud.availability import UnavailableOfferings
+from provisioner.cloud.availability import UnavailableOfferings, catalog_now
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
 from provisioner.disruption import (
@@ -437,14 +437,7 @@ class ProvisioningController:
         return usage
 
     def _catalog_now(self, now: float) -> list[InstanceType]:
-        """The catalog with offerings that just ran out of capacity marked unavailable, so the plan
-        itself steers around them (not only the launch)."""
-        out = []
-        for it in self.catalog:
-            offerings = tuple(o if self.unavailable.available(Offering(it.name, o.capacity_type, o.zone, o.price), now)
-                              else dataclasses.replace(o, available=False) for o in it.offerings)
-            out.append(it if offerings == it.offerings else dataclasses.replace(it, offerings=offerings))
-        return out
+        return catalog_now(self.catalog, self.unavailable, now)
 
     async def note_forecast(self, namespace: str, kind: str, name: str, replicas: int, horizon_s: float) -> None:
         """A reliable forecast says `kind/name` needs `replicas` within `horizon_s`: until then,

@@ -65,7 +65,7 @@ class World:
         self.replicas = 0
         self.names = itertools.count()
         self.cpu_m = allocatable  # type → (cpu m, memory Mi) left for the workload's pods
-        self.terminated: list[float] = []
+        self.terminated: list[tuple[float, str]] = []
         self._gone: set[str] = set()
 
     def pods(self) -> list[dict[str, Any]]:
@@ -101,7 +101,7 @@ class World:
         for inst in self.cloud.instances.values():
             if inst.state != "running" and inst.id not in self._gone:
                 self._gone.add(inst.id)
-                self.terminated.append(self.now)
+                self.terminated.append((self.now, inst.instance_type))
 
     def kubelet(self) -> None:
         known = {n["spec"].get("providerID") for n in self.em.all("v1", "nodes")}
@@ -229,17 +229,19 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    live_launches = sorted(i.launched_at for i in world.cloud.instances.values())
-    sim_launches = sorted(n.launched_at for n in sim.nodes)
-    sim_terms = sorted(n.terminated_at for n in sim.nodes if n.terminated_at is not None)
-    print("live", sorted((i.launched_at, i.instance_type) for i in world.cloud.instances.values()), world.terminated)
-    print("sim", sorted((n.launched_at, n.instance_type, n.terminated_at) for n in sim.nodes))
-    assert len(live_launches) == len(sim_launches), (live_launches, sim_launches)
-    assert all(abs(x - y) <= TICK for x, y in zip(live_launches, sim_launches, strict=True)), (live_launches,
-                                                                                              sim_launches)
-    assert len(world.terminated) == len(sim_terms), (world.terminated, sim_terms)
-    assert all(abs(x - y) <= TICK for x, y in zip(sorted(world.terminated), sim_terms, strict=True)), (
-        world.terminated, sim_terms)
+    # the same nodes: each launch and each termination at the same tick, of the same instance type
+    live_launches = sorted((i.launched_at, i.instance_type) for i in world.cloud.instances.values())
+    sim_launches = sorted((n.launched_at, n.instance_type) for n in sim.nodes)
+    sim_terms = sorted((n.terminated_at, n.instance_type) for n in sim.nodes if n.terminated_at is not None)
+    print("live", live_launches, sorted(world.terminated))
+    print("sim ", sim_launches, sim_terms)
+    assert_same_nodes(live_launches, sim_launches)
+    assert_same_nodes(sorted(world.terminated), sim_terms)
+
+
+def assert_same_nodes(live: list[tuple[float, str]], simulated: list[tuple[float, str]]) -> None:
+    assert len(live) == len(simulated), (live, simulated)
+    assert all(abs(x - y) <= TICK and a == b for (x, a), (y, b) in zip(live, simulated, strict=True)), (live, simulated)
 
 
 # --- the operator half --------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from autoscaler.simulate.signals import SimTrigger
 from autoscaler.simulate.trace import Trace
 from autoscaler.simulate.workload import FifoQueue
 from provisioner.catalog import InstanceType
+from provisioner.cloud.availability import UnavailableOfferings, catalog_now
+from provisioner.cloud.base import Offering
 from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
     DELETION_COST_EVERY_S,
@@ -46,7 +48,7 @@ from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup
 from provisioner.problem import ExistingNode
-from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration
+from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration, pool_in_zones
 from provisioner.resources import Resources
 
 
@@ -140,10 +142,22 @@ class _Planner:
     def __init__(self, setup: Setup, policy: Policy):
         self.setup = setup
         self.algorithm = policy.packer
-        self.catalog = setup.catalog_spot if policy.spot else setup.catalog_on_demand
+        self.base: Sequence[InstanceType] = setup.catalog_spot if policy.spot else setup.catalog_on_demand
+        self.catalog: Sequence[InstanceType] = self.base
         self.types = {t.name: t for t in self.catalog}
+        self.avoiding: frozenset[tuple[str, str, str]] = frozenset()
         self._cache: dict[int, Plan] = {}
         self._room_cache: dict[tuple[Any, ...], Plan] = {}
+
+    def steer(self, unavailable: UnavailableOfferings, now: float) -> None:
+        """Plan on `catalog_now` (offerings marked unavailable avoided), as the live provisioner;
+        memoised plans go when the marked set changes."""
+        marked = unavailable.marked(now)
+        if marked != self.avoiding:
+            self.avoiding = marked
+            self.catalog = catalog_now(self.base, unavailable, now)
+            self._cache.clear()
+            self._room_cache.clear()
 
     def plan(self, count: int) -> Plan:
         if count not in self._cache:
@@ -151,6 +165,16 @@ class _Planner:
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
                                            self.algorithm)
         return self._cache[count]
+
+    def plan_in_zone(self, count: int, zone: str) -> Plan:
+        """make_plan for `count` pods in one zone: a spot interruption's replacement, which the live
+        provisioner launches from the interrupted NodeClaim's spec (its zone pinned)."""
+        key = (count, zone)
+        if key not in self._room_cache:
+            group = replace(self.setup.pods, count=count, pod_names=())
+            pools = [pool_in_zones(p, [zone]) for p in self.setup.pools]
+            self._room_cache[key] = make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
+        return self._room_cache[key]
 
     def plan_with_room(self, count: int, room: Sequence[Node]) -> Plan:
         """make_plan for `count` pods against the free room of `room` (what the live provisioner
@@ -189,6 +213,12 @@ class _Planner:
 
     def is_gpu(self, instance_type: str) -> bool:
         return self.types[instance_type].gpu_count > 0
+
+
+def _name(node_id: int) -> str:
+    """A node's name in the decisions' views: ties between equal nodes (consolidation candidates,
+    deletion-cost ranks) break by name, and these sort in launch order as instance ids do."""
+    return f"{node_id:09d}"
 
 
 def scale_for(trace: Trace, a: Assumptions) -> float:
@@ -264,6 +294,7 @@ class _Run:
         self.unplaceable = 0
         self.pending_seconds = 0.0
         self.batch = BatchWindow()
+        self.unavailable = UnavailableOfferings()  # reclaimed spot offerings, as handle_interruption marks them
         self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
         self._scheduled_budgets = any(b.schedule for d in self.disruption.values() for b in d.budgets)
         self.expire_after = {p.name: parse_duration(p.spec.template.spec.expire_after, 720 * 3600.0)
@@ -406,6 +437,8 @@ class _Run:
             while self.events and self.events[0][0] <= now:
                 _, _, kind, key = heapq.heappop(self.events)
                 self._event(kind, key, now)
+            if self.planner.avoiding:
+                self.planner.steer(self.unavailable, now)
             if not policy.static:
                 if policy.reaction == "keda-hpa":
                     # KEDA polls on its own clock (activation); the HPA syncs every 15 s while active
@@ -489,9 +522,11 @@ class _Run:
             # Karpenter and surge alike: taint, pre-spin a replacement for its pods, drain once it is
             # ready or by drain_at's deadline (provisioner/controller.py handle_interruption)
             node.doomed_at = now + SPOT_NOTICE_S
+            self.unavailable.mark(Offering(node.instance_type, node.capacity_type, node.zone, node.price), now)
+            self.planner.steer(self.unavailable, now)
             ready = None
             if node.pods:
-                new = self._launch(self.planner.plan(node.pods), now)
+                new = self._launch(self.planner.plan_in_zone(node.pods, node.zone), now)
                 ready = max((n.ready_at for n in new), default=None)
             self._push(drain_at(now, ready), "drain", node.id)
             self.disrupting[node.id] = node.pool
@@ -517,7 +552,7 @@ class _Run:
         for n in self.cluster.nodes.values():
             if n.ready_at > now or n.doomed_at is not None or n.id in self.disrupting:
                 continue
-            out.append(NodeView(str(n.id), str(n.id), n.pool, n.price, n.pods,
+            out.append(NodeView(_name(n.id), _name(n.id), n.pool, n.price, n.pods,
                                 n.last_change if n.pods == 0 else None,
                                 self.setup.do_not_disrupt and n.pods > 0,
                                 n.protected_until if n.protected_until > n.launched_at else None,
@@ -526,7 +561,7 @@ class _Run:
 
     def _others_free(self, ids: set[str], now: float) -> int:
         return sum(n.free for n in self.cluster.nodes.values()
-                   if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting)
+                   if n.ready_at <= now and _name(n.id) not in ids and n.id not in self.disrupting)
 
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """The nodes' pods onto the other registered nodes' room, the rest onto new nodes."""
@@ -535,7 +570,7 @@ class _Run:
         if pods - self._others_free(ids, now) <= 0:
             return Plan([], 0.0, 0.0)
         others = [n for n in self.cluster.nodes.values()
-                  if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting]
+                  if n.ready_at <= now and _name(n.id) not in ids and n.id not in self.disrupting]
         return self.planner.plan_with_room(pods, others)
 
     def _kept_for_forecast(self, views: Sequence[NodeView], now: float) -> bool:
@@ -547,13 +582,17 @@ class _Run:
         return demand > 0 and self._others_free({v.name for v in views}, now) < demand
 
     def _consolidate(self, now: float) -> None:
+        views = None
+        if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
+            # every round that is due ranks, calm or not, as the live disruption loop does
+            self.ranked_at = now
+            views = self._views(now)
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
         if not self._changed and now < self._calm_until:
             return  # nothing changed and no time limit passed: the last round's answer (nothing) holds
         self._changed = False
-        views = self._views(now)
-        if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
-            self.ranked_at = now
-            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
+        if views is None:
+            views = self._views(now)
         if not views:
             self._calm_until = math.inf
             return
