@@ -34,7 +34,7 @@ from autoscaler.simulate.run import PolicyResult, simulate
 from autoscaler.simulate.trace import Trace
 from provisioner.cloud.simulated import SimulatedProvider
 from provisioner.controller import ProvisioningController
-from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DELETION_COST
+from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DELETION_COST, drain_at
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.provisioning import pod_requests
@@ -163,6 +163,47 @@ async def settle(world: World, controller: ProvisioningController) -> None:
         await asyncio.sleep(0.01)
 
 
+async def registered(world: World, controller: ProvisioningController) -> None:
+    """Wait until the lifecycle loop has registered and initialized every Node the kubelet added
+    (milliseconds in a cluster; the fake clock stands still meanwhile)."""
+    for _ in range(300):
+        await settle(world, controller)
+        ids = {(n["spec"].get("providerID"), any(t["key"] == "karpenter.sh/unregistered"
+                                                  for t in n["spec"].get("taints") or []))
+               for n in world.em.all("v1", "nodes")}
+        usable = {(c.get("status") or {}).get("providerID") for c in controller.claims.values()
+                  if any(x.get("type") == "Initialized" and x.get("status") == "True"
+                         for x in (c.get("status") or {}).get("conditions") or [])}
+        if all(not tainted and pid in usable for pid, tainted in ids):
+            return
+        await asyncio.sleep(0.01)
+
+
+async def drained_when_due(world: World, controller: ProvisioningController, instance: str, replacement: str,
+                           noticed_at: float) -> None:
+    """An interrupted node's drain runs once `drain_at` says so (its replacement Initialized, or the
+    deadline): let it finish within the tick, as it does in a cluster and in the simulator."""
+    claim = controller.claims.get(replacement) or {}
+    ready = any(c.get("type") == "Initialized" and c.get("status") == "True"
+                for c in (claim.get("status") or {}).get("conditions") or [])
+    if world.now < drain_at(noticed_at, world.now if ready else None):
+        return
+    for _ in range(300):
+        if world.cloud.instances[instance].state != "running":
+            return
+        await asyncio.sleep(0.01)
+
+
+async def provisioned(world: World, controller: ProvisioningController) -> None:
+    """Let the provisioning loop look at this tick's pods once, and its launches finish."""
+    await settle(world, controller)
+    controller.kick.set()
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if not controller.kick.is_set() and not controller.launching:
+            return
+
+
 async def disrupt(controller: ProvisioningController) -> None:
     """One disruption round, and the drains it starts run to their end (a drain evicts and
     terminates within milliseconds; a replacement waits for its node on the fake clock, so it is
@@ -201,24 +242,28 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                 if {"pods", "nodes", "nodeclaims", "nodepools"} <= controller.synced:
                     break
                 await asyncio.sleep(0.02)
+            notice: tuple[str, str, float] | None = None
             for t, replicas in zip(sim.series.t, sim.series.replicas, strict=True):
                 # the simulator's order within a tick: nodes come up, notices, the operator's write
                 # (prepare_for, then the ReplicaSet and the scheduler), provisioning, consolidation
                 world.now = t
                 world.kubelet()
-                await settle(world, controller)
+                await registered(world, controller)
+                if notice is not None:
+                    await drained_when_due(world, controller, *notice)
                 world.scheduler()
                 if t == NOTICE_AT:
                     spot = sorted((i for i in world.cloud.instances.values()
                                    if i.capacity_type == "spot" and i.state == "running"), key=lambda i: i.launched_at)
-                    await controller.handle_interruption(Interruption("spot-interruption", spot[0].id))
+                    replacement = await controller.handle_interruption(Interruption("spot-interruption", spot[0].id))
+                    assert replacement is not None
+                    notice = (spot[0].id, replacement, t)
                 if replicas > world.replicas:
                     await controller.prepare_for(NS, "Deployment", NAME, replicas - world.replicas)
                 world.replicas = replicas
                 world.replicaset()
                 world.scheduler()
-                await settle(world, controller)
-                await asyncio.sleep(0.05)  # the provisioning loop acts on this tick
+                await provisioned(world, controller)  # the provisioning loop acts on this tick
                 if t % CONSOLIDATION_INTERVAL_S == 0:  # the disruption loop's cadence, on the fake clock
                     await settle(world, controller)
                     await disrupt(controller)
@@ -246,7 +291,7 @@ def assert_same_nodes(live: list[tuple[float, str]], simulated: list[tuple[float
 
 # --- the operator half --------------------------------------------------------------------------
 
-REDIS_SO = """
+OPERATED_SO = """
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata: {{name: worker, namespace: default}}
@@ -255,10 +300,11 @@ spec:
   minReplicaCount: 0
   maxReplicaCount: 50
   triggers:
-    - type: redis
-      name: backlog
-      metadata: {{address: "{address}", listName: jobs, listLength: "10"}}
+    - {trigger}
 """
+REDIS_TRIGGER = '{{type: redis, name: backlog, metadata: {{address: "{address}", listName: jobs, listLength: "10"}}}}'
+STREAM_TRIGGER = ('{{type: redis-streams, name: stream, metadata: {{address: "{address}", stream: jobs, '
+                  'streamLength: "10"}}}}')
 
 
 async def cycled(controller: ScaledObjectController, now: float) -> Entry:
@@ -283,20 +329,6 @@ async def woken(entry: Entry, now: float) -> None:
 def changes(times: list[float], replicas: list[int]) -> list[tuple[float, int]]:
     return [(t, b) for t, a, b in zip(times[1:], replicas, replicas[1:], strict=False) if a != b]
 
-
-STREAM_SO = """
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: worker, namespace: default}}
-spec:
-  scaleTargetRef: {{name: worker}}
-  minReplicaCount: 0
-  maxReplicaCount: 50
-  triggers:
-    - type: redis-streams
-      name: stream
-      metadata: {{address: "{address}", stream: jobs, streamLength: "10"}}
-"""
 
 Tick = Callable[[int, float, Entry], Awaitable[None]]
 
@@ -375,7 +407,7 @@ async def test_live_operator_and_simulator_write_the_same_replicas_on_a_pushed_l
     replicas at the same ticks as the simulated surge operator: `engine.reaction` (wake 50 ms after
     a push, else every poll) and `engine.decide` (activation, HPA steps, cooldown to zero)."""
     with redis_server("--notify-keyspace-events", "Kl") as redis:
-        sim = simulated(tmp_path, REDIS_SO.format(address=redis.address))
+        sim = simulated(tmp_path, OPERATED_SO.format(trigger=REDIS_TRIGGER.format(address=redis.address)))
         backlog = [int(b) for b in sim.series.backlog]
         source = aioredis.Redis(port=redis.port)
 
@@ -404,7 +436,8 @@ async def test_live_operator_and_simulator_write_the_same_replicas_on_a_watched_
     1-s ticks here: at 5 s it can only model the watch as a decision per tick."""
     readings: dict[float, int] = {}
     with redis_server("--notify-keyspace-events", "Kl") as redis:
-        sim = simulated(tmp_path, STREAM_SO.format(address=redis.address), readings, tick=LAG_WATCH_S)
+        sim = simulated(tmp_path, OPERATED_SO.format(trigger=STREAM_TRIGGER.format(address=redis.address)), readings,
+                        tick=LAG_WATCH_S)
         source = aioredis.Redis(port=redis.port)
         assert len(readings) == len(sim.series.t)  # the lag watch: a decision every second
 
