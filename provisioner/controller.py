@@ -131,6 +131,8 @@ class ProvisioningController:
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
         self.ranked_at = -math.inf  # pods' deletion costs were last written then
+        self.ranks: dict[str, int] = {}  # node → the deletion cost its pods got at the last ranking
+        self.ranking: set[asyncio.Task[None]] = set()  # costs being written onto newly bound pods
         self.nominated_extra: dict[str, dict[str, Resources]] = {}  # in-flight claim → pods planned onto its room
 
     # --- following the API --------------------------------------------------------------------------
@@ -149,9 +151,9 @@ class ProvisioningController:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for t in [*tasks, *self.launching.values(), *self.disrupting.values()]:
+            for t in [*tasks, *self.launching.values(), *self.disrupting.values(), *self.ranking]:
                 t.cancel()
-            await asyncio.gather(*tasks, *self.launching.values(), *self.disrupting.values(),
+            await asyncio.gather(*tasks, *self.launching.values(), *self.disrupting.values(), *self.ranking,
                                  return_exceptions=True)
 
     async def _follow(self, what: str, stream: Callable[[], AsyncIterator[dict[str, Any]]],
@@ -181,11 +183,18 @@ class ProvisioningController:
                 await asyncio.sleep(1)
 
     def _pod_event(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        """A pod bound to or leaving a node restarts that node's consolidateAfter (`pod_event`)."""
+        """A pod bound to or leaving a node restarts that node's consolidateAfter (`pod_event`); a
+        ReplicaSet pod bound to a ranked node gets that node's deletion cost at once, so a
+        scale-down before the next ranking still empties the node consolidation would take first."""
         event = pod_event(old, new, self.clock())
-        if event is not None:
-            node, at = event
-            self.pods_changed_at[node] = max(at, self.pods_changed_at.get(node, at))
+        if event is None:
+            return
+        node, at = event
+        self.pods_changed_at[node] = max(at, self.pods_changed_at.get(node, at))
+        if new is not None and (new.get("spec") or {}).get("nodeName") == node and node in self.ranks:
+            task = asyncio.create_task(self._rank_pod(new, self.ranks[node]))
+            self.ranking.add(task)
+            task.add_done_callback(self.ranking.discard)
 
     async def _follow_pools(self) -> None:
         while True:
@@ -716,18 +725,22 @@ class ProvisioningController:
 
     async def _rank_pods(self, views: Sequence[NodeView]) -> None:
         """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
-        for node, cost in deletion_costs(views).items():
+        self.ranks = deletion_costs(views)
+        for node, cost in self.ranks.items():
             for pod in self._workload_pods(node):
-                meta = pod.get("metadata") or {}
-                if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
-                    continue
-                if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost):
-                    continue
-                try:
-                    await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
-                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
-                except ApiException as exc:  # a hint only: scale-down still works without it
-                    log.info("could not rank pod %s: %s", pod_key(pod), exc)
+                await self._rank_pod(pod, cost)
+
+    async def _rank_pod(self, pod: Mapping[str, Any], cost: int) -> None:
+        meta = pod.get("metadata") or {}
+        if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
+            return
+        if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost) or meta.get("deletionTimestamp"):
+            return
+        try:
+            await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                      {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+        except ApiException as exc:  # a hint only: scale-down still works without it
+            log.info("could not rank pod %s: %s", pod_key(pod), exc)
 
     def _nodeclass_of(self, pool: NodePool) -> EC2NodeClass | None:
         obj = self.nodeclasses.get(str((pool.spec.template.spec.node_class_ref or {}).get("name", "default")))

@@ -202,6 +202,15 @@ class _Planner:
             return 1
         return self.setup.pods.requests.how_many_in(self.types[instance_type].allocatable - self.setup.overhead)
 
+    def score(self, instance_type: str) -> tuple[float, float]:
+        """The node's kube-scheduler LeastAllocated score as (with DaemonSets only, added per pod):
+        the mean of the requested fractions of CPU and memory of its allocatable."""
+        alloc, one, ds = self.types[instance_type].allocatable, self.setup.pods.requests, self.setup.overhead
+        if alloc.cpu_m <= 0 or alloc.memory_mib <= 0:
+            return 0.0, 1.0
+        return ((ds.cpu_m / alloc.cpu_m + ds.memory_mib / alloc.memory_mib) / 2,
+                (one.cpu_m / alloc.cpu_m + one.memory_mib / alloc.memory_mib) / 2)
+
     def on_demand_price(self, instance_type: str, zone: str) -> float:
         return next((o.price for o in self.types[instance_type].offerings
                      if o.capacity_type == "on-demand" and o.zone == zone), 0.0)
@@ -334,7 +343,8 @@ class _Run:
             node = self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                        self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
                                        self.planner.slots(p.instance_type), now, boot,
-                                       (protect_until - now) if protect_until is not None else 0.0)
+                                       (protect_until - now) if protect_until is not None else 0.0,
+                                       self.planner.score(p.instance_type))
             launched.append(node)
             if p.capacity_type == "spot" and self.a.spot_interruptions_per_node_hour > 0:
                 gap = self.rng.expovariate(self.a.spot_interruptions_per_node_hour / 3600)
@@ -496,7 +506,8 @@ class _Run:
         for p in self.planner.plan(self.replicas).new_nodes:
             self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                 self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
-                                self.planner.slots(p.instance_type), 0.0, 0.0)
+                                self.planner.slots(p.instance_type), 0.0, 0.0,
+                                score=self.planner.score(p.instance_type))
         self.cluster.set_replicas(self.replicas, 0.0)
         self.cluster.schedule(0.0)
         self.cluster.advance(0.0)
