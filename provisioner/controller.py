@@ -173,7 +173,10 @@ class ProvisioningController:
                     else:
                         cache[key(obj)] = obj
                     if changed is not None:
-                        changed(old, None if event["type"] == "DELETED" else obj)
+                        try:
+                            changed(old, None if event["type"] == "DELETED" else obj)
+                        except Exception as exc:  # one odd object must not stop the watch
+                            log.warning("%s %s: %s", what, key(obj), exc)
                     self.synced.add(what)
                     self.kick.set()
             except asyncio.CancelledError:

@@ -167,21 +167,22 @@ def pod_event(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, now:
 
     before, after = node_of(old), node_of(new)
     if after is not None and not leaving(new) and (before != after or leaving(old)):
-        scheduled = next((c.get("lastTransitionTime") for c in (new or {}).get("status", {}).get("conditions") or []
-                          if c.get("type") == "PodScheduled" and c.get("status") == "True"), None)
+        conditions = ((new or {}).get("status") or {}).get("conditions") or []
+        scheduled = next((c.get("lastTransitionTime") for c in conditions if isinstance(c, dict)
+                          and c.get("type") == "PodScheduled" and c.get("status") == "True"), None)
         return after, _timestamp(scheduled, now)
     if before is not None and not leaving(old) and (leaving(new) or after != before):
         return before, now
     return None
 
 
-def _timestamp(text: str | None, default: float) -> float:
+def _timestamp(text: Any, default: float) -> float:
     if not text:
         return default
     from datetime import UTC, datetime
 
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return default
 

@@ -104,6 +104,8 @@ def test_pod_events_restart_consolidate_after_as_karpenters_podevents() -> None:
     assert pod_event(None, pod("d", node="n1", pending=False, daemonset=True), 500.0) is None
     assert pod_event(None, pod("b"), 500.0) is None  # pending: no node yet
     assert pod_event(None, pod("c", node="n2", pending=False), 500.0) == ("n2", 500.0)  # no condition: seen now
+    odd = pod("o", node="n3", pending=False) | {"status": None}
+    assert pod_event(None, odd, 500.0) == ("n3", 500.0)  # admitted but odd: never an error
 
 
 def test_batch_closes_after_one_idle_second_or_ten_seconds() -> None:
