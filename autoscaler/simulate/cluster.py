@@ -31,7 +31,7 @@ class Node:
     last_change: float = 0.0
     protected_until: float = 0.0
     doomed_at: float | None = None  # spot termination time after a notice: tainted, holds no new pods
-    share: float = 0.0  # how much one pod raises the node's LeastAllocated score (0: 1 / slots)
+    share: float = 0.0  # how much one pod raises the node's LeastAllocated score (launch: 1 / slots if not given)
     base: float = 0.0  # the score with none of the workload's pods (DaemonSets)
     terminated_at: float | None = None
 
