@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import redis.asyncio as aioredis
 import yaml
 from kubernetes_asyncio import client
@@ -53,6 +54,12 @@ NS, NAME = "default", "worker"
 def scenario() -> Trace:
     per_minute = [0.0] * 2 + [3000.0] * 4 + [12000.0] + [0.0] * 8  # step, spike, drain to zero
     return Trace("scenario", 0.0, 60.0, np.array(per_minute))
+
+
+def ramp() -> Trace:
+    """Up and down in steps of 10 pods' worth, then nothing: consolidation as the load falls."""
+    per_minute = [0.0, 600.0, 1200.0, 1800.0, 2400.0, 3000.0, 2400.0, 1800.0, 1200.0, 600.0] + [0.0] * 8
+    return Trace("ramp", 0.0, 60.0, np.array(per_minute))
 
 
 def _iso(t: float) -> str:
@@ -218,12 +225,13 @@ async def disrupt(controller: ProvisioningController) -> None:
         await asyncio.wait(started, timeout=0.5)
 
 
-async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_nodes(tmp_path: Path, k8s_api: K8s
-                                                                                   ) -> None:
+@pytest.mark.parametrize(("trace", "notice_at"), [(scenario(), NOTICE_AT), (ramp(), None)], ids=["spike", "ramp"])
+async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_nodes(
+        tmp_path: Path, k8s_api: K8s, trace: Trace, notice_at: float | None) -> None:
     paths = files(tmp_path, so=SO.format(max=50), capacity="spot, on-demand")
     a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT)
     setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
-    sim = simulate(scenario(), setup, policy_named("surge"), a, notices=(NOTICE_AT,))
+    sim = simulate(trace, setup, policy_named("surge"), a, notices=() if notice_at is None else (notice_at,))
     assert len(sim.series.t) == len(sim.series.replicas) and sim.series.t[1] == TICK
 
     em = k8s_api.emulator
@@ -255,7 +263,7 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                 if notice is not None:
                     await drained_when_due(world, controller, *notice)
                 world.scheduler()
-                if t == NOTICE_AT:
+                if t == notice_at:
                     spot = sorted((i for i in world.cloud.instances.values()
                                    if i.capacity_type == "spot" and i.state == "running"), key=lambda i: i.launched_at)
                     replacement = await controller.handle_interruption(Interruption("spot-interruption", spot[0].id))
@@ -285,7 +293,7 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                        for n in sim.nodes)
     print("live", live)
     print("sim ", simulated)
-    assert len(live) == len(simulated) and sum(t < END for *_, t in simulated) > 10, (live, simulated)
+    assert len(live) == len(simulated) and sum(t < END for *_, t in simulated) >= 5, (live, simulated)
     assert all(abs(a - x) <= TICK and b == y and abs(c - z) <= TICK
                for (a, b, c), (x, y, z) in zip(live, simulated, strict=True)), (live, simulated)
 
