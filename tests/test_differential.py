@@ -1,16 +1,20 @@
-"""Differential test: one scenario — a step, a spike, a drain to zero and a spot interruption —
-through the simulator and through the live provisioning controller (real kubernetes-asyncio
-client against the API emulator, the simulated cloud provider, a fake clock), fed the replica
-writes the simulator's surge operator made. Both must launch and terminate the same nodes
-within one tick: the decisions are the same functions (`BatchWindow`, `make_plan`,
-`prepare_for`, `provisioner.disruption`).
+"""Differential tests: the same scenario through the simulator and through the live controllers
+(real kubernetes-asyncio client against the API emulator, a fake clock) must make the same
+decisions within one tick, because they run the same functions with the same constants.
 
-Kubernetes' own controllers are played by small stand-ins here as in the simulator: a
-ReplicaSet (scale-down order with pod-deletion-cost), a LeastAllocated scheduler (the mean of
-the requested CPU and memory fractions, as kube-scheduler's NodeResourcesFit) and a kubelet
-that registers an instance's Node 40 s after launch.
+Provisioner half: a step, a spike, a drain to zero and a spot interruption (and a ramp) through
+the live `ProvisioningController` with the simulated cloud provider, fed the replica writes of
+the simulated surge operator: every node is launched at the same tick with the same type and
+terminated at the same tick (`BatchWindow`, `make_plan`, `prepare_for`, `provisioner.disruption`,
+`pod_event`, `reserved_pods`, `catalog_now`). Kubernetes' own controllers are small stand-ins
+here as in the simulator: a ReplicaSet (scale-down order with pod-deletion-cost), a
+LeastAllocated scheduler (the mean of the requested CPU and memory fractions, as kube-scheduler's
+NodeResourcesFit) and a kubelet that registers an instance's Node 40 s after launch.
+
+Operator half: the live `ScaledObjectController` with real Redis scalers against a real
+redis-server, fed what the simulated triggers read, writes the same replicas at the same ticks
+(`engine.reaction`: the push wake of a list, the 1-s lag watch of a stream; `engine.decide`).
 """
-
 from __future__ import annotations
 
 import asyncio
