@@ -48,7 +48,14 @@ from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup
 from provisioner.problem import ExistingNode
-from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration, pool_in_zones
+from provisioner.provisioning import (
+    BatchWindow,
+    Disruption,
+    NodeView,
+    parse_duration,
+    pool_in_zones,
+    with_remaining_limits,
+)
 from provisioner.resources import Resources
 
 
@@ -159,7 +166,11 @@ class _Planner:
             self._cache.clear()
             self._room_cache.clear()
 
-    def plan(self, count: int) -> Plan:
+    def plan(self, count: int, pools: Sequence[NodePool] | None = None) -> Plan:
+        """`pools`: the NodePools with the limits left (not memoised; only given when they bind)."""
+        if pools is not None:
+            group = replace(self.setup.pods, count=count, pod_names=())
+            return make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
         if count not in self._cache:
             group = replace(self.setup.pods, count=count, pod_names=())
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
@@ -176,14 +187,14 @@ class _Planner:
             self._room_cache[key] = make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
         return self._room_cache[key]
 
-    def plan_with_room(self, count: int, room: Sequence[Node]) -> Plan:
+    def plan_with_room(self, count: int, room: Sequence[Node], pools: Sequence[NodePool] | None = None) -> Plan:
         """make_plan for `count` pods against the free room of `room` (what the live provisioner
         sees: existing nodes and in-flight NodeClaims), memoised on the room's shape."""
         free = [n for n in room if n.free > 0]
         if not free:
-            return self.plan(count)
+            return self.plan(count, pools)
         key = (count, tuple(sorted((n.instance_type, n.capacity_type, n.zone, n.pool, n.free) for n in free)))
-        if key not in self._room_cache:
+        if pools is not None or key not in self._room_cache:
             if len(self._room_cache) > 4096:
                 self._room_cache.clear()
             one = self.setup.pods.requests
@@ -193,8 +204,11 @@ class _Planner:
                                      Resources(one.cpu_m * n.free, one.memory_mib * n.free, one.gpu * n.free, n.free))
                         for n in free]
             group = replace(self.setup.pods, count=count, pod_names=())
-            self._room_cache[key] = make_plan([group], self.setup.pools, self.catalog, existing, self.setup.overhead,
-                                              self.algorithm)
+            plan = make_plan([group], pools or self.setup.pools, self.catalog, existing, self.setup.overhead,
+                             self.algorithm)
+            if pools is not None:
+                return plan
+            self._room_cache[key] = plan
         return self._room_cache[key]
 
     def slots(self, instance_type: str) -> int:
@@ -351,8 +365,21 @@ class _Run:
                 self._push(now + gap, "notice", node.id)
         return launched
 
+    def _limited(self, plan_for: Callable[[Sequence[NodePool] | None], Plan]) -> Plan:
+        """Plan as the live provisioner does: on the NodePools with their limits lowered by what
+        their nodes already hold (`with_remaining_limits`); the memoised plan without that when the
+        limits do not bind."""
+        plan = plan_for(None)
+        if len(self._within_limits(plan.new_nodes)) == len(plan.new_nodes):
+            return plan
+        used: dict[str, Resources] = {}
+        for n in self.cluster.nodes.values():
+            used[n.pool] = used.get(n.pool, Resources()) + self.planner.size(n.instance_type)
+        return plan_for([with_remaining_limits(p, used.get(p.name, Resources())) for p in self.setup.pools])
+
     def _within_limits(self, planned: Sequence[PlannedNode]) -> list[PlannedNode]:
-        """A plan is made for the pods alone; the NodePool's limits count the nodes it already has."""
+        """The planned nodes that fit what the NodePools' limits leave (they count the nodes a pool
+        already has): a plan from `_limited` fits; a replacement launched on a spot notice may not."""
         limits = {pool.name: pool.limit() for pool in self.setup.pools}
         used = {name: Resources() for name in limits}
         for n in self.cluster.nodes.values():
@@ -378,14 +405,16 @@ class _Run:
         provisioner plans them as pods of their own, beside the new Pending ones)."""
         if adding - self._free() <= 0:
             return None
-        return self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
+        room = list(self.cluster.nodes.values())
+        return self._limited(lambda pools: self.planner.plan_with_room(adding, room, pools))
 
     def _provision_batch(self, now: float, new_pending: bool) -> None:
         """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
         by `BatchWindow.observe`, then planned together."""
         cluster = self.cluster
         if self.batch.observe(now, new_pending, cluster.unbound > 0, seen_at=now + self.a.pending_detect_s):
-            self._launch(self.planner.plan(cluster.unbound), now)
+            unbound = cluster.unbound
+            self._launch(self._limited(lambda pools: self.planner.plan(unbound, pools)), now)
             cluster.schedule(now)
 
     # --- the autoscaler: engine.decide on engine.reaction's schedule ------------------------------
