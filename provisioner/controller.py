@@ -728,7 +728,7 @@ class ProvisioningController:
 
     async def _rank_pods(self, views: Sequence[NodeView]) -> None:
         """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
-        self.ranks = deletion_costs(views)
+        self.ranks = deletion_costs(views, self.clock())
         for node, cost in self.ranks.items():
             for pod in self._workload_pods(node):
                 await self._rank_pod(pod, cost)

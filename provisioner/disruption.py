@@ -33,20 +33,23 @@ MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at
 CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
 SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
 DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+# Karpenter's commandValidationDelay: an Empty / Underutilized command waits this long, then is re-validated
+VALIDATION_S = 15.0
 
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 DELETION_COST_EVERY_S = 60.0  # pods are re-ranked at most this often (annotation writes are not free)
 
 
-def deletion_costs(nodes: Sequence[NodeView]) -> dict[str, int]:
+def deletion_costs(nodes: Sequence[NodeView], now: float) -> dict[str, int]:
     """The pod-deletion-cost for the pods of each node: the node consolidation would take first
-    gets the lowest, so a ReplicaSet scale-down deletes its pods first and empties it instead of
-    thinning every node (https://kubernetes.io/docs/reference/labels-annotations-taints/
-    #pod-deletion-cost). Karpenter ranks the same way behind its PodDeletionCostManagement gate
-    (alpha, off by default, https://karpenter.sh/preview/concepts/pod-deletion-cost/); surge ships
-    it on. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
-    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, n.pods, -n.price, n.name))
+    (the same order, `disruption_cost`) gets the lowest, so a ReplicaSet scale-down deletes its
+    pods first and empties it instead of thinning every node (https://kubernetes.io/docs/reference/
+    labels-annotations-taints/#pod-deletion-cost). Karpenter does not write the annotation (it
+    only reads it into a pod's eviction cost, pkg/utils/disruption; none of its feature gates,
+    pkg/operator/options, ranks pods), so the keda-karpenter baseline has no ranking; surge ships
+    it. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
+    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, disruption_cost(n, now), -n.price, n.name))
     return {n.name: i - len(order) for i, n in enumerate(order)}
 
 
@@ -81,6 +84,18 @@ def consolidatable(node: NodeView, policy: Disruption, now: float) -> bool:
         return False
     since = node.pods_changed_at if node.pods_changed_at is not None else node.empty_since
     return since is None or now - since >= policy.consolidate_after_s
+
+
+def disruption_cost(node: NodeView, now: float) -> float:
+    """Karpenter's candidate order for consolidation, cheapest to disrupt first: the pods'
+    rescheduling cost (1 per pod without priority or pod-deletion-cost) times the fraction of the
+    node's lifetime left before expireAfter, so among equally full nodes the older goes first
+    (kubernetes-sigs/karpenter pkg/utils/disruption/disruption.go ReschedulingCost ×
+    LifetimeRemaining; consolidation.go sortCandidates)."""
+    remaining = 1.0
+    if node.expire_after_s:
+        remaining = min(1.0, max(0.0, (node.expire_after_s - (now - node.created_at)) / node.expire_after_s))
+    return node.pods * remaining
 
 
 def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = False) -> Action | None:
@@ -144,7 +159,7 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
     room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), "Underutilized", now)
             for name, count in per_pool.items()}
     candidates = []
-    for n in sorted(nodes, key=lambda n: (n.pods, -n.price, n.name)):
+    for n in sorted(nodes, key=lambda n: (disruption_cost(n, now), -n.price, n.name)):
         policy = pools.get(n.nodepool, Disruption())
         if n.pods == 0 or policy.policy != "WhenEmptyOrUnderutilized" or not consolidatable(n, policy, now):
             continue
@@ -178,3 +193,43 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
         if action is not None:
             return [action]
     return []
+
+
+def revalidate(action: Action, nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
+               disrupting: Mapping[str, int], now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
+               spot_to_spot: bool = False) -> Action | None:
+    """Karpenter's validation of a consolidation command `VALIDATION_S` after it was computed
+    (kubernetes-sigs/karpenter pkg/controllers/disruption/validation.go): what still holds of
+    `action` on the cluster as it is now (`nodes`: initialized, not being disrupted), or None.
+    - Empty (EmptinessValidator): the candidates still empty, consolidatable and within budget go
+      ahead, the others drop out;
+    - Underutilized (ConsolidationValidator): every candidate must still be one (consolidatable:
+      no pod bound or removed within consolidateAfter, not do-not-disrupt) and within budget, and
+      re-simulating must give the same decision — a delete still needs no new node, a replacement
+      still exactly one cheaper node; else the whole command is dropped;
+    - Expired / Drifted are not validated (returned as they are)."""
+    if action.reason not in ("Empty", "Underutilized"):
+        return action
+    now_by_name = {n.name: n for n in nodes}
+    per_pool = pool_sizes(nodes, disrupting)
+    room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), action.reason, now)
+            for name, count in per_pool.items()}
+    kept = []
+    for old in action.nodes:
+        n = now_by_name.get(old.name)
+        still = (n is not None and room.get(n.nodepool, 0) > 0
+                 and consolidatable(n, pools.get(n.nodepool, Disruption()), now)
+                 and (n.pods == 0 or action.reason != "Empty"))
+        if n is not None and still:
+            room[n.nodepool] -= 1
+            kept.append(n)
+        elif action.reason == "Underutilized":
+            return None
+    if not kept:
+        return None
+    if action.reason == "Empty":
+        return Action(tuple(kept), "Empty")
+    again = judge(kept, plan_for(kept), spot_to_spot and len(kept) == 1)
+    if again is None or again.kind != action.kind:
+        return None
+    return Action(tuple(kept), action.reason, action.replacement, action.saving_per_hour)

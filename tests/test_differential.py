@@ -248,6 +248,7 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
     room = {t.name: ((t.allocatable - setup.overhead).cpu_m, (t.allocatable - setup.overhead).memory_mib)
             for t in catalog}
     world = World(em, SimulatedProvider(lambda: world.now), room)
+    em.clock = lambda: world.now  # the API server stamps creationTimestamp on the same (fake) clock
     async with client.ApiClient(k8s_api.configuration) as api:
         controller = ProvisioningController(ProvisionerKube(api), world.cloud, catalog, clock=lambda: world.now,
                                             gc_interval_s=3600, disruption_interval_s=3600, tick_s=0.01)

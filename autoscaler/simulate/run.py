@@ -40,9 +40,12 @@ from provisioner.disruption import (
     DELETION_COST_EVERY_S,
     PROTECT_S,
     SPOT_NOTICE_S,
+    VALIDATION_S,
+    Action,
     deletion_costs,
     disruption_actions,
     drain_at,
+    revalidate,
 )
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
@@ -324,6 +327,7 @@ class _Run:
                              for p in setup.pools}
         self.ranked_at = -math.inf
         self.disrupting: dict[int, str] = {}  # node id → its pool, while its replacement boots
+        self.validating: list[Action] = []  # Karpenter's command waiting VALIDATION_S (its loop is blocked)
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
         self.trigger_types = tuple(t.type for t in setup.triggers)
         self.pushes = policy.events and any(t.pushes for t in setup.triggers)
@@ -544,6 +548,9 @@ class _Run:
 
     # --- interruptions and drains -----------------------------------------------------------------
     def _event(self, kind: str, key: int, now: float) -> None:
+        if kind == "validate":
+            self._validated(now)
+            return
         if kind == "replaced":
             ids = self._replacements.pop(key)
             for node_id in ids:
@@ -627,7 +634,9 @@ class _Run:
             # every round that is due ranks, calm or not, as the live disruption loop does
             self.ranked_at = now
             views = self._views(now)
-            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views, now).items()}
+        if self.validating:
+            return  # Karpenter's disruption loop waits on its command's validation
         if not self._changed and now < self._calm_until:
             return  # nothing changed and no time limit passed: the last round's answer (nothing) holds
         self._changed = False
@@ -636,30 +645,57 @@ class _Run:
         if not views:
             self._calm_until = math.inf
             return
-        busy: dict[str, int] = {}
-        for pool in self.disrupting.values():
-            busy[pool] = busy.get(pool, 0) + 1
+        busy = self._busy_pools()
         keep: Callable[[Sequence[NodeView]], bool] = (
             (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
         actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep, spot_to_spot=self.policy.spot_to_spot)
         if not actions:
             self._calm_until = self._next_limit(views, now)
+        if self.policy.validate:  # Karpenter: one emptiness command for all empty nodes, or one consolidation
+            empty = tuple(v for a in actions if a.reason == "Empty" for v in a.nodes)
+            self.validating = ([Action(empty, "Empty")] if empty else []) + [
+                a for a in actions if a.reason == "Underutilized"]
+            if self.validating:
+                self._push(now + VALIDATION_S, "validate", -1)
+            actions = [a for a in actions if a.reason not in ("Empty", "Underutilized")]
         for action in actions:
-            nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
-            if action.kind == "replace":
-                assert action.replacement is not None
-                new = self._launch(action.replacement, now)
-                if not new:
-                    continue
-                self._seq += 1
-                self._replacements[self._seq] = [n.id for n in nodes]
-                for n in nodes:
-                    self.disrupting[n.id] = n.pool
-                self._push(max(n.ready_at for n in new), "replaced", self._seq)
-            else:
-                for n in nodes:
-                    self._drain(n, now)
+            self._disrupt(action, now)
+
+    def _validated(self, now: float) -> None:
+        """Karpenter's command, `VALIDATION_S` later: what still holds of it is carried out."""
+        views = self._views(now)
+        busy = self._busy_pools()
+        for action in self.validating:
+            still = revalidate(action, views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
+                               self.policy.spot_to_spot)
+            if still is not None:
+                self._disrupt(still, now)
+        self.validating = []
+        self._dirty()
+
+    def _busy_pools(self) -> dict[str, int]:
+        busy: dict[str, int] = {}
+        for pool in self.disrupting.values():
+            busy[pool] = busy.get(pool, 0) + 1
+        return busy
+
+    def _disrupt(self, action: Action, now: float) -> None:
+        """Carry out one disruption: launch a replacement and drain once it is ready, or drain now."""
+        nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
+        if action.kind == "replace":
+            assert action.replacement is not None
+            new = self._launch(action.replacement, now)
+            if not new:
+                return
+            self._seq += 1
+            self._replacements[self._seq] = [n.id for n in nodes]
+            for n in nodes:
+                self.disrupting[n.id] = n.pool
+            self._push(max(n.ready_at for n in new), "replaced", self._seq)
+        else:
+            for n in nodes:
+                self._drain(n, now)
 
     def _next_limit(self, views: Sequence[NodeView], now: float) -> float:
         """The first time a node passes consolidateAfter, its protection or its expiry; a forecast
