@@ -24,7 +24,6 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +31,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from provisioner.catalog import InstanceType, with_spot_prices
-from provisioner.cloud.availability import UnavailableOfferings
+from provisioner.cloud.availability import UnavailableOfferings, catalog_now
 from provisioner.cloud.base import CapacityError, CloudProvider, Instance, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
 from provisioner.disruption import (
@@ -77,6 +76,7 @@ from provisioner.provisioning import (
     BatchWindow,
     Disruption,
     NodeView,
+    Reservation,
     claim_step,
     covers,
     daemonset_overhead_of,
@@ -87,10 +87,13 @@ from provisioner.provisioning import (
     owned_by_daemonset,
     parse_duration,
     pending_groups,
+    pod_event,
     pod_key,
     pod_requests,
     pool_in_zones,
     requirements_by_pod,
+    reservation_holds,
+    reserved_pods,
     total,
     with_remaining_limits,
 )
@@ -110,18 +113,6 @@ def _ts(text: str | None, default: float) -> float:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Reservation:
-    """Pods the ScaledObject controller is adding, for which nodes are already on their way: the
-    first `count` matching pending pods are not planned again while the reservation holds."""
-
-    namespace: str
-    labels: Mapping[str, str]
-    count: int
-    claims: tuple[str, ...]
-    until: float
 
 
 class ProvisioningController:
@@ -148,24 +139,25 @@ class ProvisioningController:
         self.disrupting: dict[str, asyncio.Task[None]] = {}
         self.unavailable = UnavailableOfferings()
         self.launched_at: dict[str, float] = {}
-        self.empty_since: dict[str, float] = {}
-        self.pods_changed_at: dict[str, float] = {}  # node → when the set of pods bound to it last changed
-        self._pods_on: dict[str, frozenset[str]] = {}
+        self.pods_changed_at: dict[str, float] = {}  # node → its last pod event (`pod_event`)
         self.forecasts: dict[tuple[str, str, str], tuple[int, float]] = {}  # target → (replicas, until)
         self.templates: dict[tuple[str, str, str], tuple[Mapping[str, str], Resources]] = {}
         self.reservations: list[Reservation] = []
         self.nodeclass_errors: dict[str, tuple[float, str]] = {}
         self.synced: set[str] = set()
         self.ranked_at = -math.inf  # pods' deletion costs were last written then
+        self.ranks: dict[str, int] = {}  # node → the deletion cost its pods got at the last ranking
+        self.ranking: set[asyncio.Task[None]] = set()  # costs being written onto newly bound pods
         self.nominated_extra: dict[str, dict[str, Resources]] = {}  # in-flight claim → pods planned onto its room
 
     # --- following the API --------------------------------------------------------------------------
     async def run(self) -> None:
-        follows = [("pods", self.kube.watch_pods, self.pods, pod_key),
-                   ("nodes", self.kube.watch_nodes, self.nodes, _name),
+        follows = [("nodes", self.kube.watch_nodes, self.nodes, _name),
                    ("nodeclaims", self.kube.watch_nodeclaims, self.claims, _name),
                    ("ec2nodeclasses", self.kube.watch_nodeclasses, self.nodeclasses, _name)]
-        tasks = [asyncio.create_task(self._follow(*f)) for f in follows]
+        tasks = [asyncio.create_task(self._follow("pods", self.kube.watch_pods, self.pods, pod_key,
+                                                  self._pod_event))]
+        tasks += [asyncio.create_task(self._follow(*f)) for f in follows]
         tasks.append(asyncio.create_task(self._follow_pools()))
         tasks += [asyncio.create_task(c) for c in (self._provision_loop(), self._lifecycle_loop(), self._gc_loop(),
                                                    self._disruption_loop())]
@@ -174,13 +166,14 @@ class ProvisioningController:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for t in [*tasks, *self.launching.values(), *self.disrupting.values()]:
+            for t in [*tasks, *self.launching.values(), *self.disrupting.values(), *self.ranking]:
                 t.cancel()
-            await asyncio.gather(*tasks, *self.launching.values(), *self.disrupting.values(),
+            await asyncio.gather(*tasks, *self.launching.values(), *self.disrupting.values(), *self.ranking,
                                  return_exceptions=True)
 
     async def _follow(self, what: str, stream: Callable[[], AsyncIterator[dict[str, Any]]],
-                      cache: dict[str, dict[str, Any]], key: Callable[[Mapping[str, Any]], str]) -> None:
+                      cache: dict[str, dict[str, Any]], key: Callable[[Mapping[str, Any]], str],
+                      changed: Callable[[dict[str, Any] | None, dict[str, Any] | None], None] | None = None) -> None:
         while True:
             try:
                 async for event in stream():
@@ -189,10 +182,16 @@ class ProvisioningController:
                         self.synced.add(what)
                         self.kick.set()
                         continue
+                    old = cache.get(key(obj))
                     if event["type"] == "DELETED":
                         cache.pop(key(obj), None)
                     else:
                         cache[key(obj)] = obj
+                    if changed is not None:
+                        try:
+                            changed(old, None if event["type"] == "DELETED" else obj)
+                        except Exception as exc:  # one odd object must not stop the watch
+                            log.warning("%s %s: %s", what, key(obj), exc)
                     self.synced.add(what)
                     self.kick.set()
             except asyncio.CancelledError:
@@ -200,6 +199,20 @@ class ProvisioningController:
             except Exception as exc:
                 log.warning("%s watch ended: %s", what, exc)
                 await asyncio.sleep(1)
+
+    def _pod_event(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """A pod bound to or leaving a node restarts that node's consolidateAfter (`pod_event`); a
+        ReplicaSet pod bound to a ranked node gets that node's deletion cost at once, so a
+        scale-down before the next ranking still empties the node consolidation would take first."""
+        event = pod_event(old, new, self.clock())
+        if event is None:
+            return
+        node, at = event
+        self.pods_changed_at[node] = max(at, self.pods_changed_at.get(node, at))
+        if new is not None and (new.get("spec") or {}).get("nodeName") == node and node in self.ranks:
+            task = asyncio.create_task(self._rank_pod(new, self.ranks[node]))
+            self.ranking.add(task)
+            task.add_done_callback(self.ranking.discard)
 
     async def _follow_pools(self) -> None:
         while True:
@@ -283,20 +296,10 @@ class ProvisioningController:
             if not _condition(claim, "Initialized"):
                 out.update(json.loads(((claim.get("metadata") or {}).get("annotations") or {}).get(NOMINATED, "[]")))
                 out.update(self.nominated_extra.get(name, {}))
+        usable = {name: _condition(claim, "Initialized") for name, claim in self.claims.items()}
         now = self.clock()
-        live = []
-        for r in self.reservations:
-            if now >= r.until or all(_condition(self.claims.get(c, {}), "Initialized") or c not in self.claims
-                                     for c in r.claims):
-                continue
-            live.append(r)
-            matching = sorted(k for k, p in self.pods.items()
-                              if k.startswith(r.namespace + "/") and k not in out
-                              and all(((p.get("metadata") or {}).get("labels") or {}).get(a) == b
-                                      for a, b in r.labels.items()))
-            out.update(matching[:r.count])
-        self.reservations = live
-        return out
+        self.reservations = [r for r in self.reservations if reservation_holds(r, usable, now)]
+        return out | reserved_pods(self.pods, self.reservations, out)
 
     async def _provision_loop(self) -> None:
         while True:
@@ -461,14 +464,7 @@ class ProvisioningController:
         return usage
 
     def _catalog_now(self, now: float) -> list[InstanceType]:
-        """The catalog with offerings that just ran out of capacity marked unavailable, so the plan
-        itself steers around them (not only the launch)."""
-        out = []
-        for it in self.catalog:
-            offerings = tuple(o if self.unavailable.available(Offering(it.name, o.capacity_type, o.zone, o.price), now)
-                              else dataclasses.replace(o, available=False) for o in it.offerings)
-            out.append(it if offerings == it.offerings else dataclasses.replace(it, offerings=offerings))
-        return out
+        return catalog_now(self.catalog, self.unavailable, now)
 
     async def note_forecast(self, namespace: str, kind: str, name: str, replicas: int, horizon_s: float) -> None:
         """A reliable forecast says `kind/name` needs `replicas` within `horizon_s`: until then,
@@ -663,29 +659,23 @@ class ProvisioningController:
             meta = claim.get("metadata") or {}
             labels = meta.get("labels") or {}
             pods = pods_on.get(node_name, [])
-            bound = frozenset(pod_key(p) for p in pods)
-            if self._pods_on.get(node_name) != bound:
-                self._pods_on[node_name] = bound
-                self.pods_changed_at[node_name] = now
+            # consolidateAfter counts from the last pod event on the node, else from its initialization
+            changed = self.pods_changed_at.get(node_name, _since(claim, "Initialized", now))
             # pods launched for and not yet bound anywhere keep a fresh node from looking empty
             waiting = [k for k in json.loads((meta.get("annotations") or {}).get(NOMINATED, "[]"))
                        if k in self.pods and not (self.pods[k].get("spec") or {}).get("nodeName")]
-            if pods or waiting:
-                self.empty_since.pop(node_name, None)
-            else:
-                self.empty_since.setdefault(node_name, now)
             node_meta = self.nodes[node_name].get("metadata") or {}
             pinned = "true" in ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT),
                                 (meta.get("annotations") or {}).get(DO_NOT_DISRUPT))
             dnd = pinned or any(_pinned(p) for p in pods)
             protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
             views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
-                                  len(pods) + len(waiting), self.empty_since.get(node_name), dnd,
+                                  len(pods) + len(waiting), None if pods or waiting else changed, dnd,
                                   float(protected) if protected else None,
                                   _ts(meta.get("creationTimestamp"), now),
                                   parse_duration((claim.get("spec") or {}).get("expireAfter"), 720 * 3600.0),
                                   labels.get("karpenter.sh/capacity-type", "on-demand"),
-                                  self.pods_changed_at.get(node_name, now),
+                                  changed,
                                   _ts(drifted_since(claim), now) if drifted_since(claim) is not None else None,
                                   pinned, parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"),
                                                          None)))
@@ -754,18 +744,22 @@ class ProvisioningController:
 
     async def _rank_pods(self, views: Sequence[NodeView]) -> None:
         """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
-        for node, cost in deletion_costs(views, self.clock()).items():
+        self.ranks = deletion_costs(views, self.clock())
+        for node, cost in self.ranks.items():
             for pod in self._workload_pods(node):
-                meta = pod.get("metadata") or {}
-                if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
-                    continue
-                if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost):
-                    continue
-                try:
-                    await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
-                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
-                except ApiException as exc:  # a hint only: scale-down still works without it
-                    log.info("could not rank pod %s: %s", pod_key(pod), exc)
+                await self._rank_pod(pod, cost)
+
+    async def _rank_pod(self, pod: Mapping[str, Any], cost: int) -> None:
+        meta = pod.get("metadata") or {}
+        if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
+            return
+        if (meta.get("annotations") or {}).get(DELETION_COST) == str(cost) or meta.get("deletionTimestamp"):
+            return
+        try:
+            await self.kube.patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                      {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+        except ApiException as exc:  # a hint only: scale-down still works without it
+            log.info("could not rank pod %s: %s", pod_key(pod), exc)
 
     def _nodeclass_of(self, pool: NodePool) -> EC2NodeClass | None:
         obj = self.nodeclasses.get(str((pool.spec.template.spec.node_class_ref or {}).get("name", "default")))
@@ -1065,7 +1059,7 @@ class ProvisioningController:
         if node_name:
             await self.kube.delete_node(node_name)
             self.nodes.pop(node_name, None)
-            self.empty_since.pop(node_name, None)
+            self.pods_changed_at.pop(node_name, None)
         await self._forget_claim(name)
 
     async def _forget_claim(self, name: str) -> None:
@@ -1094,6 +1088,12 @@ def _pinned(pod: Mapping[str, Any]) -> bool:
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:
     return any(c.get("type") == kind and c.get("status") == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def _since(obj: Mapping[str, Any], kind: str, default: float) -> float:
+    """When the condition last turned True (default: unknown)."""
+    return next((_ts(c.get("lastTransitionTime"), default) for c in (obj.get("status") or {}).get("conditions") or []
+                 if c.get("type") == kind and c.get("status") == "True"), default)
 
 
 def _cond(kind: str, status: str, reason: str, now: float) -> dict[str, str]:

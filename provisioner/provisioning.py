@@ -86,6 +86,48 @@ class BatchWindow:
         return True
 
 
+@dataclass
+class Reservation:
+    """Pods the ScaledObject controller is adding (`prepare_for`), for which `claims` are already
+    on their way: up to `count` of the workload's unbound pods are nominated to them."""
+
+    namespace: str
+    labels: Mapping[str, str]
+    count: int
+    claims: tuple[str, ...]
+    until: float
+
+
+def reservation_holds(r: Reservation, usable: Mapping[str, bool], now: float) -> bool:
+    """Whether a reservation still stands: Karpenter does not plan a pod nominated to an in-flight
+    NodeClaim again until the pod binds or the claim fails. It holds while one of its claims
+    exists and is not yet usable (`usable[name]`: Initialized; a missing name: failed or
+    deleted), at most until `r.until` (PROTECT_S after it was made)."""
+    return now < r.until and any(name in usable and not usable[name] for name in r.claims)
+
+
+def reserved_pods(pods: Mapping[str, Mapping[str, Any]], reservations: Sequence[Reservation],
+                  taken: set[str] = frozenset()) -> set[str]:  # type: ignore[assignment]
+    """The pods the standing reservations cover: for each, up to `count` of the matching pods
+    that are still unbound (a bound pod waits for nothing), oldest first, each pod once and none
+    already in `taken` (nominated to a NodeClaim)."""
+    unbound = sorted((k for k, p in pods.items() if k not in taken and _waiting(p)),
+                     key=lambda k: (str((pods[k].get("metadata") or {}).get("creationTimestamp") or ""), k))
+    out: set[str] = set()
+    for r in reservations:
+        matching = [k for k in unbound if k not in out and k.startswith(r.namespace + "/")
+                    and all(((pods[k].get("metadata") or {}).get("labels") or {}).get(a) == b
+                            for a, b in r.labels.items())]
+        out.update(matching[:r.count])
+    return out
+
+
+def _waiting(pod: Mapping[str, Any]) -> bool:
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    return not (pod.get("spec") or {}).get("nodeName") and not meta.get("deletionTimestamp") \
+        and status.get("phase") in (None, "Pending")
+
+
 def pod_key(pod: Mapping[str, Any]) -> str:
     meta = pod.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
@@ -106,6 +148,43 @@ def is_provisionable(pod: Mapping[str, Any]) -> bool:
         return False
     return any(c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
                for c in status.get("conditions") or [])
+
+
+def pod_event(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, now: float) -> tuple[str, float] | None:
+    """The node whose pods a pod's watch event changed, and when — Karpenter's
+    `nodeclaim.podevents` controller, which sets a NodeClaim's `lastPodEventTime`
+    (consolidateAfter counts from it): a pod bound to the node counts from its PodScheduled
+    transition (so a restart's initial list does not reset the clock), a pod going terminal,
+    terminating or away counts now. DaemonSet pods do not count."""
+    def node_of(pod: Mapping[str, Any] | None) -> str | None:
+        if pod is None or owned_by_daemonset(pod):
+            return None
+        return (pod.get("spec") or {}).get("nodeName") or None
+
+    def leaving(pod: Mapping[str, Any] | None) -> bool:
+        return pod is None or bool((pod.get("metadata") or {}).get("deletionTimestamp")) \
+            or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    before, after = node_of(old), node_of(new)
+    if after is not None and not leaving(new) and (before != after or leaving(old)):
+        conditions = ((new or {}).get("status") or {}).get("conditions") or []
+        scheduled = next((c.get("lastTransitionTime") for c in conditions if isinstance(c, dict)
+                          and c.get("type") == "PodScheduled" and c.get("status") == "True"), None)
+        return after, _timestamp(scheduled, now)
+    if before is not None and not leaving(old) and (leaving(new) or after != before):
+        return before, now
+    return None
+
+
+def _timestamp(text: Any, default: float) -> float:
+    if not text:
+        return default
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return default
 
 
 def pending_groups(pods: Iterable[Mapping[str, Any]], exclude: set[str] = frozenset()) -> list[PodGroup]:  # type: ignore[assignment]

@@ -8,7 +8,7 @@ import time
 import boto3
 import pytest
 
-from provisioner.cloud.availability import UNAVAILABLE_TTL_S, UnavailableOfferings
+from provisioner.cloud.availability import UNAVAILABLE_TTL_S, UnavailableOfferings, catalog_now
 from provisioner.cloud.aws import AWSProvider, ec2_client, fleet_outcome
 from provisioner.cloud.base import TAG_CLUSTER, TAG_NODECLAIM, CapacityError, LaunchError, LaunchRequest, Offering
 from provisioner.cloud.launch import launch, orphans
@@ -52,6 +52,23 @@ async def test_cheapest_spot_first_then_next_offering_then_on_demand() -> None:
     cloud.capacity[("c5.large", "spot", "us-east-1a")] = 5
     third = await launch(cloud, request("c"), unavailable, clock)
     assert (third.instance_type, third.capacity_type) == ("c5.large", "spot")
+
+
+def test_plans_steer_around_unavailable_offerings_until_the_ttl() -> None:
+    """`catalog_now`: what the live provisioner and the simulator both plan on."""
+    from provisioner.catalog import load_catalog
+
+    catalog = load_catalog()
+    it = catalog[0]
+    lost = it.offerings[0]
+    unavailable = UnavailableOfferings()
+    unavailable.mark(Offering(it.name, lost.capacity_type, lost.zone, lost.price), 100.0)
+    assert unavailable.marked(100.0) == {(it.name, lost.capacity_type, lost.zone)}
+    now = {t.name: t for t in catalog_now(catalog, unavailable, 100.0)}
+    assert [o.available for o in now[it.name].offerings] == [o is not lost for o in it.offerings]
+    assert all(now[t.name] == t for t in catalog[1:])
+    later = catalog_now(catalog, unavailable, 100.0 + UNAVAILABLE_TTL_S)
+    assert later == list(catalog) and unavailable.marked(100.0 + UNAVAILABLE_TTL_S) == frozenset()
 
 
 async def test_no_capacity_anywhere_names_the_nodeclaim_and_what_was_tried() -> None:

@@ -258,6 +258,21 @@ def test_scheduler_spreads_onto_the_least_allocated_ready_node() -> None:
     assert sorted(n.pods for n in c.nodes.values()) == [2, 3]
 
 
+def test_least_allocated_is_the_mean_of_the_cpu_and_memory_fractions_not_the_pod_count() -> None:
+    # kube-scheduler's NodeResourcesFit scores LeastAllocated by the requested fraction of CPU and of
+    # memory, weight 1 each (https://kubernetes.io/docs/reference/scheduling/config/#scheduling-plugins)
+    c = Cluster(pod_start_s=0.0)
+    small = c.launch("c6a.large", "on-demand", "a", "default", 1.0, 1.0, 4, 0.0, 0.0, score=(0.0, 0.2))
+    big = c.launch("m6a.4xlarge", "on-demand", "a", "default", 1.0, 1.0, 4, 0.0, 0.0, score=(0.0, 0.05))
+    for n, pods in ((small, 1), (big, 2)):
+        c.unbound += pods
+        c._start(n, pods, 0.0)
+        c.unbound -= pods
+    c.unbound = 1
+    c.schedule(1.0)  # by pod count the small node (1 of 4) would win; by requested fractions the big one
+    assert (small.pods, big.pods) == (1, 3)
+
+
 def test_existing_nodes_take_no_more_pods_than_there_are() -> None:
     # found by the differential test: each existing node was offered all the pods at once, so a
     # consolidation over many nodes planned more pods than it moved (and _render ran out of names)

@@ -3,6 +3,7 @@ offerings of a NodeClaim, the NodeClaim lifecycle and disruption choices."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from provisioner.provisioning import (
     BatchWindow,
     Disruption,
     NodeView,
+    Reservation,
     claim_step,
     disruption_order,
     existing_capacity,
@@ -26,7 +28,10 @@ from provisioner.provisioning import (
     offerings_for,
     parse_duration,
     pending_groups,
+    pod_event,
     pod_requests,
+    reservation_holds,
+    reserved_pods,
 )
 
 POOL = NodePool.model_validate(yaml.safe_load("""
@@ -65,6 +70,42 @@ def test_only_unschedulable_non_daemonset_pods_wait_for_capacity() -> None:
     groups = pending_groups(pods, exclude={"ns/b"})
     assert sorted((g.count, g.requests.cpu_m) for g in groups) == [(1, 500), (1, 2000)]
     assert sorted(n for g in groups for n in g.names()) == ["ns/a", "ns/c"]
+
+
+def test_a_reservation_covers_unbound_pods_until_they_bind_or_its_claims_are_usable_or_fail() -> None:
+    """Karpenter does not plan a pod nominated to an in-flight NodeClaim again until it binds or
+    the claim fails: bound pods never use up a reservation (they waited for nothing)."""
+    r = Reservation("ns", {"app": "w"}, 2, ("c1", "c2"), until=300.0)
+    pods = {f"ns/{n}": p for n, p in [("a", pod("a", node="n1", pending=False)), ("b", pod("b")), ("c", pod("c")),
+                                      ("d", pod("d")), ("x", pod("x") | {"metadata": {"name": "x", "namespace": "ns",
+                                                                                      "labels": {"app": "other"}}})]}
+    assert reserved_pods(pods, [r]) == {"ns/b", "ns/c"}  # a is bound, x is another workload's
+    assert reserved_pods(pods, [r], taken={"ns/b"}) == {"ns/c", "ns/d"}  # b is nominated to a claim already
+    assert reserved_pods(pods, [r, dataclasses.replace(r, count=1)]) == {"ns/b", "ns/c", "ns/d"}  # each pod once
+    assert reservation_holds(r, {"c1": True, "c2": False}, 100.0)  # c2 still on its way
+    assert not reservation_holds(r, {"c1": True, "c2": True}, 100.0)  # both usable: the pods bind now
+    assert not reservation_holds(r, {"c1": True}, 100.0)  # c2 failed (gone), c1 usable
+    assert not reservation_holds(r, {"c1": False, "c2": False}, 300.0)  # held as long as the protection
+
+
+def test_pod_events_restart_consolidate_after_as_karpenters_podevents() -> None:
+    """A pod bound counts from its PodScheduled transition, a pod going away from now; DaemonSet
+    pods and unchanged pods do not count (Karpenter's nodeclaim.podevents controller)."""
+    bound = pod("a", node="n1", pending=False)
+    bound["status"]["conditions"] = [{"type": "PodScheduled", "status": "True",
+                                      "lastTransitionTime": "1970-01-01T00:01:40Z"}]
+    assert pod_event(pod("a"), bound, 500.0) == ("n1", 100.0)  # bound at 100 s
+    assert pod_event(None, bound, 500.0) == ("n1", 100.0)  # a restart's list: the binding's time, not now
+    assert pod_event(bound, bound, 500.0) is None  # a status update of a running pod
+    terminating = bound | {"metadata": {**bound["metadata"], "deletionTimestamp": "1970-01-01T00:08:00Z"}}
+    assert pod_event(bound, terminating, 500.0) == ("n1", 500.0)
+    assert pod_event(bound, None, 500.0) == ("n1", 500.0)  # deleted
+    assert pod_event(bound, bound | {"status": {"phase": "Succeeded"}}, 500.0) == ("n1", 500.0)
+    assert pod_event(None, pod("d", node="n1", pending=False, daemonset=True), 500.0) is None
+    assert pod_event(None, pod("b"), 500.0) is None  # pending: no node yet
+    assert pod_event(None, pod("c", node="n2", pending=False), 500.0) == ("n2", 500.0)  # no condition: seen now
+    odd = pod("o", node="n3", pending=False) | {"status": None}
+    assert pod_event(None, odd, 500.0) == ("n3", 500.0)  # admitted but odd: never an error
 
 
 def test_batch_closes_after_one_idle_second_or_ten_seconds() -> None:

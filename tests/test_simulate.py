@@ -222,6 +222,9 @@ def test_spot_interruptions_happen_and_surge_replaces_before_it_drains(tmp_path:
 def test_a_nodepool_too_small_leaves_pods_pending(tmp_path: Path) -> None:
     r = run(tmp_path, step_trace(per_minute=6000), "surge", cpu="4")
     assert r.max_pending_pods > 0
+    # planned within what the limits leave, as the live provisioner (with_remaining_limits): the
+    # pool fills up to its 4 vCPU with two 2-vCPU nodes instead of dropping a plan that is too big
+    assert max(r.series.nodes) == 2 and {n.instance_type for n in r.nodes} == {"c6a.large"}
     assert r.backlog_end > 0 or r.wait_p99_s > 60
     (note,) = [w for w in warnings([r], 50) if "Pending" in w]
     assert note.startswith("surge: up to") and "NodePool could not hold them" in note

@@ -131,8 +131,10 @@ def test_keda_karpenter_removes_an_empty_node_15_seconds_after_deciding_to(tmp_p
         emptied = next(t for t, a, b in zip(r.series.t[1:], r.series.replicas, r.series.replicas[1:], strict=False)
                        if a > 0 and b == 0)
         gone = [n.terminated_at - emptied for n in r.nodes if n.terminated_at is not None and n.terminated_at > emptied]
-        assert len(gone) == 1 and not r.series.nodes[-1], gone
-        ends[policy] = gone[0]
+        # the last node to go is the one the scale to zero emptied (others, emptied earlier, may
+        # still be leaving one per round within the budget)
+        assert gone and not r.series.nodes[-1], gone
+        ends[policy] = max(gone)
     assert 60 + 15 <= ends["keda-karpenter"] < 60 + 15 + 10 + 5
     assert 60 <= ends["surge-no-handover"] < 60 + 10 + 5
 

@@ -182,8 +182,12 @@ class TargetCache:
 
 class ScaledObjectController:
     def __init__(self, kube: Kube, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
-                 predictor: Predictor | None = None, cluster_namespace: str | None = None) -> None:
+                 predictor: Predictor | None = None, cluster_namespace: str | None = None,
+                 timer: Callable[[], float] | None = None) -> None:
         self.kube = kube
+        # the schedule's clock: the event loop's monotonic one, or a fake one that a test (the
+        # differential test) advances tick by tick and then `kick`s
+        self.timer = timer or (lambda: asyncio.get_running_loop().time())
         # where ClusterTriggerAuthentication Secrets live (KEDA_CLUSTER_OBJECT_NAMESPACE, else our own)
         self.cluster_namespace = cluster_namespace or cluster_object_namespace()
         self.predictor = predictor
@@ -378,7 +382,7 @@ class ScaledObjectController:
             await self._safely(self.kube.event(ns, raw, "UnsupportedTrigger", message, warning=True))
         entry.watchers = [asyncio.create_task(self._follow_changes(entry, s)) for _, s in entry.scalers
                           if pushes(s)]
-        self._due(entry, asyncio.get_running_loop().time())
+        self._due(entry, self.timer())
 
     async def _retry_later(self, key: Key, raw: dict[str, Any]) -> None:
         """Objects waiting on something missing are retried with back-off (and at once when the
@@ -505,17 +509,16 @@ class ScaledObjectController:
                 if entry.busy:
                     entry.woken = True
                 elif not entry.closed:
-                    self._due(entry, on_change(entry.due, asyncio.get_running_loop().time()))
+                    self._due(entry, on_change(entry.due, self.timer()))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # notifications are an optimisation: polling goes on without them
             log.info("change notifications off for %s: %s", scaler.trigger.label, exc)
 
     async def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self.kick.clear()
-            now = loop.time()
+            now = self.timer()
             due: list[Entry] = []
             while self.heap and self.heap[0][0] <= now + BATCH_AHEAD_S:
                 when, _, token, key = heapq.heappop(self.heap)
@@ -533,12 +536,11 @@ class ScaledObjectController:
                 task = asyncio.create_task(self._run_cycle(group))
                 self.cycles.add(task)
                 task.add_done_callback(self.cycles.discard)
-            timeout = self.heap[0][0] - loop.time() if self.heap else None
+            timeout = self.heap[0][0] - self.timer() if self.heap else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), timeout)
 
     async def _run_cycle(self, entries: list[Entry]) -> None:
-        loop = asyncio.get_running_loop()
         try:
             scalers = [s for e in entries for _, s in e.scalers]
             start = time.perf_counter()
@@ -554,7 +556,7 @@ class ScaledObjectController:
                 at += n
             await asyncio.gather(*writes)
         finally:
-            now = loop.time()
+            now = self.timer()
             for e in entries:
                 e.busy = False
                 if e.closed:

@@ -32,6 +32,8 @@ class Node:
     last_change: float = 0.0
     protected_until: float = 0.0
     doomed_at: float | None = None  # spot termination time after a notice: tainted, holds no new pods
+    share: float = 0.0  # how much one pod raises the node's LeastAllocated score (launch: 1 / slots if not given)
+    base: float = 0.0  # the score with none of the workload's pods (DaemonSets)
     terminated_at: float | None = None
 
     @property
@@ -96,17 +98,18 @@ class Cluster:
             (node.ready_times if is_ready else node.starting).remove(ready_at)
             if is_ready:
                 self.ready_pods -= 1
-            node.last_change = now
+            node.last_change = max(node.last_change, now)  # a pod nominated to a booting node never bound there
 
     def schedule(self, now: float) -> int:
         """Bind unbound pods to nodes with room; returns how many. Ready nodes first, the least
-        allocated first (kube-scheduler's default scoring, https://kubernetes.io/docs/concepts/
-        scheduling-eviction/resource-bin-packing/); then nodes still booting, which stand for the
-        provisioner's nominations."""
+        allocated first (kube-scheduler's default scoring: NodeResourcesFit LeastAllocated, the
+        mean of the requested fractions of CPU and memory, weights 1,
+        https://kubernetes.io/docs/reference/scheduling/config/#scheduling-plugins); then nodes
+        still booting, which stand for the provisioner's nominations."""
         if not self.unbound:
             return 0
         bound = 0
-        heap = [(n.pods / n.slots, n.id, n) for n in self.nodes.values() if n.ready_at <= now and n.free > 0]
+        heap = [(n.base + n.pods * n.share, n.id, n) for n in self.nodes.values() if n.ready_at <= now and n.free > 0]
         heapq.heapify(heap)
         taken: dict[int, int] = {}
         while heap and self.unbound:  # one pod at a time onto the least allocated ready node
@@ -116,7 +119,7 @@ class Cluster:
             self.unbound -= 1
             bound += 1
             if node.free > k:
-                heapq.heappush(heap, ((node.pods + k) / node.slots, node_id, node))
+                heapq.heappush(heap, (node.base + (node.pods + k) * node.share, node_id, node))
         for node_id, k in taken.items():
             self._start(self.nodes[node_id], k, now)
         for node in sorted((n for n in self.nodes.values() if n.ready_at > now), key=lambda n: n.id):
@@ -135,7 +138,7 @@ class Cluster:
         ready_at = max(now, node.ready_at) + self.pod_start_s
         for _ in range(count):
             bisect.insort(node.starting, ready_at)
-        node.last_change = now
+        node.last_change = max(now, node.ready_at)  # a pod nominated to a booting node binds once it is ready
         self._seq += 1
         heapq.heappush(self._events, (ready_at, self._seq, node.id))
 
@@ -173,9 +176,13 @@ class Cluster:
 
     # --- nodes ------------------------------------------------------------------------------------
     def launch(self, instance_type: str, capacity_type: str, zone: str, pool: str, price: float,
-               on_demand_price: float, slots: int, now: float, boot_s: float, protected_s: float = 0.0) -> Node:
+               on_demand_price: float, slots: int, now: float, boot_s: float, protected_s: float = 0.0,
+               score: tuple[float, float] | None = None) -> Node:
+        """`score`: (base, share) of the node's LeastAllocated score; default: pods / slots."""
+        base, share = score if score is not None else (0.0, 1.0 / slots if slots else 1.0)
         node = Node(self._next_id, instance_type, capacity_type, zone, pool, price, on_demand_price, slots,
-                    launched_at=now, ready_at=now + boot_s, last_change=now, protected_until=now + protected_s)
+                    launched_at=now, ready_at=now + boot_s, last_change=now + boot_s,
+                    protected_until=now + protected_s, share=share, base=base)
         self._next_id += 1
         self.nodes[node.id] = node
         self.launches += 1

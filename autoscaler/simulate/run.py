@@ -17,7 +17,7 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +33,8 @@ from autoscaler.simulate.signals import SimTrigger
 from autoscaler.simulate.trace import Trace
 from autoscaler.simulate.workload import FifoQueue
 from provisioner.catalog import InstanceType
+from provisioner.cloud.availability import UnavailableOfferings, catalog_now
+from provisioner.cloud.base import Offering
 from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
     DELETION_COST_EVERY_S,
@@ -54,7 +56,14 @@ from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
 from provisioner.pods import PodGroup
 from provisioner.problem import ExistingNode
-from provisioner.provisioning import BatchWindow, Disruption, NodeView, parse_duration
+from provisioner.provisioning import (
+    BatchWindow,
+    Disruption,
+    NodeView,
+    parse_duration,
+    pool_in_zones,
+    with_remaining_limits,
+)
 from provisioner.resources import Resources
 
 
@@ -148,26 +157,52 @@ class _Planner:
     def __init__(self, setup: Setup, policy: Policy):
         self.setup = setup
         self.algorithm = policy.packer
-        self.catalog = setup.catalog_spot if policy.spot else setup.catalog_on_demand
+        self.base: Sequence[InstanceType] = setup.catalog_spot if policy.spot else setup.catalog_on_demand
+        self.catalog: Sequence[InstanceType] = self.base
         self.types = {t.name: t for t in self.catalog}
+        self.avoiding: frozenset[tuple[str, str, str]] = frozenset()
         self._cache: dict[int, Plan] = {}
         self._room_cache: dict[tuple[Any, ...], Plan] = {}
 
-    def plan(self, count: int) -> Plan:
+    def steer(self, unavailable: UnavailableOfferings, now: float) -> None:
+        """Plan on `catalog_now` (offerings marked unavailable avoided), as the live provisioner;
+        memoised plans go when the marked set changes."""
+        marked = unavailable.marked(now)
+        if marked != self.avoiding:
+            self.avoiding = marked
+            self.catalog = catalog_now(self.base, unavailable, now)
+            self._cache.clear()
+            self._room_cache.clear()
+
+    def plan(self, count: int, pools: Sequence[NodePool] | None = None) -> Plan:
+        """`pools`: the NodePools with the limits left (not memoised; only given when they bind)."""
+        if pools is not None:
+            group = replace(self.setup.pods, count=count, pod_names=())
+            return make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
         if count not in self._cache:
             group = replace(self.setup.pods, count=count, pod_names=())
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
                                            self.algorithm)
         return self._cache[count]
 
-    def plan_with_room(self, count: int, room: Sequence[Node]) -> Plan:
+    def plan_in_zone(self, count: int, zone: str) -> Plan:
+        """make_plan for `count` pods in one zone: a spot interruption's replacement, which the live
+        provisioner launches from the interrupted NodeClaim's spec (its zone pinned)."""
+        key = (count, zone)
+        if key not in self._room_cache:
+            group = replace(self.setup.pods, count=count, pod_names=())
+            pools = [pool_in_zones(p, [zone]) for p in self.setup.pools]
+            self._room_cache[key] = make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
+        return self._room_cache[key]
+
+    def plan_with_room(self, count: int, room: Sequence[Node], pools: Sequence[NodePool] | None = None) -> Plan:
         """make_plan for `count` pods against the free room of `room` (what the live provisioner
         sees: existing nodes and in-flight NodeClaims), memoised on the room's shape."""
         free = [n for n in room if n.free > 0]
         if not free:
-            return self.plan(count)
+            return self.plan(count, pools)
         key = (count, tuple(sorted((n.instance_type, n.capacity_type, n.zone, n.pool, n.free) for n in free)))
-        if key not in self._room_cache:
+        if pools is not None or key not in self._room_cache:
             if len(self._room_cache) > 4096:
                 self._room_cache.clear()
             one = self.setup.pods.requests
@@ -177,14 +212,26 @@ class _Planner:
                                      Resources(one.cpu_m * n.free, one.memory_mib * n.free, one.gpu * n.free, n.free))
                         for n in free]
             group = replace(self.setup.pods, count=count, pod_names=())
-            self._room_cache[key] = make_plan([group], self.setup.pools, self.catalog, existing, self.setup.overhead,
-                                              self.algorithm)
+            plan = make_plan([group], pools or self.setup.pools, self.catalog, existing, self.setup.overhead,
+                             self.algorithm)
+            if pools is not None:
+                return plan
+            self._room_cache[key] = plan
         return self._room_cache[key]
 
     def slots(self, instance_type: str) -> int:
         if self.setup.pods.one_per_node:
             return 1
         return self.setup.pods.requests.how_many_in(self.types[instance_type].allocatable - self.setup.overhead)
+
+    def score(self, instance_type: str) -> tuple[float, float]:
+        """The node's kube-scheduler LeastAllocated score as (with DaemonSets only, added per pod):
+        the mean of the requested fractions of CPU and memory of its allocatable."""
+        alloc, one, ds = self.types[instance_type].allocatable, self.setup.pods.requests, self.setup.overhead
+        if alloc.cpu_m <= 0 or alloc.memory_mib <= 0:
+            return 0.0, 1.0
+        return ((ds.cpu_m / alloc.cpu_m + ds.memory_mib / alloc.memory_mib) / 2,
+                (one.cpu_m / alloc.cpu_m + one.memory_mib / alloc.memory_mib) / 2)
 
     def on_demand_price(self, instance_type: str, zone: str) -> float:
         return next((o.price for o in self.types[instance_type].offerings
@@ -197,6 +244,12 @@ class _Planner:
 
     def is_gpu(self, instance_type: str) -> bool:
         return self.types[instance_type].gpu_count > 0
+
+
+def _name(node_id: int) -> str:
+    """A node's name in the decisions' views: ties between equal nodes (consolidation candidates,
+    deletion-cost ranks) break by name, and these sort in launch order as instance ids do."""
+    return f"{node_id:09d}"
 
 
 def scale_for(trace: Trace, a: Assumptions) -> float:
@@ -222,10 +275,14 @@ def static_replicas(trace: Trace, a: Assumptions) -> int:
 
 
 def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
-             progress: Callable[[int], None] | None = None, notices: Sequence[float] = ()) -> PolicyResult:
+             progress: Callable[[int], None] | None = None, notices: Sequence[float] = (),
+             readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None) -> PolicyResult:
     """Run one policy; `progress(n)` is called with the number of ticks done since its last call.
-    `notices`: times at which the oldest spot node gets an interruption warning (scenarios)."""
+    `notices`: times at which the oldest spot node gets an interruption warning (scenarios).
+    `readings(now, by_trigger)`: told what the triggers read at each decision (the differential
+    test feeds them to the live operator)."""
     run = _Run(trace, setup, policy, a, progress)
+    run.on_readings = readings
     for t in notices:
         run._push(t, "notice-oldest", -1)
     return run.run()
@@ -239,6 +296,7 @@ class _Run:
                  progress: Callable[[int], None] | None):
         self.trace, self.setup, self.policy, self.a = trace, setup, policy, a
         self.progress = progress
+        self.on_readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None
         self.dt = tick_for(trace, a)
         self.arrivals = arrivals_per_tick(trace, a, self.dt)
         self.n_ticks = len(self.arrivals)
@@ -267,6 +325,7 @@ class _Run:
         self.unplaceable = 0
         self.pending_seconds = 0.0
         self.batch = BatchWindow()
+        self.unavailable = UnavailableOfferings()  # reclaimed spot offerings, as handle_interruption marks them
         self.disruption = {p.name: Disruption.of(p) for p in setup.pools}
         self._scheduled_budgets = any(b.schedule for d in self.disruption.values() for b in d.budgets)
         self.expire_after = {p.name: parse_duration(p.spec.template.spec.expire_after, 720 * 3600.0)
@@ -308,15 +367,29 @@ class _Run:
             node = self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                        self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
                                        self.planner.slots(p.instance_type), now, boot,
-                                       (protect_until - now) if protect_until is not None else 0.0)
+                                       (protect_until - now) if protect_until is not None else 0.0,
+                                       self.planner.score(p.instance_type))
             launched.append(node)
             if p.capacity_type == "spot" and self.a.spot_interruptions_per_node_hour > 0:
                 gap = self.rng.expovariate(self.a.spot_interruptions_per_node_hour / 3600)
                 self._push(now + gap, "notice", node.id)
         return launched
 
+    def _limited(self, plan_for: Callable[[Sequence[NodePool] | None], Plan]) -> Plan:
+        """Plan as the live provisioner does: on the NodePools with their limits lowered by what
+        their nodes already hold (`with_remaining_limits`); the memoised plan without that when the
+        limits do not bind."""
+        plan = plan_for(None)
+        if len(self._within_limits(plan.new_nodes)) == len(plan.new_nodes):
+            return plan
+        used: dict[str, Resources] = {}
+        for n in self.cluster.nodes.values():
+            used[n.pool] = used.get(n.pool, Resources()) + self.planner.size(n.instance_type)
+        return plan_for([with_remaining_limits(p, used.get(p.name, Resources())) for p in self.setup.pools])
+
     def _within_limits(self, planned: Sequence[PlannedNode]) -> list[PlannedNode]:
-        """A plan is made for the pods alone; the NodePool's limits count the nodes it already has."""
+        """The planned nodes that fit what the NodePools' limits leave (they count the nodes a pool
+        already has): a plan from `_limited` fits; a replacement launched on a spot notice may not."""
         limits = {pool.name: pool.limit() for pool in self.setup.pools}
         used = {name: Resources() for name in limits}
         for n in self.cluster.nodes.values():
@@ -336,23 +409,28 @@ class _Run:
         """Free room on nodes and in-flight ones (what `existing_capacity` + `_inflight_capacity` see)."""
         return sum(n.free for n in self.cluster.nodes.values())
 
-    def _prepare_for(self, adding: int, free_before: int, now: float) -> None:
+    def _prepare_for(self, adding: int) -> Plan | None:
         """`ProvisioningController.prepare_for`: nodes for the pods being added, planned against the
-        free room of nodes and in-flight NodeClaims, launched now and protected for PROTECT_S."""
-        if adding - free_before > 0:
-            plan = self.planner.plan_with_room(adding, list(self.cluster.nodes.values()))
-            self._launch(plan, now, protect_until=now + PROTECT_S)
+        free room of nodes and in-flight NodeClaims as it is before those pods exist (the live
+        provisioner plans them as pods of their own, beside the new Pending ones)."""
+        if adding - self._free() <= 0:
+            return None
+        room = list(self.cluster.nodes.values())
+        return self._limited(lambda pools: self.planner.plan_with_room(adding, room, pools))
 
     def _provision_batch(self, now: float, new_pending: bool) -> None:
         """The provisioning loop: pending pods (seen `pending_detect_s` after they appear) are batched
         by `BatchWindow.observe`, then planned together."""
         cluster = self.cluster
         if self.batch.observe(now, new_pending, cluster.unbound > 0, seen_at=now + self.a.pending_detect_s):
-            self._launch(self.planner.plan(cluster.unbound), now)
+            unbound = cluster.unbound
+            self._launch(self._limited(lambda pools: self.planner.plan(unbound, pools)), now)
             cluster.schedule(now)
 
     # --- the autoscaler: engine.decide on engine.reaction's schedule ------------------------------
     def _decide(self, readings: dict[str, TriggerReading], now: float) -> None:
+        if self.on_readings is not None:
+            self.on_readings(now, readings)
         d = decide(self.setup.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
         if self.predictor is not None:
             d = self._predictive(readings, d, now)
@@ -360,13 +438,13 @@ class _Run:
         if d.replicas is None or d.replicas == self.replicas:
             return
         adding = d.replicas - self.replicas
-        free_before = self._free()
+        ahead = self._prepare_for(adding) if self.policy.launch_ahead and adding > 0 else None
         self.replicas = d.replicas
         self.replica_changes += 1
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
-        if self.policy.launch_ahead and adding > 0:
-            self._prepare_for(adding, free_before, now)
+        if ahead is not None:
+            self._launch(ahead, now, protect_until=now + PROTECT_S)
             self.cluster.schedule(now)
 
     def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> Decision:
@@ -410,6 +488,8 @@ class _Run:
                 self._event(kind, key, now)
             if self.handovers:
                 self._handovers_due(now)
+            if self.planner.avoiding:
+                self.planner.steer(self.unavailable, now)
             if not policy.static:
                 if policy.reaction == "keda-hpa":
                     # KEDA polls on its own clock (activation); the HPA syncs every 15 s while active
@@ -467,7 +547,8 @@ class _Run:
         for p in self.planner.plan(self.replicas).new_nodes:
             self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                 self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
-                                self.planner.slots(p.instance_type), 0.0, 0.0)
+                                self.planner.slots(p.instance_type), 0.0, 0.0,
+                                score=self.planner.score(p.instance_type))
         self.cluster.set_replicas(self.replicas, 0.0)
         self.cluster.schedule(0.0)
         self.cluster.advance(0.0)
@@ -502,9 +583,11 @@ class _Run:
             # Karpenter and surge alike: taint, pre-spin a replacement for its pods, drain once it is
             # ready or by drain_at's deadline (provisioner/controller.py handle_interruption)
             node.doomed_at = now + SPOT_NOTICE_S
+            self.unavailable.mark(Offering(node.instance_type, node.capacity_type, node.zone, node.price), now)
+            self.planner.steer(self.unavailable, now)
             ready = None
             if node.pods:
-                new = self._launch(self.planner.plan(node.pods), now)
+                new = self._launch(self.planner.plan_in_zone(node.pods, node.zone), now)
                 ready = max((n.ready_at for n in new), default=None)
             self._push(drain_at(now, ready), "drain", node.id)
             self.disrupting[node.id] = node.pool
@@ -568,7 +651,7 @@ class _Run:
         for n in self.cluster.nodes.values():
             if n.ready_at > now or n.doomed_at is not None or n.id in self.disrupting:
                 continue
-            out.append(NodeView(str(n.id), str(n.id), n.pool, n.price, n.pods,
+            out.append(NodeView(_name(n.id), _name(n.id), n.pool, n.price, n.pods,
                                 n.last_change if n.pods == 0 else None,
                                 self.setup.do_not_disrupt and n.pods > 0,
                                 n.protected_until if n.protected_until > n.launched_at else None,
@@ -577,7 +660,7 @@ class _Run:
 
     def _others_free(self, ids: set[str], now: float) -> int:
         return sum(n.free for n in self.cluster.nodes.values()
-                   if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting)
+                   if n.ready_at <= now and _name(n.id) not in ids and n.id not in self.disrupting)
 
     def _plan_moving(self, views: Sequence[NodeView], now: float) -> Plan | None:
         """The nodes' pods onto the other registered nodes' room, the rest onto new nodes."""
@@ -586,7 +669,7 @@ class _Run:
         if pods - self._others_free(ids, now) <= 0:
             return Plan([], 0.0, 0.0)
         others = [n for n in self.cluster.nodes.values()
-                  if n.ready_at <= now and str(n.id) not in ids and n.id not in self.disrupting]
+                  if n.ready_at <= now and _name(n.id) not in ids and n.id not in self.disrupting]
         return self.planner.plan_with_room(pods, others)
 
     def _kept_for_forecast(self, views: Sequence[NodeView], now: float) -> bool:
@@ -598,16 +681,20 @@ class _Run:
         return demand > 0 and self._others_free({v.name for v in views}, now) < demand
 
     def _consolidate(self, now: float) -> None:
+        views = None
+        if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
+            # every round that is due ranks, calm or not, as the live disruption loop does
+            self.ranked_at = now
+            views = self._views(now)
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views, now).items()}
+            self.cluster.deletion_cost.update({i: HANDOVER_DELETION_COST for i in self.handovers})
         if self.validating:
             return  # Karpenter's disruption loop waits on its command's validation
         if not self._changed and now < self._calm_until:
             return  # nothing changed and no time limit passed: the last round's answer (nothing) holds
         self._changed = False
-        views = self._views(now)
-        if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
-            self.ranked_at = now
-            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views, now).items()}
-            self.cluster.deletion_cost.update({i: HANDOVER_DELETION_COST for i in self.handovers})
+        if views is None:
+            views = self._views(now)
         if not views:
             self._calm_until = math.inf
             return

@@ -17,6 +17,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +95,7 @@ def _matches(obj: dict[str, Any], selector: str | None, ns: str | None) -> bool:
 class Emulator:
     def __init__(self) -> None:
         self.store = Store()
+        self.clock: Callable[[], float] = time.time  # creationTimestamp's clock (a test's fake one)
         # authentication and authorization, for TokenReview / SubjectAccessReview: token → user
         # info ({"username", "groups"}), and the (user, non-resource path, verb) triples allowed
         self.tokens: dict[str, dict[str, Any]] = {}
@@ -130,7 +132,7 @@ class Emulator:
         meta = obj.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("generation", 1)
-        meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        meta.setdefault("creationTimestamp", datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         existed = (meta.get("namespace", ""), meta["name"]) in self.store.objects[(api_version, plural)]
         self.store.objects[(api_version, plural)][(meta.get("namespace", ""), meta["name"])] = obj
         self.store.bump((api_version, plural), "MODIFIED" if existed else "ADDED", obj)
