@@ -42,6 +42,7 @@ from provisioner.disruption import (
     HANDOVER_GRACE_S,
     HANDOVER_TIMEOUT_S,
     PROTECT_S,
+    REPACK_MIN_SAVING,
     SPOT_RESIZE_MIN_SAVING,
     Action,
     Handover,
@@ -724,12 +725,14 @@ class ProvisioningController:
             await self._rank_pods(candidates)
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now),
-                                     spot_to_spot=True, spot_min_saving=SPOT_RESIZE_MIN_SAVING)
+                                     spot_to_spot=True, spot_min_saving=SPOT_RESIZE_MIN_SAVING,
+                                     repack_min_saving=REPACK_MIN_SAVING)
         done = []
         for action in actions:
             why = action.reason
             if action.reason == "Underutilized":
-                why = f"Underutilized ({action.kind}, saves ${action.saving_per_hour:.3f}/h)"
+                kind = "repack" if action.protect_until is not None else action.kind
+                why = f"Underutilized ({kind}, saves ${action.saving_per_hour:.3f}/h)"
             if action.kind == "replace":
                 [first, *rest] = action.nodes
                 task = asyncio.create_task(self._replace(action, why))
@@ -829,9 +832,13 @@ class ProvisioningController:
         assert action.replacement is not None
         pools = {n.nodepool: self.pools[n.nodepool] for n in action.replacement.new_nodes}
         names = [f"{n.nodepool}-{uuid.uuid4().hex[:5]}" for n in action.replacement.new_nodes]
+        # a repack's node is sized for pods of nodes it does not replace yet: every planned pod counts
+        planned = {k for n in action.replacement.new_nodes for k in n.pods}
         pods = [p for v in action.nodes for p in self._workload_pods(v.name)]
+        pods += [p for k, p in self.pods.items() if k in planned]
         requests = {pod_key(p): pod_requests(p) for p in pods}
-        for claim in nodeclaims_for(action.replacement, pools, self.catalog, requests, names):
+        for claim in nodeclaims_for(action.replacement, pools, self.catalog, requests, names,
+                                    protect_until=action.protect_until):
             body = await self.kube.create_nodeclaim(self._stamped(claim))
             self.claims[_name(body)] = body
             self._start_launch(body)

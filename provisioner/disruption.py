@@ -19,9 +19,11 @@ The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
   (https://karpenter.sh/docs/reference/settings/#feature-gates).
 Capacity surge launched ahead of pods is kept `PROTECT_S` (live and simulated alike).
 
-surge's own provisioner differs in two rules, on purpose. It right-sizes spot (`spot_min_saving`):
+surge's own provisioner differs in three rules, on purpose. It right-sizes spot (`spot_min_saving`):
 a spot node left mostly empty after a burst is replaced by one cheaper spot node when that saves
 at least `SPOT_RESIZE_MIN_SAVING` of its price — Karpenter keeps it for good with the gate off.
+It repacks a fragmented fleet (`repack_min_saving`, `repack_action`) one node at a time, within a
+budget of one, where Karpenter's multi-node consolidation needs the budget for the whole set.
 Make before break (surge only; Karpenter evicts): a consolidation, drift or expiry drain first
 *hands over* the node's Deployment pods — the Deployment gets as many extra replicas as the node
 runs, the node's pods get the lowest pod-deletion-cost, and once Ready pods elsewhere cover them
@@ -52,6 +54,10 @@ DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: dr
 # (docs/benchmarks-simulate.md): 0.5 replaced up to ×6 more often and cost more than 0.6; 0.7 and 0.8
 # gave back less (crane 62.65 and 70.19 $ against 59.46 $).
 SPOT_RESIZE_MIN_SAVING = 0.6
+# surge repacks consolidatable nodes onto one new node when it costs at most (1 − this) of theirs:
+# the set's saving must pay for the temporary extra node and one handover per node it empties.
+# Measured on the shared traces (docs/benchmarks-simulate.md, "Repack").
+REPACK_MIN_SAVING = 0.2
 # Karpenter's commandValidationDelay: an Empty / Underutilized command waits this long, then is re-validated
 VALIDATION_S = 15.0
 
@@ -193,6 +199,9 @@ class Action:
     reason: str
     replacement: Plan | None = None
     saving_per_hour: float = 0.0
+    # the replacement's new nodes are kept from consolidation until then (a repack's node, whose
+    # room the next rounds fill, must not be consolidated or repacked itself meanwhile)
+    protect_until: float | None = None
 
     @property
     def kind(self) -> str:
@@ -269,13 +278,15 @@ def drift_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], dis
 def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
                        now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
                        keep: Callable[[Sequence[NodeView]], bool] = lambda _: False,
-                       spot_to_spot: bool = False, spot_min_saving: float = 0.0) -> list[Action]:
+                       spot_to_spot: bool = False, spot_min_saving: float = 0.0,
+                       repack_min_saving: float | None = None) -> list[Action]:
     """This round's disruptions. `plan_for(nodes)` reschedules the nodes' pods onto the other nodes
     (and new ones where needed), None when some cannot be placed; `keep(nodes)` may veto removing
     capacity without a replacement (surge's forecast-aware consolidation). `nodes` are the
     initialized nodes not already being disrupted; `disrupting` counts those that are, per pool.
     `spot_to_spot` is Karpenter's gate (single-node only); `spot_min_saving` the share of the
-    node's price a spot-for-spot replacement must save (surge: `SPOT_RESIZE_MIN_SAVING`)."""
+    node's price a spot-for-spot replacement must save (surge: `SPOT_RESIZE_MIN_SAVING`);
+    `repack_min_saving`, when not None, lets `repack_action` run last (surge: `REPACK_MIN_SAVING`)."""
     picks = [(n, why) for n, why in disruption_order(nodes, pools, disrupting, now)
              if why == "Expired" or not keep([n])]
     if picks:
@@ -320,7 +331,49 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
         action = attempt([n])
         if action is not None:
             return [action]
+    if repack_min_saving is not None:
+        repack = repack_action(nodes, pools, disrupting, per_pool, now, plan_for, repack_min_saving)
+        if repack is not None:
+            return [repack]
     return []
+
+
+def repack_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], disrupting: Mapping[str, int],
+                  per_pool: Mapping[str, int], now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
+                  min_saving: float) -> Action | None:
+    """surge's way out of a fragmented fleet (say five one-pod nodes a ramp left behind) that
+    consolidation cannot fix: deleting any one node needs room no other node has, no single node
+    has a cheaper replacement, and replacing the set at once needs a budget of the set's size
+    (Karpenter's multi-node consolidation; the default 10 % of five nodes allows one).
+
+    In the first pool with no disruption running, within its Underutilized budget: the largest
+    prefix (at least two, in consolidation's candidate order; every size is tried, largest first,
+    as a smaller set may miss a cheaper type a larger one reaches) of its consolidatable nodes
+    whose pods all fit on the other nodes' room plus ONE new node costing at most
+    (1 − `min_saving`) of the prefix's price. Only the prefix's first node is replaced by that
+    node (one disruption); the new node is protected for `PROTECT_S`, so the next rounds'
+    ordinary single-node deletes move the other nodes' pods onto its room instead of
+    consolidating or repacking it. Spot for spot is allowed: the saving is the whole set's. None
+    when no prefix qualifies."""
+    by_pool: dict[str, list[NodeView]] = {}
+    for n in sorted(nodes, key=lambda n: (disruption_cost(n, now), -n.price, n.name)):
+        policy = pools.get(n.nodepool, Disruption())
+        if n.pods > 0 and policy.policy == "WhenEmptyOrUnderutilized" and consolidatable(n, policy, now):
+            by_pool.setdefault(n.nodepool, []).append(n)
+    for pool, found in sorted(by_pool.items()):
+        policy = pools.get(pool, Disruption())
+        if disrupting.get(pool, 0) > 0 or policy.allowed(per_pool.get(pool, 0), 0, "Underutilized", now) <= 0:
+            continue
+        candidates = found[:MAX_MULTI_NODE_CANDIDATES]
+        for size in range(len(candidates), 1, -1):
+            price = sum(n.price for n in candidates[:size])
+            plan = plan_for(candidates[:size])
+            if plan is None or plan.unschedulable or len(plan.new_nodes) != 1:
+                continue
+            new = plan.new_nodes[0].price_per_hour
+            if new <= (1 - min_saving) * price:
+                return Action((candidates[0],), "Underutilized", plan, price - new, now + PROTECT_S)
+    return None
 
 
 def revalidate(action: Action, nodes: Sequence[NodeView], pools: Mapping[str, Disruption],

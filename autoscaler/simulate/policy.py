@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from provisioner.disruption import SPOT_RESIZE_MIN_SAVING
+from provisioner.disruption import REPACK_MIN_SAVING, SPOT_RESIZE_MIN_SAVING
 
 SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "handover",
-                  "spot-resize")
+                  "spot-resize", "repack")
 
 
 class PolicyError(ValueError):
@@ -49,6 +49,9 @@ class Policy:
     # make before break: consolidation / drift / expiry drains hand the node's pods over to extra
     # replicas first (`provisioner.disruption.Handover`); off, drains evict as Karpenter's do
     handover: bool = False
+    # surge repacks a fragmented fleet one node at a time when one new node saves this share of the
+    # set's price (`provisioner.disruption.repack_action`); None: off, as Karpenter has no such step
+    repack_min_saving: float | None = None
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
@@ -56,7 +59,7 @@ STATIC_PEAK_ON_DEMAND = Policy("static-peak-on-demand", static=True, packer="sur
 KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
                forecast_keep=True, predictive=True, deletion_cost=True, handover=True, spot_to_spot=True,
-               spot_min_saving=SPOT_RESIZE_MIN_SAVING)
+               spot_min_saving=SPOT_RESIZE_MIN_SAVING, repack_min_saving=REPACK_MIN_SAVING)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
@@ -92,6 +95,8 @@ def policy_named(name: str) -> Policy:
             policy = replace(policy, handover=False)
         elif part == "spot-resize":
             policy = replace(policy, spot_to_spot=False)
+        elif part == "repack":
+            policy = replace(policy, repack_min_saving=None)
         else:
             raise PolicyError(f"policy {name!r}: unknown feature {part!r}; features are {list(SURGE_FEATURES)}")
     if name != "surge" and name.removeprefix("surge")[:4] != "-no-":

@@ -703,7 +703,8 @@ class _Run:
             (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
         actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep, spot_to_spot=self.policy.spot_to_spot,
-                                     spot_min_saving=self.policy.spot_min_saving)
+                                     spot_min_saving=self.policy.spot_min_saving,
+                                     repack_min_saving=self.policy.repack_min_saving)
         if not actions:
             self._calm_until = self._next_limit(views, now)
         if self.policy.validate:  # Karpenter: one emptiness command for all empty nodes, or one consolidation
@@ -739,7 +740,7 @@ class _Run:
         nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
         if action.kind == "replace":
             assert action.replacement is not None
-            new = self._launch(action.replacement, now)
+            new = self._launch(action.replacement, now, action.protect_until)
             if not new:
                 return
             self._seq += 1
