@@ -13,6 +13,8 @@ from autoscaler.engine.reaction import LAG_WATCH_S, WAKE_COALESCE_S, next_due, o
 from autoscaler.simulate.cluster import Cluster
 from provisioner.disruption import (
     DRAIN_BEFORE_RECLAIM_S,
+    PROTECT_S,
+    REPACK_MIN_SAVING,
     SPOT_NOTICE_S,
     SPOT_RESIZE_MIN_SAVING,
     deletion_costs,
@@ -111,6 +113,73 @@ def test_spot_is_not_replaced_by_spot_unless_the_feature_gate_is_on() -> None:
     # the simulated baseline calls the same function: no spot → spot replacement loop on a constant load
     assert actions([spot], policy(), plan_for=lambda _: one_new(0.3, "spot")) == []
 
+
+
+def packed(price_per_pod: float, slots: int, capacity: str = "on-demand",
+           single: float = 1.0) -> Callable[[Sequence[NodeView]], Plan | None]:
+    """A cloud whose other nodes are full: the chosen nodes' pods need new nodes; one pod gets a
+    node of its own at `single` $/h, more one holding up to `slots` pods at `price_per_pod` each."""
+    def plan_for(chosen: Sequence[NodeView]) -> Plan | None:
+        pods = sum(n.pods for n in chosen)
+        if pods > slots:
+            return Plan([PlannedNode("m6a.2xlarge", capacity, "us-east-1a", price_per_pod * slots, ["p"], "default")]
+                        * 2, 0.0, 0.0)
+        return one_new(single if pods <= 1 else price_per_pod * slots, capacity)
+    return plan_for
+
+
+def test_surge_repacks_a_fragmented_fleet_one_node_at_a_time_within_a_budget_of_one() -> None:
+    # seven one-pod nodes at 1 $/h (a ramp's leftovers); one node for all seven costs 3.5 $/h. The
+    # default budget (10 % of 7, rounded up: 1) rules out multi-node consolidation, no pod fits
+    # elsewhere and no single node has a cheaper replacement: Karpenter (and the baseline) keep them
+    fleet = [node(f"n{i}", price=1.0, created=float(i)) for i in range(7)]
+    budget = policy(nodes="10%")
+    cloud = packed(0.5, 7)
+    assert actions(fleet, budget, plan_for=cloud) == []
+    assert REPACK_MIN_SAVING < 0.5  # a half-price node is a clear saving
+    [action] = disruption_actions(fleet, {"default": budget}, {"default": 0}, 1000.0, cloud,
+                                  repack_min_saving=REPACK_MIN_SAVING)
+    # surge replaces the first candidate only (the oldest: a shorter lifetime left) by the node for
+    # all seven, protected while the next rounds' single-node deletes fill its room
+    assert [n.name for n in action.nodes] == ["n0"] and action.kind == "replace"
+    assert action.reason == "Underutilized" and action.protect_until == 1000.0 + PROTECT_S
+    assert action.saving_per_hour == pytest.approx(7.0 - 3.5)
+    # not while another disruption runs in the pool (the repack's own drain included)
+    assert disruption_actions(fleet, {"default": budget}, {"default": 1}, 1000.0, cloud,
+                              repack_min_saving=REPACK_MIN_SAVING) == []
+    # not when the saving is below the margin: two nodes for one of the same total price
+    assert disruption_actions(fleet, {"default": budget}, {"default": 0}, 1000.0, packed(1.0, 7),
+                              repack_min_saving=REPACK_MIN_SAVING) == []
+
+
+def test_a_repack_takes_the_largest_prefix_that_fits_one_node_and_never_its_protected_node() -> None:
+    fleet = [node(f"n{i}", price=1.0, created=float(i)) for i in range(7)]
+    [action] = disruption_actions(fleet, {"default": policy(nodes="10%")}, {"default": 0}, 1000.0, packed(0.5, 4),
+                                  repack_min_saving=REPACK_MIN_SAVING)
+    assert action.replacement is not None and action.saving_per_hour == pytest.approx(4.0 - 2.0)  # 4 of 7 fit
+    # the repack's node (protected, 1 pod so far) and one old node: a single candidate, no repack
+    new = node("new", price=2.0, protected=1000.0 + PROTECT_S, created=990.0)
+    assert disruption_actions([new, fleet[1]], {"default": policy(nodes="10%")}, {"default": 0}, 1000.0,
+                              packed(0.5, 4), repack_min_saving=REPACK_MIN_SAVING) == []
+    # nodes whose pods changed within consolidateAfter are not candidates either
+    fresh = [node(f"f{i}", price=1.0, changed=990.0) for i in range(7)]
+    assert disruption_actions(fresh, {"default": policy(nodes="10%")}, {"default": 0}, 1000.0, packed(0.5, 4),
+                              repack_min_saving=REPACK_MIN_SAVING) == []
+
+
+def test_a_repack_may_replace_spot_with_spot_the_saving_is_the_whole_sets() -> None:
+    fleet = [node(f"s{i}", price=0.3, capacity="spot") for i in range(5)]
+    [action] = disruption_actions(fleet, {"default": policy(nodes="10%")}, {"default": 0}, 1000.0,
+                                  packed(0.1, 5, "spot", 0.3), repack_min_saving=REPACK_MIN_SAVING)
+    assert action.replacement is not None and action.replacement.new_nodes[0].capacity_type == "spot"
+    assert action.saving_per_hour == pytest.approx(1.5 - 0.5)
+
+
+def test_only_surge_repacks() -> None:
+    from autoscaler.simulate.policy import KEDA_KARPENTER, SURGE, policy_named
+
+    assert SURGE.repack_min_saving == REPACK_MIN_SAVING
+    assert KEDA_KARPENTER.repack_min_saving is None and policy_named("surge-no-repack").repack_min_saving is None
 
 def test_surge_right_sizes_a_mostly_empty_spot_node_but_does_not_walk_spot_prices_down() -> None:
     # surge's own rule (not Karpenter's: its gate is off, above): a spot node replaced by one cheaper
