@@ -32,7 +32,7 @@ from provisioner.controller import ProvisioningController
 from provisioner.interruption import InterruptionQueue
 from provisioner.kube import ProvisionerKube
 from provisioner.nodeclass import EC2NodeClass
-from provisioner.provisioning import NOMINATED, pod_requests
+from provisioner.provisioning import NOMINATED, PROTECTED_UNTIL, pod_requests
 from tests.k8s.fixture import K8s
 from tests.servers import Server
 
@@ -443,6 +443,62 @@ async def test_a_mostly_empty_spot_node_is_right_sized_by_a_cheaper_spot_node(k8
         assert "(spot," in launched[0]["message"]
         assert spot[new_type] <= 0.6 * spot[labels["node.kubernetes.io/instance-type"]]
 
+
+
+async def test_a_fragmented_fleet_is_repacked_one_node_at_a_time(k8s_api: K8s, vpc: dict,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # surge's rule, not Karpenter's: three one-pod c5.large nodes (a ramp's leftovers, 0.255 $/h) that
+    # a 10 % budget cannot consolidate (no pod fits elsewhere, no single node has a cheaper
+    # replacement, multi-node needs three at once) are repacked onto one c5.xlarge (0.17 $/h):
+    # the first is replaced, the others deleted one per round onto the new node's room
+    em = k8s_api.emulator
+    pool = nodepool(("on-demand",), consolidationPolicy="WhenEmptyOrUnderutilized", consolidateAfter="1h")
+    async with rig(k8s_api, vpc, pool=pool) as r:
+        nodes: list[str] = []
+        for i in range(3):  # one at a time, as a slow ramp launches them
+            em.put("v1", "pods", pending_pod(f"p-{i}", cpu="1100m", labels={"app": "w"}))
+            await until(lambda: len(r.claims()) == len(nodes) + 1 and all(initialized(c) for c in r.claims()))
+            [claim] = [c for c in r.claims() if c["status"]["nodeName"] not in nodes]
+            assert claim["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "c5.large"
+            nodes.append(claim["status"]["nodeName"])
+            bind(em, f"p-{i}", nodes[-1], "1100m")
+        before = {c["metadata"]["name"] for c in r.claims()}
+        await asyncio.sleep(0.5)
+        r.controller.pools["default"].spec.disruption = {"consolidationPolicy": "WhenEmptyOrUnderutilized",
+                                                         "consolidateAfter": "0s", "budgets": [{"nodes": "10%"}]}
+        monkeypatch.setattr("provisioner.controller.REPACK_MIN_SAVING", None)
+        assert await r.controller.disrupt_once() == []  # without repack the fleet stays as it is
+        monkeypatch.undo()
+
+        def new_claims() -> list[dict]:
+            return [c for c in r.claims() if c["metadata"]["name"] not in before]
+
+        # a stand-in ReplicaSet and scheduler: an evicted pod comes back on the repack's node
+        async def replicaset() -> None:
+            while True:
+                fresh = [c for c in new_claims() if initialized(c)]
+                for i in range(3):
+                    if fresh and em.get("v1", "pods", "apps", f"p-{i}") is None:
+                        bind(em, f"p-{i}", fresh[0]["status"]["nodeName"], "1100m")
+                await asyncio.sleep(0.1)
+
+        task = asyncio.create_task(replicaset())
+        try:
+            await until(lambda: len(r.claims()) == 1 and not (before & {c["metadata"]["name"] for c in r.claims()}),
+                        timeout=60)
+        finally:
+            task.cancel()
+        [new] = r.claims()
+        assert new["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "c5.xlarge"
+        assert float(new["metadata"]["annotations"][PROTECTED_UNTIL]) > time.time() + 200  # kept while filled
+        assert all(em.get("v1", "pods", "apps", f"p-{i}")["spec"]["nodeName"] == new["status"]["nodeName"]
+                   for i in range(3))
+        terminating = [e for e in em.all("v1", "events") if e["reason"] == "DisruptionTerminating"]
+        assert len(terminating) == 3 and "Underutilized (repack" in terminating[0]["message"]
+        assert all("Underutilized (delete" in e["message"] for e in terminating[1:])
+        order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
+        assert order.index(("Launched", new["metadata"]["name"])) < order.index(
+            ("DisruptionTerminating", terminating[0]["involvedObject"]["name"]))  # replacement first
 
 async def test_consolidation_keeps_what_the_forecast_will_need(k8s_api: K8s, vpc: dict) -> None:
     em = k8s_api.emulator
