@@ -627,7 +627,3 @@ class _Run:
             series=series, nodes=nodes, unplaceable_pods=self.unplaceable,
         )
 
-
-def run_policies(trace: Trace, setup: Setup, policies: Sequence[Policy], a: Assumptions,
-                 progress: Callable[[int], None] | None = None) -> list[PolicyResult]:
-    return [simulate(trace, setup, p, a, progress) for p in policies]
