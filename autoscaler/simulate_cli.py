@@ -52,9 +52,9 @@ def simulate(
     from rich.progress import Progress, TimeElapsedColumn
 
     from autoscaler.simulate.inputs import DEFAULT_TRACE, InputError, build_setup, bundled
+    from autoscaler.simulate.parallel import run_policies
     from autoscaler.simulate.policy import DEFAULT_POLICIES, Assumptions, PolicyError, policy_named
     from autoscaler.simulate.report import table, to_json, write_report
-    from autoscaler.simulate.parallel import run_policies
     from autoscaler.simulate.run import scale_for, tick_for
     from autoscaler.simulate.trace import TraceError, load_trace
 
