@@ -98,9 +98,12 @@ def _files(tmp: Path, **texts: str) -> dict[str, Path]:
     return out
 
 
-def cases(tmp: Path) -> list[tuple[str, Trace, Setup, Assumptions, list[str], tuple[float, ...]]]:
+Case = tuple[str, Trace, Setup, Assumptions, list[str], tuple[float, ...]]
+
+
+def cases(tmp: Path) -> list[Case]:
     """(case, trace, setup, assumptions, policies, notice times)."""
-    out = []
+    out: list[Case] = []
     servegen = load_trace(bundled("servegen_m-small_10min.csv")).head(3 * 86400)[0]
     a = Assumptions()
     a = replace(a, scale=scale_for(servegen, a))
@@ -137,7 +140,7 @@ def _digest(values: Any) -> str:
 def fingerprint(r: PolicyResult) -> dict[str, Any]:
     """to_json(), and digests of the series and of every node's life (rounded to µs / 1e-9)."""
     s = r.series
-    series = [s.t, s.load, s.replicas, s.ready, s.nodes, s.cost_per_hour, s.backlog]
+    series: list[list[float]] = [s.t, s.load, s.replicas, s.ready, s.nodes, s.cost_per_hour, s.backlog]  # type: ignore[list-item]
     series_r = [[None if v != v else round(float(v), 6) for v in col] for col in series]
     nodes = [(n.id, n.instance_type, n.capacity_type, n.zone, round(n.launched_at, 6),
               None if n.terminated_at is None else round(n.terminated_at, 6)) for n in r.nodes]
