@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.engine.decide import Decision, EngineState, ScalingSpec, TriggerReading, decide
-from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
+from autoscaler.engine.predictive import Predictive, TriggerForecast, apply_predictive, forecast_replicas
 from autoscaler.engine.reaction import next_due, on_change, watch_interval
 from autoscaler.simulate.cluster import Cluster, Node
 from autoscaler.simulate.policy import Assumptions, Policy
@@ -224,6 +224,7 @@ def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
 
 
 PROGRESS_EVERY = 10000  # ticks between progress callbacks
+PREDICTIVE_ON = Predictive("on", QUANTILE)
 
 
 class _Run:
@@ -248,6 +249,10 @@ class _Run:
         lead = (a.pod_start_gpu_s + a.node_boot_gpu_s) if gpu_pods else (a.pod_start_s + a.node_boot_cpu_s)
         self.predictor = SimulatedPredictor(lead) if policy.predictive and setup.spec.triggers else None
         self.forecast: tuple[int, float] | None = None  # what the operator told the provisioner: (replicas, until)
+        self._forecast_of: TriggerForecast | None = None  # the predictor's forecast the memos below are for
+        self._forecasts: dict[str, TriggerForecast] = {}
+        self._wanted: int | None = None
+        self._applied: dict[tuple[int | None, int], int | None] = {}  # (decided, current) → apply_predictive's
         self.replica_changes = 0
         self._rates_dirty = True
         self._changed = True  # the cluster changed since the last consolidation round
@@ -344,14 +349,13 @@ class _Run:
     # --- the autoscaler: engine.decide on engine.reaction's schedule ------------------------------
     def _decide(self, readings: dict[str, TriggerReading], now: float) -> None:
         d = decide(self.setup.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
-        if self.predictor is not None:
-            d = self._predictive(readings, d, now)
+        replicas = d.replicas if self.predictor is None else self._predictive(readings, d, now)
         self.state = d.state
-        if d.replicas is None or d.replicas == self.replicas:
+        if replicas is None or replicas == self.replicas:
             return
-        adding = d.replicas - self.replicas
+        adding = replicas - self.replicas
         free_before = self._free()
-        self.replicas = d.replicas
+        self.replicas = replicas
         self.replica_changes += 1
         self.cluster.set_replicas(self.replicas, now)
         self.cluster.schedule(now)
@@ -359,21 +363,34 @@ class _Run:
             self._prepare_for(adding, free_before, now)
             self.cluster.schedule(now)
 
-    def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> Decision:
-        """The live controller's predictive step: record, forecast, tell the provisioner, raise."""
+    def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> int | None:
+        """The live controller's predictive step: record, forecast, tell the provisioner, raise;
+        returns the replicas to write (None: leave them). `forecast_replicas` and `apply_predictive`
+        are pure and the forecast changes at most once per predictor step (5 min), so their answers
+        are memoised on the forecast object; `apply_predictive`'s replicas depend only on the
+        decision's replicas, the current replicas and the forecasts (its conditions, which the
+        simulation does not publish, are all it adds)."""
         assert self.predictor is not None
         trig = self.setup.spec.triggers[0]
         r = readings.get(trig.name)
         if r is not None and r.value is not None:
             self.predictor.observe(now, r.value)
-        forecasts = {trig.name: self.predictor.current}
-        wanted, _ = forecast_replicas(self.setup.spec, forecasts)
+        current = self.predictor.current
+        if current is not self._forecast_of:
+            self._forecast_of = current
+            self._forecasts = {trig.name: current}
+            self._wanted = forecast_replicas(self.setup.spec, self._forecasts)[0]
+            self._applied.clear()
+        wanted, forecasts = self._wanted, self._forecasts
         if wanted is not None and self.policy.forecast_keep:
             replicas = min(wanted, self.setup.spec.max_replicas)
             if self.forecast is None or self.forecast[0] != replicas:
                 self._changed = True
             self.forecast = (replicas, now + self.predictor.horizon_s)
-        return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas, forecasts)
+        key = (d.replicas, self.replicas)
+        if key not in self._applied:
+            self._applied[key] = apply_predictive(self.setup.spec, PREDICTIVE_ON, d, self.replicas, forecasts).replicas
+        return self._applied[key]
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
         rate = sum(recent) / (len(recent) * self.dt) if recent else 0.0
@@ -390,6 +407,7 @@ class _Run:
         busy = 0.0
         prev_unbound = 0
         poll = self.setup.polling_interval_s
+        watch = watch_interval(self.trigger_types) if policy.events else None
         if policy.static:
             self._start_static()
         for i in range(self.n_ticks):
@@ -410,7 +428,6 @@ class _Run:
                         self._decide(self._readings(busy, recent), now)
                 elif now >= due:
                     self._decide(self._readings(busy, recent), now)
-                    watch = watch_interval(self.trigger_types) if policy.events else None
                     due = next_due(due, poll, now, False, watch)
                 self._provision_batch(now, cluster.unbound > prev_unbound)
                 prev_unbound = cluster.unbound
