@@ -272,8 +272,8 @@ def decide(
         return _finish(spec, state, current, None, now, conditions, active,
                        "no valid metric; holding" + (" (a read failed)" if failing else ""))
     if len(metrics) == 1:  # the usual case, without a generator
-        mt, value, target = metrics[0]
-        desired = replicas_for_metric(mt, value, target, current, ready, spec.behavior)
+        one_type, one_value, one_target = metrics[0]
+        desired = replicas_for_metric(one_type, one_value, one_target, current, ready, spec.behavior)
     else:
         desired = max(replicas_for_metric(mt, value, target, current, ready, spec.behavior)
                       for mt, value, target in metrics)
