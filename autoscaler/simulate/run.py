@@ -408,13 +408,17 @@ class _Run:
         prev_unbound = 0
         poll = self.setup.polling_interval_s
         watch = watch_interval(self.trigger_types) if policy.events else None
+        # per-tick reads as Python floats/bools without a copy of the whole year (memoryview, not tolist)
+        arrivals = memoryview(np.ascontiguousarray(self.arrivals, dtype=np.float64))
+        gaps = memoryview(np.ascontiguousarray(self.gap, dtype=np.bool_))
+        queue, events, pod_rate = self.queue, self.events, a.pod_rate
         if policy.static:
             self._start_static()
         for i in range(self.n_ticks):
             now = i * dt
             cluster.advance(now)
-            while self.events and self.events[0][0] <= now:
-                _, _, kind, key = heapq.heappop(self.events)
+            while events and events[0][0] <= now:
+                _, _, kind, key = heapq.heappop(events)
                 self._event(kind, key, now)
             if not policy.static:
                 if policy.reaction == "keda-hpa":
@@ -436,29 +440,30 @@ class _Run:
                     self._consolidate(now)
                     prev_unbound = min(prev_unbound, cluster.unbound)
             # the work (and the money: every node change of this tick has happened by now)
-            backlog = self.queue.backlog
-            self.queue.arrive(now, float(self.arrivals[i]))
-            if cluster.ready_pods == 0 and self.arrivals[i] > 0:
-                self.queue.mark_cold(now)
-            recent.append(float(self.arrivals[i]))
-            served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
-            busy = served / (a.pod_rate * dt)
-            if self.pushes and self.queue.backlog != backlog:
+            backlog = queue.backlog
+            arrived, gap = arrivals[i], gaps[i]
+            queue.arrive(now, arrived)
+            if cluster.ready_pods == 0 and arrived > 0:
+                queue.mark_cold(now)
+            recent.append(arrived)
+            served = queue.serve(now, cluster.ready_pods * pod_rate * dt)
+            busy = served / (pod_rate * dt)
+            if self.pushes and queue.backlog != backlog:
                 due = on_change(due, now)  # keyspace notification: decide at the next tick
             cost_rate, idle_rate = self._rates()
-            if not self.gap[i]:
+            if not gap:
                 self.idle_cost += idle_rate * dt / 3600
-            if cluster.unbound and not self.gap[i]:
+            if cluster.unbound and not gap:
                 self.max_pending = max(self.max_pending, cluster.unbound)
                 self.pending_seconds += cluster.unbound * dt
             if i % record_every == 0:
                 series.t.append(now)
-                series.load.append(math.nan if self.gap[i] else float(self.arrivals[i]) / dt)
+                series.load.append(math.nan if gap else arrived / dt)
                 series.replicas.append(self.replicas)
                 series.ready.append(cluster.ready_pods)
                 series.nodes.append(len(cluster.nodes))
                 series.cost_per_hour.append(cost_rate)
-                series.backlog.append(self.queue.backlog)
+                series.backlog.append(queue.backlog)
             if self.progress is not None and i % PROGRESS_EVERY == PROGRESS_EVERY - 1:
                 self.progress(PROGRESS_EVERY)
         if self.progress is not None:
