@@ -409,8 +409,8 @@ class _Run:
         poll = self.setup.polling_interval_s
         watch = watch_interval(self.trigger_types) if policy.events else None
         # per-tick reads as Python floats/bools without a copy of the whole year (memoryview, not tolist)
-        arrivals = memoryview(np.ascontiguousarray(self.arrivals, dtype=np.float64))
-        gaps = memoryview(np.ascontiguousarray(self.gap, dtype=np.bool_))
+        arrivals = np.ascontiguousarray(self.arrivals, dtype=np.float64).data
+        gaps = np.ascontiguousarray(self.gap, dtype=np.bool_).data
         queue, events, pod_rate = self.queue, self.events, a.pod_rate
         if policy.static:
             self._start_static()
