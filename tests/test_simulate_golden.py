@@ -35,21 +35,3 @@ def test_golden_covers_every_path() -> None:
     assert GOLD["http-elb-when-empty"]["keda-karpenter"]["dropped"] >= 0
     assert set(GOLD) == {"servegen-3d", "nights-at-zero", "http-elb-when-empty", "hourly-4d"}
 
-
-def test_policies_in_worker_processes_give_the_same_results() -> None:
-    """run_policies on two workers (forced, whatever the run's length) returns what one process does."""
-    import tempfile
-    from pathlib import Path
-
-    from autoscaler.simulate.parallel import run_policies
-    from autoscaler.simulate.policy import policy_named
-    from tests.simulate_golden import cases, fingerprint
-
-    with tempfile.TemporaryDirectory() as tmp:
-        name, trace, setup, a, names, notices = cases(Path(tmp))[1]
-        policies = [policy_named(p) for p in names[:3]]
-        seen: list[int] = []
-        results = run_policies(trace, setup, policies, a, seen.append, jobs=2, notices=notices, min_ticks=0)
-    assert [r.policy for r in results] == names[:3]
-    assert [fingerprint(r) for r in results] == [GOLD[name][p] for p in names[:3]]
-    assert sum(seen) == round(trace.span / 5.0) * 3  # every tick of every policy reported back
