@@ -35,43 +35,24 @@ from autoscaler.simulate.trace import Trace, load_trace
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "simulate_golden.json"
 
-HTTP_SO = """
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {name: web}
-spec:
-  scaleTargetRef: {name: web}
-  minReplicaCount: 1
-  maxReplicaCount: 40
-  triggers:
-    - type: prometheus
-      metadata: {serverAddress: "http://p:9090", query: "sum(rate(http_requests_total[1m]))", threshold: "10"}
-"""
-WEB_DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: w, image: w, resources: {requests: {cpu: "1", memory: 2Gi}}}]
-"""
-WHEN_EMPTY_POOL = """
-apiVersion: karpenter.sh/v1
-kind: NodePool
-metadata: {name: default}
-spec:
-  template:
-    spec:
-      requirements:
-        - {key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m]}
-        - {key: karpenter.k8s.aws/instance-generation, operator: Gt, values: ["5"]}
-        - {key: kubernetes.io/arch, operator: In, values: [amd64]}
-        - {key: karpenter.sh/capacity-type, operator: In, values: [spot, on-demand]}
-  limits: {cpu: "1000"}
-  disruption: {consolidationPolicy: WhenEmpty, consolidateAfter: 30s}
-"""
+# The HTTP case's manifests (JSON is YAML): a Prometheus-rate ScaledObject, its Deployment, and a
+# spot-or-on-demand NodePool that consolidates only empty nodes
+HTTP_SO = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "web"},
+           "spec": {"scaleTargetRef": {"name": "web"}, "minReplicaCount": 1, "maxReplicaCount": 40,
+                    "triggers": [{"type": "prometheus", "metadata": {
+                        "serverAddress": "http://p:9090", "query": "sum(rate(http_requests_total[1m]))",
+                        "threshold": "10"}}]}}
+WEB_DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                      {"name": "w", "image": "w", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}}}}
+WHEN_EMPTY_POOL = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+                   "spec": {"template": {"spec": {"requirements": [
+                       {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m"]},
+                       {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["5"]},
+                       {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                       {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}]}},
+                       "limits": {"cpu": "1000"},
+                       "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"}}}
 
 
 def nights_at_zero() -> Trace:
@@ -90,11 +71,11 @@ def _hourly() -> Trace:
     return Trace("servegen summed to 1 h", t.start, 3600.0, hours[: 4 * 24])
 
 
-def _files(tmp: Path, **texts: str) -> dict[str, Path]:
+def _files(tmp: Path, **docs: dict[str, Any]) -> dict[str, Path]:
     out = {}
-    for name, text in texts.items():
+    for name, doc in docs.items():
         out[name] = tmp / f"{name}.yaml"
-        out[name].write_text(text)
+        out[name].write_text(json.dumps(doc))
     return out
 
 
