@@ -38,11 +38,24 @@ from provisioner.cloud.launch import launch, orphans
 from provisioner.disruption import (
     DELETION_COST,
     DELETION_COST_EVERY_S,
+    HANDOVER,
+    HANDOVER_DELETION_COST,
+    HANDOVER_GRACE_S,
+    HANDOVER_TIMEOUT_S,
     PROTECT_S,
     Action,
+    Handover,
+    Workload,
     deletion_costs,
     disruption_actions,
     drain_at,
+    dump_handover,
+    handover_done,
+    handover_extra,
+    hands_over,
+    live_extras,
+    parse_handover,
+    workload_of,
 )
 from provisioner.drift import STAMPS, drift_conditions, drifted_since, launched, nodepool_drift, restamp, stamps
 from provisioner.interruption import Interruption
@@ -84,6 +97,7 @@ from provisioner.requirements import Taint
 from provisioner.resources import Resources
 
 log = logging.getLogger("surge.provisioner")
+HANDOVER_SETTLE_S = 30.0  # after a handover, the ReplicaSet's own deletions get this long before evictions
 SPOT_REFRESH_S = 12 * 3600.0  # spot prices read again (all pages) as often as Karpenter's pricing controller
 
 
@@ -738,7 +752,7 @@ class ProvisioningController:
 
     async def _rank_pods(self, views: Sequence[NodeView]) -> None:
         """Write `deletion_costs` onto the ReplicaSet pods of each node (only where it changed)."""
-        for node, cost in deletion_costs(views).items():
+        for node, cost in deletion_costs(views, self.clock()).items():
             for pod in self._workload_pods(node):
                 meta = pod.get("metadata") or {}
                 if not any(o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []):
@@ -847,7 +861,9 @@ class ProvisioningController:
             taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]
             await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
-            started = self.clock()
+            started = self.clock()  # terminationGracePeriod counts from the drain's start, handover included
+            if hands_over(why):
+                await self._hand_over(claim, node_name)
             # do-not-disrupt pods are not evicted but waited for (until terminationGracePeriod), as
             # Karpenter's drain does; a reclaimed spot instance will not wait, so neither does its drain
             hold = not why.startswith("SpotInterruption")
@@ -867,6 +883,101 @@ class ProvisioningController:
                         self.pods.pop(pod_key(pod), None)
                 await asyncio.sleep(self.tick_s)
         await self._terminate_claim(claim_name)
+
+    # --- make before break ---------------------------------------------------------------------------
+    async def _hand_over(self, claim: Mapping[str, Any], node_name: str) -> None:
+        """Before the drain evicts anything: each Deployment with pods on the node gets as many
+        extra replicas (recorded in its `surge.sh/handover` annotation, so the operator writes
+        desired + extra meanwhile), the node's pods get the lowest pod-deletion-cost; once Ready
+        pods elsewhere cover them (`handover_done`) the extras are taken back, which deletes the
+        node's pods. A Deployment whose write fails keeps today's drain: its pods are evicted."""
+        running: list[Handover] = []
+        ended: dict[Workload, int] = {}  # → the replicas the end wrote
+        for (ns, kind, name), extra in handover_extra(self._workload_pods(node_name)).items():
+            await self._mark_pods(node_name, (ns, kind, name), HANDOVER_DELETION_COST + 1)
+            ready = self._ready_pods((ns, kind, name), node_name)
+            if await self._handover_write(claim, (ns, kind, name), node_name, extra) is not None:
+                running.append(Handover(node_name, (ns, kind, name), extra, self.clock(), ready))
+        while running:
+            await asyncio.sleep(self.tick_s)
+            for h in list(running):
+                ns, _, name = h.workload
+                try:
+                    dep = await self.kube.read_deployment(ns, name)
+                except ApiException as exc:  # gone: nothing to take back; its pods are evicted below
+                    log.info("handover of %s/%s: %s", ns, name, exc.reason or exc.status)
+                    running.remove(h)
+                    continue
+                meta, spec = dep.get("metadata") or {}, dep.get("spec") or {}
+                wanted = int(spec.get("replicas") or 0) - live_extras(parse_handover(
+                    (meta.get("annotations") or {}).get(HANDOVER)), self.clock())
+                if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted)):
+                    running.remove(h)
+                    # lowest of all now, below other nodes still handing over: theirs stay
+                    await self._mark_pods(node_name, h.workload, HANDOVER_DELETION_COST)
+                    replicas = await self._handover_write(claim, h.workload, node_name, 0)
+                    if replicas is not None:
+                        ended[h.workload] = replicas
+        # the ReplicaSet controller deletes the node's pods (lowest cost) on its own; evicting them
+        # while it still has more pods than replicas could make it delete a pod elsewhere instead
+        for _ in range(math.ceil(HANDOVER_SETTLE_S / self.tick_s)):
+            counts = {w: sum(1 for p in self.pods.values() if workload_of(p) == w) for w in ended}
+            if all(counts[w] <= r for w, r in ended.items()):
+                break
+            await asyncio.sleep(self.tick_s)
+
+    async def _mark_pods(self, node_name: str, workload: Workload, cost: int) -> None:
+        """The pod-deletion-cost of the workload's pods on the node (a hint: the timeout evicts)."""
+        for pod in self._workload_pods(node_name):
+            if workload_of(pod) == workload:
+                meta = pod.get("metadata") or {}
+                with contextlib.suppress(ApiException):
+                    await self.kube.patch_pod(workload[0], meta.get("name", ""),
+                                              {"metadata": {"annotations": {DELETION_COST: str(cost)}}})
+
+    def _ready_pods(self, workload: Workload, off_node: str) -> int:
+        """Ready pods of the Deployment on nodes that are not being drained, from the pod cache
+        (pods on another node handing over are leaving too: they cover nothing)."""
+        leaving = self._leaving() | {off_node, None}
+        return sum(1 for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") not in leaving
+                   and _condition(p, "Ready") and workload_of(p) == workload)
+
+    async def _handover_write(self, claim: Mapping[str, Any], workload: Workload, node_name: str,
+                              extra: int) -> int | None:
+        """Start (`extra` > 0) or end (0) the node's handover for one Deployment: replicas and the
+        annotation in one patch, guarded by resourceVersion (retried when the operator wrote
+        meanwhile). Returns the replicas written; None, with a Warning event, when it cannot be."""
+        ns, _, name = workload
+        for _ in range(5):
+            try:
+                dep = await self.kube.read_deployment(ns, name)
+                meta, spec = dep.get("metadata") or {}, dep.get("spec") or {}
+                entries = parse_handover((meta.get("annotations") or {}).get(HANDOVER))
+                replicas = int(spec.get("replicas") or 0)
+                if extra > 0:
+                    replicas += extra - entries.get(node_name, (0, 0.0))[0]
+                    entries[node_name] = (extra, self.clock() + HANDOVER_TIMEOUT_S + HANDOVER_GRACE_S)
+                elif node_name in entries:
+                    replicas = max(0, replicas - entries.pop(node_name)[0])
+                else:
+                    return replicas  # already taken back (or never recorded): nothing to undo
+                await self.kube.patch_deployment(ns, name, {
+                    "metadata": {"resourceVersion": meta.get("resourceVersion"),
+                                 "annotations": {HANDOVER: dump_handover(entries)}},
+                    "spec": {"replicas": replicas}})
+                return replicas
+            except ApiException as exc:
+                if exc.status == 409:
+                    continue  # the operator scaled it meanwhile: read again
+                problem = f"{exc.status} {exc.reason or ''}".strip()
+                break
+        else:
+            problem = "kept conflicting"
+        action = "start" if extra > 0 else "end"
+        await self._event(claim, "HandoverFailed", f"could not {action} the handover of Deployment {ns}/{name} "
+                                                   f"on node {node_name} ({problem}): its pods are evicted instead",
+                          warning=True)
+        return None
 
     # --- interruptions -------------------------------------------------------------------------------
     async def _interruption_loop(self) -> None:

@@ -18,36 +18,153 @@ The rules are Karpenter v1's (https://karpenter.sh/docs/concepts/disruption/):
   behind the `SpotToSpotConsolidation` feature gate, which defaults to off
   (https://karpenter.sh/docs/reference/settings/#feature-gates).
 Capacity surge launched ahead of pods is kept `PROTECT_S` (live and simulated alike).
+
+Make before break (surge only; Karpenter evicts): a consolidation, drift or expiry drain first
+*hands over* the node's Deployment pods — the Deployment gets as many extra replicas as the node
+runs, the node's pods get the lowest pod-deletion-cost, and once Ready pods elsewhere cover them
+(or `HANDOVER_TIMEOUT_S` passed) the extra replicas are taken back, which deletes exactly the
+node's pods. Evicting first would leave the work without those pods for a restart; under a lag
+trigger that gap is read as demand, the HPA doubles, and the next consolidation drains again.
 """
+
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from provisioner.plan import Plan
-from provisioner.provisioning import Disruption, NodeView, disruption_order, pool_sizes
+from provisioner.provisioning import DO_NOT_DISRUPT, Disruption, NodeView, disruption_order, pool_sizes
 
 PROTECT_S = 300.0  # capacity launched ahead of pods is kept this long (or until they arrive)
 MAX_MULTI_NODE_CANDIDATES = 100  # Karpenter's multi-node consolidation looks at this many at most
 CONSOLIDATION_INTERVAL_S = 10.0  # how often the disruption controller looks for work
 SPOT_NOTICE_S = 120.0  # EC2's spot interruption warning comes this long before the reclaim
 DRAIN_BEFORE_RECLAIM_S = 30.0  # pods' default terminationGracePeriodSeconds: drained by then at the latest
+# Karpenter's commandValidationDelay: an Empty / Underutilized command waits this long, then is re-validated
+VALIDATION_S = 15.0
 
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 DELETION_COST_EVERY_S = 60.0  # pods are re-ranked at most this often (annotation writes are not free)
 
 
-def deletion_costs(nodes: Sequence[NodeView]) -> dict[str, int]:
+def deletion_costs(nodes: Sequence[NodeView], now: float) -> dict[str, int]:
     """The pod-deletion-cost for the pods of each node: the node consolidation would take first
-    gets the lowest, so a ReplicaSet scale-down deletes its pods first and empties it instead of
-    thinning every node (https://kubernetes.io/docs/reference/labels-annotations-taints/
-    #pod-deletion-cost). Karpenter ranks the same way behind its PodDeletionCostManagement gate
-    (alpha, off by default, https://karpenter.sh/preview/concepts/pod-deletion-cost/); surge ships
-    it on. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
-    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, n.pods, -n.price, n.name))
+    (the same order, `disruption_cost`) gets the lowest, so a ReplicaSet scale-down deletes its
+    pods first and empties it instead of thinning every node (https://kubernetes.io/docs/reference/
+    labels-annotations-taints/#pod-deletion-cost). Karpenter does not write the annotation (it
+    only reads it into a pod's eviction cost, pkg/utils/disruption; none of its feature gates,
+    pkg/operator/options, ranks pods), so the keda-karpenter baseline has no ranking; surge ships
+    it. Costs are negative: pods on these nodes go before unannotated pods elsewhere."""
+    order = sorted(nodes, key=lambda n: (n.do_not_disrupt, disruption_cost(n, now), -n.price, n.name))
     return {n.name: i - len(order) for i, n in enumerate(order)}
+
+
+HANDOVER = "surge.sh/handover"  # Deployment annotation: JSON {node: extra replicas} while handovers run
+HANDOVER_TIMEOUT_S = 600.0  # replacements not Ready by then: the node's pods are evicted after all
+HANDOVER_GRACE_S = 300.0  # an annotation entry counts until timeout + this (then its writer died)
+HANDOVER_REASONS = ("Underutilized", "Drifted", "Expired")  # not SpotInterruption: it must drain by drain_at
+HANDOVER_DELETION_COST = -(2**31)  # int32 minimum: below every rank `deletion_costs` writes
+Workload = tuple[str, str, str]  # (namespace, kind, name)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """`extra` replicas of `workload` stand in for its pods on `node`, which drains once
+    `handover_done`; `ready_before` is how many Ready pods the workload had elsewhere at the start."""
+
+    node: str
+    workload: Workload
+    extra: int
+    started_at: float
+    ready_before: int
+
+
+def hands_over(reason: str) -> bool:
+    """Whether a drain for `reason` makes before it breaks. Spot interruptions do not: their
+    replacement node is pre-spun already and the pods must be gone before the reclaim."""
+    return reason.split(" ")[0] in HANDOVER_REASONS
+
+
+def workload_of(pod: Mapping[str, Any]) -> Workload | None:
+    """The Deployment a pod belongs to, when its pods can be handed over: owned by a ReplicaSet
+    whose name is the Deployment's plus the pod's `pod-template-hash` (how the Deployment
+    controller names them), running, not terminating, not do-not-disrupt, not a static pod.
+    Bare pods, DaemonSet, StatefulSet and Job pods have no spare replica to start: None."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if annotations.get(DO_NOT_DISRUPT) == "true" or "kubernetes.io/config.mirror" in annotations:
+        return None
+    if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    digest = (meta.get("labels") or {}).get("pod-template-hash")
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "ReplicaSet"), None)
+    name = str((owner or {}).get("name", ""))
+    if not digest or not name.endswith("-" + digest) or len(name) <= len(digest) + 1:
+        return None
+    return (str(meta.get("namespace") or "default"), "Deployment", name[: -len(digest) - 1])
+
+
+def handover_extra(pods: Iterable[Mapping[str, Any]]) -> dict[Workload, int]:
+    """Extra replicas per Deployment that stand in for a draining node's `pods`; pods of no
+    Deployment (see `workload_of`) are evicted as usual."""
+    out: dict[Workload, int] = {}
+    for pod in pods:
+        key = workload_of(pod)
+        if key is not None:
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def handover_done(h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None) -> bool:
+    """Ready pods off the node cover what it ran (as many as before plus the extra, or all the
+    workload still wants without extras, when it scaled down meanwhile), or the time is up."""
+    cover = h.ready_before + h.extra if wanted is None else min(h.ready_before + h.extra, wanted)
+    return ready_elsewhere >= cover or now - h.started_at >= HANDOVER_TIMEOUT_S
+
+
+def handover_replicas(desired: int, extras: Iterable[int]) -> int:
+    """What the target's replicas are while handovers run: the autoscaler's desired count plus
+    every running handover's extra (even beyond maxReplicas: a drain does not shrink capacity)."""
+    return desired + sum(max(0, e) for e in extras)
+
+
+def parse_handover(text: str | None) -> dict[str, tuple[int, float]]:
+    """The `surge.sh/handover` annotation: {node: {"extra": n, "until": epoch seconds}} as
+    {node: (n, until)}; anything malformed reads as none (a broken annotation must not stop the
+    operator; the provisioner's timeout ends the handover anyway)."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for node, entry in raw.items():
+        extra, until = (entry.get("extra"), entry.get("until")) if isinstance(entry, dict) else (None, None)
+        if isinstance(extra, int) and not isinstance(extra, bool) and extra > 0 \
+                and isinstance(until, int | float) and not isinstance(until, bool):
+            out[str(node)] = (extra, float(until))
+    return out
+
+
+def dump_handover(entries: Mapping[str, tuple[int, float]]) -> str | None:
+    """The annotation's text for `entries` (None: remove it)."""
+    if not entries:
+        return None
+    return json.dumps({n: {"extra": e, "until": round(u, 3)} for n, (e, u) in sorted(entries.items())})
+
+
+def live_extras(entries: Mapping[str, tuple[int, float]], now: float) -> int:
+    """The extra replicas of handovers still running at `now`. An entry outlives the handover's
+    own timeout by `HANDOVER_GRACE_S` only when the provisioner that wrote it died: then it is
+    ignored, and the operator's next write drops its replicas."""
+    return sum(extra for extra, until in entries.values() if now < until)
 
 
 def drain_at(noticed_at: float, replacement_ready_at: float | None) -> float:
@@ -81,6 +198,18 @@ def consolidatable(node: NodeView, policy: Disruption, now: float) -> bool:
         return False
     since = node.pods_changed_at if node.pods_changed_at is not None else node.empty_since
     return since is None or now - since >= policy.consolidate_after_s
+
+
+def disruption_cost(node: NodeView, now: float) -> float:
+    """Karpenter's candidate order for consolidation, cheapest to disrupt first: the pods'
+    rescheduling cost (1 per pod without priority or pod-deletion-cost) times the fraction of the
+    node's lifetime left before expireAfter, so among equally full nodes the older goes first
+    (kubernetes-sigs/karpenter pkg/utils/disruption/disruption.go ReschedulingCost ×
+    LifetimeRemaining; consolidation.go sortCandidates)."""
+    remaining = 1.0
+    if node.expire_after_s:
+        remaining = min(1.0, max(0.0, (node.expire_after_s - (now - node.created_at)) / node.expire_after_s))
+    return node.pods * remaining
 
 
 def judge(nodes: Sequence[NodeView], plan: Plan | None, spot_to_spot: bool = False) -> Action | None:
@@ -144,7 +273,7 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
     room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), "Underutilized", now)
             for name, count in per_pool.items()}
     candidates = []
-    for n in sorted(nodes, key=lambda n: (n.pods, -n.price, n.name)):
+    for n in sorted(nodes, key=lambda n: (disruption_cost(n, now), -n.price, n.name)):
         policy = pools.get(n.nodepool, Disruption())
         if n.pods == 0 or policy.policy != "WhenEmptyOrUnderutilized" or not consolidatable(n, policy, now):
             continue
@@ -178,3 +307,43 @@ def disruption_actions(nodes: Sequence[NodeView], pools: Mapping[str, Disruption
         if action is not None:
             return [action]
     return []
+
+
+def revalidate(action: Action, nodes: Sequence[NodeView], pools: Mapping[str, Disruption],
+               disrupting: Mapping[str, int], now: float, plan_for: Callable[[Sequence[NodeView]], Plan | None],
+               spot_to_spot: bool = False) -> Action | None:
+    """Karpenter's validation of a consolidation command `VALIDATION_S` after it was computed
+    (kubernetes-sigs/karpenter pkg/controllers/disruption/validation.go): what still holds of
+    `action` on the cluster as it is now (`nodes`: initialized, not being disrupted), or None.
+    - Empty (EmptinessValidator): the candidates still empty, consolidatable and within budget go
+      ahead, the others drop out;
+    - Underutilized (ConsolidationValidator): every candidate must still be one (consolidatable:
+      no pod bound or removed within consolidateAfter, not do-not-disrupt) and within budget, and
+      re-simulating must give the same decision — a delete still needs no new node, a replacement
+      still exactly one cheaper node; else the whole command is dropped;
+    - Expired / Drifted are not validated (returned as they are)."""
+    if action.reason not in ("Empty", "Underutilized"):
+        return action
+    now_by_name = {n.name: n for n in nodes}
+    per_pool = pool_sizes(nodes, disrupting)
+    room = {name: pools.get(name, Disruption()).allowed(count, disrupting.get(name, 0), action.reason, now)
+            for name, count in per_pool.items()}
+    kept = []
+    for old in action.nodes:
+        n = now_by_name.get(old.name)
+        still = (n is not None and room.get(n.nodepool, 0) > 0
+                 and consolidatable(n, pools.get(n.nodepool, Disruption()), now)
+                 and (n.pods == 0 or action.reason != "Empty"))
+        if n is not None and still:
+            room[n.nodepool] -= 1
+            kept.append(n)
+        elif action.reason == "Underutilized":
+            return None
+    if not kept:
+        return None
+    if action.reason == "Empty":
+        return Action(tuple(kept), "Empty")
+    again = judge(kept, plan_for(kept), spot_to_spot and len(kept) == 1)
+    if again is None or again.kind != action.kind:
+        return None
+    return Action(tuple(kept), action.reason, action.replacement, action.saving_per_hour)

@@ -71,6 +71,17 @@ class ProvisionerKube:
         template: dict[str, Any] = self.api.sanitize_for_serialization(obj.spec.template) or {}
         return template
 
+    async def read_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        """A Deployment as a plain dict (replicas, annotations, resourceVersion for the next patch)."""
+        obj = await self.apps.read_namespaced_deployment(name, namespace)
+        body: dict[str, Any] = self.api.sanitize_for_serialization(obj)
+        return body
+
+    async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """One patch of replicas and the handover annotation together (with metadata.resourceVersion:
+        refused with 409 when the Deployment changed since it was read)."""
+        await self.apps.patch_namespaced_deployment(name, namespace, patch)
+
     # --- Nodes and pods --------------------------------------------------------------------------------
     async def patch_node(self, name: str, patch: dict[str, Any]) -> None:
         await self.core.patch_node(name, patch)

@@ -153,7 +153,7 @@ def test_forecast_keep_vetoes_removals_but_not_replacements() -> None:
 
 def test_pod_deletion_cost_ranks_the_node_consolidation_takes_first_lowest() -> None:
     # https://kubernetes.io/docs/reference/labels-annotations-taints/#pod-deletion-cost: lower goes first
-    costs = deletion_costs([node("full", pods=8), node("light", pods=1), node("pinned", pods=1, dnd=True)])
+    costs = deletion_costs([node("full", pods=8), node("light", pods=1), node("pinned", pods=1, dnd=True)], 0.0)
     assert costs["light"] < costs["full"] < costs["pinned"] < 0
 
 

@@ -43,6 +43,7 @@ from autoscaler.operator.metrics import Metrics
 from autoscaler.operator.predictor import Predictor
 from autoscaler.redact import remember
 from autoscaler.validate import issues_from
+from provisioner.disruption import HANDOVER, handover_replicas, live_extras, parse_handover
 from scalers.base import Reading, Scaler, Trigger, as_scaler_error
 from scalers.batch import poll_cycle, shares_cycle
 from scalers.errors import ScalerError
@@ -141,10 +142,12 @@ class TriggerMetrics:
 
 
 class TargetCache:
-    """spec.replicas and status.replicas of every Deployment and StatefulSet, from watches."""
+    """spec.replicas and status.replicas of every Deployment and StatefulSet, from watches, and
+    the extra replicas the provisioner's running handovers added (`surge.sh/handover`)."""
 
     def __init__(self) -> None:
         self.replicas: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self.handovers: dict[tuple[str, str, str], dict[str, tuple[int, float]]] = {}
         self.synced: set[str] = set()
 
     def apply(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
@@ -152,14 +155,29 @@ class TargetCache:
         key = (meta.get("namespace", ""), kind, meta.get("name", ""))
         if event_type == "DELETED":
             self.replicas.pop(key, None)
+            self.handovers.pop(key, None)
         else:
             self.replicas[key] = (int((obj.get("spec") or {}).get("replicas") or 0),
                                   int((obj.get("status") or {}).get("replicas") or 0))
+            entries = parse_handover((meta.get("annotations") or {}).get(HANDOVER))
+            if entries:
+                self.handovers[key] = entries
+            else:
+                self.handovers.pop(key, None)
 
-    def get(self, ns: str, api_version: str, kind: str, name: str) -> tuple[int, int] | None:
+    def get(self, ns: str, api_version: str, kind: str, name: str, now: float) -> tuple[int, int] | None:
+        """The replicas the autoscaler owns: what a handover added is not its to scale down."""
         if api_version != "apps/v1" or kind not in self.synced:
             return None
-        return self.replicas.get((ns, kind, name))
+        scale = self.replicas.get((ns, kind, name))
+        extra = self.extra(ns, api_version, kind, name, now)
+        if scale is None or not extra:
+            return scale
+        return max(0, scale[0] - extra), max(0, scale[1] - extra)
+
+    def extra(self, ns: str, api_version: str, kind: str, name: str, now: float) -> int:
+        entries = self.handovers.get((ns, kind, name)) if api_version == "apps/v1" else None
+        return live_extras(entries, now) if entries else 0
 
 
 class ScaledObjectController:
@@ -552,7 +570,7 @@ class ScaledObjectController:
         try:
             readings, events = self._readings(entry, outcomes, took)
             ref = entry.so.spec.scale_target_ref
-            scale = self.cache.get(entry.key[0], ref.api_version, ref.kind, ref.name)
+            scale = self.cache.get(entry.key[0], ref.api_version, ref.kind, ref.name, self.clock())
             work: Coroutine[Any, Any, None] | None
             if scale is None or (self.predictor is not None and entry.predictive):
                 work = self._slow_cycle(entry, readings, scale)
@@ -659,9 +677,12 @@ class ScaledObjectController:
         current, ready = scale
         self.fence()
         if d.replicas is not None:
-            await self.kube.set_scale(ns, ref.api_version, ref.kind, ref.name, d.replicas)
+            # while the provisioner hands a draining node's pods over, its extra replicas stay on top
+            extra = self.cache.extra(ns, ref.api_version, ref.kind, ref.name, now)
+            written = handover_replicas(d.replicas, [extra])
+            await self.kube.set_scale(ns, ref.api_version, ref.kind, ref.name, written)
             if ref.api_version == "apps/v1" and ref.kind in APPS_SCALE:
-                self.cache.replicas[(ns, ref.kind, ref.name)] = (d.replicas, ready)
+                self.cache.replicas[(ns, ref.kind, ref.name)] = (written, ready + extra)
             self.metrics.scales.labels(ns, name).inc()
             if self.on_scale_up is not None and d.replicas > current:
                 task = asyncio.create_task(self._hand_off(ns, ref.kind, ref.name, d.replicas - current))

@@ -99,6 +99,8 @@ API_CALLS: dict[str, dict[str, tuple[Rule, ...]]] = {
         "patch_namespaced_pod": _rules("", "pods", "patch"),
         "delete_cluster_custom_object": _rules(KARPENTER, "nodeclaims", "delete"),
         "read_namespaced_deployment": _rules("apps", "deployments", "get"),
+        # make-before-break drains: replicas + the surge.sh/handover annotation in one patch
+        "patch_namespaced_deployment": _rules("apps", "deployments", "patch"),
         "read_namespaced_stateful_set": _rules("apps", "statefulsets", "get"),
         "create_namespaced_event": _rules("", "events", "create"),
         **LEASES,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 
@@ -27,15 +28,19 @@ class Node:
     launched_at: float
     ready_at: float
     starting: list[float] = field(default_factory=list)  # ready times of pods starting here, sorted
-    ready: int = 0
+    ready_times: list[float] = field(default_factory=list)  # when each ready pod here became ready, sorted
     last_change: float = 0.0
     protected_until: float = 0.0
     doomed_at: float | None = None  # spot termination time after a notice: tainted, holds no new pods
     terminated_at: float | None = None
 
     @property
+    def ready(self) -> int:
+        return len(self.ready_times)
+
+    @property
     def pods(self) -> int:
-        return len(self.starting) + self.ready
+        return len(self.starting) + len(self.ready_times)
 
     @property
     def free(self) -> int:
@@ -79,30 +84,19 @@ class Cluster:
             self._on_change()
 
     def _delete(self, count: int, now: float) -> None:
-        """The ReplicaSet controller's scale-down order (https://kubernetes.io/docs/concepts/workloads/
-        controllers/replicaset/#scaling-a-replicaset): unscheduled pods first, then not-ready before
-        ready ones; among those, pods sharing a node with more of their replicas first (the rank), then
-        the more recently started (newer nodes). Before the rank: the pod-deletion-cost annotation
-        (`deletion_cost` per node, lower first; 0 where none was written)."""
+        """The ReplicaSet controller's scale-down order: `count` pods, first by `deletion_order`.
+        Pods still unbound go first (no node at all)."""
         take = min(count, self.unbound)
         self.unbound -= take
         count -= take
         if not count:
             return
-        cost = self.deletion_cost
-        by_rank = sorted((n for n in self.nodes.values() if n.pods),
-                         key=lambda n: (cost.get(n.id, 0), -n.pods, -n.launched_at))
-        for node in by_rank:
-            while count and node.starting:
-                node.starting.pop()
-                node.last_change = now
-                count -= 1
-        for node in by_rank:
-            while count and node.ready:
-                node.ready -= 1
+        victims = deletion_order(self.nodes.values(), self.deletion_cost, self.pod_start_s, now)[:count]
+        for node, ready_at, is_ready in victims:
+            (node.ready_times if is_ready else node.starting).remove(ready_at)
+            if is_ready:
                 self.ready_pods -= 1
-                node.last_change = now
-                count -= 1
+            node.last_change = now
 
     def schedule(self, now: float) -> int:
         """Bind unbound pods to nodes with room; returns how many. Ready nodes first, the least
@@ -155,8 +149,8 @@ class Cluster:
                 continue
             k = bisect.bisect_right(node.starting, now)
             if k:
+                node.ready_times.extend(node.starting[:k])
                 del node.starting[:k]
-                node.ready += k
                 self.ready_pods += k
 
     def move_pods(self, source: Node, targets: list[Node], now: float) -> None:
@@ -164,7 +158,7 @@ class Cluster:
         count = source.pods
         self.ready_pods -= source.ready
         source.starting.clear()
-        source.ready = 0
+        source.ready_times.clear()
         source.last_change = now
         for target in targets:
             if not count:
@@ -199,3 +193,45 @@ class Cluster:
 
     def all_nodes(self) -> list[Node]:
         return self.retired + list(self.nodes.values())
+
+
+def _log2_age(now: float, then: float) -> int:
+    """Kubernetes' `logarithmicRankDiff` bucket: floor(log2(age in ns)), -1 when not in the past."""
+    age = now - then
+    return int(math.log2(age * 1e9)) if age > 0 else -1
+
+
+def _uid(node_id: int, i: int) -> int:
+    """A stable stand-in for a pod's UID: pseudo-random, as Kubernetes breaks ties by UID."""
+    return ((node_id * 1_000_003 + i) * 2_654_435_761) % 2**32
+
+
+def deletion_order(nodes: Collection[Node], deletion_cost: dict[int, int], pod_start_s: float,
+                   now: float) -> list[tuple[Node, float, bool]]:
+    """Bound pods in the ReplicaSet controller's deletion order (kubernetes pkg/controller/
+    controller_utils.go `ActivePodsWithRanks.Less`, ranks from replica_set.go
+    `getPodsRankedByRelatedPodsOnSameNode`), as (node, its ready time, ready?):
+    1. unassigned before assigned — pods placed on a node still booting are only nominated there
+       by the provisioner, their `spec.nodeName` is empty;
+    2./3. Pending and not-ready before ready (a starting pod is both);
+    4. lower `controller.kubernetes.io/pod-deletion-cost` first (`deletion_cost` per node);
+    5. higher rank first: more active pods of the workload on the same node (unassigned pods
+       share the rank of all unassigned ones);
+    6. both ready: the more recently ready first, compared in log2 buckets of their age
+       (LogarithmicScaleDown, on by default since 1.22), ties broken by UID (pseudo-random);
+    7. restarts (none in the model); 8. the more recently created first, log2 buckets, then UID —
+    a starting pod was created `pod_start_s` before its ready time."""
+    unassigned = sum(len(n.starting) for n in nodes if n.ready_at > now)
+    keyed = []
+    for node in nodes:
+        cost = deletion_cost.get(node.id, 0)
+        booting = node.ready_at > now
+        rank = unassigned if booting else node.pods
+        for i, ready_at in enumerate(node.starting):
+            key = (0 if booting else 1, cost, -rank, _log2_age(now, ready_at - pod_start_s), _uid(node.id, i))
+            keyed.append((key, node, ready_at, False))
+        for i, ready_at in enumerate(node.ready_times):
+            key = (2, cost, -rank, _log2_age(now, ready_at), _uid(node.id, -1 - i))
+            keyed.append((key, node, ready_at, True))
+    keyed.sort(key=lambda k: k[0])
+    return [(node, ready_at, is_ready) for _, node, ready_at, is_ready in keyed]

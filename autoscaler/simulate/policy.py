@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost")
+SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "handover")
 
 
 class PolicyError(ValueError):
@@ -38,13 +38,19 @@ class Policy:
     # single-node consolidation may replace spot with cheaper spot (Karpenter's gate; off: measured on
     # the demo trace it cuts idle cost but multiplies launches ×10 and costs more than keda-karpenter)
     spot_to_spot: bool = False
+    # Karpenter waits `VALIDATION_S` after computing an Empty / Underutilized command and re-validates it,
+    # its disruption loop blocked meanwhile (validation.go); surge's live provisioner acts at once
+    validate: bool = False
+    # make before break: consolidation / drift / expiry drains hand the node's pods over to extra
+    # replicas first (`provisioner.disruption.Handover`); off, drains evict as Karpenter's do
+    handover: bool = False
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
 STATIC_PEAK_ON_DEMAND = Policy("static-peak-on-demand", static=True, packer="surge", spot=False)
-KEDA_KARPENTER = Policy("keda-karpenter")
+KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
-               forecast_keep=True, predictive=True, deletion_cost=True)
+               forecast_keep=True, predictive=True, deletion_cost=True, handover=True)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
@@ -76,7 +82,8 @@ def policy_named(name: str) -> Policy:
             policy = replace(policy, predictive=False)
         elif part == "deletion-cost":
             policy = replace(policy, deletion_cost=False)
-
+        elif part == "handover":
+            policy = replace(policy, handover=False)
         else:
             raise PolicyError(f"policy {name!r}: unknown feature {part!r}; features are {list(SURGE_FEATURES)}")
     if name != "surge" and name.removeprefix("surge")[:4] != "-no-":
@@ -106,10 +113,18 @@ class Assumptions:
     seed: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DRAIN_BEFORE_RECLAIM_S, PROTECT_S, SPOT_NOTICE_S
+        from provisioner.disruption import (
+            CONSOLIDATION_INTERVAL_S,
+            DRAIN_BEFORE_RECLAIM_S,
+            HANDOVER_TIMEOUT_S,
+            PROTECT_S,
+            SPOT_NOTICE_S,
+            VALIDATION_S,
+        )
         from provisioner.provisioning import BATCH_IDLE_S, BATCH_MAX_S
 
         shared = {"batch_idle_s": BATCH_IDLE_S, "batch_max_s": BATCH_MAX_S,
                   "consolidation_interval_s": CONSOLIDATION_INTERVAL_S, "protect_s": PROTECT_S,
-                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S}
+                  "spot_notice_s": SPOT_NOTICE_S, "drain_before_reclaim_s": DRAIN_BEFORE_RECLAIM_S,
+                  "karpenter_validation_s": VALIDATION_S, "handover_timeout_s": HANDOVER_TIMEOUT_S}
         return asdict(self) | {"live_constants": shared}

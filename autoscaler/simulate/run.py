@@ -36,11 +36,19 @@ from provisioner.catalog import InstanceType
 from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
     DELETION_COST_EVERY_S,
+    HANDOVER_DELETION_COST,
     PROTECT_S,
     SPOT_NOTICE_S,
+    VALIDATION_S,
+    Action,
+    Handover,
     deletion_costs,
     disruption_actions,
     drain_at,
+    handover_done,
+    handover_replicas,
+    hands_over,
+    revalidate,
 )
 from provisioner.nodepool import NodePool
 from provisioner.plan import Plan, PlannedNode, make_plan
@@ -272,7 +280,9 @@ class _Run:
                              for p in setup.pools}
         self.ranked_at = -math.inf
         self.disrupting: dict[int, str] = {}  # node id → its pool, while its replacement boots
+        self.validating: list[Action] = []  # Karpenter's command waiting VALIDATION_S (its loop is blocked)
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
+        self.handovers: dict[int, Handover] = {}  # node id → its pods' stand-ins while it drains
         self.trigger_types = tuple(t.type for t in setup.triggers)
         self.pushes = policy.events and any(t.pushes for t in setup.triggers)
 
@@ -359,7 +369,7 @@ class _Run:
         free_before = self._free()
         self.replicas = replicas
         self.replica_changes += 1
-        self.cluster.set_replicas(self.replicas, now)
+        self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
         if self.policy.launch_ahead and adding > 0:
             self._prepare_for(adding, free_before, now)
@@ -422,6 +432,8 @@ class _Run:
             while events and events[0][0] <= now:
                 _, _, kind, key = heapq.heappop(events)
                 self._event(kind, key, now)
+            if self.handovers:
+                self._handovers_due(now)
             if not policy.static:
                 if policy.reaction == "keda-hpa":
                     # KEDA polls on its own clock (activation); the HPA syncs every 15 s while active
@@ -487,19 +499,28 @@ class _Run:
 
     # --- interruptions and drains -----------------------------------------------------------------
     def _event(self, kind: str, key: int, now: float) -> None:
+        if kind == "validate":
+            self._validated(now)
+            return
         if kind == "replaced":
             ids = self._replacements.pop(key)
             for node_id in ids:
                 self.disrupting.pop(node_id, None)
                 node = self.cluster.nodes.get(node_id)
                 if node is not None:
-                    self._drain(node, now)
+                    self._retire(node, "Underutilized", now)
             return
         if kind == "notice-oldest":
             spot = [n for n in self.cluster.nodes.values() if n.capacity_type == "spot" and n.doomed_at is None]
             kind, key = "notice", min((n.id for n in spot), default=-1)
         node = self.cluster.nodes.get(key)
         if node is None:
+            return
+        if node.id in self.handovers:  # a spot notice cuts a handover short: drained by drain_at
+            if kind == "notice":
+                self._push(drain_at(now, None), "drain", node.id)
+            elif kind == "drain":
+                self._end_handover(node, now)
             return
         if kind == "notice" and node.doomed_at is None:
             # Karpenter and surge alike: taint, pre-spin a replacement for its pods, drain once it is
@@ -515,6 +536,44 @@ class _Run:
             self.disrupting.pop(node.id, None)
             self._drain(node, now)
         self._dirty()
+
+    def _target(self) -> int:
+        """The Deployment's replicas: the engine's, plus running handovers' extras (what the
+        operator writes while the provisioner's `surge.sh/handover` annotation is there)."""
+        return handover_replicas(self.replicas, (h.extra for h in self.handovers.values()))
+
+    def _retire(self, node: Node, reason: str, now: float) -> None:
+        """A disruption's drain: make before break where the policy hands over (the live
+        provisioner's `_drain_and_delete`), else evict."""
+        if not (self.policy.handover and hands_over(reason) and node.pods and not self.setup.do_not_disrupt):
+            self._drain(node, now)
+            return
+        # cordon; the node's pods go first on any scale-down; extra replicas start elsewhere
+        node.doomed_at = now
+        self.disrupting[node.id] = node.pool
+        self.cluster.deletion_cost[node.id] = HANDOVER_DELETION_COST
+        self.handovers[node.id] = Handover(str(node.id), ("", "Deployment", "target"), node.pods, now,
+                                           self._ready_elsewhere())
+        self.cluster.set_replicas(self._target(), now)
+        self.cluster.schedule(now)
+
+    def _ready_elsewhere(self) -> int:
+        return self.cluster.ready_pods - sum(self.cluster.nodes[i].ready for i in self.handovers)
+
+    def _handovers_due(self, now: float) -> None:
+        ready = self._ready_elsewhere()
+        for node_id, h in list(self.handovers.items()):
+            if handover_done(h, ready, now, self.replicas):
+                self._end_handover(self.cluster.nodes[node_id], now)
+
+    def _end_handover(self, node: Node, now: float) -> None:
+        """Take the extra replicas back (the ReplicaSet deletes the node's pods: lowest cost),
+        evict what is left on the node, terminate it."""
+        del self.handovers[node.id]
+        self.disrupting.pop(node.id, None)
+        self.cluster.set_replicas(self._target(), now)
+        self.cluster.deletion_cost.pop(node.id, None)
+        self._drain(node, now)
 
     def _drain(self, node: Node, now: float) -> None:
         """Evict the node's pods (they restart where the scheduler puts them, or go Pending), then
@@ -563,40 +622,70 @@ class _Run:
         return demand > 0 and self._others_free({v.name for v in views}, now) < demand
 
     def _consolidate(self, now: float) -> None:
+        if self.validating:
+            return  # Karpenter's disruption loop waits on its command's validation
         if not self._changed and now < self._calm_until:
             return  # nothing changed and no time limit passed: the last round's answer (nothing) holds
         self._changed = False
         views = self._views(now)
         if self.policy.deletion_cost and now >= self.ranked_at + DELETION_COST_EVERY_S:
             self.ranked_at = now
-            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views).items()}
+            self.cluster.deletion_cost = {int(k): v for k, v in deletion_costs(views, now).items()}
+            self.cluster.deletion_cost.update({i: HANDOVER_DELETION_COST for i in self.handovers})
         if not views:
             self._calm_until = math.inf
             return
-        busy: dict[str, int] = {}
-        for pool in self.disrupting.values():
-            busy[pool] = busy.get(pool, 0) + 1
+        busy = self._busy_pools()
         keep: Callable[[Sequence[NodeView]], bool] = (
             (lambda nodes: self._kept_for_forecast(nodes, now)) if self.policy.forecast_keep else (lambda _: False))
         actions = disruption_actions(views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep, spot_to_spot=self.policy.spot_to_spot)
         if not actions:
             self._calm_until = self._next_limit(views, now)
+        if self.policy.validate:  # Karpenter: one emptiness command for all empty nodes, or one consolidation
+            empty = tuple(v for a in actions if a.reason == "Empty" for v in a.nodes)
+            self.validating = ([Action(empty, "Empty")] if empty else []) + [
+                a for a in actions if a.reason == "Underutilized"]
+            if self.validating:
+                self._push(now + VALIDATION_S, "validate", -1)
+            actions = [a for a in actions if a.reason not in ("Empty", "Underutilized")]
         for action in actions:
-            nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
-            if action.kind == "replace":
-                assert action.replacement is not None
-                new = self._launch(action.replacement, now)
-                if not new:
-                    continue
-                self._seq += 1
-                self._replacements[self._seq] = [n.id for n in nodes]
-                for n in nodes:
-                    self.disrupting[n.id] = n.pool
-                self._push(max(n.ready_at for n in new), "replaced", self._seq)
-            else:
-                for n in nodes:
-                    self._drain(n, now)
+            self._disrupt(action, now)
+
+    def _validated(self, now: float) -> None:
+        """Karpenter's command, `VALIDATION_S` later: what still holds of it is carried out."""
+        views = self._views(now)
+        busy = self._busy_pools()
+        for action in self.validating:
+            still = revalidate(action, views, self.disruption, busy, now, lambda nodes: self._plan_moving(nodes, now),
+                               self.policy.spot_to_spot)
+            if still is not None:
+                self._disrupt(still, now)
+        self.validating = []
+        self._dirty()
+
+    def _busy_pools(self) -> dict[str, int]:
+        busy: dict[str, int] = {}
+        for pool in self.disrupting.values():
+            busy[pool] = busy.get(pool, 0) + 1
+        return busy
+
+    def _disrupt(self, action: Action, now: float) -> None:
+        """Carry out one disruption: launch a replacement and drain once it is ready, or drain now."""
+        nodes = [self.cluster.nodes[int(v.name)] for v in action.nodes]
+        if action.kind == "replace":
+            assert action.replacement is not None
+            new = self._launch(action.replacement, now)
+            if not new:
+                return
+            self._seq += 1
+            self._replacements[self._seq] = [n.id for n in nodes]
+            for n in nodes:
+                self.disrupting[n.id] = n.pool
+            self._push(max(n.ready_at for n in new), "replaced", self._seq)
+        else:
+            for n in nodes:
+                self._retire(n, action.reason, now)
 
     def _next_limit(self, views: Sequence[NodeView], now: float) -> float:
         """The first time a node passes consolidateAfter, its protection or its expiry; a forecast
