@@ -316,12 +316,11 @@ KARPENTER_SPOT = pytest.mark.xfail(strict=True, reason="real Karpenter behaviour
 FRAGMENTED = pytest.mark.xfail(strict=True, reason="calm, but the ramp's nodes stay fragmented (docs/simulator.md)")
 SPOT, ON_DEMAND = "spot, on-demand", "on-demand"
 CONSTANT: list[object] = [(p, c) for p in ("static-peak", "static-peak-on-demand") for c in (SPOT, ON_DEMAND)]
-CONSTANT += [(p, c) for p, c in [("surge-no-events", ON_DEMAND)]]
 CONSTANT += [pytest.param("keda-karpenter", SPOT, marks=KARPENTER_SPOT),
              pytest.param("keda-karpenter", ON_DEMAND, marks=KARPENTER_LOOP)]
 CONSTANT += [pytest.param(p, c, marks=FRAGMENTED) for p, c in [
-    ("surge", SPOT), ("surge", ON_DEMAND), ("surge-no-events", SPOT), ("surge-no-together", SPOT),
-    ("surge-no-together", ON_DEMAND)]]
+    ("surge", SPOT), ("surge", ON_DEMAND), ("surge-no-events", SPOT), ("surge-no-events", ON_DEMAND),
+    ("surge-no-together", SPOT), ("surge-no-together", ON_DEMAND)]]
 MONOTONE = ["static-peak", "static-peak-on-demand", "keda-karpenter", "surge-no-events", "surge-no-together", "surge"]
 
 
