@@ -127,6 +127,7 @@ class PolicyResult:
     series: Series
     nodes: list[Node] = field(repr=False, default_factory=list)
     unplaceable_pods: int = 0  # most pods a launch could not place (no fitting type, NodePool limits)
+    handovers: int = 0  # drains that made before they broke (`surge.sh/handover`), as the live provisioner's
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
@@ -342,6 +343,7 @@ class _Run:
         self.validating: list[Action] = []  # Karpenter's command waiting VALIDATION_S (its loop is blocked)
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
         self.handovers: dict[int, Handover] = {}  # node id → its pods' stand-ins while it drains
+        self.handovers_started = 0
         self.trigger_types = tuple(t.type for t in setup.triggers)
         self.pushes = policy.events and any(t.pushes for t in setup.triggers)
 
@@ -637,6 +639,7 @@ class _Run:
         self.cluster.deletion_cost[node.id] = HANDOVER_DELETION_COST
         self.handovers[node.id] = Handover(str(node.id), ("", "Deployment", "target"), node.pods, now,
                                            self._ready_elsewhere())
+        self.handovers_started += 1
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
 
@@ -825,6 +828,6 @@ class _Run:
             arrived=stats.arrived, processed=stats.processed, backlog_end=stats.backlog,
             max_pending_pods=self.max_pending, pending_pod_seconds=self.pending_seconds,
             cost_by_nodepool=by_pool, cost_by_instance_type=by_type, cost_by_capacity_type=by_cap,
-            series=series, nodes=nodes, unplaceable_pods=self.unplaceable,
+            series=series, nodes=nodes, unplaceable_pods=self.unplaceable, handovers=self.handovers_started,
         )
 
