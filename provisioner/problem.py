@@ -418,44 +418,18 @@ def build_problem(
     labels_of: list[dict[str, str]] = []
     taints_of: list[tuple[Taint, ...]] = []
     pool_index: list[int] = []
-    limit_rows: list[tuple[int, ...]] = []
-    cap_rows: list[tuple[int, ...]] = []
-    known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | {"karpenter.sh/nodepool"}
+    cap_blocks: list[np.ndarray] = []
+    limit_blocks: list[np.ndarray] = []
     for pi, pool in enumerate(pools):
-        extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
-        reqs, variants = _custom_labels(pool.requirements(), known | set(extra))
-        first = len(candidates)
-        # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
-        offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
-        for t in catalog:
-            type_labels = dict(t.labels) | extra
-            if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items()
-                   if k not in OFFERING_KEYS and k not in variants[0]):
-                continue
-            capacity = t.allocatable - daemonset_overhead
-            if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
-                continue
-            room, full = capacity.vector(ext), t.capacity.vector(ext)
-            for o, variant in itertools.product(t.offerings, variants):
-                if not o.available:
-                    continue
-                labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
-                if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
-                    continue
-                candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
-                                            labels=labels))
-                labels_of.append(labels)
-                taints_of.append(pool.taints())
-                pool_index.append(pi)
-                cap_rows.append(room)
-                limit_rows.append(full)
-        mins = pool.min_values()
-        if mins and len(candidates) > first:
-            block = np.array(cap_rows[first:], dtype=np.int64).reshape(-1, len(dims))
-            for key, n in mins:
-                if n > 1:
-                    _minvalues_floor(key, n, labels_of[first:], block)
-            cap_rows[first:] = [tuple(int(x) for x in row) for row in block]
+        block = _pool_block(pool, catalog, daemonset_overhead, tuple(ext))
+        candidates += block.candidates
+        labels_of += block.labels_of
+        taints_of += [block.taints] * len(block.candidates)
+        pool_index += [pi] * len(block.candidates)
+        cap_blocks.append(block.cap)
+        limit_blocks.append(block.limit_cap)
+    cap_rows: list[tuple[int, ...]] = []
+    limit_rows: list[tuple[int, ...]] = []
     for node in existing:
         candidates.append(Candidate("", str(node.labels.get("node.kubernetes.io/instance-type", "")),
                                     str(node.labels.get(CAPACITY_TYPE, "")),
@@ -466,7 +440,7 @@ def build_problem(
         pool_index.append(-1)
         cap_rows.append(node.free.vector(ext))
         limit_rows.append(tuple(0 for _ in dims))
-    cap = np.array(cap_rows, dtype=np.int64).reshape(-1, len(dims))
+    cap = np.concatenate([*cap_blocks, np.array(cap_rows, dtype=np.int64).reshape(-1, len(dims))])
     req = np.array([g.requests.vector(ext) for g in groups], dtype=np.int64).reshape(-1, len(dims))
     compat = np.zeros((len(groups), len(candidates)), dtype=bool)
     table = _LabelTable(labels_of, taints_of)
@@ -502,7 +476,8 @@ def build_problem(
         price=np.array([c.price for c in candidates], dtype=float), req=req,
         count=np.array([g.count for g in groups], dtype=np.int64), compat=compat,
         pool_of=np.array(pool_index, dtype=np.int64), pools=list(pools), limits=limits,
-        limit_cap=np.array(limit_rows, dtype=np.int64).reshape(-1, len(dims)), dims=dims, node_cap=node_cap,
+        limit_cap=np.concatenate([*limit_blocks, np.array(limit_rows, dtype=np.int64).reshape(-1, len(dims))]),
+        dims=dims, node_cap=node_cap,
         exclusive=exclusive, needs=needs, dropped=dropped,
     )
     for gi, reason in affinity_reasons.items():
@@ -513,6 +488,82 @@ def build_problem(
             problem.unschedulable[gi] = minvalue_reasons.get(gi) or why_unschedulable(g, pools, catalog,
                                                                                       daemonset_overhead)
     return _prune(problem)
+
+
+@dataclass(frozen=True)
+class _PoolBlock:
+    """One NodePool's new-node candidates (every allowed type × offering × custom-label variant),
+    with their labels, the pool's taints and their rows of room (minValues applied) and capacity."""
+    candidates: tuple[Candidate, ...]
+    labels_of: tuple[dict[str, str], ...]
+    taints: tuple[Taint, ...]
+    cap: np.ndarray  # (n, D) int64, read-only
+    limit_cap: np.ndarray  # (n, D) int64, read-only
+
+
+_BLOCKS: dict[tuple[object, ...], tuple[tuple[InstanceType, ...], _PoolBlock]] = {}
+_BLOCKS_MAX = 64
+
+
+def _pool_block(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resources,
+                ext: tuple[str, ...]) -> _PoolBlock:
+    """The pool's candidate block, memoised: it depends only on the pool, the catalog, the DaemonSet
+    overhead and the extended-resource columns, which stay the same from one plan to the next while
+    the pods and existing nodes change (a simulated year plans tens of thousands of times over one
+    catalog of ~500 types). The pool is keyed by content (a NodePool is a mutable model); the catalog
+    by the identity of its instance types, which are frozen values — the entry holds them, so an id
+    cannot be reused while it is cached. Bounded: the oldest entry goes first."""
+    key = (pool.model_dump_json(), tuple(map(id, catalog)), overhead, ext)
+    hit = _BLOCKS.get(key)
+    if hit is not None:
+        return hit[1]
+    block = _offerings(pool, catalog, overhead, list(ext))
+    if len(_BLOCKS) >= _BLOCKS_MAX:
+        del _BLOCKS[next(iter(_BLOCKS))]
+    _BLOCKS[key] = (tuple(catalog), block)
+    return block
+
+
+def _offerings(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resources, ext: list[str]) -> _PoolBlock:
+    """Every (type, offering, variant) the pool allows and whose room after `overhead` is positive."""
+    dims = len(CORE) + len(ext)
+    candidates: list[Candidate] = []
+    labels_of: list[dict[str, str]] = []
+    cap_rows: list[tuple[int, ...]] = []
+    limit_rows: list[tuple[int, ...]] = []
+    extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
+    known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | set(extra)
+    reqs, variants = _custom_labels(pool.requirements(), known)
+    # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
+    offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
+    type_keys = [(k, vs) for k, vs in reqs.by_key.items() if k not in OFFERING_KEYS and k not in variants[0]]
+    for t in catalog:
+        type_labels = dict(t.labels) | extra
+        if any(not vs.allows(type_labels.get(k)) for k, vs in type_keys):
+            continue
+        capacity = t.allocatable - overhead
+        if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
+            continue
+        room, full = capacity.vector(ext), t.capacity.vector(ext)
+        for o, variant in itertools.product(t.offerings, variants):
+            if not o.available:
+                continue
+            labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
+            if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
+                continue
+            candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
+                                        labels=labels))
+            labels_of.append(labels)
+            cap_rows.append(room)
+            limit_rows.append(full)
+    cap = np.array(cap_rows, dtype=np.int64).reshape(-1, dims)
+    for key, n in pool.min_values():
+        if n > 1 and len(candidates):
+            _minvalues_floor(key, n, labels_of, cap)
+    limit_cap = np.array(limit_rows, dtype=np.int64).reshape(-1, dims)
+    cap.flags.writeable = False
+    limit_cap.flags.writeable = False
+    return _PoolBlock(tuple(candidates), tuple(labels_of), pool.taints(), cap, limit_cap)
 
 
 def _custom_labels(reqs: Requirements, known: set[str]) -> tuple[Requirements, list[dict[str, str]]]:
