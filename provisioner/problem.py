@@ -37,7 +37,7 @@ from provisioner.pods import (
     ports_conflict,
     selects,
 )
-from provisioner.requirements import Requirements, Taint, Toleration, untolerated
+from provisioner.requirements import Requirements, Taint, Toleration, ValueSet, untolerated
 from provisioner.resources import CORE, Resources
 
 BIG = 2**62
@@ -501,8 +501,16 @@ class _PoolBlock:
     limit_cap: np.ndarray  # (n, D) int64, read-only
 
 
+_Row = tuple[Candidate, dict[str, str], tuple[int, ...], tuple[int, ...]]  # candidate, labels, room, capacity
 _BLOCKS: dict[tuple[object, ...], tuple[tuple[InstanceType, ...], _PoolBlock]] = {}
-_BLOCKS_MAX = 64
+_TYPE_ROWS: dict[tuple[object, ...], dict[int, tuple[InstanceType, tuple[_Row, ...]]]] = {}
+_MEMO_MAX = 64
+
+
+def _bounded_put(memo: dict[Any, Any], key: object, value: object) -> None:
+    if len(memo) >= _MEMO_MAX:
+        del memo[next(iter(memo))]  # the oldest entry
+    memo[key] = value
 
 
 def _pool_block(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resources,
@@ -513,58 +521,74 @@ def _pool_block(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resou
     catalog of ~500 types). The pool is keyed by content (a NodePool is a mutable model); the catalog
     by the identity of its instance types, which are frozen values — the entry holds them, so an id
     cannot be reused while it is cached. Bounded: the oldest entry goes first."""
-    key = (pool.model_dump_json(), tuple(map(id, catalog)), overhead, ext)
+    pool_key = pool.model_dump_json()
+    key = (pool_key, tuple(map(id, catalog)), overhead, ext)
     hit = _BLOCKS.get(key)
     if hit is not None:
         return hit[1]
-    block = _offerings(pool, catalog, overhead, list(ext))
-    if len(_BLOCKS) >= _BLOCKS_MAX:
-        del _BLOCKS[next(iter(_BLOCKS))]
-    _BLOCKS[key] = (tuple(catalog), block)
+    block = _offerings(pool, pool_key, catalog, overhead, list(ext))
+    _bounded_put(_BLOCKS, key, (tuple(catalog), block))
     return block
 
 
-def _offerings(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resources, ext: list[str]) -> _PoolBlock:
-    """Every (type, offering, variant) the pool allows and whose room after `overhead` is positive."""
+def _offerings(pool: NodePool, pool_key: str, catalog: Sequence[InstanceType], overhead: Resources,
+               ext: list[str]) -> _PoolBlock:
+    """Every (type, offering, variant) the pool allows and whose room after `overhead` is positive.
+
+    Rows are memoised per instance type too: `catalog_now` rebuilds the catalog when an offering is
+    marked unavailable but keeps every other type object, so only the changed types are re-walked."""
     dims = len(CORE) + len(ext)
-    candidates: list[Candidate] = []
-    labels_of: list[dict[str, str]] = []
-    cap_rows: list[tuple[int, ...]] = []
-    limit_rows: list[tuple[int, ...]] = []
     extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
     known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | set(extra)
     reqs, variants = _custom_labels(pool.requirements(), known)
+    context = (pool_key, overhead, tuple(ext), frozenset(known))
+    memo = _TYPE_ROWS.get(context)
+    if memo is None or len(memo) > 4 * len(catalog) + 64:  # stale type versions pile up: start over
+        memo = {}
+        _bounded_put(_TYPE_ROWS, context, memo)
     # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
     offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
     type_keys = [(k, vs) for k, vs in reqs.by_key.items() if k not in OFFERING_KEYS and k not in variants[0]]
+    rows: list[_Row] = []
     for t in catalog:
-        type_labels = dict(t.labels) | extra
-        if any(not vs.allows(type_labels.get(k)) for k, vs in type_keys):
-            continue
-        capacity = t.allocatable - overhead
-        if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
-            continue
-        room, full = capacity.vector(ext), t.capacity.vector(ext)
-        for o, variant in itertools.product(t.offerings, variants):
-            if not o.available:
-                continue
-            labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
-            if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
-                continue
-            candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
-                                        labels=labels))
-            labels_of.append(labels)
-            cap_rows.append(room)
-            limit_rows.append(full)
-    cap = np.array(cap_rows, dtype=np.int64).reshape(-1, dims)
+        hit = memo.get(id(t))
+        if hit is None or hit[0] is not t:
+            hit = (t, _type_rows(t, pool.name, extra, reqs, variants, offer_keys, type_keys, overhead, ext))
+            memo[id(t)] = hit  # holds t, so its id is not reused while the entry lives
+        rows += hit[1]
+    candidates = tuple(r[0] for r in rows)
+    labels_of = [r[1] for r in rows]
+    cap = np.array([r[2] for r in rows], dtype=np.int64).reshape(-1, dims)
     for key, n in pool.min_values():
         if n > 1 and len(candidates):
             _minvalues_floor(key, n, labels_of, cap)
-    limit_cap = np.array(limit_rows, dtype=np.int64).reshape(-1, dims)
+    limit_cap = np.array([r[3] for r in rows], dtype=np.int64).reshape(-1, dims)
     cap.flags.writeable = False
     limit_cap.flags.writeable = False
-    return _PoolBlock(tuple(candidates), tuple(labels_of), pool.taints(), cap, limit_cap)
+    return _PoolBlock(candidates, tuple(labels_of), pool.taints(), cap, limit_cap)
 
+
+def _type_rows(t: InstanceType, pool_name: str, extra: dict[str, str], reqs: Requirements,
+               variants: list[dict[str, str]], offer_keys: list[str], type_keys: list[tuple[str, ValueSet]],
+               overhead: Resources, ext: list[str]) -> tuple[_Row, ...]:
+    """One type's candidates in one pool: nothing when its labels or its room rule it out."""
+    type_labels = dict(t.labels) | extra
+    if any(not vs.allows(type_labels.get(k)) for k, vs in type_keys):
+        return ()
+    capacity = t.allocatable - overhead
+    if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
+        return ()
+    room, full = capacity.vector(ext), t.capacity.vector(ext)
+    out: list[_Row] = []
+    for o, variant in itertools.product(t.offerings, variants):
+        if not o.available:
+            continue
+        labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
+        if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
+            continue
+        out.append((Candidate(pool_name, t.name, o.capacity_type, o.zone, o.price, capacity, labels=labels),
+                    labels, room, full))
+    return tuple(out)
 
 def _custom_labels(reqs: Requirements, known: set[str]) -> tuple[Requirements, list[dict[str, str]]]:
     """A NodePool requirement on a key no instance type defines (`team In [a, b]`) labels the node
