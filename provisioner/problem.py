@@ -42,6 +42,14 @@ from provisioner.resources import CORE, Resources
 
 BIG = 2**62
 OFFERING_KEYS = (CAPACITY_TYPE, ZONE)
+_MEMO_MAX = 64  # entries per memo below (candidate blocks, type rows, Pareto sets)
+
+
+def _bounded_put(memo: dict[Any, Any], key: object, value: object) -> None:
+    """Memos stay small: the oldest entry goes when one is full."""
+    if len(memo) >= _MEMO_MAX:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 @dataclass(frozen=True)
@@ -346,8 +354,24 @@ def _minvalues_floor(key: str, n: int, labels_of: list[dict[str, str]], cap: np.
     cap[:] = np.where(scale[:, None] > 0, np.floor(cap * scale[:, None]), -1).astype(np.int64)
 
 
+_PARETO: dict[tuple[object, ...], np.ndarray] = {}
+
+
 def pareto_candidates(rows: np.ndarray, cap: np.ndarray, price: np.ndarray, pool_of: np.ndarray,
                       existing: np.ndarray) -> np.ndarray:
+    """`_pareto_candidates`, memoised on the arrays' contents: the prune and the LP bound ask it twice
+    per plan, and a simulation asks it again for every plan of the same pod shape on the same room."""
+    key = tuple((a.dtype.str, a.shape, a.tobytes()) for a in (rows, cap, price, pool_of, existing))
+    hit = _PARETO.get(key)
+    if hit is None:
+        hit = _pareto_candidates(rows, cap, price, pool_of, existing)
+        hit.flags.writeable = False
+        _bounded_put(_PARETO, key, hit)
+    return hit.copy()
+
+
+def _pareto_candidates(rows: np.ndarray, cap: np.ndarray, price: np.ndarray, pool_of: np.ndarray,
+                       existing: np.ndarray) -> np.ndarray:
     """Candidates worth keeping: existing nodes, and new ones no other candidate dominates.
 
     Candidates are classed by (pool, the groups they can take) with one np.unique; within a class
@@ -504,13 +528,6 @@ class _PoolBlock:
 _Row = tuple[Candidate, dict[str, str], tuple[int, ...], tuple[int, ...]]  # candidate, labels, room, capacity
 _BLOCKS: dict[tuple[object, ...], tuple[tuple[InstanceType, ...], _PoolBlock]] = {}
 _TYPE_ROWS: dict[tuple[object, ...], dict[int, tuple[InstanceType, tuple[_Row, ...]]]] = {}
-_MEMO_MAX = 64
-
-
-def _bounded_put(memo: dict[Any, Any], key: object, value: object) -> None:
-    if len(memo) >= _MEMO_MAX:
-        del memo[next(iter(memo))]  # the oldest entry
-    memo[key] = value
 
 
 def _pool_block(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resources,
