@@ -18,6 +18,7 @@ nodes that hold group X".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,12 +43,13 @@ from provisioner.resources import CORE, Resources
 
 BIG = 2**62
 OFFERING_KEYS = (CAPACITY_TYPE, ZONE)
-_MEMO_MAX = 64  # entries per memo below (candidate blocks, type rows, Pareto sets)
+_MEMO_MAX = 16  # entries per memo below (candidate blocks, type rows per pool); Pareto sets keep 256
 
 
-def _bounded_put(memo: dict[Any, Any], key: object, value: object) -> None:
-    """Memos stay small: the oldest entry goes when one is full."""
-    if len(memo) >= _MEMO_MAX:
+def _bounded_put(memo: dict[Any, Any], key: object, value: object, limit: int = _MEMO_MAX) -> None:
+    """Memos stay small (a block over the whole catalog holds thousands of candidates): the oldest
+    entry goes when one is full."""
+    if len(memo) >= limit:
         del memo[next(iter(memo))]
     memo[key] = value
 
@@ -361,12 +363,16 @@ def pareto_candidates(rows: np.ndarray, cap: np.ndarray, price: np.ndarray, pool
                       existing: np.ndarray) -> np.ndarray:
     """`_pareto_candidates`, memoised on the arrays' contents: the prune and the LP bound ask it twice
     per plan, and a simulation asks it again for every plan of the same pod shape on the same room."""
-    key = tuple((a.dtype.str, a.shape, a.tobytes()) for a in (rows, cap, price, pool_of, existing))
+    digest = hashlib.blake2b(digest_size=32)  # the key: arrays of 100k-pod problems are megabytes
+    for a in (rows, cap, price, pool_of, existing):
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(np.ascontiguousarray(a).data)
+    key = (digest.digest(),)
     hit = _PARETO.get(key)
     if hit is None:
         hit = _pareto_candidates(rows, cap, price, pool_of, existing)
         hit.flags.writeable = False
-        _bounded_put(_PARETO, key, hit)
+        _bounded_put(_PARETO, key, hit, limit=256)  # small: a digest and an index array each
     return hit.copy()
 
 
