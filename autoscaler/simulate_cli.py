@@ -12,7 +12,7 @@ import typer
 _EXPECTED = {"format": "text or json", "days": "a positive number of days", "peak_pods": "at least 1",
              "scale": "a positive multiplier", "pod_rate": "a positive rate", "slo": "a positive number of seconds",
              "tick": "a positive number of seconds", "spot_discount": "a fraction from 0 up to (not including) 1",
-             "spot_interruptions": "a finite rate ≥ 0"}
+             "spot_interruptions": "a finite rate ≥ 0", "jobs": "at least 1 worker"}
 
 
 def _check_options(**given: tuple[object, bool]) -> None:
@@ -44,15 +44,18 @@ def simulate(
     spot_discount: float = typer.Option(0.65, "--spot-discount", help="spot price = on-demand × (1 − this)"),
     spot_interruptions: float = typer.Option(0.005, "--spot-interruptions", help="per spot node-hour"),
     seed: int = typer.Option(1, "--seed"),
+    jobs: int | None = typer.Option(None, "--jobs", help="worker processes for long runs, one policy each "
+                                    "(default: one per policy, at most one per core)"),
 ) -> None:
     """Simulate the ScaledObject + NodePool on a trace under each policy; print cost and SLO."""
     from rich.console import Console
     from rich.progress import Progress, TimeElapsedColumn
 
     from autoscaler.simulate.inputs import DEFAULT_TRACE, InputError, build_setup, bundled
+    from autoscaler.simulate.parallel import run_policies
     from autoscaler.simulate.policy import DEFAULT_POLICIES, Assumptions, PolicyError, policy_named
     from autoscaler.simulate.report import table, to_json, write_report
-    from autoscaler.simulate.run import scale_for, simulate, tick_for
+    from autoscaler.simulate.run import scale_for, tick_for
     from autoscaler.simulate.trace import TraceError, load_trace
 
     err = Console(stderr=True)
@@ -60,6 +63,7 @@ def simulate(
         _check_options(format=(format, format in ("text", "json")), days=(days, days is None or days > 0),
                        peak_pods=(peak_pods, peak_pods >= 1), scale=(scale, scale is None or scale > 0),
                        pod_rate=(pod_rate, pod_rate > 0), slo=(slo, slo > 0), tick=(tick, tick > 0),
+                       jobs=(jobs, jobs is None or jobs >= 1),
                        spot_discount=(spot_discount, 0 <= spot_discount < 1),
                        spot_interruptions=(spot_interruptions, 0 <= spot_interruptions < math.inf))
         policies = [policy_named(p) for p in (policy or DEFAULT_POLICIES)]
@@ -81,13 +85,10 @@ def simulate(
         err.print(f"[yellow]warning:[/yellow] {cut_note}")
     dt = tick_for(tr, a)
     ticks = round(tr.span / dt)
-    results = []
     columns = (*Progress.get_default_columns(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=format == "json") as progress:
-        task = progress.add_task("simulating", total=ticks * len(policies))
-        for p in policies:
-            progress.update(task, description=f"simulating {p.name}")
-            results.append(simulate(tr, setup, p, a, lambda n: progress.advance(task, n)))
+        task = progress.add_task(f"simulating {', '.join(p.name for p in policies)}", total=ticks * len(policies))
+        results = run_policies(tr, setup, policies, a, lambda n: progress.advance(task, n), jobs)
     from autoscaler.simulate.report import warnings
     from provisioner.disruption import SPOT_NOTICE_S
 

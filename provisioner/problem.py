@@ -18,6 +18,7 @@ nodes that hold group X".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,11 +38,20 @@ from provisioner.pods import (
     ports_conflict,
     selects,
 )
-from provisioner.requirements import Requirements, Taint, Toleration, untolerated
+from provisioner.requirements import Requirements, Taint, Toleration, ValueSet, untolerated
 from provisioner.resources import CORE, Resources
 
 BIG = 2**62
 OFFERING_KEYS = (CAPACITY_TYPE, ZONE)
+_MEMO_MAX = 16  # entries per memo below (candidate blocks, type rows per pool); Pareto sets keep 256
+
+
+def _bounded_put(memo: dict[Any, Any], key: object, value: object, limit: int = _MEMO_MAX) -> None:
+    """Memos stay small (a block over the whole catalog holds thousands of candidates): the oldest
+    entry goes when one is full."""
+    if len(memo) >= limit:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 @dataclass(frozen=True)
@@ -346,8 +356,28 @@ def _minvalues_floor(key: str, n: int, labels_of: list[dict[str, str]], cap: np.
     cap[:] = np.where(scale[:, None] > 0, np.floor(cap * scale[:, None]), -1).astype(np.int64)
 
 
+_PARETO: dict[tuple[object, ...], np.ndarray] = {}
+
+
 def pareto_candidates(rows: np.ndarray, cap: np.ndarray, price: np.ndarray, pool_of: np.ndarray,
                       existing: np.ndarray) -> np.ndarray:
+    """`_pareto_candidates`, memoised on the arrays' contents: the prune and the LP bound ask it twice
+    per plan, and a simulation asks it again for every plan of the same pod shape on the same room."""
+    digest = hashlib.blake2b(digest_size=32)  # the key: arrays of 100k-pod problems are megabytes
+    for a in (rows, cap, price, pool_of, existing):
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(np.ascontiguousarray(a).data)
+    key = (digest.digest(),)
+    hit = _PARETO.get(key)
+    if hit is None:
+        hit = _pareto_candidates(rows, cap, price, pool_of, existing)
+        hit.flags.writeable = False
+        _bounded_put(_PARETO, key, hit, limit=256)  # small: a digest and an index array each
+    return hit.copy()
+
+
+def _pareto_candidates(rows: np.ndarray, cap: np.ndarray, price: np.ndarray, pool_of: np.ndarray,
+                       existing: np.ndarray) -> np.ndarray:
     """Candidates worth keeping: existing nodes, and new ones no other candidate dominates.
 
     Candidates are classed by (pool, the groups they can take) with one np.unique; within a class
@@ -418,44 +448,18 @@ def build_problem(
     labels_of: list[dict[str, str]] = []
     taints_of: list[tuple[Taint, ...]] = []
     pool_index: list[int] = []
-    limit_rows: list[tuple[int, ...]] = []
-    cap_rows: list[tuple[int, ...]] = []
-    known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | {"karpenter.sh/nodepool"}
+    cap_blocks: list[np.ndarray] = []
+    limit_blocks: list[np.ndarray] = []
     for pi, pool in enumerate(pools):
-        extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
-        reqs, variants = _custom_labels(pool.requirements(), known | set(extra))
-        first = len(candidates)
-        # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
-        offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
-        for t in catalog:
-            type_labels = dict(t.labels) | extra
-            if any(not vs.allows(type_labels.get(k)) for k, vs in reqs.by_key.items()
-                   if k not in OFFERING_KEYS and k not in variants[0]):
-                continue
-            capacity = t.allocatable - daemonset_overhead
-            if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
-                continue
-            room, full = capacity.vector(ext), t.capacity.vector(ext)
-            for o, variant in itertools.product(t.offerings, variants):
-                if not o.available:
-                    continue
-                labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
-                if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
-                    continue
-                candidates.append(Candidate(pool.name, t.name, o.capacity_type, o.zone, o.price, capacity,
-                                            labels=labels))
-                labels_of.append(labels)
-                taints_of.append(pool.taints())
-                pool_index.append(pi)
-                cap_rows.append(room)
-                limit_rows.append(full)
-        mins = pool.min_values()
-        if mins and len(candidates) > first:
-            block = np.array(cap_rows[first:], dtype=np.int64).reshape(-1, len(dims))
-            for key, n in mins:
-                if n > 1:
-                    _minvalues_floor(key, n, labels_of[first:], block)
-            cap_rows[first:] = [tuple(int(x) for x in row) for row in block]
+        block = _pool_block(pool, catalog, daemonset_overhead, tuple(ext))
+        candidates += block.candidates
+        labels_of += block.labels_of
+        taints_of += [block.taints] * len(block.candidates)
+        pool_index += [pi] * len(block.candidates)
+        cap_blocks.append(block.cap)
+        limit_blocks.append(block.limit_cap)
+    cap_rows: list[tuple[int, ...]] = []
+    limit_rows: list[tuple[int, ...]] = []
     for node in existing:
         candidates.append(Candidate("", str(node.labels.get("node.kubernetes.io/instance-type", "")),
                                     str(node.labels.get(CAPACITY_TYPE, "")),
@@ -466,7 +470,7 @@ def build_problem(
         pool_index.append(-1)
         cap_rows.append(node.free.vector(ext))
         limit_rows.append(tuple(0 for _ in dims))
-    cap = np.array(cap_rows, dtype=np.int64).reshape(-1, len(dims))
+    cap = np.concatenate([*cap_blocks, np.array(cap_rows, dtype=np.int64).reshape(-1, len(dims))])
     req = np.array([g.requests.vector(ext) for g in groups], dtype=np.int64).reshape(-1, len(dims))
     compat = np.zeros((len(groups), len(candidates)), dtype=bool)
     table = _LabelTable(labels_of, taints_of)
@@ -502,7 +506,8 @@ def build_problem(
         price=np.array([c.price for c in candidates], dtype=float), req=req,
         count=np.array([g.count for g in groups], dtype=np.int64), compat=compat,
         pool_of=np.array(pool_index, dtype=np.int64), pools=list(pools), limits=limits,
-        limit_cap=np.array(limit_rows, dtype=np.int64).reshape(-1, len(dims)), dims=dims, node_cap=node_cap,
+        limit_cap=np.concatenate([*limit_blocks, np.array(limit_rows, dtype=np.int64).reshape(-1, len(dims))]),
+        dims=dims, node_cap=node_cap,
         exclusive=exclusive, needs=needs, dropped=dropped,
     )
     for gi, reason in affinity_reasons.items():
@@ -514,6 +519,99 @@ def build_problem(
                                                                                       daemonset_overhead)
     return _prune(problem)
 
+
+@dataclass(frozen=True)
+class _PoolBlock:
+    """One NodePool's new-node candidates (every allowed type × offering × custom-label variant),
+    with their labels, the pool's taints and their rows of room (minValues applied) and capacity."""
+    candidates: tuple[Candidate, ...]
+    labels_of: tuple[dict[str, str], ...]
+    taints: tuple[Taint, ...]
+    cap: np.ndarray  # (n, D) int64, read-only
+    limit_cap: np.ndarray  # (n, D) int64, read-only
+
+
+_Row = tuple[Candidate, dict[str, str], tuple[int, ...], tuple[int, ...]]  # candidate, labels, room, capacity
+_BLOCKS: dict[tuple[object, ...], tuple[tuple[InstanceType, ...], _PoolBlock]] = {}
+_TYPE_ROWS: dict[tuple[object, ...], dict[int, tuple[InstanceType, tuple[_Row, ...]]]] = {}
+
+
+def _pool_block(pool: NodePool, catalog: Sequence[InstanceType], overhead: Resources,
+                ext: tuple[str, ...]) -> _PoolBlock:
+    """The pool's candidate block, memoised: it depends only on the pool, the catalog, the DaemonSet
+    overhead and the extended-resource columns, which stay the same from one plan to the next while
+    the pods and existing nodes change (a simulated year plans tens of thousands of times over one
+    catalog of ~500 types). The pool is keyed by content (a NodePool is a mutable model); the catalog
+    by the identity of its instance types, which are frozen values — the entry holds them, so an id
+    cannot be reused while it is cached. Bounded: the oldest entry goes first."""
+    pool_key = pool.model_dump_json()
+    key = (pool_key, tuple(map(id, catalog)), overhead, ext)
+    hit = _BLOCKS.get(key)
+    if hit is not None:
+        return hit[1]
+    block = _offerings(pool, pool_key, catalog, overhead, list(ext))
+    _bounded_put(_BLOCKS, key, (tuple(catalog), block))
+    return block
+
+
+def _offerings(pool: NodePool, pool_key: str, catalog: Sequence[InstanceType], overhead: Resources,
+               ext: list[str]) -> _PoolBlock:
+    """Every (type, offering, variant) the pool allows and whose room after `overhead` is positive.
+
+    Rows are memoised per instance type too: `catalog_now` rebuilds the catalog when an offering is
+    marked unavailable but keeps every other type object, so only the changed types are re-walked."""
+    dims = len(CORE) + len(ext)
+    extra = dict(pool.spec.template.metadata.labels) | {"karpenter.sh/nodepool": pool.name}
+    known = {k for t in catalog for k in t.labels} | set(OFFERING_KEYS) | set(extra)
+    reqs, variants = _custom_labels(pool.requirements(), known)
+    context = (pool_key, overhead, tuple(ext), frozenset(known))
+    memo = _TYPE_ROWS.get(context)
+    if memo is None or len(memo) > 4 * len(catalog) + 64:  # stale type versions pile up: start over
+        memo = {}
+        _bounded_put(_TYPE_ROWS, context, memo)
+    # the type's own keys are checked once per type; per offering only zone, capacity type, custom keys
+    offer_keys = [k for k in reqs.by_key if k in OFFERING_KEYS or k in variants[0]]
+    type_keys = [(k, vs) for k, vs in reqs.by_key.items() if k not in OFFERING_KEYS and k not in variants[0]]
+    rows: list[_Row] = []
+    for t in catalog:
+        hit = memo.get(id(t))
+        if hit is None or hit[0] is not t:
+            hit = (t, _type_rows(t, pool.name, extra, reqs, variants, offer_keys, type_keys, overhead, ext))
+            memo[id(t)] = hit  # holds t, so its id is not reused while the entry lives
+        rows += hit[1]
+    candidates = tuple(r[0] for r in rows)
+    labels_of = [r[1] for r in rows]
+    cap = np.array([r[2] for r in rows], dtype=np.int64).reshape(-1, dims)
+    for key, n in pool.min_values():
+        if n > 1 and len(candidates):
+            _minvalues_floor(key, n, labels_of, cap)
+    limit_cap = np.array([r[3] for r in rows], dtype=np.int64).reshape(-1, dims)
+    cap.flags.writeable = False
+    limit_cap.flags.writeable = False
+    return _PoolBlock(candidates, tuple(labels_of), pool.taints(), cap, limit_cap)
+
+
+def _type_rows(t: InstanceType, pool_name: str, extra: dict[str, str], reqs: Requirements,
+               variants: list[dict[str, str]], offer_keys: list[str], type_keys: list[tuple[str, ValueSet]],
+               overhead: Resources, ext: list[str]) -> tuple[_Row, ...]:
+    """One type's candidates in one pool: nothing when its labels or its room rule it out."""
+    type_labels = dict(t.labels) | extra
+    if any(not vs.allows(type_labels.get(k)) for k, vs in type_keys):
+        return ()
+    capacity = t.allocatable - overhead
+    if min(capacity.cpu_m, capacity.memory_mib, capacity.pods) <= 0:
+        return ()
+    room, full = capacity.vector(ext), t.capacity.vector(ext)
+    out: list[_Row] = []
+    for o, variant in itertools.product(t.offerings, variants):
+        if not o.available:
+            continue
+        labels = type_labels | variant | {CAPACITY_TYPE: o.capacity_type, ZONE: o.zone}
+        if any(not reqs.by_key[k].allows(labels.get(k)) for k in offer_keys):
+            continue
+        out.append((Candidate(pool_name, t.name, o.capacity_type, o.zone, o.price, capacity, labels=labels),
+                    labels, room, full))
+    return tuple(out)
 
 def _custom_labels(reqs: Requirements, known: set[str]) -> tuple[Requirements, list[dict[str, str]]]:
     """A NodePool requirement on a key no instance type defines (`team In [a, b]`) labels the node

@@ -6,10 +6,14 @@ Provisioner half: a step, a spike, a drain to zero and a spot interruption (and 
 the live `ProvisioningController` with the simulated cloud provider, fed the replica writes of
 the simulated surge operator: every node is launched at the same tick with the same type and
 terminated at the same tick (`BatchWindow`, `make_plan`, `prepare_for`, `provisioner.disruption`,
-`pod_event`, `reserved_pods`, `catalog_now`). Kubernetes' own controllers are small stand-ins
-here as in the simulator: a ReplicaSet (scale-down order with pod-deletion-cost), a
-LeastAllocated scheduler (the mean of the requested CPU and memory fractions, as kube-scheduler's
-NodeResourcesFit) and a kubelet that registers an instance's Node 40 s after launch.
+`pod_event`, `reserved_pods`, `catalog_now`), and consolidation drains make before they break on
+both sides (`hands_over`, `handover_done`, `handover_replicas`: as many handovers live as
+simulated). Kubernetes' own controllers are small stand-ins here as in the simulator: the
+operator's write (its decision plus the handover extras), the Deployment's ReplicaSet
+(`pod-template-hash`, scale-down order with readiness and pod-deletion-cost), a LeastAllocated
+scheduler (the mean of the requested CPU and memory fractions, as kube-scheduler's
+NodeResourcesFit) and a kubelet that registers an instance's Node 40 s after launch and marks a
+pod Ready `pod_start_s` after it was bound.
 
 Operator half: the live `ScaledObjectController` with real Redis scalers against a real
 redis-server, fed what the simulated triggers read, writes the same replicas at the same ticks
@@ -18,6 +22,7 @@ redis-server, fed what the simulated triggers read, writes the same replicas at 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -30,6 +35,7 @@ import redis.asyncio as aioredis
 import yaml
 from kubernetes_asyncio import client
 
+import provisioner.controller
 from autoscaler.engine.decide import TriggerReading
 from autoscaler.engine.reaction import LAG_WATCH_S, WAKE_COALESCE_S
 from autoscaler.operator.controller import BATCH_AHEAD_S, Entry, ScaledObjectController
@@ -40,7 +46,17 @@ from autoscaler.simulate.run import PolicyResult, simulate
 from autoscaler.simulate.trace import Trace
 from provisioner.cloud.simulated import SimulatedProvider
 from provisioner.controller import ProvisioningController
-from provisioner.disruption import CONSOLIDATION_INTERVAL_S, DELETION_COST, drain_at
+from provisioner.disruption import (
+    CONSOLIDATION_INTERVAL_S,
+    DELETION_COST,
+    HANDOVER,
+    Handover,
+    drain_at,
+    handover_done,
+    handover_replicas,
+    live_extras,
+    parse_handover,
+)
 from provisioner.interruption import Interruption
 from provisioner.kube import ProvisionerKube
 from provisioner.provisioning import pod_requests
@@ -53,6 +69,7 @@ BOOT = 40.0
 NOTICE_AT = 240.0
 END = float("inf")  # still running at the end
 NS, NAME = "default", "worker"
+HASH = "7c9d5b6f48"  # the pod-template-hash of the Deployment's ReplicaSet, worker-7c9d5b6f48
 
 
 def scenario() -> Trace:
@@ -73,28 +90,61 @@ def _iso(t: float) -> str:
 class World:
     """The fake clock and Kubernetes' own controllers, one tick at a time."""
 
-    def __init__(self, em: Any, cloud: SimulatedProvider, allocatable: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, em: Any, cloud: SimulatedProvider, allocatable: dict[str, tuple[int, int]],
+                 pod_start_s: float) -> None:
         self.em, self.cloud, self.now = em, cloud, 0.0
-        self.replicas = 0
+        self.desired = 0  # the operator's own decision (the simulator's `series.replicas`), without extras
         self.names = itertools.count()
         self.cpu_m = allocatable  # type → (cpu m, memory Mi) left for the workload's pods
+        self.pod_start_s = pod_start_s
+        self.bound_at: dict[str, float] = {}  # pod → when the scheduler bound it
         self.terminated: dict[str, float] = {}  # instance → when it was seen terminated
         self._gone: set[str] = set()
 
     def pods(self) -> list[dict[str, Any]]:
         return [p for p in self.em.all("v1", "pods") if p["metadata"].get("namespace") == NS]
 
+    def deployment(self) -> dict[str, Any]:
+        dep = self.em.get("apps/v1", "deployments", NS, NAME)
+        assert dep is not None
+        return dep
+
+    @property
+    def replicas(self) -> int:
+        return int(self.deployment()["spec"].get("replicas") or 0)
+
+    def operator(self, desired: int) -> None:
+        """The live operator's write (autoscaler/operator/controller.py `_write`): its decision plus
+        the extras of the handovers the Deployment's `surge.sh/handover` annotation records."""
+        self.desired = desired
+        dep = copy.deepcopy(self.deployment())
+        entries = parse_handover((dep["metadata"].get("annotations") or {}).get(HANDOVER))
+        want = handover_replicas(desired, [live_extras(entries, self.now)])
+        if int(dep["spec"].get("replicas") or 0) != want:
+            dep["spec"]["replicas"] = want
+            self.em.put("apps/v1", "deployments", dep)
+
+    def handovers(self) -> set[str]:
+        """Every node a handover was recorded for on the Deployment, from the API server's log."""
+        return {node for _, key, _, obj in self.em.store.events if key == ("apps/v1", "deployments")
+                for node in parse_handover((obj["metadata"].get("annotations") or {}).get(HANDOVER))}
+
     def replicaset(self) -> None:
-        pods = self.pods()
-        for _ in range(self.replicas - len(pods)):
+        """The ReplicaSet controller following the Deployment's `spec.replicas`: its pods carry the
+        `pod-template-hash` label and are owned by ReplicaSet `worker-<hash>`, as the Deployment
+        controller names them; scale-down in `ActivePodsWithRanks` order (unassigned first, then
+        not Ready before Ready, then the lower pod-deletion-cost, then more pods on the same node)."""
+        pods, replicas = self.pods(), self.replicas
+        for _ in range(replicas - len(pods)):
             self.em.put("v1", "pods", {
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": f"{NAME}-{next(self.names)}", "namespace": NS, "labels": {"app": NAME},
-                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{NAME}-rs",
-                                                 "uid": "rs-uid", "controller": True}]},
+                "metadata": {"name": f"{NAME}-{HASH}-{next(self.names)}", "namespace": NS,
+                             "labels": {"app": NAME, "pod-template-hash": HASH},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                  "name": f"{NAME}-{HASH}", "uid": "rs-uid", "controller": True}]},
                 "spec": {"containers": [{"name": "w", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]},
                 "status": {"phase": "Pending"}})
-        if len(pods) > self.replicas:
+        if len(pods) > replicas:
             on: dict[str, int] = {}
             for p in pods:
                 node = p["spec"].get("nodeName")
@@ -104,11 +154,12 @@ class World:
             def order(p: dict[str, Any]) -> tuple[Any, ...]:
                 node = p["spec"].get("nodeName")
                 cost = int((p["metadata"].get("annotations") or {}).get(DELETION_COST, "0"))
-                return (node is not None, cost, -on.get(node or "", 0))
+                return (node is not None, _ready(p), cost, -on.get(node or "", 0))
 
-            for p in sorted(pods, key=order)[: len(pods) - self.replicas]:
+            for p in sorted(pods, key=order)[: len(pods) - replicas]:
                 self.em.store.objects[("v1", "pods")].pop((NS, p["metadata"]["name"]))
                 self.em.store.bump(("v1", "pods"), "DELETED", p)
+                self.bound_at.pop(p["metadata"]["name"], None)
 
     def observe(self) -> None:
         for inst in self.cloud.instances.values():
@@ -117,6 +168,9 @@ class World:
                 self.terminated[inst.id] = self.now
 
     def kubelet(self) -> None:
+        """Registers an instance's Node `BOOT` after launch; marks a bound pod Ready `pod_start_s`
+        after it was bound (pods bind to registered nodes only: the simulator's max(bind, node
+        ready) + pod_start_s, cluster.py `_start`)."""
         known = {n["spec"].get("providerID") for n in self.em.all("v1", "nodes")}
         for inst in self.cloud.instances.values():
             pid = f"aws:///{inst.zone}/{inst.id}"
@@ -130,6 +184,12 @@ class World:
                 "status": {"allocatable": {"cpu": f"{self.cpu_m[inst.instance_type][0]}m",
                                            "memory": f"{self.cpu_m[inst.instance_type][1]}Mi", "pods": "110"},
                            "conditions": [{"type": "Ready", "status": "True"}]}})
+        for p in self.pods():
+            name = p["metadata"]["name"]
+            if name in self.bound_at and not _ready(p) and self.now >= self.bound_at[name] + self.pod_start_s:
+                p["status"]["conditions"].append({"type": "Ready", "status": "True",
+                                                  "lastTransitionTime": _iso(self.now)})
+                self.em.put("v1", "pods", p)
 
     def scheduler(self) -> None:
         nodes = [n for n in self.em.all("v1", "nodes") if not n["spec"].get("unschedulable")
@@ -154,12 +214,18 @@ class World:
                 p["spec"]["nodeName"] = best
                 p["status"] = {"phase": "Running", "conditions": [  # the binding's time, as kube-scheduler's
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": _iso(self.now)}]}
+                self.bound_at[p["metadata"]["name"]] = self.now
             elif (p.get("status") or {}).get("conditions"):
                 continue  # already marked Unschedulable: no write, no watch event
             else:
                 p["status"] = {"phase": "Pending", "conditions": [
                     {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}
             self.em.put("v1", "pods", p)
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 async def settle(world: World, controller: ProvisioningController) -> None:
@@ -218,20 +284,86 @@ async def provisioned(world: World, controller: ProvisioningController) -> None:
             return
 
 
-async def disrupt(controller: ProvisioningController) -> None:
-    """One disruption round, and the drains it starts run to their end (a drain evicts and
-    terminates within milliseconds; a replacement waits for its node on the fake clock, so it is
-    given a moment only)."""
+class Looks:
+    """How often the live provisioner's running handovers have asked `handover_done` about each
+    node, and the nodes whose handover it ended (a spy around the shared rule: it decides as before)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.count: dict[str, int] = {}
+        self.ended: set[str] = set()
+
+    def __call__(self, h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None) -> bool:
+        done = handover_done(h, ready_elsewhere, now, wanted)
+        self.count[h.node] = self.count.get(h.node, 0) + 1
+        if done:
+            self.ended.add(h.node)
+        return done
+
+
+def running_handovers(world: World) -> set[str]:
+    return set(parse_handover((world.deployment()["metadata"].get("annotations") or {}).get(HANDOVER)))
+
+
+def terminated(world: World, node: str) -> bool:
+    return world.cloud.instances[node.removeprefix("ip-")].state != "running"
+
+
+async def handovers_looked(world: World, controller: ProvisioningController, looks: Looks) -> None:
+    """Every running handover looks at this tick's world (the pods the kubelet made Ready) once;
+    one that ends takes its extras back, the ReplicaSet deletes the node's pods (lowest cost) and
+    the drain terminates the node within the tick — as the simulator's `_handovers_due` does at
+    the start of its tick. Settles on conditions: a look per handover, then the node gone."""
+    await settle(world, controller)
+    running = running_handovers(world)
+    seen = {n: looks.count.get(n, 0) for n in running}
+    for _ in range(300):
+        if all(looks.count.get(n, 0) > seen[n] or n in looks.ended for n in running):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError(f"handovers of {sorted(running)} did not look at t={world.now}")
+    await handovers_ended(world, controller, looks)
+
+
+async def handovers_ended(world: World, controller: ProvisioningController, looks: Looks) -> None:
+    """The nodes whose handover ended are drained and terminated within the tick: the ReplicaSet
+    deletes their pods (the lowest deletion cost) once the extras are taken back."""
+    for node in sorted(looks.ended):
+        for _ in range(300):
+            if terminated(world, node):
+                break
+            world.replicaset()
+            world.scheduler()
+            await settle(world, controller)
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"the handover of {node} ended but its drain did not at t={world.now}")
+
+
+async def disrupt(world: World, controller: ProvisioningController) -> None:
+    """One disruption round, and the drains it starts run to their end or to a running handover
+    (a drain evicts and terminates within milliseconds; a handover waits for Ready pods on the
+    fake clock; a replacement waits for its node on the fake clock, so it is given a moment only)."""
     before = set(controller.disrupting)
-    await controller.disrupt_once()
+    done = await controller.disrupt_once()
     started = {t for c, t in controller.disrupting.items() if c not in before}
-    if started:
+    drains = [node for node, why in done if "replace" not in why]
+    for _ in range(300):
+        if all(terminated(world, n) or n in running_handovers(world) for n in drains):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError(f"drains of {drains} neither ended nor handed over at t={world.now}")
+    if len(drains) < len(done):
         await asyncio.wait(started, timeout=0.5)
 
 
-@pytest.mark.parametrize(("trace", "notice_at"), [(scenario(), NOTICE_AT), (ramp(), None)], ids=["spike", "ramp"])
+@pytest.mark.parametrize(("trace", "notice_at", "hands_over"), [(scenario(), NOTICE_AT, True), (ramp(), None, False)],
+                         ids=["spike", "ramp"])
 async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_nodes(
-        tmp_path: Path, k8s_api: K8s, trace: Trace, notice_at: float | None) -> None:
+        tmp_path: Path, k8s_api: K8s, trace: Trace, notice_at: float | None, hands_over: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     paths = files(tmp_path, so=SO.format(max=50), capacity="spot, on-demand")
     a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT)
     setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
@@ -243,12 +375,15 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
     deployment = yaml.safe_load(DEPLOYMENT)
     deployment["metadata"]["namespace"] = NS
     deployment["spec"]["selector"] = {"matchLabels": {"app": NAME}}
+    deployment["spec"]["replicas"] = 0
     em.put("apps/v1", "deployments", deployment)
     catalog = list(setup.catalog_spot)
     room = {t.name: ((t.allocatable - setup.overhead).cpu_m, (t.allocatable - setup.overhead).memory_mib)
             for t in catalog}
-    world = World(em, SimulatedProvider(lambda: world.now), room)
+    world = World(em, SimulatedProvider(lambda: world.now), room, a.pod_start_s)
     em.clock = lambda: world.now  # the API server stamps creationTimestamp on the same (fake) clock
+    looks = Looks(world)
+    monkeypatch.setattr(provisioner.controller, "handover_done", looks)
     async with client.ApiClient(k8s_api.configuration) as api:
         controller = ProvisioningController(ProvisionerKube(api), world.cloud, catalog, clock=lambda: world.now,
                                             gc_interval_s=3600, disruption_interval_s=3600, tick_s=0.01)
@@ -260,11 +395,13 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                 await asyncio.sleep(0.02)
             notice: tuple[str, str, float] | None = None
             for t, replicas in zip(sim.series.t, sim.series.replicas, strict=True):
-                # the simulator's order within a tick: nodes come up, notices, the operator's write
-                # (prepare_for, then the ReplicaSet and the scheduler), provisioning, consolidation
+                # the simulator's order within a tick: nodes come up and pods get Ready, handovers
+                # that are covered end, notices, the operator's write (prepare_for, then the
+                # ReplicaSet and the scheduler), provisioning, consolidation
                 world.now = t
                 world.kubelet()
                 await registered(world, controller)
+                await handovers_looked(world, controller, looks)
                 if notice is not None:
                     await drained_when_due(world, controller, *notice)
                 world.scheduler()
@@ -274,18 +411,19 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                     replacement = await controller.handle_interruption(Interruption("spot-interruption", spot[0].id))
                     assert replacement is not None
                     notice = (spot[0].id, replacement, t)
-                if replicas > world.replicas:
-                    await controller.prepare_for(NS, "Deployment", NAME, replicas - world.replicas)
-                world.replicas = replicas
+                if replicas > world.desired:
+                    await controller.prepare_for(NS, "Deployment", NAME, replicas - world.desired)
+                world.operator(replicas)
                 world.replicaset()
                 world.scheduler()
                 await provisioned(world, controller)  # the provisioning loop acts on this tick
                 if t % CONSOLIDATION_INTERVAL_S == 0:  # the disruption loop's cadence, on the fake clock
                     await settle(world, controller)
-                    await disrupt(controller)
+                    await disrupt(world, controller)
+                await handovers_ended(world, controller, looks)  # one that a scale-down covered
                 world.observe()
-                world.replicaset()  # evicted pods are replaced at once and bound where there is room
-                world.scheduler()
+                world.replicaset()  # evicted pods are replaced at once, handovers' extras created,
+                world.scheduler()  # and bound where there is room
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -301,6 +439,13 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
     assert len(live) == len(simulated) and sum(t < END for *_, t in simulated) >= 5, (live, simulated)
     assert all(abs(a - x) <= TICK and b == y and abs(c - z) <= TICK
                for (a, b, c), (x, y, z) in zip(live, simulated, strict=True)), (live, simulated)
+    # as many drains made before they broke live (the Deployment's `surge.sh/handover` entries, each
+    # ended by `handover_done`) as simulated; the spike's consolidation hands over, the ramp's
+    # empty nodes have nothing to hand over
+    handed_over = world.handovers()
+    print("handovers live", sorted(handed_over), "sim", sim.handovers)
+    assert handed_over <= looks.ended and len(handed_over) == sim.handovers, (sorted(handed_over), sim.handovers)
+    assert bool(handed_over) == hands_over, sorted(handed_over)
 
 
 # --- the operator half --------------------------------------------------------------------------

@@ -118,6 +118,15 @@ class Decision:
     reason: str
 
 
+# The conditions of the usual decision, shared (Condition is frozen): built once, not on every poll
+_UNPAUSED = Condition(False, "ScaledObjectUnpaused")
+_NO_FALLBACK = Condition(False, "NoFallbackFound")
+_READY = Condition(True, "ScaledObjectReady")
+_ACTIVE = Condition(True, "ScalerActive")
+_NOT_ACTIVE = Condition(False, "ScalerNotActive")
+_NO_READING = TriggerReading(error="no reading")
+
+
 def _fallback_replicas(fb: Fallback, current: int) -> int:
     if fb.behavior == "currentReplicas":
         return current
@@ -147,7 +156,7 @@ def decide(
         target = spec.paused_replicas
         return Decision(target if target is not None and target != current else None, state, False, conditions,
                         "paused")
-    conditions["Paused"] = Condition(False, "ScaledObjectUnpaused")
+    conditions["Paused"] = _UNPAUSED
 
     # 2. failures and fallback: a trigger failing more than failureThreshold times in a row reads as
     # the fallback's replicas (KEDA feeds the HPA fallback.replicas × target for it), and counts as active
@@ -159,7 +168,7 @@ def decide(
     failing: list[str] = []  # erroring, no fallback (yet): their metric is missing
     falling_back: list[TriggerSpec] = []
     for trig in spec.triggers:
-        reading = readings.get(trig.name, TriggerReading(error="no reading"))
+        reading = readings.get(trig.name, _NO_READING)
         if reading.error is not None:
             state.failures[trig.name] = n = state.failures.get(trig.name, 0) + 1
             values[trig.name] = None
@@ -175,7 +184,7 @@ def decide(
         conditions["Fallback"] = Condition(True, "FallbackExists",
                                            f"failing triggers: {[t.name for t in falling_back]}")
     else:
-        conditions["Fallback"] = Condition(False, "NoFallbackFound")
+        conditions["Fallback"] = _NO_FALLBACK
 
     # 3. activity and the metrics the HPA sees
     metrics: list[tuple[MetricType, float, float]] = []
@@ -221,8 +230,10 @@ def decide(
         conditions.setdefault("Ready", Condition(None, "PartialTriggerError", message))
     elif failing and fb is None:
         conditions.setdefault("Ready", Condition(False, "TriggerError", message))
-    conditions.setdefault("Ready", Condition(True, "ScaledObjectReady", message))
-    conditions["Active"] = Condition(active, "ScalerActive" if active else "ScalerNotActive")
+    if "Ready" not in conditions:
+        conditions["Ready"] = Condition(True, "ScaledObjectReady", message) if message else _READY
+    conditions["Active"] = (_ACTIVE if active is True else _NOT_ACTIVE if active is False
+                            else Condition(active, "ScalerActive" if active else "ScalerNotActive"))
 
     hpa_min = max(spec.min_replicas, 1)
     # 4. KEDA's executor: activation from zero/idle, deactivation after the cooldown
@@ -260,8 +271,12 @@ def decide(
     if not metrics:
         return _finish(spec, state, current, None, now, conditions, active,
                        "no valid metric; holding" + (" (a read failed)" if failing else ""))
-    desired = max(replicas_for_metric(mt, value, target, current, ready, spec.behavior)
-                  for mt, value, target in metrics)
+    if len(metrics) == 1:  # the usual case, without a generator
+        one_type, one_value, one_target = metrics[0]
+        desired = replicas_for_metric(one_type, one_value, one_target, current, ready, spec.behavior)
+    else:
+        desired = max(replicas_for_metric(mt, value, target, current, ready, spec.behavior)
+                      for mt, value, target in metrics)
     if failing and desired < current:  # the HPA never scales in while one of its metrics is missing
         return _finish(spec, state, current, None, now, conditions, active,
                        f"holding: triggers {failing} failed, the others would scale in")

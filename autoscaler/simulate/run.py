@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.engine.decide import Decision, EngineState, ScalingSpec, TriggerReading, decide
-from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
+from autoscaler.engine.predictive import Predictive, TriggerForecast, apply_predictive, forecast_replicas
 from autoscaler.engine.reaction import next_due, on_change, watch_interval
 from autoscaler.simulate.cluster import Cluster, Node
 from autoscaler.simulate.policy import Assumptions, Policy
@@ -127,6 +127,7 @@ class PolicyResult:
     series: Series
     nodes: list[Node] = field(repr=False, default_factory=list)
     unplaceable_pods: int = 0  # most pods a launch could not place (no fitting type, NodePool limits)
+    handovers: int = 0  # drains that made before they broke (`surge.sh/handover`), as the live provisioner's
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
@@ -265,7 +266,9 @@ def tick_for(trace: Trace, a: Assumptions) -> float:
 
 def arrivals_per_tick(trace: Trace, a: Assumptions, dt: float) -> np.ndarray:
     """Items arriving in each tick: interpolated within each interval (trace.arrivals), 0 in gaps."""
-    return trace.arrivals(dt, round(trace.span / dt)) * a.scale
+    out = trace.arrivals(dt, round(trace.span / dt))
+    out *= a.scale  # in place: a year of 5-s ticks is 50 MB
+    return out
 
 
 def static_replicas(trace: Trace, a: Assumptions) -> int:
@@ -289,6 +292,7 @@ def simulate(trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
 
 
 PROGRESS_EVERY = 10000  # ticks between progress callbacks
+PREDICTIVE_ON = Predictive("on", QUANTILE)
 
 
 class _Run:
@@ -314,6 +318,10 @@ class _Run:
         lead = (a.pod_start_gpu_s + a.node_boot_gpu_s) if gpu_pods else (a.pod_start_s + a.node_boot_cpu_s)
         self.predictor = SimulatedPredictor(lead) if policy.predictive and setup.spec.triggers else None
         self.forecast: tuple[int, float] | None = None  # what the operator told the provisioner: (replicas, until)
+        self._forecast_of: TriggerForecast | None = None  # the predictor's forecast the memos below are for
+        self._forecasts: dict[str, TriggerForecast] = {}
+        self._wanted: int | None = None
+        self._applied: dict[tuple[int | None, int], int | None] = {}  # (decided, current) → apply_predictive's
         self.replica_changes = 0
         self._rates_dirty = True
         self._changed = True  # the cluster changed since the last consolidation round
@@ -335,6 +343,7 @@ class _Run:
         self.validating: list[Action] = []  # Karpenter's command waiting VALIDATION_S (its loop is blocked)
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
         self.handovers: dict[int, Handover] = {}  # node id → its pods' stand-ins while it drains
+        self.handovers_started = 0
         self.trigger_types = tuple(t.type for t in setup.triggers)
         self.pushes = policy.events and any(t.pushes for t in setup.triggers)
 
@@ -432,14 +441,13 @@ class _Run:
         if self.on_readings is not None:
             self.on_readings(now, readings)
         d = decide(self.setup.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
-        if self.predictor is not None:
-            d = self._predictive(readings, d, now)
+        replicas = d.replicas if self.predictor is None else self._predictive(readings, d, now)
         self.state = d.state
-        if d.replicas is None or d.replicas == self.replicas:
+        if replicas is None or replicas == self.replicas:
             return
-        adding = d.replicas - self.replicas
+        adding = replicas - self.replicas
         ahead = self._prepare_for(adding) if self.policy.launch_ahead and adding > 0 else None
-        self.replicas = d.replicas
+        self.replicas = replicas
         self.replica_changes += 1
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
@@ -447,21 +455,34 @@ class _Run:
             self._launch(ahead, now, protect_until=now + PROTECT_S)
             self.cluster.schedule(now)
 
-    def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> Decision:
-        """The live controller's predictive step: record, forecast, tell the provisioner, raise."""
+    def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> int | None:
+        """The live controller's predictive step: record, forecast, tell the provisioner, raise;
+        returns the replicas to write (None: leave them). `forecast_replicas` and `apply_predictive`
+        are pure and the forecast changes at most once per predictor step (5 min), so their answers
+        are memoised on the forecast object; `apply_predictive`'s replicas depend only on the
+        decision's replicas, the current replicas and the forecasts (its conditions, which the
+        simulation does not publish, are all it adds)."""
         assert self.predictor is not None
         trig = self.setup.spec.triggers[0]
         r = readings.get(trig.name)
         if r is not None and r.value is not None:
             self.predictor.observe(now, r.value)
-        forecasts = {trig.name: self.predictor.current}
-        wanted, _ = forecast_replicas(self.setup.spec, forecasts)
+        current = self.predictor.current
+        if current is not self._forecast_of:
+            self._forecast_of = current
+            self._forecasts = {trig.name: current}
+            self._wanted = forecast_replicas(self.setup.spec, self._forecasts)[0]
+            self._applied.clear()
+        wanted, forecasts = self._wanted, self._forecasts
         if wanted is not None and self.policy.forecast_keep:
             replicas = min(wanted, self.setup.spec.max_replicas)
             if self.forecast is None or self.forecast[0] != replicas:
                 self._changed = True
             self.forecast = (replicas, now + self.predictor.horizon_s)
-        return apply_predictive(self.setup.spec, Predictive("on", QUANTILE), d, self.replicas, forecasts)
+        key = (d.replicas, self.replicas)
+        if key not in self._applied:
+            self._applied[key] = apply_predictive(self.setup.spec, PREDICTIVE_ON, d, self.replicas, forecasts).replicas
+        return self._applied[key]
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
         rate = sum(recent) / (len(recent) * self.dt) if recent else 0.0
@@ -478,13 +499,18 @@ class _Run:
         busy = 0.0
         prev_unbound = 0
         poll = self.setup.polling_interval_s
+        watch = watch_interval(self.trigger_types) if policy.events else None
+        # per-tick reads as Python floats/bools without a copy of the whole year (memoryview, not tolist)
+        arrivals = np.ascontiguousarray(self.arrivals, dtype=np.float64).data
+        gaps = np.ascontiguousarray(self.gap, dtype=np.bool_).data
+        queue, events, pod_rate = self.queue, self.events, a.pod_rate
         if policy.static:
             self._start_static()
         for i in range(self.n_ticks):
             now = i * dt
             cluster.advance(now)
-            while self.events and self.events[0][0] <= now:
-                _, _, kind, key = heapq.heappop(self.events)
+            while events and events[0][0] <= now:
+                _, _, kind, key = heapq.heappop(events)
                 self._event(kind, key, now)
             if self.handovers:
                 self._handovers_due(now)
@@ -502,7 +528,6 @@ class _Run:
                         self._decide(self._readings(busy, recent), now)
                 elif now >= due:
                     self._decide(self._readings(busy, recent), now)
-                    watch = watch_interval(self.trigger_types) if policy.events else None
                     due = next_due(due, poll, now, False, watch)
                 self._provision_batch(now, cluster.unbound > prev_unbound)
                 prev_unbound = cluster.unbound
@@ -511,29 +536,30 @@ class _Run:
                     self._consolidate(now)
                     prev_unbound = min(prev_unbound, cluster.unbound)
             # the work (and the money: every node change of this tick has happened by now)
-            backlog = self.queue.backlog
-            self.queue.arrive(now, float(self.arrivals[i]))
-            if cluster.ready_pods == 0 and self.arrivals[i] > 0:
-                self.queue.mark_cold(now)
-            recent.append(float(self.arrivals[i]))
-            served = self.queue.serve(now, cluster.ready_pods * a.pod_rate * dt)
-            busy = served / (a.pod_rate * dt)
-            if self.pushes and self.queue.backlog != backlog:
+            backlog = queue.backlog
+            arrived, gap = arrivals[i], gaps[i]
+            queue.arrive(now, arrived)
+            if cluster.ready_pods == 0 and arrived > 0:
+                queue.mark_cold(now)
+            recent.append(arrived)
+            served = queue.serve(now, cluster.ready_pods * pod_rate * dt)
+            busy = served / (pod_rate * dt)
+            if self.pushes and queue.backlog != backlog:
                 due = on_change(due, now)  # keyspace notification: decide at the next tick
             cost_rate, idle_rate = self._rates()
-            if not self.gap[i]:
+            if not gap:
                 self.idle_cost += idle_rate * dt / 3600
-            if cluster.unbound and not self.gap[i]:
+            if cluster.unbound and not gap:
                 self.max_pending = max(self.max_pending, cluster.unbound)
                 self.pending_seconds += cluster.unbound * dt
             if i % record_every == 0:
                 series.t.append(now)
-                series.load.append(math.nan if self.gap[i] else float(self.arrivals[i]) / dt)
+                series.load.append(math.nan if gap else arrived / dt)
                 series.replicas.append(self.replicas)
                 series.ready.append(cluster.ready_pods)
                 series.nodes.append(len(cluster.nodes))
                 series.cost_per_hour.append(cost_rate)
-                series.backlog.append(self.queue.backlog)
+                series.backlog.append(queue.backlog)
             if self.progress is not None and i % PROGRESS_EVERY == PROGRESS_EVERY - 1:
                 self.progress(PROGRESS_EVERY)
         if self.progress is not None:
@@ -613,6 +639,7 @@ class _Run:
         self.cluster.deletion_cost[node.id] = HANDOVER_DELETION_COST
         self.handovers[node.id] = Handover(str(node.id), ("", "Deployment", "target"), node.pods, now,
                                            self._ready_elsewhere())
+        self.handovers_started += 1
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
 
@@ -802,10 +829,6 @@ class _Run:
             arrived=stats.arrived, processed=stats.processed, backlog_end=stats.backlog,
             max_pending_pods=self.max_pending, pending_pod_seconds=self.pending_seconds,
             cost_by_nodepool=by_pool, cost_by_instance_type=by_type, cost_by_capacity_type=by_cap,
-            series=series, nodes=nodes, unplaceable_pods=self.unplaceable,
+            series=series, nodes=nodes, unplaceable_pods=self.unplaceable, handovers=self.handovers_started,
         )
 
-
-def run_policies(trace: Trace, setup: Setup, policies: Sequence[Policy], a: Assumptions,
-                 progress: Callable[[int], None] | None = None) -> list[PolicyResult]:
-    return [simulate(trace, setup, p, a, progress) for p in policies]

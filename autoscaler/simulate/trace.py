@@ -59,6 +59,9 @@ _KIND_WORDS: dict[str, TraceKind] = {
 _UNIT_HINT = re.compile(r"cpu|util|percent|%", re.IGNORECASE)
 
 
+_BLOCK_TICKS = 1 << 18  # ticks interpolated per block by `Trace.arrivals` (bounded memory, same values)
+
+
 class TraceError(ValueError):
     """The trace cannot be used; the message names the file and the line."""
 
@@ -139,11 +142,16 @@ class Trace:
             nxt = np.where(np.isnan(nxt), rate, nxt)
             u = (np.arange(k) + 0.5) / k - 0.5  # each tick's place from the interval's midpoint
             w = np.abs(u)[None, :]
-            other = np.where(u[None, :] < 0, prev[:, None], nxt[:, None])
-            shape = np.nan_to_num((1 - w) * rate[:, None] + w * other, nan=0.0)  # (n, k)
-            per_cell = shape.sum(axis=1)
-            factor = np.divide(filled, per_cell, out=np.zeros(n), where=per_cell > 0)
-            out = np.where((per_cell > 0)[:, None], shape * factor[:, None], (filled / k)[:, None]).ravel()
+            out = np.empty(n * k)
+            rows = max(1, _BLOCK_TICKS // k)  # intervals at a time: a year of 5-s ticks without (n, k) temporaries
+            for i in range(0, n, rows):
+                j = min(n, i + rows)
+                other = np.where(u[None, :] < 0, prev[i:j, None], nxt[i:j, None])
+                shape = np.nan_to_num((1 - w) * rate[i:j, None] + w * other, nan=0.0)  # (rows, k)
+                per_cell = shape.sum(axis=1)
+                factor = np.divide(filled[i:j], per_cell, out=np.zeros(j - i), where=per_cell > 0)
+                out[i * k:j * k] = np.where((per_cell > 0)[:, None], shape * factor[:, None],
+                                            (filled[i:j] / k)[:, None]).ravel()
         return out if ticks is None else out[:ticks]
 
     def missing_ticks(self, dt: float, ticks: int | None = None) -> np.ndarray:
