@@ -43,6 +43,7 @@ from provisioner.disruption import (
     HANDOVER_TIMEOUT_S,
     PROTECT_S,
     REPACK_MIN_SAVING,
+    REPACK_ON,
     SPOT_RESIZE_MIN_SAVING,
     Action,
     Handover,
@@ -726,12 +727,12 @@ class ProvisioningController:
         actions = disruption_actions(candidates, policies, busy, now, lambda nodes: self._plan_moving(nodes, now),
                                      keep=lambda nodes: self._kept_for_forecast([v.name for v in nodes], now),
                                      spot_to_spot=True, spot_min_saving=SPOT_RESIZE_MIN_SAVING,
-                                     repack_min_saving=REPACK_MIN_SAVING)
+                                     repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None)
         done = []
         for action in actions:
             why = action.reason
             if action.reason == "Underutilized":
-                kind = "repack" if action.protect_until is not None else action.kind
+                kind = "replace: repack" if action.protect_until is not None else action.kind
                 why = f"Underutilized ({kind}, saves ${action.saving_per_hour:.3f}/h)"
             if action.kind == "replace":
                 [first, *rest] = action.nodes

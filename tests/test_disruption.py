@@ -15,6 +15,7 @@ from provisioner.disruption import (
     DRAIN_BEFORE_RECLAIM_S,
     PROTECT_S,
     REPACK_MIN_SAVING,
+    REPACK_ON,
     SPOT_NOTICE_S,
     SPOT_RESIZE_MIN_SAVING,
     deletion_costs,
@@ -178,7 +179,7 @@ def test_a_repack_may_replace_spot_with_spot_the_saving_is_the_whole_sets() -> N
 def test_only_surge_repacks() -> None:
     from autoscaler.simulate.policy import KEDA_KARPENTER, SURGE, policy_named
 
-    assert SURGE.repack_min_saving == REPACK_MIN_SAVING
+    assert SURGE.repack_min_saving == (REPACK_MIN_SAVING if REPACK_ON else None)
     assert KEDA_KARPENTER.repack_min_saving is None and policy_named("surge-no-repack").repack_min_saving is None
 
 def test_surge_right_sizes_a_mostly_empty_spot_node_but_does_not_walk_spot_prices_down() -> None:

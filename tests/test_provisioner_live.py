@@ -466,9 +466,9 @@ async def test_a_fragmented_fleet_is_repacked_one_node_at_a_time(k8s_api: K8s, v
         await asyncio.sleep(0.5)
         r.controller.pools["default"].spec.disruption = {"consolidationPolicy": "WhenEmptyOrUnderutilized",
                                                          "consolidateAfter": "0s", "budgets": [{"nodes": "10%"}]}
-        monkeypatch.setattr("provisioner.controller.REPACK_MIN_SAVING", None)
+        monkeypatch.setattr("provisioner.controller.REPACK_ON", False)
         assert await r.controller.disrupt_once() == []  # without repack the fleet stays as it is
-        monkeypatch.undo()
+        monkeypatch.setattr("provisioner.controller.REPACK_ON", True)
 
         def new_claims() -> list[dict]:
             return [c for c in r.claims() if c["metadata"]["name"] not in before]
@@ -494,7 +494,7 @@ async def test_a_fragmented_fleet_is_repacked_one_node_at_a_time(k8s_api: K8s, v
         assert all(em.get("v1", "pods", "apps", f"p-{i}")["spec"]["nodeName"] == new["status"]["nodeName"]
                    for i in range(3))
         terminating = [e for e in em.all("v1", "events") if e["reason"] == "DisruptionTerminating"]
-        assert len(terminating) == 3 and "Underutilized (repack" in terminating[0]["message"]
+        assert len(terminating) == 3 and "Underutilized (replace: repack" in terminating[0]["message"]
         assert all("Underutilized (delete" in e["message"] for e in terminating[1:])
         order = [(e["reason"], e["involvedObject"]["name"]) for e in em.all("v1", "events")]
         assert order.index(("Launched", new["metadata"]["name"])) < order.index(
