@@ -64,6 +64,15 @@ SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=T
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
+# what `surge-no-<feature>` changes in the surge policy
+_SWITCHED_OFF: dict[str, dict[str, Any]] = {
+    "events": {"events": False}, "packer": {"packer": "karpenter"}, "spot": {"spot": False},
+    "together": {"launch_ahead": False}, "forecast": {"forecast_keep": False}, "predictive": {"predictive": False},
+    "deletion-cost": {"deletion_cost": False}, "handover": {"handover": False}, "spot-resize": {"spot_to_spot": False},
+    "repack": {"repack_min_saving": None},
+}
+
+
 def policy_named(name: str) -> Policy:
     """`static-peak`, `static-peak-on-demand`, `keda-karpenter`, `surge`, or
     `surge-no-<feature>[-no-<feature>…]`."""
@@ -78,28 +87,9 @@ def policy_named(name: str) -> Policy:
                           f"surge or surge-no-<feature> with feature in {list(SURGE_FEATURES)}")
     policy = replace(SURGE, name=name)
     for part in name.removeprefix("surge").split("-no-")[1:]:
-        if part == "events":
-            policy = replace(policy, events=False)
-        elif part == "packer":
-            policy = replace(policy, packer="karpenter")
-        elif part == "spot":
-            policy = replace(policy, spot=False)
-        elif part == "together":
-            policy = replace(policy, launch_ahead=False)
-        elif part == "forecast":
-            policy = replace(policy, forecast_keep=False)
-        elif part == "predictive":
-            policy = replace(policy, predictive=False)
-        elif part == "deletion-cost":
-            policy = replace(policy, deletion_cost=False)
-        elif part == "handover":
-            policy = replace(policy, handover=False)
-        elif part == "spot-resize":
-            policy = replace(policy, spot_to_spot=False)
-        elif part == "repack":
-            policy = replace(policy, repack_min_saving=None)
-        else:
+        if part not in _SWITCHED_OFF:
             raise PolicyError(f"policy {name!r}: unknown feature {part!r}; features are {list(SURGE_FEATURES)}")
+        policy = replace(policy, **_SWITCHED_OFF[part])
     if name != "surge" and name.removeprefix("surge")[:4] != "-no-":
         raise PolicyError(f"policy {name!r}: expected surge-no-<feature>, features {list(SURGE_FEATURES)}")
     return policy
