@@ -654,6 +654,7 @@ class ProvisioningController:
                     (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                 pods_on.setdefault(node, []).append(pod)
         views = []
+        leaving = self._leaving()
         for name, claim in self.claims.items():
             node_name = (claim.get("status") or {}).get("nodeName")
             if not node_name or node_name not in self.nodes or not _condition(claim, "Initialized"):
@@ -663,13 +664,15 @@ class ProvisioningController:
             pods = pods_on.get(node_name, [])
             # consolidateAfter counts from the last pod event on the node, else from its initialization
             changed = self.pods_changed_at.get(node_name, _since(claim, "Initialized", now))
-            # pods launched for and not yet bound anywhere keep a fresh node from looking empty
+            # pods launched for and not yet bound elsewhere: unbound ones, and those still on a node
+            # being drained (a replacement is initialized a moment before its drain starts)
             waiting = [k for k in json.loads((meta.get("annotations") or {}).get(NOMINATED, "[]"))
-                       if k in self.pods and not (self.pods[k].get("spec") or {}).get("nodeName")]
+                       if k in self.pods and (self.pods[k].get("spec") or {}).get("nodeName") in {None, "", *leaving}]
             node_meta = self.nodes[node_name].get("metadata") or {}
             pinned = "true" in ((node_meta.get("annotations") or {}).get(DO_NOT_DISRUPT),
                                 (meta.get("annotations") or {}).get(DO_NOT_DISRUPT))
-            dnd = pinned or any(_pinned(p) for p in pods)
+            # a node nominated for pods is no disruption candidate (Karpenter skips nominated nodes)
+            dnd = pinned or bool(waiting) or any(_pinned(p) for p in pods)
             protected = (meta.get("annotations") or {}).get(PROTECTED_UNTIL)
             views.append(NodeView(node_name, name, labels.get("karpenter.sh/nodepool", ""), self._price(labels),
                                   len(pods) + len(waiting), None if pods or waiting else changed, dnd,

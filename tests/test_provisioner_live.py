@@ -445,6 +445,28 @@ async def test_a_mostly_empty_spot_node_is_right_sized_by_a_cheaper_spot_node(k8
 
 
 
+async def test_a_replacement_is_not_deleted_as_empty_before_the_drain_moves_its_pods(
+        k8s_api: K8s, vpc: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Karpenter counts pods nominated to a node as its pods: the replacement node is initialized a
+    # while before the old node's drain starts (here a 1.5-s poll against 0.3-s disruption rounds),
+    # and must not look empty in between, or it is deleted and the replace starts over
+    em = k8s_api.emulator
+    em.put("v1", "pods", pending_pod("wide-0", cpu="3", labels={"app": "wide0"}))
+    async with rig(k8s_api, vpc, pool=nodepool(("spot",), consolidationPolicy="WhenEmptyOrUnderutilized",
+                                               consolidateAfter="0s", budgets=[{"nodes": "100%"}])) as r:
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        [claim] = r.claims()
+        unbind(em, "wide-0")
+        bind(em, "small-0", claim["status"]["nodeName"], "500m")
+        r.controller.tick_s = 1.5
+        monkeypatch.setattr("provisioner.controller.SPOT_RESIZE_MIN_SAVING", 0.4)
+        await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
+        events = [(e["reason"], e["message"]) for e in em.all("v1", "events")]
+        assert [reason for reason, _ in events] == ["Launched", "Launched", "DisruptionTerminating"], events
+        assert "Underutilized (replace" in events[-1][1] and claim["status"]["nodeName"] in events[-1][1]
+
+
+
 async def test_a_fragmented_fleet_is_repacked_one_node_at_a_time(k8s_api: K8s, vpc: dict,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # surge's rule, not Karpenter's: three one-pod c5.large nodes (a ramp's leftovers, 0.255 $/h) that
