@@ -926,10 +926,14 @@ class ProvisioningController:
                     if replicas is not None:
                         ended[h.workload] = replicas
         # the ReplicaSet controller deletes the node's pods (lowest cost) on its own; evicting them
-        # while it still has more pods than replicas could make it delete a pod elsewhere instead
+        # while it still has more pods than replicas could make it delete a pod elsewhere instead.
+        # Done once it has as many as the end wrote, or once none is left on the node: a later
+        # write (another node's handover starting, the operator scaling up) may raise the count
+        # for good, and an empty node must not be billed for HANDOVER_SETTLE_S meanwhile
         for _ in range(math.ceil(HANDOVER_SETTLE_S / self.tick_s)):
             counts = {w: sum(1 for p in self.pods.values() if workload_of(p) == w) for w in ended}
-            if all(counts[w] <= r for w, r in ended.items()):
+            on_node = {workload_of(p) for p in self._workload_pods(node_name)}
+            if all(counts[w] <= r or w not in on_node for w, r in ended.items()):
                 break
             await asyncio.sleep(self.tick_s)
 

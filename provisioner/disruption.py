@@ -63,7 +63,7 @@ REPACK_MIN_SAVING = 0.24
 # shipped off for now: with it on, tests/test_differential.py's live and simulated runs part by one
 # consolidation round (10 s) after a repack (docs/simulator.md, "Known loop"); the live controller
 # and the `surge` policy both read this, so they stay one decision code either way
-REPACK_ON = False
+REPACK_ON = True
 # Karpenter's commandValidationDelay: an Empty / Underutilized command waits this long, then is re-validated
 VALIDATION_S = 15.0
 

@@ -128,6 +128,7 @@ class PolicyResult:
     nodes: list[Node] = field(repr=False, default_factory=list)
     unplaceable_pods: int = 0  # most pods a launch could not place (no fitting type, NodePool limits)
     handovers: int = 0  # drains that made before they broke (`surge.sh/handover`), as the live provisioner's
+    repacks: int = 0  # fragmented sets repacked (`repack_action`), as the live provisioner's `replace: repack`
 
     def summary(self) -> dict[str, Any]:
         keys = ("policy", "cost_usd", "node_hours", "idle_cost_usd", "spot_savings_usd", "slo_target_seconds",
@@ -344,6 +345,7 @@ class _Run:
         self._replacements: dict[int, list[int]] = {}  # event key → the old node ids
         self.handovers: dict[int, Handover] = {}  # node id → its pods' stand-ins while it drains
         self.handovers_started = 0
+        self.repacks = 0  # repack_action's replacements launched (the live `replace: repack` drains)
         self.trigger_types = tuple(t.type for t in setup.triggers)
         self.pushes = policy.events and any(t.pushes for t in setup.triggers)
 
@@ -529,6 +531,10 @@ class _Run:
                 elif now >= due:
                     self._decide(self._readings(busy, recent), now)
                     due = next_due(due, poll, now, False, watch)
+                if self.handovers:
+                    # a scale-down may cover a running handover at once: the live handover loop
+                    # looks again within milliseconds of the operator's write, not a tick later
+                    self._handovers_due(now)
                 self._provision_batch(now, cluster.unbound > prev_unbound)
                 prev_unbound = cluster.unbound
                 if now >= next_consolidation:
@@ -637,8 +643,9 @@ class _Run:
         node.doomed_at = now
         self.disrupting[node.id] = node.pool
         self.cluster.deletion_cost[node.id] = HANDOVER_DELETION_COST
+        # Ready pods elsewhere, the node's own not counted (the live `_ready_pods(workload, node)`)
         self.handovers[node.id] = Handover(str(node.id), ("", "Deployment", "target"), node.pods, now,
-                                           self._ready_elsewhere())
+                                           self._ready_elsewhere() - node.ready)
         self.handovers_started += 1
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
@@ -770,6 +777,8 @@ class _Run:
             new = self._launch(action.replacement, now, action.protect_until)
             if not new:
                 return
+            if action.protect_until is not None:
+                self.repacks += 1
             self._seq += 1
             self._replacements[self._seq] = [n.id for n in nodes]
             for n in nodes:
@@ -830,5 +839,6 @@ class _Run:
             max_pending_pods=self.max_pending, pending_pod_seconds=self.pending_seconds,
             cost_by_nodepool=by_pool, cost_by_instance_type=by_type, cost_by_capacity_type=by_cap,
             series=series, nodes=nodes, unplaceable_pods=self.unplaceable, handovers=self.handovers_started,
+            repacks=self.repacks,
         )
 
