@@ -841,19 +841,45 @@ class ProvisioningController:
         pods = [p for v in action.nodes for p in self._workload_pods(v.name)]
         pods += [p for k, p in self.pods.items() if k in planned]
         requests = {pod_key(p): pod_requests(p) for p in pods}
-        for claim in nodeclaims_for(action.replacement, pools, self.catalog, requests, names,
-                                    protect_until=action.protect_until):
-            body = await self.kube.create_nodeclaim(self._stamped(claim))
-            self.claims[_name(body)] = body
-            self._start_launch(body)
-        deadline = self.clock() + REGISTRATION_TIMEOUT_S
-        while self.clock() < deadline:
-            if any(name not in self.claims for name in names):
-                return  # a replacement failed: keep the old nodes
-            if all(_condition(self.claims[name], "Initialized") for name in names):
-                await asyncio.gather(*(self._drain_and_delete(v.claim, why) for v in action.nodes))
-                return
-            await asyncio.sleep(self.tick_s)
+        # taint the old nodes first, as Karpenter does before it pre-spins replacements
+        # (https://karpenter.sh/docs/concepts/disruption/#disruption-controller): a pod bound there
+        # while the replacement boots would only be moved again by the drain
+        for v in action.nodes:
+            await self._cordon(v.name, True)
+        try:
+            for claim in nodeclaims_for(action.replacement, pools, self.catalog, requests, names,
+                                        protect_until=action.protect_until):
+                body = await self.kube.create_nodeclaim(self._stamped(claim))
+                self.claims[_name(body)] = body
+                self._start_launch(body)
+            deadline = self.clock() + REGISTRATION_TIMEOUT_S
+            while self.clock() < deadline:
+                if any(name not in self.claims for name in names):
+                    break  # a replacement failed: keep the old nodes
+                if all(_condition(self.claims[name], "Initialized") for name in names):
+                    await asyncio.gather(*(self._drain_and_delete(v.claim, why) for v in action.nodes))
+                    return
+                await asyncio.sleep(self.tick_s)
+        except ApiException as exc:
+            log.warning("replacing %s failed: %s", [v.name for v in action.nodes], exc)
+        for v in action.nodes:  # no replacement: the old nodes take pods again (Karpenter un-taints them)
+            await self._cordon(v.name, False)
+
+    async def _cordon(self, node_name: str, on: bool) -> None:
+        """Add (`on`) or remove the disruption taint (`karpenter.sh/disrupted:NoSchedule`) on a
+        node; `unschedulable` is the drain's, a user's cordon is kept. A node gone or a failed write
+        is left as it is (the drain or the next round deals with it)."""
+        node = self.nodes.get(node_name)
+        if node is None:
+            return
+        spec = node.get("spec") or {}
+        taints = [t for t in spec.get("taints") or [] if t.get("key") != DISRUPTED_TAINT["key"]]
+        if on:
+            taints.append(DISRUPTED_TAINT)
+        try:
+            await self.kube.patch_node(node_name, {"spec": {"taints": taints}})
+        except ApiException as exc:
+            log.warning("could not %s node %s: %s", "taint" if on else "un-taint", node_name, exc)
 
     async def _drain_and_delete(self, claim_name: str, why: str) -> None:
         """Cordon (taint), evict every pod through the Eviction API (PDBs decide the pace), then
@@ -865,8 +891,8 @@ class ProvisioningController:
         self.metrics.disrupted.labels(pool, why.split(" ")[0]).inc()
         if node_name and node_name in self.nodes:
             node = self.nodes[node_name]
-            taints = [*((node.get("spec") or {}).get("taints") or []), DISRUPTED_TAINT]
-            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
+            taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != DISRUPTED_TAINT["key"]]
+            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": [*taints, DISRUPTED_TAINT]}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()  # terminationGracePeriod counts from the drain's start, handover included
             if hands_over(why):
@@ -918,7 +944,8 @@ class ProvisioningController:
                 meta, spec = dep.get("metadata") or {}, dep.get("spec") or {}
                 wanted = int(spec.get("replicas") or 0) - live_extras(parse_handover(
                     (meta.get("annotations") or {}).get(HANDOVER)), self.clock())
-                if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted)):
+                if handover_done(h, self._ready_pods(h.workload, node_name), self.clock(), max(0, wanted),
+                                 self._starting_pods(h.workload, node_name)):
                     running.remove(h)
                     # lowest of all now, below other nodes still handing over: theirs stay
                     await self._mark_pods(node_name, h.workload, HANDOVER_DELETION_COST)
@@ -952,6 +979,13 @@ class ProvisioningController:
         leaving = self._leaving() | {off_node, None}
         return sum(1 for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") not in leaving
                    and _condition(p, "Ready") and workload_of(p) == workload)
+
+    def _starting_pods(self, workload: Workload, off_node: str) -> int:
+        """Pods of the Deployment not Ready yet and not on a node being drained: unbound (Pending)
+        ones and those starting on other nodes — the ReplicaSet deletes these first on a scale-down."""
+        leaving = self._leaving() | {off_node}
+        return sum(1 for p in self.pods.values() if (p.get("spec") or {}).get("nodeName") not in leaving
+                   and not _condition(p, "Ready") and workload_of(p) == workload)
 
     async def _handover_write(self, claim: Mapping[str, Any], workload: Workload, node_name: str,
                               extra: int) -> int | None:

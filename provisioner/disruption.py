@@ -140,11 +140,20 @@ def handover_extra(pods: Iterable[Mapping[str, Any]]) -> dict[Workload, int]:
     return out
 
 
-def handover_done(h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None) -> bool:
+def handover_done(h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None,
+                  starting_elsewhere: int = 0) -> bool:
     """Ready pods off the node cover what it ran (as many as before plus the extra, or all the
-    workload still wants without extras, when it scaled down meanwhile), or the time is up."""
+    workload still wants without extras, when it scaled down meanwhile) and none of the workload's
+    pods off the node is still starting (Pending or not Ready), or the time is up. Taking the
+    extras back deletes the least useful pods — unassigned and not-Ready ones before any Ready one,
+    whatever their pod-deletion-cost (kubernetes pkg/controller/controller_utils.go
+    `ActivePodsWithRanks.Less`) — so while a scale-up's pods start elsewhere the take-back would
+    delete them and the drain evict the node's Ready pods instead: a restart, which the handover
+    exists to avoid."""
+    if now - h.started_at >= HANDOVER_TIMEOUT_S:
+        return True
     cover = h.ready_before + h.extra if wanted is None else min(h.ready_before + h.extra, wanted)
-    return ready_elsewhere >= cover or now - h.started_at >= HANDOVER_TIMEOUT_S
+    return ready_elsewhere >= cover and starting_elsewhere <= 0
 
 
 def handover_replicas(desired: int, extras: Iterable[int]) -> int:

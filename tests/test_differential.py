@@ -296,8 +296,9 @@ class Looks:
         self.count: dict[str, int] = {}
         self.ended: set[str] = set()
 
-    def __call__(self, h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None) -> bool:
-        done = handover_done(h, ready_elsewhere, now, wanted)
+    def __call__(self, h: Handover, ready_elsewhere: int, now: float, wanted: int | None = None,
+                 starting_elsewhere: int = 0) -> bool:
+        done = handover_done(h, ready_elsewhere, now, wanted, starting_elsewhere)
         self.count[h.node] = self.count.get(h.node, 0) + 1
         if done:
             self.ended.add(h.node)

@@ -32,6 +32,7 @@ class Node:
     last_change: float = 0.0
     protected_until: float = 0.0
     doomed_at: float | None = None  # spot termination time after a notice: tainted, holds no new pods
+    cordoned: bool = False  # tainted for a disruption whose replacement is booting: holds no new pods
     share: float = 0.0  # how much one pod raises the node's LeastAllocated score (launch: 1 / slots if not given)
     base: float = 0.0  # the score with none of the workload's pods (DaemonSets)
     terminated_at: float | None = None
@@ -46,7 +47,7 @@ class Node:
 
     @property
     def free(self) -> int:
-        return 0 if self.doomed_at is not None else self.slots - self.pods
+        return 0 if self.doomed_at is not None or self.cordoned else self.slots - self.pods
 
     def seconds(self, end: float) -> float:
         return (self.terminated_at if self.terminated_at is not None else end) - self.launched_at

@@ -643,20 +643,29 @@ class _Run:
         node.doomed_at = now
         self.disrupting[node.id] = node.pool
         self.cluster.deletion_cost[node.id] = HANDOVER_DELETION_COST
-        # Ready pods elsewhere, the node's own not counted (the live `_ready_pods(workload, node)`)
         self.handovers[node.id] = Handover(str(node.id), ("", "Deployment", "target"), node.pods, now,
-                                           self._ready_elsewhere() - node.ready)
+                                           self._ready_elsewhere())
         self.handovers_started += 1
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
 
+    def _leaving(self) -> list[Node]:
+        """Nodes being drained or replaced (the live `_leaving`): their pods cover nothing."""
+        return [self.cluster.nodes[i] for i in {*self.disrupting, *self.handovers} if i in self.cluster.nodes]
+
     def _ready_elsewhere(self) -> int:
-        return self.cluster.ready_pods - sum(self.cluster.nodes[i].ready for i in self.handovers)
+        """Ready pods off the leaving nodes (the live `_ready_pods`)."""
+        return self.cluster.ready_pods - sum(n.ready for n in self._leaving())
+
+    def _starting_elsewhere(self) -> int:
+        """Pods not Ready yet off the leaving nodes, unbound ones included (the live `_starting_pods`)."""
+        leaving = self._leaving()
+        return self.cluster.pods - self.cluster.ready_pods - sum(n.pods - n.ready for n in leaving)
 
     def _handovers_due(self, now: float) -> None:
-        ready = self._ready_elsewhere()
+        ready, starting = self._ready_elsewhere(), self._starting_elsewhere()
         for node_id, h in list(self.handovers.items()):
-            if handover_done(h, ready, now, self.replicas):
+            if handover_done(h, ready, now, self.replicas, starting):
                 self._end_handover(self.cluster.nodes[node_id], now)
 
     def _end_handover(self, node: Node, now: float) -> None:
@@ -781,8 +790,9 @@ class _Run:
                 self.repacks += 1
             self._seq += 1
             self._replacements[self._seq] = [n.id for n in nodes]
-            for n in nodes:
+            for n in nodes:  # tainted while the replacement boots (Karpenter and the live `_replace`)
                 self.disrupting[n.id] = n.pool
+                n.cordoned = True
             self._push(max(n.ready_at for n in new), "replaced", self._seq)
         else:
             for n in nodes:
