@@ -60,9 +60,13 @@ SPOT_RESIZE_MIN_SAVING = 0.6
 # +25 / +30 %; 0.2 gave −7 … +10 % per trace, 0.24 and 0.3 milder; 0.24 is the highest that still
 # repacks the ramp's leftovers of the constant-load test (a 24.8 % saving on spot).
 REPACK_MIN_SAVING = 0.24
-# shipped off for now: with it on, tests/test_differential.py's live and simulated runs part by one
-# consolidation round (10 s) after a repack (docs/simulator.md, "Known loop"); the live controller
-# and the `surge` policy both read this, so they stay one decision code either way
+# ...or this share, when every node of the set has had no pod bound or removed for REPACK_CALM_S: a
+# fleet that calm is a steady load (the constant-load test ends on 3 + 3 + 1 pods, 9.6 % dearer than
+# one node for all 7), where a busy trace's sets change before a small saving pays for the move
+REPACK_CALM_S = 1200.0
+REPACK_CALM_MIN_SAVING = 0.05
+# the live controller and the `surge` policy both read this, so they stay one decision code either
+# way; tests/test_differential.py compares a repack live and simulated
 REPACK_ON = True
 # Karpenter's commandValidationDelay: an Empty / Underutilized command waits this long, then is re-validated
 VALIDATION_S = 15.0
@@ -365,7 +369,8 @@ def repack_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], di
     prefix (at least two, in consolidation's candidate order; every size is tried, largest first,
     as a smaller set may miss a cheaper type a larger one reaches) of its consolidatable nodes
     whose pods all fit on the other nodes' room plus ONE new node costing at most
-    (1 − `min_saving`) of the prefix's price. Only the prefix's first node is replaced by that
+    (1 − `min_saving`) of the prefix's price — (1 − `REPACK_CALM_MIN_SAVING`) when every node of
+    the prefix has been calm (no pod event) for `REPACK_CALM_S`. Only the prefix's first node is replaced by that
     node (one disruption); the new node is protected for `PROTECT_S`, so the next rounds'
     ordinary single-node deletes move the other nodes' pods onto its room instead of
     consolidating or repacking it. Spot for spot is allowed: the saving is the whole set's. None
@@ -386,9 +391,17 @@ def repack_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], di
             if plan is None or plan.unschedulable or len(plan.new_nodes) != 1:
                 continue
             new = plan.new_nodes[0].price_per_hour
-            if new <= (1 - min_saving) * price:
+            need = min_saving if not all(calm_since(n, now) for n in candidates[:size]) \
+                else min(min_saving, REPACK_CALM_MIN_SAVING)
+            if new <= (1 - need) * price:
                 return Action((candidates[0],), "Underutilized", plan, price - new, now + PROTECT_S)
     return None
+
+
+def calm_since(node: NodeView, now: float) -> bool:
+    """No pod bound to or removed from the node for `REPACK_CALM_S` (since it was ready, if none)."""
+    since = node.pods_changed_at if node.pods_changed_at is not None else node.created_at
+    return now - since >= REPACK_CALM_S
 
 
 def revalidate(action: Action, nodes: Sequence[NodeView], pools: Mapping[str, Disruption],

@@ -14,6 +14,8 @@ from autoscaler.simulate.cluster import Cluster
 from provisioner.disruption import (
     DRAIN_BEFORE_RECLAIM_S,
     PROTECT_S,
+    REPACK_CALM_MIN_SAVING,
+    REPACK_CALM_S,
     REPACK_MIN_SAVING,
     REPACK_ON,
     SPOT_NOTICE_S,
@@ -174,6 +176,33 @@ def test_a_repack_may_replace_spot_with_spot_the_saving_is_the_whole_sets() -> N
                                   packed(0.1, 5, "spot", 0.3), repack_min_saving=REPACK_MIN_SAVING)
     assert action.replacement is not None and action.replacement.new_nodes[0].capacity_type == "spot"
     assert action.saving_per_hour == pytest.approx(1.5 - 0.5)
+
+
+def test_a_calm_fragmented_set_is_repacked_for_a_smaller_saving() -> None:
+    # the constant-load test's end on on-demand: 1 + 3 + 3 pods on c6a.large + 2 × c6a.xlarge
+    # (0.3825 $/h), where one m6a.2xlarge holds all 7 for 0.3456 $/h: 9.6 % less, under the margin
+    # while the pods move, enough once the set has had no pod event for REPACK_CALM_S
+    def fleet(changed: float) -> list[NodeView]:
+        return [node("c6a-large", 1, 0.0765, changed), node("c6a-xl-1", 3, 0.153, changed),
+                node("c6a-xl-2", 3, 0.153, changed)]
+
+    def plan_for(chosen: Sequence[NodeView]) -> Plan | None:
+        return one_new(0.3456) if sum(n.pods for n in chosen) == 7 else None  # the others' room is full
+
+    now = 5000.0
+    assert REPACK_CALM_MIN_SAVING < 1 - 0.3456 / 0.3825 < REPACK_MIN_SAVING
+    for changed in (now - 600.0, now - REPACK_CALM_S + 1):  # pods moved within REPACK_CALM_S: kept
+        assert disruption_actions(fleet(changed), {"default": policy(nodes="10%")}, {"default": 0}, now, plan_for,
+                                  repack_min_saving=REPACK_MIN_SAVING) == []
+    [action] = disruption_actions(fleet(now - REPACK_CALM_S), {"default": policy(nodes="10%")}, {"default": 0}, now,
+                                  plan_for, repack_min_saving=REPACK_MIN_SAVING)
+    assert [n.name for n in action.nodes] == ["c6a-large"] and action.kind == "replace"
+    assert action.protect_until == now + PROTECT_S and action.saving_per_hour == pytest.approx(0.3825 - 0.3456)
+    # one node of the set not calm (the others are): no lower margin
+    mixed = fleet(now - REPACK_CALM_S)
+    mixed[2] = node("c6a-xl-2", 3, 0.153, now - 60.0)
+    assert disruption_actions(mixed, {"default": policy(nodes="10%")}, {"default": 0}, now, plan_for,
+                              repack_min_saving=REPACK_MIN_SAVING) == []
 
 
 def test_only_surge_repacks() -> None:

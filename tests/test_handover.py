@@ -62,6 +62,11 @@ def test_a_handover_is_done_when_ready_pods_elsewhere_cover_the_node_or_time_is_
     assert not handover_done(h, 4, 150.0, wanted=5) and handover_done(h, 5, 150.0, wanted=5)
     assert not handover_done(h, 0, 100.0 + HANDOVER_TIMEOUT_S - 1)
     assert handover_done(h, 0, 100.0 + HANDOVER_TIMEOUT_S)
+    # covered, but a scale-up's pod still starts elsewhere: taking the extras back would delete that
+    # pod (not Ready goes before any pod-deletion-cost) and the drain would evict the node's pods
+    assert not handover_done(h, 7, 150.0, wanted=9, starting_elsewhere=1)
+    assert handover_done(h, 7, 150.0, wanted=9, starting_elsewhere=0)
+    assert handover_done(h, 0, 100.0 + HANDOVER_TIMEOUT_S, starting_elsewhere=2)  # the timeout still ends it
 
 
 def test_replicas_while_handovers_run_and_the_annotation() -> None:

@@ -467,6 +467,44 @@ async def test_a_replacement_is_not_deleted_as_empty_before_the_drain_moves_its_
 
 
 
+async def test_a_replacement_taints_the_old_node_before_it_launches_and_untaints_it_when_it_fails(
+        k8s_api: K8s, vpc: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Karpenter taints the candidates karpenter.sh/disrupted:NoSchedule before it pre-spins their
+    # replacement, and un-taints them when the replacement fails
+    # (https://karpenter.sh/docs/concepts/disruption/#disruption-controller): a pod bound to the old
+    # node while the replacement boots would only be moved again by the drain
+    em = k8s_api.emulator
+    em.put("v1", "pods", pending_pod("wide-0", cpu="3", labels={"app": "wide0"}))
+    async with rig(k8s_api, vpc, pool=nodepool(("spot",), consolidationPolicy="WhenEmptyOrUnderutilized",
+                                               consolidateAfter="0s", budgets=[{"nodes": "100%"}])) as r:
+        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
+        [claim] = r.claims()
+        old = claim["status"]["nodeName"]
+        unbind(em, "wide-0")
+        bind(em, "small-0", old, "500m")
+        create = r.controller.kube.create_nodeclaim
+
+        async def refused(body: dict) -> dict:
+            raise client.ApiException(status=403, reason="Forbidden")
+
+        def taints() -> list[list[str]]:  # the old node's disruption taints, write by write
+            return [[t["key"] for t in (obj["spec"].get("taints") or []) if t["key"] == "karpenter.sh/disrupted"]
+                    for _, key, _, obj in em.store.events
+                    if key == ("v1", "nodes") and obj["metadata"]["name"] == old]
+
+        monkeypatch.setattr(r.controller.kube, "create_nodeclaim", refused)
+        monkeypatch.setattr("provisioner.controller.SPOT_RESIZE_MIN_SAVING", 0.4)
+        await until(lambda: [["karpenter.sh/disrupted"], []] == taints()[-2:])  # tainted, then un-tainted
+        assert len(r.claims()) == 1 and em.get("v1", "nodes", "", old)["spec"].get("unschedulable") is not True
+        monkeypatch.setattr(r.controller.kube, "create_nodeclaim", create)
+        await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
+        log = [(key, obj["metadata"]["name"], obj) for _, key, _, obj in em.store.events]
+        created = next(i for i, (key, name, _) in enumerate(log) if key == KARP and name != claim["metadata"]["name"])
+        [*_, (_, _, before)] = [entry for entry in log[:created] if entry[:2] == (("v1", "nodes"), old)]
+        assert any(t["key"] == "karpenter.sh/disrupted" for t in before["spec"].get("taints") or [])  # taint first
+        assert taints()[-1] == ["karpenter.sh/disrupted"]  # once, though the drain writes it again
+
+
 async def test_a_fragmented_fleet_is_repacked_one_node_at_a_time(k8s_api: K8s, vpc: dict,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # surge's rule, not Karpenter's: three one-pod c5.large nodes (a ramp's leftovers, 0.255 $/h) that

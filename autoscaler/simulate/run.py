@@ -40,6 +40,7 @@ from provisioner.disruption import (
     DELETION_COST_EVERY_S,
     HANDOVER_DELETION_COST,
     PROTECT_S,
+    REPACK_CALM_S,
     SPOT_NOTICE_S,
     VALIDATION_S,
     Action,
@@ -809,6 +810,8 @@ class _Run:
             since = v.pods_changed_at if v.pods_changed_at is not None else v.empty_since
             if after is not None and since is not None:
                 times.append(since + after)
+            if self.policy.repack_min_saving is not None:  # repack's lower margin for a calm set
+                times.append((v.pods_changed_at if v.pods_changed_at is not None else v.created_at) + REPACK_CALM_S)
             if v.protected_until is not None:
                 times.append(v.protected_until)
             if v.expire_after_s is not None:
