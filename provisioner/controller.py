@@ -891,8 +891,9 @@ class ProvisioningController:
         self.metrics.disrupted.labels(pool, why.split(" ")[0]).inc()
         if node_name and node_name in self.nodes:
             node = self.nodes[node_name]
-            taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != DISRUPTED_TAINT["key"]]
-            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": [*taints, DISRUPTED_TAINT]}})
+            taints = [*(t for t in (node.get("spec") or {}).get("taints") or []
+                        if t.get("key") != DISRUPTED_TAINT["key"]), DISRUPTED_TAINT]
+            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()  # terminationGracePeriod counts from the drain's start, handover included
             if hands_over(why):

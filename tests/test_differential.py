@@ -342,11 +342,9 @@ async def handovers_ended(world: World, controller: ProvisioningController, look
             await settle(world, controller)
             await asyncio.sleep(0.01)
         else:
-            dep = world.deployment()
+            on = [p["metadata"]["name"] for p in world.pods() if p["spec"].get("nodeName") == node]
             raise AssertionError(f"the handover of {node} ended but its drain did not at t={world.now} "
-                                 f"replicas={dep['spec']['replicas']} ann={dep['metadata'].get('annotations')} "
-                                 f"pods={len(world.pods())} on={[p['metadata']['name'] for p in world.pods() if p['spec'].get('nodeName') == node]} "
-                                 f"cache={len([p for k, p in controller.pods.items() if k.startswith(NS)])} looks={looks.ended}")
+                                 f"(replicas {world.replicas}, {len(world.pods())} pods, on the node {on})")
 
 
 async def disrupt(world: World, controller: ProvisioningController) -> None:

@@ -494,7 +494,7 @@ async def test_a_replacement_taints_the_old_node_before_it_launches_and_untaints
 
         monkeypatch.setattr(r.controller.kube, "create_nodeclaim", refused)
         monkeypatch.setattr("provisioner.controller.SPOT_RESIZE_MIN_SAVING", 0.4)
-        await until(lambda: [["karpenter.sh/disrupted"], []] == taints()[-2:])  # tainted, then un-tainted
+        await until(lambda: taints()[-2:] == [["karpenter.sh/disrupted"], []])  # tainted, then un-tainted
         assert len(r.claims()) == 1 and em.get("v1", "nodes", "", old)["spec"].get("unschedulable") is not True
         monkeypatch.setattr(r.controller.kube, "create_nodeclaim", create)
         await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
