@@ -355,12 +355,7 @@ async def disrupt(world: World, controller: ProvisioningController) -> None:
     done = await controller.disrupt_once()
     started = {t for c, t in controller.disrupting.items() if c not in before}
     drains = [node for node, why in done if "replace" not in why]
-    for _ in range(300):
-        if all(terminated(world, n) or n in running_handovers(world) for n in drains):
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError(f"drains of {drains} neither ended nor handed over at t={world.now}")
+    await drained_or_handing_over(world, drains)
     if len(drains) < len(done):
         await asyncio.wait(started, timeout=0.5)
         world.replacing.append(([node for node, why in done if "replace" in why], set(controller.claims) - claims))
@@ -375,13 +370,17 @@ async def replacements_drained(world: World, controller: ProvisioningController)
         nodes, claims = entry
         if not all(c not in controller.claims or _condition_true(controller.claims[c], "Initialized") for c in claims):
             continue
-        for _ in range(300):
-            if all(terminated(world, n) or n in running_handovers(world) for n in nodes):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError(f"replaced nodes {nodes} neither drained nor handed over at t={world.now}")
+        await drained_or_handing_over(world, nodes)
         world.replacing.remove(entry)
+
+
+async def drained_or_handing_over(world: World, nodes: Sequence[str]) -> None:
+    """Wait until each node's drain has terminated it or runs a handover (milliseconds live)."""
+    for _ in range(300):
+        if all(terminated(world, n) or n in running_handovers(world) for n in nodes):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"drains of {list(nodes)} neither ended nor handed over at t={world.now}")
 
 
 def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:

@@ -445,11 +445,10 @@ async def test_a_mostly_empty_spot_node_is_right_sized_by_a_cheaper_spot_node(k8
 
 
 
-async def test_a_replacement_is_not_deleted_as_empty_before_the_drain_moves_its_pods(
-        k8s_api: K8s, vpc: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Karpenter counts pods nominated to a node as its pods: the replacement node is initialized a
-    # while before the old node's drain starts (here a 1.5-s poll against 0.3-s disruption rounds),
-    # and must not look empty in between, or it is deleted and the replace starts over
+@contextlib.asynccontextmanager
+async def small_pod_on_a_wide_spot_node(k8s_api: K8s, vpc: dict) -> AsyncIterator[tuple[Rig, dict]]:
+    """A spot node launched for a 3-CPU pod, which finished; a 500m pod runs there now (a
+    replacement by a cheaper spot node is due once SPOT_RESIZE_MIN_SAVING allows it)."""
     em = k8s_api.emulator
     em.put("v1", "pods", pending_pod("wide-0", cpu="3", labels={"app": "wide0"}))
     async with rig(k8s_api, vpc, pool=nodepool(("spot",), consolidationPolicy="WhenEmptyOrUnderutilized",
@@ -458,6 +457,16 @@ async def test_a_replacement_is_not_deleted_as_empty_before_the_drain_moves_its_
         [claim] = r.claims()
         unbind(em, "wide-0")
         bind(em, "small-0", claim["status"]["nodeName"], "500m")
+        yield r, claim
+
+
+async def test_a_replacement_is_not_deleted_as_empty_before_the_drain_moves_its_pods(
+        k8s_api: K8s, vpc: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Karpenter counts pods nominated to a node as its pods: the replacement node is initialized a
+    # while before the old node's drain starts (here a 1.5-s poll against 0.3-s disruption rounds),
+    # and must not look empty in between, or it is deleted and the replace starts over
+    em = k8s_api.emulator
+    async with small_pod_on_a_wide_spot_node(k8s_api, vpc) as (r, claim):
         r.controller.tick_s = 1.5
         monkeypatch.setattr("provisioner.controller.SPOT_RESIZE_MIN_SAVING", 0.4)
         await until(lambda: any("Underutilized (replace" in e["message"] for e in em.all("v1", "events")))
@@ -474,14 +483,8 @@ async def test_a_replacement_taints_the_old_node_before_it_launches_and_untaints
     # (https://karpenter.sh/docs/concepts/disruption/#disruption-controller): a pod bound to the old
     # node while the replacement boots would only be moved again by the drain
     em = k8s_api.emulator
-    em.put("v1", "pods", pending_pod("wide-0", cpu="3", labels={"app": "wide0"}))
-    async with rig(k8s_api, vpc, pool=nodepool(("spot",), consolidationPolicy="WhenEmptyOrUnderutilized",
-                                               consolidateAfter="0s", budgets=[{"nodes": "100%"}])) as r:
-        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
-        [claim] = r.claims()
+    async with small_pod_on_a_wide_spot_node(k8s_api, vpc) as (r, claim):
         old = claim["status"]["nodeName"]
-        unbind(em, "wide-0")
-        bind(em, "small-0", old, "500m")
         create = r.controller.kube.create_nodeclaim
 
         async def refused(body: dict) -> dict:
