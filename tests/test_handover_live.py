@@ -55,7 +55,7 @@ def web_pods(em: Any) -> list[dict[str, Any]]:
     return [p for p in em.all("v1", "pods") if (p["metadata"].get("labels") or {}).get("app") == "web"]
 
 
-async def replicaset(em: Any, start_s: float = 0.3, ready: Callable[[], bool] = lambda: True) -> None:
+async def replicaset(em: Any, start_s: float = 0.3, ready: Callable[[str], bool] = lambda _: True) -> None:
     """The ReplicaSet controller (and scheduler, kubelet) for `apps/web`: pods follow spec.replicas."""
     names = (f"web-{HASH}-{i}" for i in itertools.count(100))
     starting: dict[str, float] = {}
@@ -66,7 +66,7 @@ async def replicaset(em: Any, start_s: float = 0.3, ready: Callable[[], bool] = 
             want = int(dep["spec"]["replicas"])
             for p in pods:  # the kubelet: started pods turn Ready
                 name = p["metadata"]["name"]
-                if name in starting and time.monotonic() >= starting[name] and ready():
+                if name in starting and time.monotonic() >= starting[name] and ready(name):
                     del starting[name]
                     em.put("v1", "pods", web_pod(name, p["spec"]["nodeName"], True) | {"metadata": p["metadata"]})
             if len(pods) < want:
@@ -201,7 +201,7 @@ async def test_replacements_not_ready_in_time_are_given_up_and_the_pods_evicted(
         a, b = await two_nodes(em, r)
         em.put(*DEP, deployment(1))
         evicted, history, _ = record(em)
-        rs = asyncio.create_task(replicaset(em, ready=lambda: False))  # the new pod never gets Ready
+        rs = asyncio.create_task(replicaset(em, ready=lambda _: False))  # the new pod never gets Ready
         try:
             consolidate_now(r)
             await until(lambda: (2, {b: 1}) in history)
@@ -212,6 +212,38 @@ async def test_replacements_not_ready_in_time_are_given_up_and_the_pods_evicted(
             assert history[-1] == (1, {})  # the extra replica was taken back before the eviction
             await until(lambda: b not in {n["metadata"]["name"] for n in em.all("v1", "nodes")})
             assert {p["spec"]["nodeName"] for p in web_pods(em)} <= {a}
+        finally:
+            rs.cancel()
+            await asyncio.gather(rs, return_exceptions=True)
+
+
+async def test_a_scale_ups_starting_pods_hold_the_end_so_the_nodes_pods_are_not_evicted(k8s_api: K8s, vpc: dict,
+                                                                                      wide: None) -> None:
+    # the extra pod is Ready elsewhere, but a scale-up's pod still starts there: taking the extra
+    # back then would delete that not-Ready pod (Kubernetes deletes not-Ready pods before any
+    # pod-deletion-cost) and the drain would evict the node's Ready pod — a restart
+    em = k8s_api.emulator
+    extra, scaled = f"web-{HASH}-100", f"web-{HASH}-101"  # the stand-in ReplicaSet's next names
+    held = {extra, scaled}
+    async with rig(k8s_api, vpc, pool=POOL) as r:
+        _, b = await two_nodes(em, r)
+        em.put(*DEP, deployment(1))
+        evicted, history, _ = record(em)
+        rs = asyncio.create_task(replicaset(em, ready=lambda name: name not in held))
+        try:
+            consolidate_now(r)
+            await until(lambda: (2, {b: 1}) in history)
+            dep = em.get(*DEP, "apps", "web")
+            dep["spec"]["replicas"] = 3  # the operator scales 1 → 2 during the handover: 2 + the extra
+            em.put(*DEP, dep)
+            await until(lambda: em.get("v1", "pods", "apps", scaled) is not None)
+            held.discard(extra)  # the extra is Ready elsewhere: the node is covered, the scale-up is not
+            await asyncio.sleep(1.5)
+            assert history[-1] == (3, {b: 1}) and evicted == []  # it waits for the starting pod
+            held.clear()
+            await until(lambda: b not in {n["metadata"]["name"] for n in em.all("v1", "nodes")}, timeout=40)
+            assert history[-1] == (2, {}) and evicted == []  # the take-back deleted the node's pod
+            assert em.get("v1", "pods", "apps", f"web-{HASH}-0") is None and em.get("v1", "pods", "apps", scaled)
         finally:
             rs.cancel()
             await asyncio.gather(rs, return_exceptions=True)
