@@ -6,9 +6,10 @@ Provisioner half: a step, a spike, a drain to zero and a spot interruption (and 
 the live `ProvisioningController` with the simulated cloud provider, fed the replica writes of
 the simulated surge operator: every node is launched at the same tick with the same type and
 terminated at the same tick (`BatchWindow`, `make_plan`, `prepare_for`, `provisioner.disruption`,
-`pod_event`, `reserved_pods`, `catalog_now`), and consolidation drains make before they break on
+`pod_event`, `reserved_pods`, `catalog_now`), consolidation drains make before they break on
 both sides (`hands_over`, `handover_done`, `handover_replicas`: as many handovers live as
-simulated). Kubernetes' own controllers are small stand-ins here as in the simulator: the
+simulated), and each scenario's fragmented leftovers are repacked once on both sides
+(`repack_action`: the replacement's node, its drain and the deletes that fill it). Kubernetes' own controllers are small stand-ins here as in the simulator: the
 operator's write (its decision plus the handover extras), the Deployment's ReplicaSet
 (`pod-template-hash`, scale-down order with readiness and pod-deletion-cost), a LeastAllocated
 scheduler (the mean of the requested CPU and memory fractions, as kube-scheduler's

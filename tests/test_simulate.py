@@ -352,8 +352,8 @@ def test_a_constant_load_is_calm_and_costs_no_more_than_static(tmp_path: Path, p
 
 @pytest.mark.parametrize("policy", ["surge", "surge-no-events"])
 def test_repack_packs_the_ramps_spot_leftovers(tmp_path: Path, policy: str) -> None:
-    """With repack on (REPACK_MIN_SAVING), the ramp's single-pod spot nodes end on static-peak's one
-    node: the constant-load property holds; off (as shipped, REPACK_ON), they stay fragmented."""
+    """With repack on (REPACK_MIN_SAVING, as shipped), the ramp's single-pod spot nodes end on
+    static-peak's one node: the constant-load property holds; off, they stay fragmented."""
     paths = files(tmp_path, capacity=SPOT)
     a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
     setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
