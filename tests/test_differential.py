@@ -37,7 +37,6 @@ from kubernetes_asyncio import client
 
 import provisioner.controller
 from autoscaler.engine.decide import TriggerReading
-from autoscaler.engine.follow import ahead_protection_s, surge_defaults
 from autoscaler.engine.reaction import LAG_WATCH_S, WAKE_COALESCE_S
 from autoscaler.operator.controller import BATCH_AHEAD_S, Entry, ScaledObjectController
 from autoscaler.operator.kube import Kube
@@ -360,22 +359,12 @@ async def disrupt(world: World, controller: ProvisioningController) -> None:
         await asyncio.wait(started, timeout=0.5)
 
 
-# The scenarios pin the HPA's default scale-down (surge obeys an explicit one exactly: 300 s, and
-# nodes launched ahead protected as long, `engine.follow`). Under surge's own 60-s default the live
-# and simulated decisions were identical tick by tick, but the harness read the pushed list's write
-# at t=285 one tick late and the ramp's terminations 10 s apart on some runs: not yet covered here
-# (docs/benchmarks-simulate.md, "Follow the work").
-HPA_SCALE_DOWN = """  advanced:
-    horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: 300}}}
-"""
-
-
 @pytest.mark.parametrize(("trace", "notice_at", "hands_over"), [(scenario(), NOTICE_AT, True), (ramp(), None, False)],
                          ids=["spike", "ramp"])
 async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_nodes(
         tmp_path: Path, k8s_api: K8s, trace: Trace, notice_at: float | None, hands_over: bool,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    paths = files(tmp_path, so=SO.format(max=50) + HPA_SCALE_DOWN, capacity="spot, on-demand")
+    paths = files(tmp_path, so=SO.format(max=50), capacity="spot, on-demand")
     a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0, node_boot_cpu_s=BOOT)
     setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
     sim = simulate(trace, setup, policy_named("surge"), a, notices=() if notice_at is None else (notice_at,))
@@ -423,8 +412,7 @@ async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_node
                     assert replacement is not None
                     notice = (spot[0].id, replacement, t)
                 if replicas > world.desired:
-                    await controller.prepare_for(NS, "Deployment", NAME, replicas - world.desired,
-                                                 ahead_protection_s(surge_defaults(setup.spec)))
+                    await controller.prepare_for(NS, "Deployment", NAME, replicas - world.desired)
                 world.operator(replicas)
                 world.replicaset()
                 world.scheduler()
@@ -472,7 +460,7 @@ spec:
   maxReplicaCount: 50
   triggers:
     - {trigger}
-""" + HPA_SCALE_DOWN.replace("{", "{{").replace("}", "}}")
+"""
 REDIS_TRIGGER = '{{type: redis, name: backlog, metadata: {{address: "{address}", listName: jobs, listLength: "10"}}}}'
 STREAM_TRIGGER = ('{{type: redis-streams, name: stream, metadata: {{address: "{address}", stream: jobs, '
                   'streamLength: "10"}}}}')

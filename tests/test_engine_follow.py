@@ -1,5 +1,6 @@
 """surge's own scale-down default (`engine.follow`): step down after FOLLOW_WORK_WINDOW_S of lower
-recommendations when the ScaledObject sets no scaleDown; any explicit scaleDown is the HPA's."""
+recommendations when the ScaledObject sets no scaleDown; any explicit scaleDown is the HPA's. It
+ships off (FOLLOW_WORK_ON): the switch leaves the HPA's semantics and PROTECT_S untouched."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pytest
 from autoscaler.engine.decide import EngineState, ScalingSpec, TriggerReading, decide
 from autoscaler.engine.follow import (
     AHEAD_PROTECT_MIN_S,
+    FOLLOW_WORK_ON,
     FOLLOW_WORK_WINDOW_S,
     ahead_protection_s,
     surge_defaults,
 )
 from autoscaler.engine.spec import scaling_spec
 from autoscaler.manifests.keda import ScaledObject
+from provisioner.disruption import PROTECT_S
 
 T0 = 1_000_000.0
 
@@ -45,7 +48,7 @@ def after_spike(spec: ScalingSpec, quiet_s: float) -> int:
 
 
 def test_without_a_scale_down_surge_steps_down_once_the_work_has_been_gone_for_its_window() -> None:
-    spec = surge_defaults(scaling_spec(manifest(), {"lag": 10.0}))
+    spec = surge_defaults(scaling_spec(manifest(), {"lag": 10.0}), on=True)
     assert spec.behavior.scale_down.stabilization_window_seconds == FOLLOW_WORK_WINDOW_S < 300
     assert after_spike(spec, FOLLOW_WORK_WINDOW_S - 1) == 20  # still inside the window
     assert after_spike(spec, FOLLOW_WORK_WINDOW_S + 2) == 2  # the spike's pods are given back
@@ -62,15 +65,15 @@ def test_without_a_scale_down_surge_steps_down_once_the_work_has_been_gone_for_i
 ])
 def test_an_explicit_scale_down_is_obeyed_exactly_as_the_hpa_would(scale_down: dict[str, Any]) -> None:
     raw = scaling_spec(manifest({"scaleDown": scale_down}), {"lag": 10.0})
-    spec = surge_defaults(raw)
+    spec = surge_defaults(raw, on=True)
     assert spec == raw and spec.scale_down_given
     assert after_spike(spec, FOLLOW_WORK_WINDOW_S + 2) == 20
-    assert ahead_protection_s(spec) == 300
+    assert ahead_protection_s(spec, on=True) == 300
 
 
 def test_a_scale_up_setting_alone_keeps_surges_scale_down() -> None:
     up = {"scaleUp": {"stabilizationWindowSeconds": 0}}
-    spec = surge_defaults(scaling_spec(manifest(up), {"lag": 10.0}))
+    spec = surge_defaults(scaling_spec(manifest(up), {"lag": 10.0}), on=True)
     assert not spec.scale_down_given
     assert spec.behavior.scale_down.stabilization_window_seconds == FOLLOW_WORK_WINDOW_S
 
@@ -80,5 +83,14 @@ def test_a_scale_up_setting_alone_keeps_surges_scale_down() -> None:
 def test_nodes_launched_ahead_are_protected_as_long_as_the_engine_holds_their_replicas(
         window: int | None, protect: float) -> None:
     behavior = None if window is None else {"scaleDown": {"stabilizationWindowSeconds": window}}
-    spec = surge_defaults(scaling_spec(manifest(behavior), {"lag": 10.0}))
-    assert ahead_protection_s(spec) == protect
+    spec = surge_defaults(scaling_spec(manifest(behavior), {"lag": 10.0}), on=True)
+    assert ahead_protection_s(spec, on=True) == protect
+
+
+def test_switched_off_the_operator_decides_as_the_hpa_and_protects_for_protect_s() -> None:
+    """The shipped state (FOLLOW_WORK_ON): nothing of the HPA's semantics changes."""
+    raw = scaling_spec(manifest(), {"lag": 10.0})
+    assert not FOLLOW_WORK_ON
+    assert surge_defaults(raw) == raw and surge_defaults(raw, on=False) == raw
+    assert ahead_protection_s(raw) == ahead_protection_s(surge_defaults(raw), on=False) == PROTECT_S
+    assert after_spike(surge_defaults(raw), FOLLOW_WORK_WINDOW_S + 2) == 20

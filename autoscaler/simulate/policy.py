@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from autoscaler.engine.follow import FOLLOW_WORK_ON
 from provisioner.disruption import REPACK_MIN_SAVING, REPACK_ON, SPOT_RESIZE_MIN_SAVING
 
 SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "handover",
@@ -64,7 +65,7 @@ KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
                forecast_keep=True, predictive=True, deletion_cost=True, handover=True, spot_to_spot=True,
                spot_min_saving=SPOT_RESIZE_MIN_SAVING,
-               repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None, follow_work=True)
+               repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None, follow_work=FOLLOW_WORK_ON)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 

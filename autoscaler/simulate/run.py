@@ -300,7 +300,7 @@ class _Run:
                  progress: Callable[[int], None] | None):
         self.trace, self.setup, self.policy, self.a = trace, setup, policy, a
         # what the engine decides with: the live operator's `surge_defaults` for surge, KEDA's for KEDA
-        self.spec = surge_defaults(setup.spec) if policy.follow_work else setup.spec
+        self.spec = surge_defaults(setup.spec, policy.follow_work)
         self.progress = progress
         self.on_readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None
         self.dt = tick_for(trace, a)
@@ -454,7 +454,7 @@ class _Run:
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
         if ahead is not None:
-            self._launch(ahead, now, protect_until=now + ahead_protection_s(self.spec))
+            self._launch(ahead, now, protect_until=now + ahead_protection_s(self.spec, self.policy.follow_work))
             self.cluster.schedule(now)
 
     def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> int | None:
