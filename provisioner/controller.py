@@ -402,9 +402,12 @@ class ProvisioningController:
             out.append(ExistingNode(name, {**it.labels, **labels}, free, taints))
         return out
 
-    async def prepare_for(self, namespace: str, kind: str, name: str, adding: int) -> list[str]:
+    async def prepare_for(self, namespace: str, kind: str, name: str, adding: int,
+                          protect_s: float = PROTECT_S) -> list[str]:
         """Pods and nodes together: the ScaledObject controller is adding `adding` replicas to
-        `kind/name`; plan and launch nodes for them now, before they exist."""
+        `kind/name`; plan and launch nodes for them now, before they exist, protected from
+        consolidation for `protect_s` (the operator passes `engine.follow.ahead_protection_s`: as
+        long as its engine holds those replicas at least)."""
         if adding <= 0 or not {"nodes", "nodepools"} <= self.synced:
             return []
         template = await self.kube.pod_template(namespace, kind, name)
@@ -414,7 +417,7 @@ class ProvisioningController:
         keys = tuple(f"{namespace}/{name}-ahead-{i}" for i in range(adding))
         g = group_from_pod_spec(f"{name}-ahead", adding, template.get("spec") or {}, labels, namespace)
         group = dataclasses.replace(g, pod_names=keys)
-        until = self.clock() + PROTECT_S
+        until = self.clock() + protect_s
         claims = await self.provision([group], protect_until=until, requests={k: g.requests for k in keys})
         if claims:
             self.reservations.append(Reservation(namespace, labels, adding, tuple(claims), until))

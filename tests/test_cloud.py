@@ -119,6 +119,10 @@ def test_fleet_errors_mark_offerings_as_aws_reports_them() -> None:
 def aws(moto_server: Server) -> dict[str, object]:
     url = f"http://127.0.0.1:{moto_server.port}"
     ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=url)
+    live = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] in ("pending", "running")]
+    if live:  # the server is shared: instances other tests left behind are not this test's to own
+        ec2.terminate_instances(InstanceIds=live)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     tag = [{"Key": "karpenter.sh/discovery", "Value": "demo"}]
     subnets = {}

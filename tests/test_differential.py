@@ -9,12 +9,12 @@ terminated at the same tick (`BatchWindow`, `make_plan`, `prepare_for`, `provisi
 `pod_event`, `reserved_pods`, `catalog_now`), consolidation drains make before they break on
 both sides (`hands_over`, `handover_done`, `handover_replicas`: as many handovers live as
 simulated), and each scenario's fragmented leftovers are repacked once on both sides
-(`repack_action`: the replacement's node, its drain and the deletes that fill it). Kubernetes' own controllers are small stand-ins here as in the simulator: the
-operator's write (its decision plus the handover extras), the Deployment's ReplicaSet
-(`pod-template-hash`, scale-down order with readiness and pod-deletion-cost), a LeastAllocated
-scheduler (the mean of the requested CPU and memory fractions, as kube-scheduler's
-NodeResourcesFit) and a kubelet that registers an instance's Node 40 s after launch and marks a
-pod Ready `pod_start_s` after it was bound.
+(`repack_action`: the replacement's node, its drain and the deletes that fill it). Kubernetes'
+own controllers are small stand-ins here as in the simulator: the operator's write (its decision
+plus the handover extras), the Deployment's ReplicaSet (`pod-template-hash`, scale-down order
+with readiness and pod-deletion-cost), a LeastAllocated scheduler (the mean of the requested CPU
+and memory fractions, as kube-scheduler's NodeResourcesFit) and a kubelet that registers an
+instance's Node 40 s after launch and marks a pod Ready `pod_start_s` after it was bound.
 
 Operator half: the live `ScaledObjectController` with real Redis scalers against a real
 redis-server, fed what the simulated triggers read, writes the same replicas at the same ticks

@@ -62,7 +62,7 @@ async def operator(k8s: K8s, **env: str) -> AsyncIterator[tuple[ScaledObjectCont
     """The ScaledObject controller and the HTTP controller, as `surge operator` wires them."""
     handed: list[tuple] = []
 
-    async def on_scale_up(ns: str, kind: str, name: str, adding: int) -> None:
+    async def on_scale_up(ns: str, kind: str, name: str, adding: int, protect_s: float) -> None:
         handed.append((ns, kind, name, adding))
 
     async with client.ApiClient(k8s.configuration) as api:

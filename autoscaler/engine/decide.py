@@ -69,6 +69,8 @@ class ScalingSpec:
     paused_replicas: int | None = None
     paused_scale_in: bool = False
     paused_scale_out: bool = False
+    # the ScaledObject sets behavior.scaleDown: obeyed as the HPA would (`engine.follow.surge_defaults`)
+    scale_down_given: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,4 +57,5 @@ def scaling_spec(so: ScaledObject, targets: Mapping[str, float]) -> ScalingSpec:
         paused_replicas=so.paused_replicas,
         paused_scale_in=so.paused_scale_in,
         paused_scale_out=so.paused_scale_out,
+        scale_down_given=behavior is not None and behavior.scale_down is not None,
     )

@@ -32,6 +32,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from autoscaler.engine.decide import Decision, EngineState, TriggerReading, decide
+from autoscaler.engine.follow import ahead_protection_s, surge_defaults
 from autoscaler.engine.predictive import Predictive, apply_predictive, forecast_replicas
 from autoscaler.engine.reaction import next_due, on_change, pushes, watch_interval
 from autoscaler.engine.spec import ScalingSpec, scaling_spec, trigger_key
@@ -193,7 +194,9 @@ class ScaledObjectController:
         self.predictor = predictor
         # told about every scale-up (namespace, kind, name, replicas added): the provisioner plans
         # nodes for those pods in the same step instead of waiting for them to go Pending
-        self.on_scale_up: Callable[[str, str, str, int], Awaitable[Any]] | None = None
+        # told of a scale-up (namespace, kind, name, replicas added, how long to protect nodes launched
+        # for them: `engine.follow.ahead_protection_s`)
+        self.on_scale_up: Callable[[str, str, str, int, float], Awaitable[Any]] | None = None
         # told what a reliable forecast says a target needs within the horizon (namespace, kind,
         # name, replicas, horizon seconds): consolidation keeps the capacity for it
         self.on_forecast: Callable[[str, str, str, int, float], Awaitable[Any]] | None = None
@@ -460,7 +463,7 @@ class ScaledObjectController:
         if not scalers and unsupported:
             raise Invalid("UnsupportedTrigger", f"no trigger surge can evaluate: {', '.join(unsupported)}")
         targets = {k: s.metric_specs()[0].target for k, s in scalers}
-        spec = scaling_spec(so, targets)
+        spec = surge_defaults(scaling_spec(so, targets))  # surge's scale-down unless the user set one
         spec = dataclasses.replace(spec, triggers=tuple(t for t in spec.triggers if t.name in targets))
         state = self.states.get(key) or self._restored_state(raw) or EngineState(created_at=self.clock())
         batchable = all(shares_cycle(s) for _, s in scalers)
@@ -687,7 +690,8 @@ class ScaledObjectController:
                 self.cache.replicas[(ns, ref.kind, ref.name)] = (written, ready + extra)
             self.metrics.scales.labels(ns, name).inc()
             if self.on_scale_up is not None and d.replicas > current:
-                task = asyncio.create_task(self._hand_off(ns, ref.kind, ref.name, d.replicas - current))
+                task = asyncio.create_task(self._hand_off(ns, ref.kind, ref.name, d.replicas - current,
+                                                          ahead_protection_s(entry.spec)))
                 self.handoffs.add(task)
                 task.add_done_callback(self.handoffs.discard)
             reason = ("KEDAScaleTargetActivated" if current == 0 else
@@ -728,10 +732,10 @@ class ScaledObjectController:
             await self._report_invalid(entry.raw, "InternalError", f"{type(exc).__name__}: {exc}")
             entry.last_status = ()
 
-    async def _hand_off(self, ns: str, kind: str, name: str, adding: int) -> None:
+    async def _hand_off(self, ns: str, kind: str, name: str, adding: int, protect_s: float) -> None:
         assert self.on_scale_up is not None
         try:
-            await self.on_scale_up(ns, kind, name, adding)
+            await self.on_scale_up(ns, kind, name, adding, protect_s)
         except Exception as exc:  # the pods still go Pending and get nodes the usual way
             log.warning("hand-off of %d new %s/%s pods to the provisioner failed: %s", adding, kind, name, exc)
 

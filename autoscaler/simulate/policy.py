@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from autoscaler.engine.follow import FOLLOW_WORK_ON
 from provisioner.disruption import REPACK_MIN_SAVING, REPACK_ON, SPOT_RESIZE_MIN_SAVING
 
 SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "handover",
-                  "spot-resize", "repack")
+                  "spot-resize", "repack", "follow-work")
 
 
 class PolicyError(ValueError):
@@ -52,6 +53,10 @@ class Policy:
     # surge repacks a fragmented fleet one node at a time when one new node saves this share of the
     # set's price (`provisioner.disruption.repack_action`); None: off, as Karpenter has no such step
     repack_min_saving: float | None = None
+    # the operator decides with `engine.follow.surge_defaults` (its own scale-down where the user set
+    # none) and protects nodes launched ahead for `engine.follow.ahead_protection_s`; off: the HPA's
+    # default scaleDown, as KEDA + HPA
+    follow_work: bool = False
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
@@ -60,7 +65,7 @@ KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
                forecast_keep=True, predictive=True, deletion_cost=True, handover=True, spot_to_spot=True,
                spot_min_saving=SPOT_RESIZE_MIN_SAVING,
-               repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None)
+               repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None, follow_work=FOLLOW_WORK_ON)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
@@ -69,7 +74,7 @@ _SWITCHED_OFF: dict[str, dict[str, Any]] = {
     "events": {"events": False}, "packer": {"packer": "karpenter"}, "spot": {"spot": False},
     "together": {"launch_ahead": False}, "forecast": {"forecast_keep": False}, "predictive": {"predictive": False},
     "deletion-cost": {"deletion_cost": False}, "handover": {"handover": False}, "spot-resize": {"spot_to_spot": False},
-    "repack": {"repack_min_saving": None},
+    "repack": {"repack_min_saving": None}, "follow-work": {"follow_work": False},
 }
 
 

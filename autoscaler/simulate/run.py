@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.engine.decide import Decision, EngineState, ScalingSpec, TriggerReading, decide
+from autoscaler.engine.follow import ahead_protection_s, surge_defaults
 from autoscaler.engine.predictive import Predictive, TriggerForecast, apply_predictive, forecast_replicas
 from autoscaler.engine.reaction import next_due, on_change, watch_interval
 from autoscaler.simulate.cluster import Cluster, Node
@@ -39,7 +40,6 @@ from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
     DELETION_COST_EVERY_S,
     HANDOVER_DELETION_COST,
-    PROTECT_S,
     REPACK_CALM_S,
     SPOT_NOTICE_S,
     VALIDATION_S,
@@ -301,6 +301,8 @@ class _Run:
     def __init__(self, trace: Trace, setup: Setup, policy: Policy, a: Assumptions,
                  progress: Callable[[int], None] | None):
         self.trace, self.setup, self.policy, self.a = trace, setup, policy, a
+        # what the engine decides with: the live operator's `surge_defaults` for surge, KEDA's for KEDA
+        self.spec = surge_defaults(setup.spec, policy.follow_work)
         self.progress = progress
         self.on_readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None
         self.dt = tick_for(trace, a)
@@ -443,7 +445,7 @@ class _Run:
     def _decide(self, readings: dict[str, TriggerReading], now: float) -> None:
         if self.on_readings is not None:
             self.on_readings(now, readings)
-        d = decide(self.setup.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
+        d = decide(self.spec, readings, self.replicas, self.cluster.ready_pods, self.state, now)
         replicas = d.replicas if self.predictor is None else self._predictive(readings, d, now)
         self.state = d.state
         if replicas is None or replicas == self.replicas:
@@ -455,7 +457,7 @@ class _Run:
         self.cluster.set_replicas(self._target(), now)
         self.cluster.schedule(now)
         if ahead is not None:
-            self._launch(ahead, now, protect_until=now + PROTECT_S)
+            self._launch(ahead, now, protect_until=now + ahead_protection_s(self.spec, self.policy.follow_work))
             self.cluster.schedule(now)
 
     def _predictive(self, readings: dict[str, TriggerReading], d: Decision, now: float) -> int | None:
@@ -466,7 +468,7 @@ class _Run:
         decision's replicas, the current replicas and the forecasts (its conditions, which the
         simulation does not publish, are all it adds)."""
         assert self.predictor is not None
-        trig = self.setup.spec.triggers[0]
+        trig = self.spec.triggers[0]
         r = readings.get(trig.name)
         if r is not None and r.value is not None:
             self.predictor.observe(now, r.value)
@@ -474,17 +476,17 @@ class _Run:
         if current is not self._forecast_of:
             self._forecast_of = current
             self._forecasts = {trig.name: current}
-            self._wanted = forecast_replicas(self.setup.spec, self._forecasts)[0]
+            self._wanted = forecast_replicas(self.spec, self._forecasts)[0]
             self._applied.clear()
         wanted, forecasts = self._wanted, self._forecasts
         if wanted is not None and self.policy.forecast_keep:
-            replicas = min(wanted, self.setup.spec.max_replicas)
+            replicas = min(wanted, self.spec.max_replicas)
             if self.forecast is None or self.forecast[0] != replicas:
                 self._changed = True
             self.forecast = (replicas, now + self.predictor.horizon_s)
         key = (d.replicas, self.replicas)
         if key not in self._applied:
-            self._applied[key] = apply_predictive(self.setup.spec, PREDICTIVE_ON, d, self.replicas, forecasts).replicas
+            self._applied[key] = apply_predictive(self.spec, PREDICTIVE_ON, d, self.replicas, forecasts).replicas
         return self._applied[key]
 
     def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:

@@ -1,0 +1,96 @@
+"""surge's own scale-down default (`engine.follow`): step down after FOLLOW_WORK_WINDOW_S of lower
+recommendations when the ScaledObject sets no scaleDown; any explicit scaleDown is the HPA's. It
+ships off (FOLLOW_WORK_ON): the switch leaves the HPA's semantics and PROTECT_S untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from autoscaler.engine.decide import EngineState, ScalingSpec, TriggerReading, decide
+from autoscaler.engine.follow import (
+    AHEAD_PROTECT_MIN_S,
+    FOLLOW_WORK_ON,
+    FOLLOW_WORK_WINDOW_S,
+    ahead_protection_s,
+    surge_defaults,
+)
+from autoscaler.engine.spec import scaling_spec
+from autoscaler.manifests.keda import ScaledObject
+from provisioner.disruption import PROTECT_S
+
+T0 = 1_000_000.0
+
+
+def manifest(behavior: dict[str, Any] | None = None) -> ScaledObject:
+    spec: dict[str, Any] = {"scaleTargetRef": {"name": "w"}, "minReplicaCount": 1, "maxReplicaCount": 50,
+                            "triggers": [{"type": "kafka", "name": "lag", "metadata": {}}]}
+    if behavior is not None:
+        spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": behavior}}
+    return ScaledObject.model_validate({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                                        "metadata": {"name": "w"}, "spec": spec})
+
+
+def after_spike(spec: ScalingSpec, quiet_s: float) -> int:
+    """Replicas after a spike (lag 200, target 10 → 20 pods) followed by `quiet_s` seconds of lag
+    20 (2 pods' worth) from 10 replicas, read every second as the lag watch does."""
+    state, current = EngineState(created_at=T0), 10
+    lag = {"lag": TriggerReading(200.0, True)}
+    d = decide(spec, lag, current, current, state, T0)
+    assert d.replicas == 20, d.reason
+    state, current = d.state, 20
+    quiet = {"lag": TriggerReading(20.0, True)}
+    for s in range(1, int(quiet_s) + 1):
+        d = decide(spec, quiet, current, current, state, T0 + s)
+        state, current = d.state, d.replicas if d.replicas is not None else current
+    return current
+
+
+def test_without_a_scale_down_surge_steps_down_once_the_work_has_been_gone_for_its_window() -> None:
+    spec = surge_defaults(scaling_spec(manifest(), {"lag": 10.0}), on=True)
+    assert spec.behavior.scale_down.stabilization_window_seconds == FOLLOW_WORK_WINDOW_S < 300
+    assert after_spike(spec, FOLLOW_WORK_WINDOW_S - 1) == 20  # still inside the window
+    assert after_spike(spec, FOLLOW_WORK_WINDOW_S + 2) == 2  # the spike's pods are given back
+    # KEDA + HPA on the same readings hold the spike for the default 300 s
+    keda = scaling_spec(manifest(), {"lag": 10.0})
+    assert after_spike(keda, FOLLOW_WORK_WINDOW_S + 2) == 20
+    assert after_spike(keda, 302) == 2
+
+
+@pytest.mark.parametrize("scale_down", [
+    {"policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},  # no window: the HPA's 300 s
+    {"stabilizationWindowSeconds": 300},
+    {"selectPolicy": "Max"},
+])
+def test_an_explicit_scale_down_is_obeyed_exactly_as_the_hpa_would(scale_down: dict[str, Any]) -> None:
+    raw = scaling_spec(manifest({"scaleDown": scale_down}), {"lag": 10.0})
+    spec = surge_defaults(raw, on=True)
+    assert spec == raw and spec.scale_down_given
+    assert after_spike(spec, FOLLOW_WORK_WINDOW_S + 2) == 20
+    assert ahead_protection_s(spec, on=True) == 300
+
+
+def test_a_scale_up_setting_alone_keeps_surges_scale_down() -> None:
+    up = {"scaleUp": {"stabilizationWindowSeconds": 0}}
+    spec = surge_defaults(scaling_spec(manifest(up), {"lag": 10.0}), on=True)
+    assert not spec.scale_down_given
+    assert spec.behavior.scale_down.stabilization_window_seconds == FOLLOW_WORK_WINDOW_S
+
+
+@pytest.mark.parametrize(("window", "protect"), [(None, max(FOLLOW_WORK_WINDOW_S, AHEAD_PROTECT_MIN_S)),
+                                                 (0, AHEAD_PROTECT_MIN_S), (600, 600)])
+def test_nodes_launched_ahead_are_protected_as_long_as_the_engine_holds_their_replicas(
+        window: int | None, protect: float) -> None:
+    behavior = None if window is None else {"scaleDown": {"stabilizationWindowSeconds": window}}
+    spec = surge_defaults(scaling_spec(manifest(behavior), {"lag": 10.0}), on=True)
+    assert ahead_protection_s(spec, on=True) == protect
+
+
+def test_switched_off_the_operator_decides_as_the_hpa_and_protects_for_protect_s() -> None:
+    """The shipped state (FOLLOW_WORK_ON): nothing of the HPA's semantics changes."""
+    raw = scaling_spec(manifest(), {"lag": 10.0})
+    assert not FOLLOW_WORK_ON
+    assert surge_defaults(raw) == raw and surge_defaults(raw, on=False) == raw
+    assert ahead_protection_s(raw) == ahead_protection_s(surge_defaults(raw), on=False) == PROTECT_S
+    assert after_spike(surge_defaults(raw), FOLLOW_WORK_WINDOW_S + 2) == 20
