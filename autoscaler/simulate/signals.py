@@ -9,6 +9,7 @@ names is computed by the engine exactly as live.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,11 +112,42 @@ def _rabbitmq(key: str, scaler: Any, note: str) -> tuple[Signal, str, bool]:
         f"; {note}" if note else ""), False
 
 
+def _build(so: ScaledObject, i: int, metadata: dict[str, str], auth: Mapping[str, str]) -> Any:
+    """The operator's scaler for trigger `i`, from the operator's own parser (raises ScalerError)."""
+    from scalers.base import Trigger
+    from scalers.registry import build_scaler
+
+    trig = so.spec.triggers[i]
+    return build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=metadata, auth_params=auth,
+                                resolved_env=_AnyEnv(), metric_type=trig.metric_type or "AverageValue",
+                                as_metric_source=so.spec.uses_modifiers))
+
+
+def _scaler(so: ScaledObject, i: int, metadata: dict[str, str]) -> tuple[Any, str]:
+    """The scaler and a note. A trigger whose credentials come from a TriggerAuthentication (Secrets
+    the simulator never reads) is built again with any value standing in for them: nothing is
+    dialled offline. When it still does not parse its own metadata is wrong, and the first error
+    is raised."""
+    from scalers.errors import ScalerError
+
+    trig = so.spec.triggers[i]
+    try:
+        return _build(so, i, metadata, {}), ""
+    except ScalerError as exc:
+        if trig.authentication_ref is None:
+            raise
+        first = exc
+    try:
+        scaler = _build(so, i, metadata, _AnyEnv())
+    except ScalerError:
+        raise first from None
+    return scaler, (f"its authenticationRef {trig.authentication_ref.name!r} is not read offline: "
+                    "its credentials are assumed valid")
+
+
 def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
     from autoscaler.engine.reaction import pushes
-    from scalers.base import Trigger
     from scalers.errors import ScalerError
-    from scalers.registry import build_scaler
 
     out = []
     for i, trig in enumerate(so.spec.triggers):
@@ -127,9 +159,7 @@ def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
             continue
         metadata, host_note = _rabbitmq_metadata(trig) if trig.type == "rabbitmq" else (dict(trig.metadata), "")
         try:
-            scaler = build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=metadata,
-                                          resolved_env=_AnyEnv(), metric_type=trig.metric_type or "AverageValue",
-                                          as_metric_source=so.spec.uses_modifiers))
+            scaler, auth_note = _scaler(so, i, metadata)
         except ScalerError as exc:
             out.append(SimTrigger(key, "none", 1.0, 0.0, f"trigger {key} ({trig.type}) is not simulated: {exc}"))
             continue
@@ -143,6 +173,8 @@ def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
             note = (f"assumption: trigger {key} ({trig.type}) reads the queue's backlog (items waiting) as "
                     f"{ASSUMED[trig.type]}; what the {'value' if trig.type == 'metrics-api' else 'query'} "
                     "measures cannot be known offline")
+        if auth_note:
+            note = f"{note}; {auth_note}" if note else f"trigger {key} ({trig.type}): {auth_note}"
         target = float(scaler.metric_specs()[0].target)  # 0 for a formula-only trigger: the formula's counts
         out.append(SimTrigger(key, signal, target if target > 0 else 1.0, activation, note, type=trig.type,
                               pushes=pushes(scaler), active_on_backlog=on_backlog))
