@@ -558,7 +558,7 @@ class _Run:
                 series.replicas.append(self.replicas)
                 series.ready.append(cluster.ready_pods)
                 series.nodes.append(len(cluster.nodes))
-                series.cost_per_hour.append(cost_rate)
+                series.cost_per_hour.append(0.0 if gap else cost_rate)  # a gap is not charged (`_result`)
                 series.backlog.append(queue.backlog)
             if self.progress is not None and i % PROGRESS_EVERY == PROGRESS_EVERY - 1:
                 self.progress(PROGRESS_EVERY)
