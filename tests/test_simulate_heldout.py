@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from autoscaler.cli import app
 from autoscaler.simulate.inputs import InputError, build_setup
 from autoscaler.simulate.policy import Assumptions, policy_named
+from autoscaler.simulate.report import warnings
 from autoscaler.simulate.run import PolicyResult, Setup, simulate
 from autoscaler.simulate.trace import Trace, parse_trace
 
@@ -49,6 +50,7 @@ spec:
         - {{key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m]}}
         - {{key: karpenter.k8s.aws/instance-generation, operator: Gt, values: ["5"]}}
         - {{key: karpenter.sh/capacity-type, operator: In, values: [{capacity}]}}
+  limits: {{cpu: "{cpu}"}}
   disruption: {{consolidationPolicy: {policy}, consolidateAfter: 1m}}
 """
 KAFKA = """
@@ -88,9 +90,9 @@ spec:
 
 
 def setup_for(tmp: Path, so: str = KAFKA.format(min=0, max=50), capacity: str = "spot, on-demand",
-              policy: str = "WhenEmptyOrUnderutilized") -> tuple[Setup, list[str]]:
+              policy: str = "WhenEmptyOrUnderutilized", cpu: str = "1000") -> tuple[Setup, list[str]]:
     (tmp / "so.yaml").write_text(so)
-    (tmp / "np.yaml").write_text(NODEPOOL.format(capacity=capacity, policy=policy))
+    (tmp / "np.yaml").write_text(NODEPOOL.format(capacity=capacity, policy=policy, cpu=cpu))
     (tmp / "dep.yaml").write_text(DEPLOYMENT)
     return build_setup(tmp / "so.yaml", [tmp / "np.yaml"], tmp / "dep.yaml", A)
 
@@ -273,3 +275,39 @@ def test_default_peak_pods_fits_the_scaledobjects_max_replicas(tmp_path: Path) -
     assert explicit["trace_scale"] == pytest.approx(20 * 10 / p99, rel=1e-5)
     assert any("maxReplicaCount (8)" in n for n in default["notes"])
     assert not any("maxReplicaCount (8) instead" in n for n in explicit["notes"])
+
+
+# --- findings of the held-out run: NodePool limits that bind --------------------------------------
+
+def test_limits_that_bind_are_blamed_for_static_peaks_pending_pods(tmp_path: Path) -> None:
+    """static-peak's one packing left the pods beyond an 8-CPU limit Pending and the report said
+    they waited for 'the batch window and node boot, not a NodePool limit'."""
+    setup, _ = setup_for(tmp_path, cpu="8")
+    trace = Trace("t", 0.0, 60.0, np.full(20, 12000.0))  # 20 pods' worth
+    r = simulate(trace, setup, policy_named("static-peak"), A)
+    assert r.unplaceable_pods > 0
+    said = warnings([r], setup.spec.max_replicas, A)
+    assert any("could not be placed" in n for n in said) and not any("not a NodePool limit" in n for n in said)
+
+
+def test_pending_pods_at_a_binding_limit_do_not_replan_the_same_answer(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pods Pending at a binding limit are retried every 30 s; each retry ran make_plan (an LP) on
+    the same remaining limits: 44 s per simulated day instead of 4. The plan is memoised on what
+    the limits leave, so the run is the same and plans only when something changed."""
+    import autoscaler.simulate.run as run
+
+    calls = []
+
+    def counting(*args: object, **kw: object) -> object:
+        calls.append(1)
+        return make_plan(*args, **kw)  # type: ignore[arg-type]
+
+    from provisioner.plan import make_plan
+
+    monkeypatch.setattr(run, "make_plan", counting)
+    setup, _ = setup_for(tmp_path, cpu="8")
+    trace = Trace("t", 0.0, 60.0, np.full(180, 12000.0))  # 3 h of 20 pods' worth, 8 CPUs allowed
+    r = simulate(trace, setup, policy_named("keda-karpenter"), A)
+    assert r.unplaceable_pods > 0 and r.pending_pod_seconds > 0
+    assert len(calls) < 40, len(calls)  # 3 h of 30-s retries was > 300 plans

@@ -177,9 +177,15 @@ class _Planner:
 
     def plan(self, count: int, pools: Sequence[NodePool] | None = None) -> Plan:
         """`pools`: the NodePools with the limits left (not memoised; only given when they bind)."""
-        if pools is not None:
-            group = replace(self.setup.pods, count=count, pod_names=())
-            return make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
+        if pools is not None:  # memoised on what the limits leave: pods Pending at a binding limit retry every 30 s
+            key = ("limited", count, *((p.name, p.limit()) for p in pools))
+            if key not in self._room_cache:
+                if len(self._room_cache) > 4096:
+                    self._room_cache.clear()
+                group = replace(self.setup.pods, count=count, pod_names=())
+                self._room_cache[key] = make_plan([group], pools, self.catalog, (), self.setup.overhead,
+                                                  self.algorithm)
+            return self._room_cache[key]
         if count not in self._cache:
             group = replace(self.setup.pods, count=count, pod_names=())
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
@@ -570,7 +576,9 @@ class _Run:
         """Fixed replicas for the trace's peak, packed once onto the nodes the NodePool allows."""
         self.replicas = static_replicas(self.trace, self.a)
         self.cluster.pod_start_s, start = 0.0, self.cluster.pod_start_s
-        for p in self.planner.plan(self.replicas).new_nodes:
+        plan = self.planner.plan(self.replicas)
+        self.unplaceable = len(plan.unschedulable)  # a binding limit, not a batch window (report.warnings)
+        for p in plan.new_nodes:
             self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                 self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
                                 self.planner.slots(p.instance_type), 0.0, 0.0,
