@@ -21,7 +21,7 @@ from autoscaler.simulate.inputs import InputError, build_setup
 from autoscaler.simulate.policy import Assumptions, policy_named
 from autoscaler.simulate.report import warnings
 from autoscaler.simulate.run import PolicyResult, Setup, simulate
-from autoscaler.simulate.trace import Trace, parse_trace
+from autoscaler.simulate.trace import Trace, TraceError, parse_trace
 
 POLICIES = ("static-peak", "keda-karpenter", "surge")
 A = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
@@ -311,3 +311,30 @@ def test_pending_pods_at_a_binding_limit_do_not_replan_the_same_answer(tmp_path:
     r = simulate(trace, setup, policy_named("keda-karpenter"), A)
     assert r.unplaceable_pods > 0 and r.pending_pod_seconds > 0
     assert len(calls) < 40, len(calls)  # 3 h of 30-s retries was > 300 plans
+
+
+# --- findings of the held-out run: how timestamps are written -------------------------------------
+
+@pytest.mark.parametrize(("header", "scale"), [("timestamp_ms,value", 1000), ("timestamp,value", 1000),
+                                               ("timestamp_seconds,value", 1)])
+def test_millisecond_timestamps_are_not_read_as_seconds(header: str, scale: int) -> None:
+    """Epoch milliseconds read as seconds made a 2-hour trace 83 days long and 1000 times as dear."""
+    text = header + "\n" + "".join(f"{(1628640000 + 60 * i) * scale},{10 + i % 7}\n" for i in range(120))
+    trace = parse_trace(text, "ms.csv")
+    assert trace.interval == 60 and trace.start == 1628640000 and trace.span == 7200
+    assert any("milliseconds" in n for n in trace.notes) == (scale == 1000)
+
+
+def test_iso_timestamps_are_read_as_utc_and_bad_ones_name_the_line() -> None:
+    rows = "".join(f"2021-08-11T00:{i:02d}:00{'Z' if i % 2 else ''},{10 + i}\n" for i in range(30))
+    trace = parse_trace("time,value\n" + rows, "iso.csv")
+    assert trace.start == 1628640000 and trace.interval == 60 and trace.counts[3] == 13
+    with pytest.raises(TraceError, match=r"iso.csv:3: expected two numbers \(the timestamp may be ISO 8601\)"):
+        parse_trace("time,value\n2021-08-11T00:00:00Z,1\n11/08/2021 00:01,2\n", "iso.csv")
+
+
+def test_an_off_grid_timestamp_is_quoted_as_written() -> None:
+    """The message printed 1.62864e+09 for 1628643007: the reader could not find the row."""
+    rows = "".join(f"{1628640000 + 60 * i + (7 if i == 50 else 0)},1\n" for i in range(60))
+    with pytest.raises(TraceError, match=r"t.csv:52: timestamp 1628643007 is off the 60 s grid"):
+        parse_trace("timestamp_seconds,value\n" + rows, "t.csv")
