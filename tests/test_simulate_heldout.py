@@ -338,3 +338,15 @@ def test_an_off_grid_timestamp_is_quoted_as_written() -> None:
     rows = "".join(f"{1628640000 + 60 * i + (7 if i == 50 else 0)},1\n" for i in range(60))
     with pytest.raises(TraceError, match=r"t.csv:52: timestamp 1628643007 is off the 60 s grid"):
         parse_trace("timestamp_seconds,value\n" + rows, "t.csv")
+
+
+@pytest.mark.parametrize(("column", "kind"), [
+    ("tokens_generated", "count"), ("moderated_posts", "count"), ("separate_jobs", "count"),  # were rates (× interval)
+    ("requests_per_minute", "count"), ("requests/s", "rate"), ("requests per second", "rate"),
+    ("req_rate", "rate"), ("events_per_sec", "rate"), ("qps", "rate"), ("cpu_percent", "utilisation"),
+])
+def test_the_header_names_the_kind_by_whole_words(column: str, kind: str) -> None:
+    """`rate` inside `generated` made a count trace a rate: every value × the interval (60× for
+    one-minute rows)."""
+    trace = parse_trace(f"timestamp_seconds,{column}\n0,3\n60,4\n120,5\n", "t.csv")
+    assert trace.kind == kind

@@ -290,7 +290,9 @@ def _header_kind(column: str) -> TraceKind | None:
     word = column.strip().lower()
     if any(w in word for w in ("util", "cpu")):
         return "utilisation"
-    if any(w in word for w in ("rate", "per_second", "per_s", "rps", "qps")):
+    # whole words: `tokens_generated` or `moderated_posts` are counts, not rates
+    words = set(re.split(r"[^a-z0-9]+", word))
+    if words & {"rate", "rps", "qps"} or re.search(r"(per[_ ]?|/)s(ec|econd)?s?\b", word):
         return "rate"
     return None
 
