@@ -350,3 +350,12 @@ def test_the_header_names_the_kind_by_whole_words(column: str, kind: str) -> Non
     one-minute rows)."""
     trace = parse_trace(f"timestamp_seconds,{column}\n0,3\n60,4\n120,5\n", "t.csv")
     assert trace.kind == kind
+
+
+def test_days_shorter_than_the_rows_it_needs_says_what_is_simulated() -> None:
+    """`--days 0.01` of an hourly trace simulated two hours without a word."""
+    trace = parse_trace("timestamp_seconds,value\n" + "".join(f"{3600 * i},5\n" for i in range(48)), "h.csv")
+    cut, note = trace.head(0.01 * 86400)
+    assert cut.span == 7200 and note is not None and "first 2 rows (2 h)" in note
+    day, said = trace.head(86400)
+    assert day.span == 86400 and said is None  # whole rows: nothing to say

@@ -129,7 +129,11 @@ class Trace:
                 note = (f"{self.name}: asked for {seconds / 86400:g} days but the trace holds only "
                         f"{self.span / 86400:.3g} days; using all of it")
             return self, note
-        return replace(self, counts=self.counts[:rows]), None
+        note = None
+        if rows * self.interval > seconds + 1e-9:  # --days shorter than the rows it needs
+            note = (f"{self.name}: asked for {_hms(seconds)} but the trace's rows are {_hms(self.interval)} apart; "
+                    f"simulating its first {rows} rows ({_hms(rows * self.interval)})")
+        return replace(self, counts=self.counts[:rows]), note
 
     def arrivals(self, dt: float, ticks: int | None = None) -> np.ndarray:
         """Arrivals per tick of `dt` seconds (`dt` divides the interval), interpolated within each
