@@ -22,6 +22,7 @@ from autoscaler.simulate.policy import Assumptions, policy_named
 from autoscaler.simulate.report import warnings
 from autoscaler.simulate.run import PolicyResult, Setup, simulate
 from autoscaler.simulate.trace import Trace, TraceError, parse_trace
+from tests.test_simulate import DEPLOYMENT, NODEPOOL, SO
 
 POLICIES = ("static-peak", "keda-karpenter", "surge")
 A = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
@@ -29,61 +30,15 @@ A = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
 PROPERTY = settings(max_examples=6, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: worker}
-spec:
-  template:
-    metadata: {labels: {app: worker}}
-    spec:
-      containers: [{name: w, image: w, resources: {requests: {cpu: "1", memory: 2Gi}}}]
-"""
-NODEPOOL = """
-apiVersion: karpenter.sh/v1
-kind: NodePool
-metadata: {{name: default}}
-spec:
-  template:
-    spec:
-      requirements:
-        - {{key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m]}}
-        - {{key: karpenter.k8s.aws/instance-generation, operator: Gt, values: ["5"]}}
-        - {{key: karpenter.sh/capacity-type, operator: In, values: [{capacity}]}}
-  limits: {{cpu: "{cpu}"}}
-  disruption: {{consolidationPolicy: {policy}, consolidateAfter: 1m}}
-"""
-KAFKA = """
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: worker}}
-spec:
-  scaleTargetRef: {{name: worker}}
-  minReplicaCount: {min}
-  maxReplicaCount: {max}
-  triggers:
-    - type: kafka
-      metadata: {{bootstrapServers: "k:9092", consumerGroup: g, topic: t, lagThreshold: "10"}}
-"""
+KAFKA = SO.replace("minReplicaCount: 0", "minReplicaCount: {min}")
 # KEDA's documented SQS example: the credentials live in a TriggerAuthentication (a Secret)
-SQS = """
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {name: worker}
-spec:
-  scaleTargetRef: {name: worker}
-  triggers:
+SQS = KAFKA.format(min=0, max=50).split("  triggers:")[0] + """  triggers:
   - type: aws-sqs-queue
     authenticationRef: {name: keda-trigger-auth-aws-credentials}
     metadata: {queueURL: myQueue, queueLength: "5", awsRegion: eu-west-1}
 """
-PROMETHEUS = """
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {name: worker}
-spec:
-  scaleTargetRef: {name: worker}
-  triggers:
+# KEDA's documented Prometheus example: the threshold is requests per second per replica
+PROMETHEUS = SQS.split("  triggers:")[0] + """  triggers:
   - type: prometheus
     metadata: {serverAddress: "http://p:9090", threshold: "100", query: "sum(rate(http_requests_total[2m]))"}
 """
@@ -92,7 +47,8 @@ spec:
 def setup_for(tmp: Path, so: str = KAFKA.format(min=0, max=50), capacity: str = "spot, on-demand",
               policy: str = "WhenEmptyOrUnderutilized", cpu: str = "1000") -> tuple[Setup, list[str]]:
     (tmp / "so.yaml").write_text(so)
-    (tmp / "np.yaml").write_text(NODEPOOL.format(capacity=capacity, policy=policy, cpu=cpu))
+    pool = NODEPOOL.format(capacity=capacity, cpu=cpu)
+    (tmp / "np.yaml").write_text(pool.replace("WhenEmptyOrUnderutilized", policy))
     (tmp / "dep.yaml").write_text(DEPLOYMENT)
     return build_setup(tmp / "so.yaml", [tmp / "np.yaml"], tmp / "dep.yaml", A)
 
