@@ -315,3 +315,34 @@ def test_days_shorter_than_the_rows_it_needs_says_what_is_simulated() -> None:
     assert cut.span == 7200 and note is not None and "first 2 rows (2 h)" in note
     day, said = trace.head(86400)
     assert day.span == 86400 and said is None  # whole rows: nothing to say
+
+
+# --- findings of the held-out run: a cron trigger beside a queue ----------------------------------
+
+CRON = KAFKA.format(min=0, max=30) + """    - type: cron
+      metadata: {timezone: Europe/Berlin, start: "0 8 * * *", end: "0 18 * * *", desiredReplicas: "5"}
+"""
+
+
+@pytest.mark.parametrize("policy", ["keda-karpenter", "surge"])
+def test_a_cron_trigger_holds_its_replicas_inside_its_window(tmp_path: Path, policy: str) -> None:
+    """KEDA's cron scaler (https://keda.sh/docs/latest/scalers/cron/): desiredReplicas from start to
+    end in its time zone, nothing outside. It read 0 ('not simulated'), so a ScaledObject with an
+    office-hours floor was simulated without it. The window is the operator's own `in_window`, at
+    the trace's timestamps: 08:00–18:00 Berlin in July is 06:00–16:00 UTC."""
+    setup, notes = setup_for(tmp_path, so=CRON)
+    assert [t.signal for t in setup.triggers] == ["backlog+inflight", "schedule"]
+    assert any("cron" in n and "UTC" in n for n in notes)
+    day = 804556800.0  # 1995-07-01 00:00 UTC
+    trace = Trace("quiet", day, 60.0, np.zeros(24 * 60))  # no work at all: only the schedule scales
+    r = simulate(trace, setup, policy_named(policy), A)
+    series = list(zip(r.series.t, r.series.replicas, strict=True))
+
+    def at(hours: float) -> int:
+        return [n for t, n in series if t <= hours * 3600][-1]
+
+    assert at(5.95) == 0 and at(6.05) == 5 and at(15.95) == 5  # seen within a 30-s poll
+    assert at(16.2) == 0 and max(n for t, n in series if t > 16.2 * 3600) == 0  # cooldown 300 s after the window
+    assert r.cost_usd > 0
+    only_cron = SQS.split("  triggers:")[0] + "  triggers:\n    - type: cron\n" + CRON.split("    - type: cron\n")[1]
+    assert any("only simulated triggers are cron" in n for n in setup_for(tmp_path, so=only_cron)[1])

@@ -120,6 +120,9 @@ def build_setup(
         why = "; ".join(t.note for t in triggers if t.note)  # a simulated type can still fail its own parser
         raise InputError(f"{path}: ScaledObject/{so.metadata.name}: spec.triggers: no trigger can be simulated "
                          f"({why}); expected at least one valid trigger of type {', '.join(SIGNALS)}")
+    if all(t.signal in ("schedule", "none") for t in triggers):
+        notes.append(f"ScaledObject/{so.metadata.name}: its only simulated triggers are cron: replicas follow the "
+                     "schedule, not the trace's load")
     spec = scaling_spec(so, {t.key: t.target for t in triggers})
     on_demand = load_catalog()
     spot_prices = {(t.name, o.zone): round(o.price * (1 - a.spot_discount), 6)

@@ -490,10 +490,11 @@ class _Run:
             self._applied[key] = apply_predictive(self.setup.spec, PREDICTIVE_ON, d, self.replicas, forecasts).replicas
         return self._applied[key]
 
-    def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
+    def _readings(self, busy: float, recent: deque[float], now: float) -> dict[str, TriggerReading]:
         rate = sum(recent) / (len(recent) * self.dt) if recent else 0.0
         inflight = busy * self.a.pod_rate * self.a.service_time_s
-        return {t.key: t.reading(self.queue.backlog, inflight, rate) for t in self.setup.triggers}
+        at = self.trace.start + now  # the trace's own clock (a cron trigger's window)
+        return {t.key: t.reading(self.queue.backlog, inflight, rate, at) for t in self.setup.triggers}
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> PolicyResult:
@@ -531,9 +532,9 @@ class _Run:
                     if now >= next_hpa:
                         next_hpa += a.hpa_sync_s
                     if scheduled:
-                        self._decide(self._readings(busy, recent), now)
+                        self._decide(self._readings(busy, recent, now), now)
                 elif now >= due:
-                    self._decide(self._readings(busy, recent), now)
+                    self._decide(self._readings(busy, recent, now), now)
                     due = next_due(due, poll, now, False, watch)
                 self._provision_batch(now, cluster.unbound > prev_unbound)
                 prev_unbound = cluster.unbound
