@@ -346,3 +346,16 @@ def test_a_cron_trigger_holds_its_replicas_inside_its_window(tmp_path: Path, pol
     assert r.cost_usd > 0
     only_cron = SQS.split("  triggers:")[0] + "  triggers:\n    - type: cron\n" + CRON.split("    - type: cron\n")[1]
     assert any("only simulated triggers are cron" in n for n in setup_for(tmp_path, so=only_cron)[1])
+
+
+def test_a_cron_trigger_beside_kafka_keeps_surges_lag_watch(tmp_path: Path) -> None:
+    """engine.reaction.watch_interval polled an object with a cron trigger only every
+    pollingInterval, though reading cron is the clock: with the cron trigger that the simulation
+    now reads, surge lost its one-second wake-up (surge-no-events' numbers). Work arriving at an
+    idle consumer outside the window is seen at the next tick again."""
+    setup, _ = setup_for(tmp_path, so=CRON)
+    quiet = [0.0] * 10 + [600.0] * 20 + [0.0] * 10  # work from 600 s, at midnight: outside the window
+    trace = Trace("step", 804556800.0, 60.0, np.array(quiet))
+    first = {name: next(t for t, n in zip(r.series.t, r.series.replicas, strict=True) if n > 0)
+             for name in ("surge", "surge-no-events") for r in [simulate(trace, setup, policy_named(name), A)]}
+    assert first["surge"] <= 605 < 625 <= first["surge-no-events"], first
