@@ -6,8 +6,12 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from autoscaler.simulate.policy import Assumptions
 
 _EXPECTED = {"format": "text or json", "days": "a positive number of days", "peak_pods": "at least 1",
              "scale": "a positive multiplier", "pod_rate": "a positive rate", "slo": "a positive number of seconds",
@@ -25,6 +29,19 @@ def _check_options(**given: tuple[object, bool]) -> None:
         raise InputError("; ".join(bad))
 
 
+def _peak_pods(a: Assumptions, given: int | None, scale: float | None, max_replicas: int) -> tuple[Assumptions, str]:
+    """The default trace scale must fit the ScaledObject: a p99 of 20 pods against a
+    maxReplicaCount of 10 leaves every autoscaled policy short most of the day, which measures
+    the default, not the policies. Only the default is capped; an explicit --peak-pods is kept."""
+    if given is not None:
+        return replace(a, peak_pods=given), ""
+    if scale is None and max_replicas < a.peak_pods:
+        return replace(a, peak_pods=max_replicas), (
+            f"--peak-pods defaults to the ScaledObject's maxReplicaCount ({max_replicas}) instead of "
+            f"{a.peak_pods}: the trace is scaled so its p99 needs {max_replicas} pods")
+    return a, ""
+
+
 def simulate(
     trace: Path | None = typer.Option(None, "--trace", help="CSV timestamp_seconds,value (default: bundled)"),  # noqa: B008
     trace_kind: str | None = typer.Option(None, "--trace-kind", help="count, rate or utilisation "
@@ -36,7 +53,8 @@ def simulate(
     report: Path | None = typer.Option(None, "--report", help="directory for report.html/.json/.csv"),  # noqa: B008
     format: str = typer.Option("text", "--format", help="text or json"),
     days: float | None = typer.Option(None, "--days", help="simulate only the first N days of the trace"),
-    peak_pods: int = typer.Option(20, "--peak-pods", help="scale the trace so its p99 needs this many pods"),
+    peak_pods: int | None = typer.Option(None, "--peak-pods", help="scale the trace so its p99 needs this many "
+                                         "pods (default 20, at most the ScaledObject's maxReplicaCount)"),
     scale: float | None = typer.Option(None, "--scale", help="explicit trace multiplier (overrides --peak-pods)"),
     pod_rate: float = typer.Option(10.0, "--pod-rate", help="items/requests per second one pod completes"),
     slo: float = typer.Option(60.0, "--slo", help="SLO: seconds an item may wait"),
@@ -61,7 +79,8 @@ def simulate(
     err = Console(stderr=True)
     try:
         _check_options(format=(format, format in ("text", "json")), days=(days, days is None or days > 0),
-                       peak_pods=(peak_pods, peak_pods >= 1), scale=(scale, scale is None or scale > 0),
+                       peak_pods=(peak_pods, peak_pods is None or peak_pods >= 1),
+                       scale=(scale, scale is None or scale > 0),
                        pod_rate=(pod_rate, pod_rate > 0), slo=(slo, slo > 0), tick=(tick, tick > 0),
                        jobs=(jobs, jobs is None or jobs >= 1),
                        spot_discount=(spot_discount, 0 <= spot_discount < 1),
@@ -71,10 +90,12 @@ def simulate(
         cut_note = None
         if days is not None:
             tr, cut_note = tr.head(days * 86400)
-        a = Assumptions(tick_s=tick, pod_rate=pod_rate, peak_pods=peak_pods, slo_seconds=slo,
-                        spot_discount=spot_discount, spot_interruptions_per_node_hour=spot_interruptions, seed=seed)
-        a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
+        a = Assumptions(tick_s=tick, pod_rate=pod_rate, slo_seconds=slo, spot_discount=spot_discount,
+                        spot_interruptions_per_node_hour=spot_interruptions, seed=seed)
         setup, notes = build_setup(scaledobject, nodepool, deployment, a)
+        a, peak_note = _peak_pods(a, peak_pods, scale, setup.spec.max_replicas)
+        a = replace(a, scale=scale if scale is not None else scale_for(tr, a))
+        notes += [peak_note] if peak_note else []
     except (TraceError, InputError, PolicyError) as exc:
         from rich.markup import escape
 

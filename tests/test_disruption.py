@@ -318,7 +318,9 @@ def test_objects_are_due_every_polling_interval_without_bursting_when_behind() -
 def test_cheap_lag_triggers_are_watched_every_second_others_polled() -> None:
     assert watch_interval(["kafka"]) == LAG_WATCH_S
     assert watch_interval(["kafka", "aws-sqs-queue"]) == LAG_WATCH_S
-    assert watch_interval(["kafka", "cron"]) is None
+    assert watch_interval(["kafka", "cpu"]) is None
+    assert watch_interval(["kafka", "cron"]) == LAG_WATCH_S  # a cron read is the clock: no I/O
+    assert watch_interval(["cron"]) is None  # no lag to watch
     assert watch_interval([]) is None
     assert next_due(0.0, 30.0, 0.2, False, LAG_WATCH_S) == 1.0
 

@@ -25,12 +25,17 @@ def pushes(scaler: Any) -> bool:
     return hasattr(scaler, "changes")
 
 
+# read from the clock alone, no I/O: never a reason to poll a watched object less often
+FREE_TO_READ = frozenset({"cron"})
+
+
 def watch_interval(trigger_types: Iterable[str]) -> float | None:
     """How often an object's lag is read between polls: every `LAG_WATCH_S` when all its triggers
-    are cheap to read in batches (idle ones too: waking from zero is when a second matters most);
-    None (poll only) otherwise."""
+    are cheap to read in batches (idle ones too: waking from zero is when a second matters most) —
+    a cron trigger beside them costs nothing to read — and at least one has lag to watch; None
+    (poll only) otherwise."""
     types = list(trigger_types)
-    if not types or not all(t in LAG_WATCHED for t in types):
+    if not any(t in LAG_WATCHED for t in types) or not all(t in LAG_WATCHED | FREE_TO_READ for t in types):
         return None
     return LAG_WATCH_S
 

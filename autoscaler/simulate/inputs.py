@@ -112,9 +112,17 @@ def build_setup(
                                or {})
     triggers = http_triggers if http is not None else sim_triggers(so)
     notes += [t.note for t in triggers if t.note]
+    notes += [f"trigger {t.key} ({t.type}) targets {t.target:g}/s per replica but one pod completes "
+              f"{a.pod_rate:g}/s (--pod-rate): the HPA asks for about {a.pod_rate / t.target:.2g}× the pods the "
+              "load needs, so work waits at any load; give --pod-rate what one pod really serves"
+              for t in triggers if t.signal == "rate" and t.target > a.pod_rate * 1.5]
     if all(t.signal == "none" for t in triggers):
-        raise InputError(f"ScaledObject/{so.metadata.name}: spec.triggers: none of the trigger types can be "
-                         f"simulated; expected at least one of {', '.join(SIGNALS)}")
+        why = "; ".join(t.note for t in triggers if t.note)  # a simulated type can still fail its own parser
+        raise InputError(f"{path}: ScaledObject/{so.metadata.name}: spec.triggers: no trigger can be simulated "
+                         f"({why}); expected at least one valid trigger of type {', '.join(SIGNALS)}")
+    if all(t.signal in ("schedule", "none") for t in triggers):
+        notes.append(f"ScaledObject/{so.metadata.name}: its only simulated triggers are cron: replicas follow the "
+                     "schedule, not the trace's load")
     spec = scaling_spec(so, {t.key: t.target for t in triggers})
     on_demand = load_catalog()
     spot_prices = {(t.name, o.zone): round(o.price * (1 - a.spot_discount), 6)

@@ -179,9 +179,15 @@ class _Planner:
 
     def plan(self, count: int, pools: Sequence[NodePool] | None = None) -> Plan:
         """`pools`: the NodePools with the limits left (not memoised; only given when they bind)."""
-        if pools is not None:
-            group = replace(self.setup.pods, count=count, pod_names=())
-            return make_plan([group], pools, self.catalog, (), self.setup.overhead, self.algorithm)
+        if pools is not None:  # memoised on what the limits leave: pods Pending at a binding limit retry every 30 s
+            key = ("limited", count, *((p.name, p.limit()) for p in pools))
+            if key not in self._room_cache:
+                if len(self._room_cache) > 4096:
+                    self._room_cache.clear()
+                group = replace(self.setup.pods, count=count, pod_names=())
+                self._room_cache[key] = make_plan([group], pools, self.catalog, (), self.setup.overhead,
+                                                  self.algorithm)
+            return self._room_cache[key]
         if count not in self._cache:
             group = replace(self.setup.pods, count=count, pod_names=())
             self._cache[count] = make_plan([group], self.setup.pools, self.catalog, (), self.setup.overhead,
@@ -489,10 +495,11 @@ class _Run:
             self._applied[key] = apply_predictive(self.spec, PREDICTIVE_ON, d, self.replicas, forecasts).replicas
         return self._applied[key]
 
-    def _readings(self, busy: float, recent: deque[float]) -> dict[str, TriggerReading]:
+    def _readings(self, busy: float, recent: deque[float], now: float) -> dict[str, TriggerReading]:
         rate = sum(recent) / (len(recent) * self.dt) if recent else 0.0
         inflight = busy * self.a.pod_rate * self.a.service_time_s
-        return {t.key: t.reading(self.queue.backlog, inflight, rate) for t in self.setup.triggers}
+        at = self.trace.start + now  # the trace's own clock (a cron trigger's window)
+        return {t.key: t.reading(self.queue.backlog, inflight, rate, at) for t in self.setup.triggers}
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> PolicyResult:
@@ -530,9 +537,9 @@ class _Run:
                     if now >= next_hpa:
                         next_hpa += a.hpa_sync_s
                     if scheduled:
-                        self._decide(self._readings(busy, recent), now)
+                        self._decide(self._readings(busy, recent, now), now)
                 elif now >= due:
-                    self._decide(self._readings(busy, recent), now)
+                    self._decide(self._readings(busy, recent, now), now)
                     due = next_due(due, poll, now, False, watch)
                 if self.handovers:
                     # a scale-down may cover a running handover at once: the live handover loop
@@ -567,7 +574,7 @@ class _Run:
                 series.replicas.append(self.replicas)
                 series.ready.append(cluster.ready_pods)
                 series.nodes.append(len(cluster.nodes))
-                series.cost_per_hour.append(cost_rate)
+                series.cost_per_hour.append(0.0 if gap else cost_rate)  # a gap is not charged (`_result`)
                 series.backlog.append(queue.backlog)
             if self.progress is not None and i % PROGRESS_EVERY == PROGRESS_EVERY - 1:
                 self.progress(PROGRESS_EVERY)
@@ -579,7 +586,9 @@ class _Run:
         """Fixed replicas for the trace's peak, packed once onto the nodes the NodePool allows."""
         self.replicas = static_replicas(self.trace, self.a)
         self.cluster.pod_start_s, start = 0.0, self.cluster.pod_start_s
-        for p in self.planner.plan(self.replicas).new_nodes:
+        plan = self.planner.plan(self.replicas)
+        self.unplaceable = len(plan.unschedulable)  # a binding limit, not a batch window (report.warnings)
+        for p in plan.new_nodes:
             self.cluster.launch(p.instance_type, p.capacity_type, p.zone, p.nodepool, p.price_per_hour,
                                 self.planner.on_demand_price(p.instance_type, p.zone) or p.price_per_hour,
                                 self.planner.slots(p.instance_type), 0.0, 0.0,

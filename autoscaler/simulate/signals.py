@@ -9,14 +9,18 @@ names is computed by the engine exactly as live.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from autoscaler.engine.decide import TriggerReading
 from autoscaler.engine.spec import trigger_key
 from autoscaler.manifests.keda import ScaledObject, ScaleTrigger
 
-Signal = Literal["backlog", "backlog+inflight", "rate", "none"]
+Signal = Literal["backlog", "backlog+inflight", "rate", "schedule", "none"]
 
 # Which quantity each trigger type measures. Kafka lag and SQS (scaleOnInFlight) count items
 # until they are committed/deleted; a Redis list forgets an item once a worker pops it; a
@@ -37,6 +41,8 @@ SIGNALS: dict[str, Signal] = {
     "postgresql": "backlog",
     "mysql": "backlog",
     "metrics-api": "backlog",
+    # KEDA's cron: desiredReplicas inside the window, read at the trace's own time (`_cron_replicas`)
+    "cron": "schedule",
 }
 ASSUMED = {"postgresql": "the query's result", "mysql": "the query's result",
            "metrics-api": "the value at valueLocation"}
@@ -52,16 +58,31 @@ class SimTrigger:
     type: str = ""
     pushes: bool = False  # the scaler's source notifies changes (`engine.reaction.pushes`)
     active_on_backlog: bool = False  # also active while items wait (RabbitMQ's MessageRate, as KEDA)
+    schedule: Any = None  # a cron trigger's CronConfig (scalers/cron.py)
 
-    def reading(self, backlog: float, inflight: float, rate: float) -> TriggerReading:
-        """This trigger's poll of the simulated world; queues hold whole items."""
+    def reading(self, backlog: float, inflight: float, rate: float, at: float = 0.0) -> TriggerReading:
+        """This trigger's poll of the simulated world at epoch second `at`; queues hold whole items."""
         if self.signal == "none":
             return TriggerReading(0.0, False)
+        if self.signal == "schedule":
+            replicas = _cron_replicas(self.schedule, math.floor(at / 60))
+            return TriggerReading(replicas, replicas > 0)
         if self.signal == "rate":
             active = rate > self.activation or (self.active_on_backlog and backlog > self.activation)
             return TriggerReading(rate, active)
         value = float(int(backlog + inflight if self.signal == "backlog+inflight" else backlog))
         return TriggerReading(value, value > self.activation)
+
+
+@lru_cache(maxsize=4096)
+def _cron_replicas(cfg: Any, minute: int) -> float:
+    """What KEDA's cron scaler reads during `minute` (epoch minutes), by the operator's own
+    `in_window`. Cron windows open and close on whole minutes, so one answer holds for the minute
+    (and a year of 1-s decisions costs one window test per minute)."""
+    from scalers.cron import in_window
+
+    inside = in_window(cfg, datetime.fromtimestamp(minute * 60, UTC))
+    return float(cfg.desired_replicas) if inside else 0.0
 
 
 class _AnyEnv(dict[str, str]):
@@ -111,11 +132,42 @@ def _rabbitmq(key: str, scaler: Any, note: str) -> tuple[Signal, str, bool]:
         f"; {note}" if note else ""), False
 
 
+def _build(so: ScaledObject, i: int, metadata: dict[str, str], auth: Mapping[str, str]) -> Any:
+    """The operator's scaler for trigger `i`, from the operator's own parser (raises ScalerError)."""
+    from scalers.base import Trigger
+    from scalers.registry import build_scaler
+
+    trig = so.spec.triggers[i]
+    return build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=metadata, auth_params=auth,
+                                resolved_env=_AnyEnv(), metric_type=trig.metric_type or "AverageValue",
+                                as_metric_source=so.spec.uses_modifiers))
+
+
+def _scaler(so: ScaledObject, i: int, metadata: dict[str, str]) -> tuple[Any, str]:
+    """The scaler and a note. A trigger whose credentials come from a TriggerAuthentication (Secrets
+    the simulator never reads) is built again with any value standing in for them: nothing is
+    dialled offline. When it still does not parse its own metadata is wrong, and the first error
+    is raised."""
+    from scalers.errors import ScalerError
+
+    trig = so.spec.triggers[i]
+    try:
+        return _build(so, i, metadata, {}), ""
+    except ScalerError as exc:
+        if trig.authentication_ref is None:
+            raise
+        first = exc
+    try:
+        scaler = _build(so, i, metadata, _AnyEnv())
+    except ScalerError:
+        raise first from None
+    return scaler, (f"its authenticationRef {trig.authentication_ref.name!r} is not read offline: "
+                    "its credentials are assumed valid")
+
+
 def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
     from autoscaler.engine.reaction import pushes
-    from scalers.base import Trigger
     from scalers.errors import ScalerError
-    from scalers.registry import build_scaler
 
     out = []
     for i, trig in enumerate(so.spec.triggers):
@@ -127,9 +179,7 @@ def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
             continue
         metadata, host_note = _rabbitmq_metadata(trig) if trig.type == "rabbitmq" else (dict(trig.metadata), "")
         try:
-            scaler = build_scaler(Trigger(type=trig.type, name=trig.name or "", index=i, metadata=metadata,
-                                          resolved_env=_AnyEnv(), metric_type=trig.metric_type or "AverageValue",
-                                          as_metric_source=so.spec.uses_modifiers))
+            scaler, auth_note = _scaler(so, i, metadata)
         except ScalerError as exc:
             out.append(SimTrigger(key, "none", 1.0, 0.0, f"trigger {key} ({trig.type}) is not simulated: {exc}"))
             continue
@@ -139,11 +189,17 @@ def sim_triggers(so: ScaledObject) -> list[SimTrigger]:
         note, on_backlog = "", False
         if trig.type == "rabbitmq":
             signal, note, on_backlog = _rabbitmq(key, scaler, host_note)
+        elif trig.type == "cron":
+            note = (f"trigger {key} (cron): its window is read at the trace's timestamps as UTC epoch seconds "
+                    "(a trace with relative times starts on 1970-01-01 00:00 UTC)")
         elif trig.type in ASSUMED:
             note = (f"assumption: trigger {key} ({trig.type}) reads the queue's backlog (items waiting) as "
                     f"{ASSUMED[trig.type]}; what the {'value' if trig.type == 'metrics-api' else 'query'} "
                     "measures cannot be known offline")
+        if auth_note:
+            note = f"{note}; {auth_note}" if note else f"trigger {key} ({trig.type}): {auth_note}"
         target = float(scaler.metric_specs()[0].target)  # 0 for a formula-only trigger: the formula's counts
         out.append(SimTrigger(key, signal, target if target > 0 else 1.0, activation, note, type=trig.type,
-                              pushes=pushes(scaler), active_on_backlog=on_backlog))
+                              pushes=pushes(scaler), active_on_backlog=on_backlog,
+                              schedule=config if trig.type == "cron" else None))
     return out

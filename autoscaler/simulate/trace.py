@@ -29,6 +29,10 @@ simulator's ticks along a line through the neighbouring intervals' mean rates (i
 then rescales each interval so it keeps exactly its own arrivals — smooth between intervals,
 exact per interval (a gap's edge stays flat).
 
+Timestamps are seconds or ISO 8601 times (UTC when no zone is given). Milliseconds — a header
+whose timestamp column says ``ms``/``milli``, or epoch values ≥ 1e11 (year 5138 as seconds) — are
+divided by 1000 with a note: read as seconds they stretch the trace 1000-fold, silently.
+
 Bad lines are fatal and name ``file:line`` (non-numeric, infinite, unsorted, duplicated, negative,
 off the trace's grid): a trace that says two different things cannot be trusted.
 """
@@ -42,6 +46,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, cast
@@ -124,7 +129,11 @@ class Trace:
                 note = (f"{self.name}: asked for {seconds / 86400:g} days but the trace holds only "
                         f"{self.span / 86400:.3g} days; using all of it")
             return self, note
-        return replace(self, counts=self.counts[:rows]), None
+        note = None
+        if rows * self.interval > seconds + 1e-9:  # --days shorter than the rows it needs
+            note = (f"{self.name}: asked for {_hms(seconds)} but the trace's rows are {_hms(self.interval)} apart; "
+                    f"simulating its first {rows} rows ({_hms(rows * self.interval)})")
+        return replace(self, counts=self.counts[:rows]), note
 
     def arrivals(self, dt: float, ticks: int | None = None) -> np.ndarray:
         """Arrivals per tick of `dt` seconds (`dt` divides the interval), interpolated within each
@@ -191,6 +200,7 @@ def parse_trace(text: str, name: str = "trace", kind: TraceKind | None = None) -
     lines: list[int] = []
     file_kind: TraceKind | None = None
     header = ""
+    iso = False
     for lineno, raw_line in enumerate(io.StringIO(text), start=1):
         stripped = raw_line.strip()
         if not stripped:
@@ -201,7 +211,7 @@ def parse_trace(text: str, name: str = "trace", kind: TraceKind | None = None) -
                 file_kind = _kind_word(m.group(1), f"{name}:{lineno}")
             continue
         row = next(csv.reader([stripped]))
-        if not rows and not header and not _is_number(row[0]):
+        if not rows and not header and _timestamp(row[0]) is None:
             header = stripped
             if len(row) >= 2 and file_kind is None:
                 file_kind = _header_kind(row[1])
@@ -210,37 +220,46 @@ def parse_trace(text: str, name: str = "trace", kind: TraceKind | None = None) -
             raise TraceError(f"{name}:{lineno}: expected 'timestamp_seconds,value', got {stripped!r}")
         t_raw, v_raw = row[0].strip(), row[1].strip()
         v_missing = v_raw.lower() in MISSING
-        if not _is_number(t_raw) or not (v_missing or _is_number(v_raw)):
-            raise TraceError(f"{name}:{lineno}: expected two numbers, got {t_raw!r}, {v_raw!r} "
-                             "(an empty value or 'nan' marks missing data)")
-        t, v = float(t_raw), math.nan if v_missing else float(v_raw)
+        t_parsed = _timestamp(t_raw)
+        if t_parsed is None or not (v_missing or _is_number(v_raw)):
+            raise TraceError(f"{name}:{lineno}: expected two numbers (the timestamp may be ISO 8601), got "
+                             f"{t_raw!r}, {v_raw!r} (an empty value or 'nan' marks missing data)")
+        iso = iso or not _is_number(t_raw)
+        t, v = t_parsed, math.nan if v_missing else float(v_raw)
         if not math.isfinite(t) or math.isinf(v):
             raise TraceError(f"{name}:{lineno}: value is not finite ({t_raw!r}, {v_raw!r})")
         if v < 0:
             raise TraceError(f"{name}:{lineno}: negative value {v_raw} (a trace's values cannot be negative)")
         if rows and t <= rows[-1][0]:
             what = "duplicate" if t == rows[-1][0] else "unsorted"
-            raise TraceError(f"{name}:{lineno}: {what} timestamp {t_raw} (previous row has {rows[-1][0]:g}); "
+            raise TraceError(f"{name}:{lineno}: {what} timestamp {t_raw} (previous row has {rows[-1][0]:.15g}); "
                              "rows must be in increasing time order")
         rows.append((t, v))
         lines.append(lineno)
     if len(rows) < 2:
-        raise TraceError(f"{name}: needs at least two rows of 'timestamp_seconds,value', found {len(rows)}")
+        raise TraceError(f"{name}: needs at least two rows of 'timestamp_seconds,value', found {len(rows)} "
+                         "(the interval is the step between rows)")
     times = np.array([r[0] for r in rows])
+    unit_notes = []
+    if not iso and _in_milliseconds(header, times):
+        times = times / 1000
+        why = "the header says so" if _MS.search(header) else f"epoch milliseconds: the first is {rows[0][0]:.13g}"
+        unit_notes.append(f"{name}: timestamps read as milliseconds ({why}); divided by 1000")
     steps = np.diff(times)
     values, counts_of = np.unique(steps, return_counts=True)
     interval = float(values[np.argmax(counts_of)])  # the most common step (the smallest among ties)
     offsets = (times - times[0]) / interval
     if not np.allclose(offsets, np.round(offsets), atol=1e-6):
         bad = int(np.argmax(np.abs(offsets - np.round(offsets)) > 1e-6))
-        raise TraceError(f"{name}:{lines[bad]}: timestamp {times[bad]:g} is off the {interval:g} s grid of the trace")
+        raise TraceError(f"{name}:{lines[bad]}: timestamp {rows[bad][0]:.15g} is off the {interval:g} s grid of the "
+                         f"trace (rows {interval:g} s apart from {rows[0][0]:.15g})")
     index = np.round(offsets).astype(np.int64)
     raw = np.full(int(index[-1]) + 1, np.nan)
     raw[index] = [r[1] for r in rows]
     if np.isnan(raw).all():
         raise TraceError(f"{name}: every value is missing")
     use: TraceKind = kind or file_kind or "count"
-    notes = _kind_notes(name, header, raw, use, asked=kind is not None or file_kind is not None)
+    notes = unit_notes + _kind_notes(name, header, raw, use, asked=kind is not None or file_kind is not None)
     if use == "rate":
         counts = raw * interval
     elif use == "utilisation":
@@ -275,7 +294,9 @@ def _header_kind(column: str) -> TraceKind | None:
     word = column.strip().lower()
     if any(w in word for w in ("util", "cpu")):
         return "utilisation"
-    if any(w in word for w in ("rate", "per_second", "per_s", "rps", "qps")):
+    # whole words: `tokens_generated` or `moderated_posts` are counts, not rates
+    words = set(re.split(r"[^a-z0-9]+", word))
+    if words & {"rate", "rps", "qps"} or re.search(r"(per[_ ]?|/)s(ec|econd)?s?\b", word):
         return "rate"
     return None
 
@@ -298,6 +319,29 @@ def load_trace(path: str | Path, kind: str | None = None) -> Trace:
     except UnicodeDecodeError:
         raise TraceError(f"{p}: not a text file (expected CSV timestamp_seconds,value)") from None
     return parse_trace(text, p.name, cast(TraceKind | None, kind))
+
+
+_MS = re.compile(r"^[^,;]*(\bms\b|_ms\b|milli)", re.IGNORECASE)  # the timestamp column names milliseconds
+EPOCH_MS = 1e11  # as seconds, year 5138; as milliseconds, 1973: a timestamp this large is epoch milliseconds
+
+
+def _in_milliseconds(header: str, times: np.ndarray) -> bool:
+    """Epoch milliseconds read as seconds stretch a trace 1000-fold (an hour becomes 42 days, and
+    costs 1000 times as much) without a single error: say so and convert."""
+    return bool(_MS.search(header)) or float(times[0]) >= EPOCH_MS
+
+
+def _timestamp(text: str) -> float | None:
+    """Seconds, or an ISO 8601 time (UTC when it has no zone); None when it is neither."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _is_number(text: str) -> bool:
