@@ -1,6 +1,6 @@
 """surge's own scale-down default (`engine.follow`): step down after FOLLOW_WORK_WINDOW_S of lower
 recommendations when the ScaledObject sets no scaleDown; any explicit scaleDown is the HPA's. It
-ships off (FOLLOW_WORK_ON): the switch leaves the HPA's semantics and PROTECT_S untouched."""
+ships on (FOLLOW_WORK_ON); switched off it leaves the HPA's semantics and PROTECT_S untouched."""
 
 from __future__ import annotations
 
@@ -87,10 +87,18 @@ def test_nodes_launched_ahead_are_protected_as_long_as_the_engine_holds_their_re
     assert ahead_protection_s(spec, on=True) == protect
 
 
-def test_switched_off_the_operator_decides_as_the_hpa_and_protects_for_protect_s() -> None:
-    """The shipped state (FOLLOW_WORK_ON): nothing of the HPA's semantics changes."""
+def test_as_shipped_the_operator_follows_the_work() -> None:
+    """The shipped state (FOLLOW_WORK_ON): the defaults apply without passing `on`."""
     raw = scaling_spec(manifest(), {"lag": 10.0})
-    assert not FOLLOW_WORK_ON
-    assert surge_defaults(raw) == raw and surge_defaults(raw, on=False) == raw
-    assert ahead_protection_s(raw) == ahead_protection_s(surge_defaults(raw), on=False) == PROTECT_S
-    assert after_spike(surge_defaults(raw), FOLLOW_WORK_WINDOW_S + 2) == 20
+    assert FOLLOW_WORK_ON
+    assert surge_defaults(raw) == surge_defaults(raw, on=True) != raw
+    assert ahead_protection_s(surge_defaults(raw)) == max(FOLLOW_WORK_WINDOW_S, AHEAD_PROTECT_MIN_S) < PROTECT_S
+    assert after_spike(surge_defaults(raw), FOLLOW_WORK_WINDOW_S + 2) == 2
+
+
+def test_switched_off_the_operator_decides_as_the_hpa_and_protects_for_protect_s() -> None:
+    """`surge-no-follow-work` (on=False): nothing of the HPA's semantics changes."""
+    raw = scaling_spec(manifest(), {"lag": 10.0})
+    assert surge_defaults(raw, on=False) == raw
+    assert ahead_protection_s(raw, on=False) == ahead_protection_s(surge_defaults(raw, on=False), on=False) == PROTECT_S
+    assert after_spike(surge_defaults(raw, on=False), FOLLOW_WORK_WINDOW_S + 2) == 20

@@ -370,8 +370,10 @@ def test_repack_packs_the_ramps_spot_leftovers(tmp_path: Path, policy: str) -> N
 @pytest.mark.parametrize("capacity", [SPOT, ON_DEMAND])
 def test_make_before_break_drains_end_the_loop(tmp_path: Path, capacity: str) -> None:
     """The calm half of the property for every surge variant that hands drains over: after warm-up
-    no replica change, no launch, no pod evicted; switched off, the loop is back (pods evicted,
-    more spent)."""
+    no replica change, no launch, no pod evicted; switched off, drains evict pods, and on on-demand
+    the loop is back (replicas and launches after warm-up, more spent). On spot, with surge's 90-s
+    scale-down (`engine.follow`), the ramp's evictions settle before warm-up without handover
+    (8 pods moved, no loop, ~3 % cheaper than surge): there handover's worth is the pods not evicted."""
     warm = 3600.0
     cost = {}
     for policy in ("surge", "surge-no-events", "surge-no-together"):
@@ -384,7 +386,11 @@ def test_make_before_break_drains_end_the_loop(tmp_path: Path, capacity: str) ->
     # off: evictions (without repack: on spot, repack packs the ramp's nodes onto one before the
     # loop starts, so surge-no-handover alone moves 3 pods and costs what surge does)
     off = run(tmp_path, flat(3), "surge-no-handover-no-repack", capacity=capacity)
-    assert off.pod_moves > 0 and off.cost_usd > cost["surge"] * 1.2
+    assert off.pod_moves > 0
+    if capacity == ON_DEMAND:
+        late = [t for t, a, b in zip(off.series.t[1:], off.series.replicas, off.series.replicas[1:], strict=False)
+                if t > warm and a != b]
+        assert late and [n for n in off.nodes if n.launched_at > warm] and off.cost_usd > cost["surge"] * 1.2
 
 
 @pytest.mark.parametrize("policy", MONOTONE)

@@ -34,7 +34,7 @@ from provisioner.disruption import PROTECT_S
 # constant-load test then moves 2 pods during its ramp (tests/test_simulate.py::test_make_before_
 # break_drains_end_the_loop, test_repack_packs_the_ramps_spot_leftovers want none), though it costs
 # 5–8 % less there.
-FOLLOW_WORK_ON = False
+FOLLOW_WORK_ON = True
 FOLLOW_WORK_WINDOW_S = 90
 SURGE_SCALE_DOWN = Rules(FOLLOW_WORK_WINDOW_S, DEFAULT_SCALE_DOWN.select_policy, DEFAULT_SCALE_DOWN.policies)
 AHEAD_PROTECT_MIN_S = 60.0
