@@ -39,7 +39,7 @@ from kubernetes_asyncio import client
 
 import provisioner.controller
 from autoscaler.engine.decide import TriggerReading
-from autoscaler.engine.follow import ahead_protection_s, surge_defaults
+from autoscaler.engine.follow import FOLLOW_WORK_ON, ahead_protection_s, surge_defaults
 from autoscaler.engine.reaction import LAG_WATCH_S, WAKE_COALESCE_S
 from autoscaler.operator.controller import BATCH_AHEAD_S, Entry, ScaledObjectController
 from autoscaler.operator.kube import Kube
@@ -391,7 +391,8 @@ def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-@pytest.mark.parametrize(("trace", "notice_at", "repacks"), [(scenario(), NOTICE_AT, 1), (ramp(), None, 0)],
+@pytest.mark.parametrize(("trace", "notice_at", "repacks"),
+                         [(scenario(), NOTICE_AT, 1), (ramp(), None, 0 if FOLLOW_WORK_ON else 1)],
                          ids=["spike", "ramp"])
 async def test_live_provisioner_and_simulator_launch_and_terminate_the_same_nodes(
         tmp_path: Path, k8s_api: K8s, trace: Trace, notice_at: float | None, repacks: int,

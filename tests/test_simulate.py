@@ -390,7 +390,8 @@ def test_make_before_break_drains_end_the_loop(tmp_path: Path, capacity: str) ->
     if capacity == ON_DEMAND:
         late = [t for t, a, b in zip(off.series.t[1:], off.series.replicas, off.series.replicas[1:], strict=False)
                 if t > warm and a != b]
-        assert late and [n for n in off.nodes if n.launched_at > warm] and off.cost_usd > cost["surge"] * 1.2
+        relaunched = [n for n in off.nodes if n.launched_at > warm]
+        assert late and relaunched and off.cost_usd > cost["surge"] * 1.2, (len(late), len(relaunched))
 
 
 @pytest.mark.parametrize("policy", MONOTONE)
