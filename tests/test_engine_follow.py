@@ -41,7 +41,11 @@ def after_spike(spec: ScalingSpec, quiet_s: float) -> int:
     lag = {"lag": TriggerReading(200.0, True)}
     d = decide(spec, lag, current, current, state, T0)
     assert d.replicas == 20, d.reason
-    state, current = d.state, 20
+    return quiet_for(spec, d.state, 20, quiet_s)
+
+
+def quiet_for(spec: ScalingSpec, state: EngineState, current: int, quiet_s: float) -> int:
+    """Replicas after `quiet_s` seconds of lag 20 (2 pods' worth), read every second from T0."""
     quiet = {"lag": TriggerReading(20.0, True)}
     for s in range(1, int(quiet_s) + 1):
         d = decide(spec, quiet, current, current, state, T0 + s)
@@ -109,15 +113,8 @@ def test_switched_off_the_operator_decides_as_the_hpa_and_protects_for_protect_s
 def after_saturated_spike(spec: ScalingSpec, quiet_s: float, spike_lag: float) -> int:
     """Replicas `quiet_s` seconds after a spike of lag `spike_lag` (target 10) read at 30 replicas
     (the manifest's maxReplicaCount is 50), then lag 20 (2 pods' worth) read every second."""
-    state, current = EngineState(created_at=T0), 30
-    d = decide(spec, {"lag": TriggerReading(spike_lag, True)}, current, current, state, T0)
-    state = d.state
-    current = d.replicas if d.replicas is not None else current
-    quiet = {"lag": TriggerReading(20.0, True)}
-    for s in range(1, int(quiet_s) + 1):
-        d = decide(spec, quiet, current, current, state, T0 + s)
-        state, current = d.state, d.replicas if d.replicas is not None else current
-    return current
+    d = decide(spec, {"lag": TriggerReading(spike_lag, True)}, 30, 30, EngineState(created_at=T0), T0)
+    return quiet_for(spec, d.state, d.replicas if d.replicas is not None else 30, quiet_s)
 
 
 def test_with_the_saturated_hold_surge_holds_for_the_hpas_300_s_after_running_at_max_replicas() -> None:
