@@ -13,6 +13,8 @@ from autoscaler.engine.follow import (
     AHEAD_PROTECT_MIN_S,
     FOLLOW_WORK_ON,
     FOLLOW_WORK_WINDOW_S,
+    SATURATED_HOLD_ON,
+    SATURATED_WINDOW_S,
     ahead_protection_s,
     surge_defaults,
 )
@@ -39,7 +41,11 @@ def after_spike(spec: ScalingSpec, quiet_s: float) -> int:
     lag = {"lag": TriggerReading(200.0, True)}
     d = decide(spec, lag, current, current, state, T0)
     assert d.replicas == 20, d.reason
-    state, current = d.state, 20
+    return quiet_for(spec, d.state, 20, quiet_s)
+
+
+def quiet_for(spec: ScalingSpec, state: EngineState, current: int, quiet_s: float) -> int:
+    """Replicas after `quiet_s` seconds of lag 20 (2 pods' worth), read every second from T0."""
     quiet = {"lag": TriggerReading(20.0, True)}
     for s in range(1, int(quiet_s) + 1):
         d = decide(spec, quiet, current, current, state, T0 + s)
@@ -102,3 +108,43 @@ def test_switched_off_the_operator_decides_as_the_hpa_and_protects_for_protect_s
     assert surge_defaults(raw, on=False) == raw
     assert ahead_protection_s(raw, on=False) == ahead_protection_s(surge_defaults(raw, on=False), on=False) == PROTECT_S
     assert after_spike(surge_defaults(raw, on=False), FOLLOW_WORK_WINDOW_S + 2) == 20
+
+
+def after_saturated_spike(spec: ScalingSpec, quiet_s: float, spike_lag: float) -> int:
+    """Replicas `quiet_s` seconds after a spike of lag `spike_lag` (target 10) read at 30 replicas
+    (the manifest's maxReplicaCount is 50), then lag 20 (2 pods' worth) read every second."""
+    d = decide(spec, {"lag": TriggerReading(spike_lag, True)}, 30, 30, EngineState(created_at=T0), T0)
+    return quiet_for(spec, d.state, d.replicas if d.replicas is not None else 30, quiet_s)
+
+
+def test_with_the_saturated_hold_surge_holds_for_the_hpas_300_s_after_running_at_max_replicas() -> None:
+    """A spike whose recommendation reached maxReplicaCount (lag 600 → 60 pods, max 50): its backlog
+    can only be worked off by keeping capacity, so the hold keeps the HPA's 300 s; one just below
+    the maximum (lag 490 → 49 pods) is given back after surge's own window. Shipped off: as
+    shipped, the saturated spike is given back after the 90 s too."""
+    raw = scaling_spec(manifest(), {"lag": 10.0})
+    assert not SATURATED_HOLD_ON
+    assert after_saturated_spike(surge_defaults(raw, on=True), FOLLOW_WORK_WINDOW_S + 2, 600.0) == 2
+    spec = surge_defaults(raw, on=True, saturated_hold=True)
+    assert spec.behavior.scale_down.saturated_window_seconds == SATURATED_WINDOW_S == 300
+    assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 600.0) == 50
+    assert after_saturated_spike(spec, SATURATED_WINDOW_S - 1, 600.0) == 50
+    assert after_saturated_spike(spec, SATURATED_WINDOW_S + 2, 600.0) == 2
+    assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S - 1, 490.0) == 49
+    assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 490.0) == 2
+
+
+@pytest.mark.parametrize("scale_down", [{"stabilizationWindowSeconds": 60}, {"stabilizationWindowSeconds": 0}])
+def test_an_explicit_scale_down_window_is_not_lengthened_by_saturation(scale_down: dict[str, Any]) -> None:
+    raw = scaling_spec(manifest({"scaleDown": scale_down}), {"lag": 10.0})
+    spec = surge_defaults(raw, on=True, saturated_hold=True)
+    assert spec == raw and spec.behavior.scale_down.saturated_window_seconds == 0
+    assert after_saturated_spike(spec, scale_down["stabilizationWindowSeconds"] + 2, 600.0) == 2
+
+
+def test_the_saturated_hold_counts_only_recommendations_beyond_its_factor() -> None:
+    """`saturated_factor` 2: a spike to 60 pods' worth (max 50) is not saturation, one to 120 is."""
+    spec = surge_defaults(scaling_spec(manifest(), {"lag": 10.0}), on=True, saturated_hold=True,
+                          saturated_factor=2.0)
+    assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 600.0) == 2
+    assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 1200.0) == 50

@@ -31,6 +31,10 @@ class Rules:
     select_policy: SelectPolicy
     policies: tuple[Policy, ...]
     tolerance: float = DEFAULT_TOLERANCE
+    # not the HPA's: surge's (`engine.follow`). While a recommendation within this many seconds
+    # reached maxReplicaCount, the window is this long instead (0: never, the HPA's semantics)
+    saturated_window_seconds: int = 0
+    saturated_factor: float = 1.0  # "reached": a recommendation ≥ maxReplicaCount × this
 
 
 # Kubernetes' defaults (autoscaling/v2 SetDefaults_HorizontalPodAutoscalerBehavior)
@@ -115,19 +119,35 @@ def scale_down_limit(current: int, state: HPAState, rules: Rules, now: float) ->
     return min(proposals) if rules.select_policy == "Max" else max(proposals)
 
 
-def stabilize(desired: int, current: int, state: HPAState, behavior: Behavior, now: float) -> int:
+def stabilize(desired: int, current: int, state: HPAState, behavior: Behavior, now: float,
+              max_replicas: int | None = None) -> int:
     """Lowest recommendation within the scale-up window bounds scale-up, highest within the
-    scale-down window bounds scale-down; the unstabilized `desired` is recorded."""
+    scale-down window bounds scale-down; the unstabilized `desired` is recorded.
+
+    With `scale_down.saturated_window_seconds` (surge's, `engine.follow`) and `max_replicas`: while
+    a recommendation within that longer window reached `max_replicas` (× `saturated_factor`), the
+    highest one within it bounds scale-down. A backlog built at the maximum can only be worked off by keeping capacity,
+    and a burst that saturated the object tends to come back."""
+    rules = behavior.scale_down
     up_cut = now - behavior.scale_up.stabilization_window_seconds
-    down_cut = now - behavior.scale_down.stabilization_window_seconds
-    up, down = desired, desired
+    down_cut = now - rules.stabilization_window_seconds
+    sat_cut = now - rules.saturated_window_seconds
+    threshold = (max_replicas * rules.saturated_factor
+                 if max_replicas is not None and rules.saturated_window_seconds > 0 else None)
+    up, down, held = desired, desired, desired
+    saturated = False
     for t, rec in state.recommendations:
         if t > up_cut:
             up = min(up, rec)
         if t > down_cut:
             down = max(down, rec)
-    # keep only what either window can still see
-    state.recommendations = [(t, r) for t, r in state.recommendations if t > min(up_cut, down_cut)]
+        if t > sat_cut:
+            held = max(held, rec)
+            saturated = saturated or (threshold is not None and rec >= threshold)
+    if saturated:
+        down = max(down, held)
+    # keep only what a window can still see
+    state.recommendations = [(t, r) for t, r in state.recommendations if t > min(up_cut, down_cut, sat_cut)]
     recs = state.recommendations
     if len(recs) >= 2 and recs[-1][1] == desired and recs[-2][1] == desired:
         # a run of equal recommendations needs only its first and latest sample: the windows see
@@ -166,7 +186,7 @@ def normalize(
     now: float,
 ) -> tuple[int, str]:
     """Stabilize, then rate-limit and bound `desired` (normalizeDesiredReplicasWithBehaviors)."""
-    stabilized = stabilize(desired, current, state, behavior, now)
+    stabilized = stabilize(desired, current, state, behavior, now, max_replicas)
     return rate_limit(stabilized, current, min_replicas, max_replicas, state, behavior, now)
 
 
