@@ -153,7 +153,8 @@ def main() -> None:
     trace = load_trace(bundled(DEFAULT_TRACE))
     names = ["keda-karpenter", "surge", "surge-no-events", "surge-no-packer", "surge-no-spot", "surge-no-together",
              "surge-no-forecast", "surge-no-predictive", "surge-no-deletion-cost", "surge-no-handover",
-             "surge-no-spot-resize", "surge-no-repack", "surge-no-follow-work"]
+             "surge-no-spot-resize", "surge-no-repack", "surge-no-follow-work",
+             "surge-no-saturated-hold"]
     results, _ = run(trace, names)
     base = results[0]
     abl = ["| policy | cost $ | × keda-karpenter | SLO-min | p99 wait s | node launches | pod moves |",

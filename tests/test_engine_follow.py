@@ -13,6 +13,7 @@ from autoscaler.engine.follow import (
     AHEAD_PROTECT_MIN_S,
     FOLLOW_WORK_ON,
     FOLLOW_WORK_WINDOW_S,
+    SATURATED_FACTOR,
     SATURATED_HOLD_ON,
     SATURATED_WINDOW_S,
     ahead_protection_s,
@@ -120,12 +121,9 @@ def after_saturated_spike(spec: ScalingSpec, quiet_s: float, spike_lag: float) -
 def test_with_the_saturated_hold_surge_holds_for_the_hpas_300_s_after_running_at_max_replicas() -> None:
     """A spike whose recommendation reached maxReplicaCount (lag 600 → 60 pods, max 50): its backlog
     can only be worked off by keeping capacity, so the hold keeps the HPA's 300 s; one just below
-    the maximum (lag 490 → 49 pods) is given back after surge's own window. Shipped off: as
-    shipped, the saturated spike is given back after the 90 s too."""
+    the maximum (lag 490 → 49 pods) is given back after surge's own window (factor 1 here)."""
     raw = scaling_spec(manifest(), {"lag": 10.0})
-    assert not SATURATED_HOLD_ON
-    assert after_saturated_spike(surge_defaults(raw, on=True), FOLLOW_WORK_WINDOW_S + 2, 600.0) == 2
-    spec = surge_defaults(raw, on=True, saturated_hold=True)
+    spec = surge_defaults(raw, on=True, saturated_hold=True, saturated_factor=1.0)
     assert spec.behavior.scale_down.saturated_window_seconds == SATURATED_WINDOW_S == 300
     assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 600.0) == 50
     assert after_saturated_spike(spec, SATURATED_WINDOW_S - 1, 600.0) == 50
@@ -142,9 +140,9 @@ def test_an_explicit_scale_down_window_is_not_lengthened_by_saturation(scale_dow
     assert after_saturated_spike(spec, scale_down["stabilizationWindowSeconds"] + 2, 600.0) == 2
 
 
-def test_the_saturated_hold_counts_only_recommendations_beyond_its_factor() -> None:
-    """`saturated_factor` 2: a spike to 60 pods' worth (max 50) is not saturation, one to 120 is."""
-    spec = surge_defaults(scaling_spec(manifest(), {"lag": 10.0}), on=True, saturated_hold=True,
-                          saturated_factor=2.0)
+def test_as_shipped_the_saturated_hold_counts_only_recommendations_beyond_twice_the_maximum() -> None:
+    """Shipped: factor 2 — a spike to 60 pods' worth (max 50) is not saturation, one to 120 is."""
+    assert SATURATED_HOLD_ON and SATURATED_FACTOR == 2.0
+    spec = surge_defaults(scaling_spec(manifest(), {"lag": 10.0}))
     assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 600.0) == 2
     assert after_saturated_spike(spec, FOLLOW_WORK_WINDOW_S + 2, 1200.0) == 50

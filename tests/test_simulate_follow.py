@@ -3,7 +3,6 @@ spike's replicas back after FOLLOW_WORK_WINDOW_S, not the HPA's 300 s; keda-karp
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ def test_surge_with_follow_work_gives_a_spike_back_sooner_and_keda_karpenter_is_
     paths = files(tmp_path, capacity="spot, on-demand")
     a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
     setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
-    on = simulate(spike(), setup, replace(policy_named("surge"), follow_work=True), a)
+    on = simulate(spike(), setup, policy_named("surge-no-saturated-hold"), a)
     off = simulate(spike(), setup, policy_named("surge-no-follow-work"), a)
     peak = max(off.series.replicas)
     assert peak >= 10 and max(on.series.replicas) >= 10
@@ -44,3 +43,16 @@ def test_surge_with_follow_work_gives_a_spike_back_sooner_and_keda_karpenter_is_
     # the baseline keeps the HPA's default (300 s): it holds the spike past surge's window
     kk = simulate(spike(), setup, policy_named("keda-karpenter"), a)
     assert not policy_named("keda-karpenter").follow_work and replicas_after(kk, settled) > 3
+
+
+def test_a_spike_beyond_twice_max_replicas_is_held_for_the_hpas_300_s(tmp_path: Path) -> None:
+    """The saturated hold (engine.follow): at maxReplicaCount 50 the same spike asks for more than
+    2 × 50 pods, the backlog can only be worked off by keeping capacity, so surge holds the HPA's
+    300 s instead of its own window, then steps down."""
+    paths = files(tmp_path, capacity="spot, on-demand")
+    a = Assumptions(scale=1.0, spot_interruptions_per_node_hour=0.0)
+    setup, _ = build_setup(paths["so"], [paths["np"]], paths["dep"], a)
+    held = simulate(spike(), setup, policy_named("surge"), a)
+    assert policy_named("surge").saturated_hold and policy_named("surge").follow_work
+    assert replicas_after(held, SPIKE_END + 120 + FOLLOW_WORK_WINDOW_S + 30) > 3
+    assert replicas_after(held, SPIKE_END + 300 + 120 + 30) <= 3

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from autoscaler.engine.follow import FOLLOW_WORK_ON
+from autoscaler.engine.follow import FOLLOW_WORK_ON, SATURATED_HOLD_ON
 from provisioner.disruption import REPACK_MIN_SAVING, REPACK_ON, SPOT_RESIZE_MIN_SAVING
 
 SURGE_FEATURES = ("events", "packer", "spot", "together", "forecast", "predictive", "deletion-cost", "handover",
-                  "spot-resize", "repack", "follow-work")
+                  "spot-resize", "repack", "follow-work", "saturated-hold")
 
 
 class PolicyError(ValueError):
@@ -57,6 +57,9 @@ class Policy:
     # none) and protects nodes launched ahead for `engine.follow.ahead_protection_s`; off: the HPA's
     # default scaleDown, as KEDA + HPA
     follow_work: bool = False
+    # with follow_work: hold the HPA's 300 s while a recommendation reached 2 × maxReplicaCount
+    # (`engine.follow` saturated hold)
+    saturated_hold: bool = False
 
 
 STATIC_PEAK = Policy("static-peak", static=True, packer="surge", spot=True)
@@ -65,7 +68,8 @@ KEDA_KARPENTER = Policy("keda-karpenter", validate=True)
 SURGE = Policy("surge", reaction="operator", events=True, packer="surge", spot=True, launch_ahead=True,
                forecast_keep=True, predictive=True, deletion_cost=True, handover=True, spot_to_spot=True,
                spot_min_saving=SPOT_RESIZE_MIN_SAVING,
-               repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None, follow_work=FOLLOW_WORK_ON)
+               repack_min_saving=REPACK_MIN_SAVING if REPACK_ON else None, follow_work=FOLLOW_WORK_ON,
+               saturated_hold=SATURATED_HOLD_ON)
 DEFAULT_POLICIES = ("static-peak", "keda-karpenter", "surge")
 
 
@@ -75,6 +79,7 @@ _SWITCHED_OFF: dict[str, dict[str, Any]] = {
     "together": {"launch_ahead": False}, "forecast": {"forecast_keep": False}, "predictive": {"predictive": False},
     "deletion-cost": {"deletion_cost": False}, "handover": {"handover": False}, "spot-resize": {"spot_to_spot": False},
     "repack": {"repack_min_saving": None}, "follow-work": {"follow_work": False},
+    "saturated-hold": {"saturated_hold": False},
 }
 
 

@@ -308,7 +308,7 @@ class _Run:
                  progress: Callable[[int], None] | None):
         self.trace, self.setup, self.policy, self.a = trace, setup, policy, a
         # what the engine decides with: the live operator's `surge_defaults` for surge, KEDA's for KEDA
-        self.spec = surge_defaults(setup.spec, policy.follow_work)
+        self.spec = surge_defaults(setup.spec, policy.follow_work, policy.saturated_hold)
         self.progress = progress
         self.on_readings: Callable[[float, Mapping[str, TriggerReading]], None] | None = None
         self.dt = tick_for(trace, a)
