@@ -421,16 +421,10 @@ async def test_a_mostly_empty_spot_node_is_right_sized_by_a_cheaper_spot_node(k8
     # surge's rule, not Karpenter's (its SpotToSpotConsolidation gate is off): spot → one cheaper spot
     # node when that saves at least SPOT_RESIZE_MIN_SAVING of the node's price (provisioner/disruption.py)
     em = k8s_api.emulator
-    em.put("v1", "pods", pending_pod("wide-0", cpu="3", labels={"app": "wide0"}))
-    async with rig(k8s_api, vpc, pool=nodepool(("spot",), consolidationPolicy="WhenEmptyOrUnderutilized",
-                                               consolidateAfter="0s", budgets=[{"nodes": "100%"}])) as r:
-        await until(lambda: len(r.claims()) == 1 and initialized(r.claims()[0]))
-        [claim] = r.claims()
+    async with small_pod_on_a_wide_spot_node(k8s_api, vpc) as (r, claim):
         labels = claim["metadata"]["labels"]
         assert labels["karpenter.sh/capacity-type"] == "spot"
         spot = {t.name: min(o.price for o in t.offerings if o.capacity_type == "spot") for t in CATALOG}
-        unbind(em, "wide-0")
-        bind(em, "small-0", claim["status"]["nodeName"], "500m")
         await asyncio.sleep(0.5)
         # half a 4-CPU node's price is not worth a drain at the shipped floor (60 %)
         assert await r.controller.disrupt_once() == []
