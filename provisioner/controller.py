@@ -875,12 +875,8 @@ class ProvisioningController:
         node = self.nodes.get(node_name)
         if node is None:
             return
-        spec = node.get("spec") or {}
-        taints = [t for t in spec.get("taints") or [] if t.get("key") != DISRUPTED_TAINT["key"]]
-        if on:
-            taints.append(DISRUPTED_TAINT)
         try:
-            await self.kube.patch_node(node_name, {"spec": {"taints": taints}})
+            await self.kube.patch_node(node_name, {"spec": {"taints": _disrupted_taint(node, on)}})
         except ApiException as exc:
             log.warning("could not %s node %s: %s", "taint" if on else "un-taint", node_name, exc)
 
@@ -894,9 +890,8 @@ class ProvisioningController:
         self.metrics.disrupted.labels(pool, why.split(" ")[0]).inc()
         if node_name and node_name in self.nodes:
             node = self.nodes[node_name]
-            taints = [*(t for t in (node.get("spec") or {}).get("taints") or []
-                        if t.get("key") != DISRUPTED_TAINT["key"]), DISRUPTED_TAINT]
-            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True, "taints": taints}})
+            await self.kube.patch_node(node_name, {"spec": {"unschedulable": True,
+                                                            "taints": _disrupted_taint(node, True)}})
             grace = parse_duration((claim.get("spec") or {}).get("terminationGracePeriod"), None)
             started = self.clock()  # terminationGracePeriod counts from the drain's start, handover included
             if hands_over(why):
@@ -1136,6 +1131,12 @@ def _name(obj: Mapping[str, Any]) -> str:
 
 def _pinned(pod: Mapping[str, Any]) -> bool:
     return ((pod.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
+
+
+def _disrupted_taint(node: Mapping[str, Any], on: bool) -> list[dict[str, Any]]:
+    """The node's taints with the disruption taint added once (`on`) or removed; others kept."""
+    taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != DISRUPTED_TAINT["key"]]
+    return [*taints, DISRUPTED_TAINT] if on else taints
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:

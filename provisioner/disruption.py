@@ -391,17 +391,18 @@ def repack_action(nodes: Sequence[NodeView], pools: Mapping[str, Disruption], di
             if plan is None or plan.unschedulable or len(plan.new_nodes) != 1:
                 continue
             new = plan.new_nodes[0].price_per_hour
-            need = min_saving if not all(calm_since(n, now) for n in candidates[:size]) \
+            need = min_saving if not all(calm_at(n) <= now for n in candidates[:size]) \
                 else min(min_saving, REPACK_CALM_MIN_SAVING)
             if new <= (1 - need) * price:
                 return Action((candidates[0],), "Underutilized", plan, price - new, now + PROTECT_S)
     return None
 
 
-def calm_since(node: NodeView, now: float) -> bool:
-    """No pod bound to or removed from the node for `REPACK_CALM_S` (since it was ready, if none)."""
+def calm_at(node: NodeView) -> float:
+    """When the node counts as calm for repack: `REPACK_CALM_S` after its last pod was bound or
+    removed (after its creation, if none)."""
     since = node.pods_changed_at if node.pods_changed_at is not None else node.created_at
-    return now - since >= REPACK_CALM_S
+    return since + REPACK_CALM_S
 
 
 def revalidate(action: Action, nodes: Sequence[NodeView], pools: Mapping[str, Disruption],

@@ -40,11 +40,11 @@ from provisioner.disruption import (
     CONSOLIDATION_INTERVAL_S,
     DELETION_COST_EVERY_S,
     HANDOVER_DELETION_COST,
-    REPACK_CALM_S,
     SPOT_NOTICE_S,
     VALIDATION_S,
     Action,
     Handover,
+    calm_at,
     deletion_costs,
     disruption_actions,
     drain_at,
@@ -822,7 +822,7 @@ class _Run:
             if after is not None and since is not None:
                 times.append(since + after)
             if self.policy.repack_min_saving is not None:  # repack's lower margin for a calm set
-                times.append((v.pods_changed_at if v.pods_changed_at is not None else v.created_at) + REPACK_CALM_S)
+                times.append(calm_at(v))
             if v.protected_until is not None:
                 times.append(v.protected_until)
             if v.expire_after_s is not None:
